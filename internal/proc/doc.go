@@ -1,0 +1,37 @@
+// Package proc controls process groups on Linux: it starts children from a
+// thread that never exits (so that Pdeathsig is trustworthy), waits for a
+// child's exit without reaping it (so that its pid, which is also its process
+// group id, cannot be reused while the group is being signalled), and
+// signals, probes and lists process groups.
+//
+// # Why a spawner thread
+//
+// SysProcAttr.Pdeathsig is delivered when the thread that forked the child
+// exits, not when the process exits (go.dev/issue/27505). The Go runtime ends
+// a thread when a goroutine that locked it exits without unlocking, which
+// code that enters network namespaces does on purpose. A child forked from an
+// ordinary runtime thread can therefore receive its "parent death" signal
+// while the parent is alive and well. A [Spawner] runs cmd.Start on one
+// goroutine locked to its own OS thread for as long as any user holds it
+// ([Acquire] / [Spawner.Release]); that thread exits only after the last
+// release, when every child its users started is already gone.
+//
+// # Why wait without reaping
+//
+// A process group id is the pid of its leader. Once the leader is reaped its
+// number may be handed to a new process, which may make itself the leader of
+// a group with the same id; signalling -pgid then hits a stranger. [WaitExit]
+// blocks until the leader has exited but leaves it a zombie (waitid with
+// WNOWAIT): while it is unreaped, kill(-pgid, ...) can only reach our group.
+// Callers signal the group, then reap the leader (cmd.Wait), then only probe
+// (signal 0) for leftovers, which is harmless even if the id were reused.
+//
+// # Limits
+//
+// A process that calls setsid() or setpgid() leaves the group and escapes
+// group signals; only a cgroup (systemd scope, cgroup v2 kill) can follow it.
+// This package does not set PR_SET_CHILD_SUBREAPER: a subreaper must reap
+// every orphan with wait(-1), which would steal exit statuses from os/exec in
+// the same process. Orphaned members of a killed group are reparented to
+// init (or the nearest subreaper) and reaped there.
+package proc

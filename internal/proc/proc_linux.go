@@ -1,0 +1,303 @@
+package proc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exit describes how a process ended.
+type Exit struct {
+	// Code is the exit code when the process exited normally, else -1.
+	Code int
+	// Signal is the signal that killed it, else 0.
+	Signal syscall.Signal
+	// CoreDumped is true when the kill dumped core.
+	CoreDumped bool
+}
+
+// Signaled reports whether a signal ended the process.
+func (e Exit) Signaled() bool { return e.Signal != 0 }
+
+// String reads "exited with code 3" or "killed by signal SIGKILL (9)".
+func (e Exit) String() string {
+	if e.Signal != 0 {
+		s := fmt.Sprintf("killed by signal %s (%d)", SignalName(e.Signal), int(e.Signal))
+		if e.CoreDumped {
+			s += ", core dumped"
+		}
+		return s
+	}
+	return fmt.Sprintf("exited with code %d", e.Code)
+}
+
+// SignalName returns "SIGTERM" for syscall.SIGTERM, or "signal 99" for an
+// unknown number.
+func SignalName(s syscall.Signal) string {
+	if n := unix.SignalName(s); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(s))
+}
+
+// ParseSignal accepts "SIGTERM", "TERM", "sigterm" or "15".
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("signal number %d out of range 1-64", n)
+		}
+		return syscall.Signal(n), nil
+	}
+	up := bytes.ToUpper([]byte(s))
+	if !bytes.HasPrefix(up, []byte("SIG")) {
+		up = append([]byte("SIG"), up...)
+	}
+	if sig := unix.SignalNum(string(up)); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+// siginfo is the SIGCHLD view of the kernel's siginfo_t (64-bit layout).
+type siginfo struct {
+	Signo  int32
+	Errno  int32
+	Code   int32
+	_      int32
+	Pid    int32
+	UID    uint32
+	Status int32
+	_      [100]byte
+}
+
+const (
+	cldExited = 1
+	cldKilled = 2
+	cldDumped = 3
+)
+
+// WaitExit blocks until the child pid has exited and returns how, without
+// reaping it: the child stays a zombie until the caller reaps it (for
+// example with cmd.Wait), so its pid and process group id stay reserved.
+// It blocks an OS thread while it waits, like cmd.Wait does.
+func WaitExit(pid int) (Exit, error) {
+	var info siginfo
+	if unsafe.Sizeof(info) != unsafe.Sizeof(unix.Siginfo{}) {
+		panic("proc: siginfo layout mismatch")
+	}
+	for {
+		err := unix.Waitid(unix.P_PID, pid, (*unix.Siginfo)(unsafe.Pointer(&info)), unix.WEXITED|unix.WNOWAIT, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return Exit{}, fmt.Errorf("waitid %d: %w", pid, err)
+		}
+		break
+	}
+	switch info.Code {
+	case cldExited:
+		return Exit{Code: int(info.Status)}, nil
+	case cldKilled, cldDumped:
+		return Exit{Code: -1, Signal: syscall.Signal(info.Status), CoreDumped: info.Code == cldDumped}, nil
+	}
+	return Exit{}, fmt.Errorf("waitid %d: unexpected si_code %d", pid, info.Code)
+}
+
+// SignalGroup sends sig to every process of group pgid. A group that no
+// longer exists is not an error. Only call it while the group leader is
+// unreaped (see the package documentation).
+func SignalGroup(pgid int, sig syscall.Signal) error {
+	if pgid <= 1 {
+		return fmt.Errorf("proc: refusing to signal process group %d", pgid)
+	}
+	err := syscall.Kill(-pgid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// GroupExists reports whether any process (zombies included) is in group
+// pgid, probing with signal 0.
+func GroupExists(pgid int) bool {
+	if pgid <= 1 {
+		return false
+	}
+	err := syscall.Kill(-pgid, 0)
+	return !errors.Is(err, syscall.ESRCH)
+}
+
+// WaitGroupGone probes group pgid with signal 0 until it no longer exists
+// (ESRCH) or ctx ends. It backs off from 100 us to 10 ms between probes.
+// Use it after the group got SIGKILL and its leader was reaped: the members
+// are then dying and only wait to be reaped by their parents.
+func WaitGroupGone(ctx context.Context, pgid int) error {
+	d := 100 * time.Microsecond
+	var t *time.Timer
+	for GroupExists(pgid) {
+		if t == nil {
+			t = time.NewTimer(d)
+			defer t.Stop()
+		} else {
+			t.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			members, _ := GroupMembers(pgid, true)
+			return fmt.Errorf("process group %d still has members %v: %w", pgid, members, ctx.Err())
+		case <-t.C:
+		}
+		d = min(2*d, 10*time.Millisecond)
+	}
+	return nil
+}
+
+// GroupMembers lists the pids whose process group is pgid by scanning /proc.
+// With zombies false, processes that already exited and only wait to be
+// reaped are left out. It is for tests and for shutdown paths, not for
+// frequent liveness checks.
+func GroupMembers(pgid int, zombies bool) ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		state, pg, ok := statOf(pid)
+		if !ok || pg != pgid {
+			continue
+		}
+		if !zombies && (state == 'Z' || state == 'X') {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out, nil
+}
+
+// Alive reports whether pid exists in /proc and is not a zombie. For tests
+// and diagnostics.
+func Alive(pid int) bool {
+	state, _, ok := statOf(pid)
+	return ok && state != 'Z' && state != 'X'
+}
+
+// statOf reads the state and process group of pid from /proc/pid/stat.
+func statOf(pid int) (state byte, pgid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// pid (comm) state ppid pgrp ...; comm may contain spaces and ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, 0, false
+	}
+	f := bytes.Fields(b[i+2:])
+	if len(f) < 3 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	pg, err := strconv.Atoi(string(f[2]))
+	if err != nil {
+		return 0, 0, false
+	}
+	return f[0][0], pg, true
+}
+
+// Spawner starts processes from one goroutine locked to its OS thread, so
+// that the thread that forked them (the one Pdeathsig watches) lives until
+// the last user releases the spawner. Obtain it with Acquire.
+type Spawner struct {
+	once     sync.Once
+	released atomic.Bool
+}
+
+var spawner struct {
+	mu   sync.Mutex
+	refs int
+	reqs chan spawnReq
+	done chan struct{}
+}
+
+type spawnReq struct {
+	cmd *exec.Cmd
+	res chan error
+}
+
+// Acquire returns a handle on the process-wide spawner thread, starting it
+// if needed. Every Acquire needs one Release; the thread exits (unlocked)
+// after the last Release. Release only when every process started through
+// the handle is gone.
+func Acquire() *Spawner {
+	spawner.mu.Lock()
+	defer spawner.mu.Unlock()
+	if spawner.refs == 0 {
+		spawner.reqs = make(chan spawnReq)
+		spawner.done = make(chan struct{})
+		go spawnLoop(spawner.reqs, spawner.done)
+	}
+	spawner.refs++
+	return &Spawner{}
+}
+
+func spawnLoop(reqs <-chan spawnReq, done chan<- struct{}) {
+	defer close(done)
+	runtime.LockOSThread()
+	// Unlock before exiting: exiting locked would kill the thread, and
+	// with it (through Pdeathsig) any child still alive.
+	defer runtime.UnlockOSThread()
+	for r := range reqs {
+		r.res <- r.cmd.Start()
+	}
+}
+
+// Release gives the handle back. It is idempotent per handle.
+func (s *Spawner) Release() {
+	s.once.Do(func() {
+		s.released.Store(true)
+		spawner.mu.Lock()
+		defer spawner.mu.Unlock()
+		spawner.refs--
+		if spawner.refs == 0 {
+			close(spawner.reqs)
+			<-spawner.done
+			spawner.reqs, spawner.done = nil, nil
+		}
+	})
+}
+
+// Start runs cmd.Start on the spawner thread. Set cmd.SysProcAttr
+// (Setpgid, Pdeathsig) before. Stdin, Stdout and Stderr should be nil or
+// *os.File: other kinds make cmd.Start start copying goroutines, which is
+// allowed but ties cmd.Wait to the pipes' end.
+func (s *Spawner) Start(cmd *exec.Cmd) error {
+	if s.released.Load() {
+		return errors.New("proc: Start on a released spawner")
+	}
+	spawner.mu.Lock()
+	reqs := spawner.reqs
+	spawner.mu.Unlock()
+	if reqs == nil {
+		return errors.New("proc: Start on a released spawner")
+	}
+	res := make(chan error, 1)
+	reqs <- spawnReq{cmd: cmd, res: res}
+	return <-res
+}

@@ -1,0 +1,104 @@
+package proc
+
+import (
+	"context"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseSignal(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]syscall.Signal{
+		"SIGTERM": syscall.SIGTERM, "TERM": syscall.SIGTERM, "sigint": syscall.SIGINT,
+		"hup": syscall.SIGHUP, "9": syscall.SIGKILL, "SIGUSR2": syscall.SIGUSR2,
+	} {
+		got, err := ParseSignal(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "SIGNOPE", "0", "65", "-1", "TERMX"} {
+		_, err := ParseSignal(in)
+		require.Error(t, err, in)
+	}
+}
+
+func TestExitString(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "exited with code 3", Exit{Code: 3}.String())
+	require.Equal(t, "killed by signal SIGKILL (9)", Exit{Code: -1, Signal: syscall.SIGKILL}.String())
+	require.Equal(t, "killed by signal SIGSEGV (11), core dumped",
+		Exit{Code: -1, Signal: syscall.SIGSEGV, CoreDumped: true}.String())
+	require.Equal(t, "signal 99", SignalName(99))
+}
+
+func start(t *testing.T, s *Spawner, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, s.Start(cmd))
+	return cmd
+}
+
+// WaitExit reports the exit without reaping: the zombie keeps the group id
+// reserved until cmd.Wait.
+func TestWaitExitDoesNotReap(t *testing.T) {
+	t.Parallel()
+	s := Acquire()
+	defer s.Release()
+	cmd := start(t, s, "/bin/sh", "-c", "exit 7")
+	ex, err := WaitExit(cmd.Process.Pid)
+	require.NoError(t, err)
+	require.Equal(t, Exit{Code: 7}, ex)
+	require.True(t, GroupExists(cmd.Process.Pid), "zombie leader must still hold the group")
+	require.False(t, Alive(cmd.Process.Pid), "a zombie is not alive")
+	require.Error(t, cmd.Wait()) // exit status 7, reaped now
+	require.False(t, GroupExists(cmd.Process.Pid))
+}
+
+func TestGroupKill(t *testing.T) {
+	t.Parallel()
+	s := Acquire()
+	defer s.Release()
+	// The shell's background sleeps share its process group.
+	cmd := start(t, s, "/bin/sh", "-c", "sleep 1000 & sleep 1000 & wait")
+	pgid := cmd.Process.Pid
+	var members []int
+	require.Eventually(t, func() bool {
+		members, _ = GroupMembers(pgid, false)
+		return len(members) == 3
+	}, 10*time.Second, time.Millisecond, "shell and two sleeps")
+
+	require.NoError(t, SignalGroup(pgid, syscall.SIGKILL))
+	ex, err := WaitExit(pgid)
+	require.NoError(t, err)
+	require.Equal(t, syscall.SIGKILL, ex.Signal)
+	_ = cmd.Wait()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, WaitGroupGone(ctx, pgid))
+	for _, pid := range members {
+		require.False(t, Alive(pid), "pid %d", pid)
+	}
+	require.NoError(t, SignalGroup(pgid, syscall.SIGKILL), "a gone group is not an error")
+	require.Error(t, SignalGroup(1, syscall.SIGKILL), "never signal group 1")
+}
+
+func TestSpawnerRefcount(t *testing.T) {
+	a := Acquire()
+	b := Acquire()
+	a.Release()
+	a.Release() // idempotent
+	require.Error(t, a.Start(exec.Command("/bin/true")))
+	cmd := exec.Command("/bin/true")
+	require.NoError(t, b.Start(cmd))
+	require.NoError(t, cmd.Wait())
+	b.Release()
+	// goleak in TestMain proves the spawner goroutine ended.
+}
