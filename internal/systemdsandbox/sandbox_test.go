@@ -1,0 +1,179 @@
+package systemdsandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/sftkit/sft/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	Main()
+	os.Exit(m.Run())
+}
+
+func TestParseMountinfoAndCheck(t *testing.T) {
+	t.Parallel()
+	const good = `1 0 254:0 / / ro,relatime - ext4 /dev/vda rw
+2 1 0:5 / /run rw,nosuid - tmpfs sft-sandbox rw
+3 1 0:6 / /tmp rw - tmpfs sft-sandbox rw
+4 1 0:7 / /var/tmp rw - tmpfs sft-sandbox rw
+5 1 0:8 / /var/log rw - tmpfs sft-sandbox rw
+6 1 0:9 / /var/lib/systemd rw - tmpfs sft-sandbox rw
+7 1 0:10 / /root rw - tmpfs sft-sandbox rw
+8 1 0:11 / /dev/shm rw - tmpfs sft-sandbox rw
+9 1 0:12 / /proc rw - proc proc rw
+10 9 0:12 /sys /proc/sys ro - proc proc rw
+11 1 0:13 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+12 1 0:14 / /mnt/with\040space ro master:3 - tmpfs x ro
+`
+	entries, err := parseMountinfo(strings.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := entries[11].Point; got != "/mnt/with space" {
+		t.Fatalf("unescape: got %q", got)
+	}
+	if err := checkMounts(entries); err != nil {
+		t.Fatalf("good table rejected: %v", err)
+	}
+	tests := []struct {
+		name, line, want string
+	}{
+		{"writable host mount", "20 1 254:0 /work /work rw - ext4 /dev/vda rw", "/work (ext4) is writable"},
+		{"shared mount", "20 1 0:30 / /mnt/x ro shared:7 - tmpfs x ro", "is shared"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := parseMountinfo(strings.NewReader(good + tc.line + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = checkMounts(e)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+	t.Run("tmp is not tmpfs", func(t *testing.T) {
+		e, _ := parseMountinfo(strings.NewReader(strings.Replace(good, "/tmp rw - tmpfs", "/tmp rw - ext4", 1)))
+		if err := checkMounts(e); err == nil || !strings.Contains(err.Error(), "/tmp is ext4") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("hidden writable mount", func(t *testing.T) {
+		e, _ := parseMountinfo(strings.NewReader(strings.Replace(good, "3 1 0:6 / /tmp rw - tmpfs", "30 1 0:6 / /tmp rw - ext4 host rw\n3 1 0:6 / /tmp rw - tmpfs", 1)))
+		if err := checkMounts(e); err == nil || !strings.Contains(err.Error(), "mount /tmp (ext4) is writable") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("root writable", func(t *testing.T) {
+		e, _ := parseMountinfo(strings.NewReader(strings.Replace(good, "/ / ro,relatime", "/ / rw,relatime", 1)))
+		if err := checkMounts(e); err == nil || !strings.Contains(err.Error(), "mount / (ext4) is writable") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("missing tmpfs", func(t *testing.T) {
+		e, _ := parseMountinfo(strings.NewReader(strings.Replace(good, "6 1 0:9 / /var/lib/systemd rw - tmpfs sft-sandbox rw\n", "", 1)))
+		if err := checkMounts(e); err == nil || !strings.Contains(err.Error(), "no fresh mount at /var/lib/systemd") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestCheckTmpRejectsHostTmp(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f, err := os.CreateTemp(dir, "canary-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// t.TempDir is not an empty tmpfs showing no canary: must be refused.
+	if err := checkTmp(dir, filepath.Base(f.Name())); err == nil {
+		t.Fatal("checkTmp accepted a directory that shows the canary")
+	}
+}
+
+// TestBoot boots the real systemd in the sandbox, checks it from inside and
+// outside, starts a unit, tears down and checks nothing is left.
+func TestBoot(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sb, err := Start(ctx, Config{Units: map[string]string{
+		"sleeper.service": "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep infinity\nStandardOutput=null\n",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := sb.PID()
+	workDir, cgroup, canary := sb.workDir, sb.cgroup, sb.canary
+	t.Cleanup(func() { sb.Close() })
+
+	// Still read-only from outside after boot.
+	if err := checkReadOnly(sb.Root(), filepath.Join(sb.Root(), "proc")); err != nil {
+		t.Fatalf("after boot: %v", err)
+	}
+	conn, err := sb.DialBus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Private bus: systemd sends every signal to every direct client.
+	sigs := make(chan *dbus.Signal, 64)
+	conn.Signal(sigs)
+	obj := conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
+	var job dbus.ObjectPath
+	if err := obj.CallWithContext(ctx, "org.freedesktop.systemd1.Manager.StartUnit", 0, "sleeper.service", "replace").Store(&job); err != nil {
+		t.Fatalf("StartUnit: %v\n%s", err, sb.Output())
+	}
+	for result := ""; result == ""; {
+		select {
+		case sig := <-sigs:
+			if sig.Name == "org.freedesktop.systemd1.Manager.JobRemoved" && len(sig.Body) == 4 && sig.Body[1] == job {
+				result, _ = sig.Body[3].(string)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no JobRemoved for %s: %v", job, ctx.Err())
+		}
+	}
+	var pidv dbus.Variant
+	if err := conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1/unit/sleeper_2eservice").CallWithContext(ctx,
+		"org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1.Service", "MainPID").Store(&pidv); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := pidv.Value().(uint32); p == 0 {
+		t.Fatalf("sleeper.service has no main pid after its start job: %v", pidv)
+	}
+	conn.Close()
+	if _, err := os.Stat(filepath.Join(cgroup, "system.slice/sleeper.service")); err != nil {
+		var tree []string
+		filepath.WalkDir(cgroup, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				tree = append(tree, p)
+			}
+			return nil
+		})
+		t.Fatalf("systemd did not manage the sandbox cgroup: %v\ntree: %v\noutput:\n%s", err, tree, sb.Output())
+	}
+	if err := sb.Close(); err != nil {
+		t.Fatalf("Close: %v\n%s", err, sb.Output())
+	}
+	for _, p := range []string{workDir, cgroup} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind (%v)", p, err)
+		}
+	}
+	if _, err := os.Stat(canary); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("canary %s left behind", canary)
+	}
+	if err := unixKill0(pid); err == nil {
+		t.Errorf("sandbox pid %d still exists", pid)
+	}
+}
