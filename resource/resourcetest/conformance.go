@@ -59,6 +59,21 @@ func (o *Options) defaults() {
 // Conformance runs the resource contract suite against the resources
 // newResource returns; see ConformanceWith for what it checks. It skips the
 // subtests that need a hanging Online; use ConformanceWith to run them.
+//
+// A type's test file:
+//
+//	func TestConformance(t *testing.T) {
+//		resourcetest.ConformanceWith(t, resourcetest.Options{
+//			New: func(t *testing.T) resource.Resource {
+//				r, err := myType.Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: props})
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				return r
+//			},
+//			Up: func(t *testing.T, r resource.Resource) bool { return addressPresent(t) },
+//		})
+//	}
 func Conformance(t *testing.T, newResource func(t *testing.T) resource.Resource) {
 	t.Helper()
 	ConformanceWith(t, Options{New: newResource})
@@ -226,7 +241,8 @@ func ConformanceWith(t *testing.T, o Options) {
 		if c.s.o.Hang == nil {
 			c.t.Skip("Options.Hang not set: the type cannot make Online hang")
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.o.Timeout)
+		// No deadline: only Terminate may end this Online.
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		res := c.hangOnline(ctx)
 		c.terminate()
