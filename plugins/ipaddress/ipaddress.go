@@ -1,0 +1,487 @@
+package ipaddress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/sftkit/sft/resource"
+)
+
+// TypeName is the name of the type in a resource.Registry.
+const TypeName = "ipaddress"
+
+// Option configures the Type returned by NewType.
+type Option func(*ipType)
+
+// WithNetNS makes path (/run/netns/NAME or /proc/PID/ns/net) the network
+// namespace of instances whose "netns" property is empty. Default: the
+// namespace of the calling process.
+func WithNetNS(path string) Option { return func(t *ipType) { t.defNS = path } }
+
+// NewType returns the "ipaddress" resource type.
+func NewType(opts ...Option) resource.Type {
+	t := &ipType{}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+type ipType struct {
+	defNS string
+}
+
+var (
+	_ resource.Type            = (*ipType)(nil)
+	_ resource.Resource        = (*instance)(nil)
+	_ resource.FailureReporter = (*instance)(nil)
+	_ resource.Closer          = (*instance)(nil)
+)
+
+func (*ipType) Name() string { return TypeName }
+
+// Validate checks the properties and, read-only, that the namespace and the
+// interface exist (or, with no interface given, that exactly one interface
+// has a subnet containing the address).
+func (t *ipType) Validate(ctx context.Context, props resource.Properties) error {
+	cfg, err := parseConfig(props, t.defNS)
+	if err != nil {
+		return err
+	}
+	h, err := openHandle(cfg)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	_, err = resolveLink(h, cfg)
+	return err
+}
+
+// Open validates like Validate, resolves the interface and starts the
+// netlink subscriptions that keep the instance's view current. Close ends
+// them.
+func (t *ipType) Open(ctx context.Context, req resource.OpenRequest) (resource.Resource, error) {
+	cfg, err := parseConfig(req.Properties, t.defNS)
+	if err != nil {
+		return nil, err
+	}
+	h, err := openHandle(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l, err := resolveLink(h, cfg)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	r := &instance{
+		cfg:      cfg,
+		log:      req.Log().With("resource", req.Name, "address", cfg.Prefix.String(), "interface", l.Name),
+		h:        h,
+		linkName: l.Name,
+		inflight: make(map[*int]context.CancelFunc),
+	}
+	var nsp *vnetns.NsHandle
+	if cfg.NetNS != "" {
+		ns, err := vnetns.GetFromPath(cfg.NetNS)
+		if err != nil {
+			h.Close()
+			return nil, resource.ConfigError("netns", cfg.NetNS, "cannot open network namespace: %v", err)
+		}
+		defer ns.Close()
+		nsp = &ns
+	}
+	r.view, err = startView(nsp, h, l, cfg.Prefix, r.viewChanged)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func openHandle(cfg *config) (*netlink.Handle, error) {
+	if cfg.NetNS == "" {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, fmt.Errorf("netlink: %w", err)
+		}
+		return h, nil
+	}
+	ns, err := vnetns.GetFromPath(cfg.NetNS)
+	if err != nil {
+		return nil, resource.ConfigError("netns", cfg.NetNS, "cannot open network namespace: %v", err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", cfg.NetNS, err)
+	}
+	return h, nil
+}
+
+func prefixOf(n *net.IPNet) netip.Prefix {
+	if n == nil {
+		return netip.Prefix{}
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones)
+}
+
+func linkOf(l netlink.Link) link {
+	a := l.Attrs()
+	return link{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr}
+}
+
+// resolveLink finds the interface: by name, or the one interface with an
+// address whose subnet contains the virtual address.
+func resolveLink(h *netlink.Handle, cfg *config) (link, error) {
+	where := "this network namespace"
+	if cfg.NetNS != "" {
+		where = cfg.NetNS
+	}
+	var l netlink.Link
+	if cfg.Interface != "" {
+		var err error
+		l, err = h.LinkByName(cfg.Interface)
+		if err != nil {
+			var nf netlink.LinkNotFoundError
+			if errors.As(err, &nf) {
+				return link{}, resource.ConfigError("interface", cfg.Interface, "no such interface in %s", where)
+			}
+			return link{}, fmt.Errorf("interface %q: %w", cfg.Interface, err)
+		}
+	} else {
+		fam := netlink.FAMILY_V4
+		if cfg.Addr().Is6() {
+			fam = netlink.FAMILY_V6
+		}
+		addrs, err := h.AddrList(nil, fam)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return link{}, fmt.Errorf("netlink address list: %w", err)
+		}
+		idx := map[int]netip.Prefix{}
+		for _, a := range addrs {
+			p := prefixOf(a.IPNet)
+			if p.IsValid() && p.Addr() != cfg.Addr() && p.Masked().Contains(cfg.Addr()) {
+				idx[a.LinkIndex] = p
+			}
+		}
+		switch len(idx) {
+		case 0:
+			return link{}, resource.ConfigError("address", cfg.Prefix.String(), "in no local subnet: no interface in %s has an address whose prefix contains it (set \"interface\")", where)
+		case 1:
+		default:
+			return link{}, resource.ConfigError("interface", "", "ambiguous: %d interfaces in %s have a subnet containing %s (set \"interface\")", len(idx), where, cfg.Addr())
+		}
+		for i := range idx {
+			l, err = h.LinkByIndex(i)
+			if err != nil {
+				return link{}, fmt.Errorf("interface index %d: %w", i, err)
+			}
+		}
+	}
+	if len(l.Attrs().HardwareAddr) != 6 {
+		return link{}, resource.ConfigError("interface", l.Attrs().Name, "not an Ethernet interface (hardware address %q)", l.Attrs().HardwareAddr)
+	}
+	return linkOf(l), nil
+}
+
+// instance is one virtual address.
+type instance struct {
+	cfg      *config
+	log      *slog.Logger
+	h        *netlink.Handle
+	view     *view
+	linkName string
+
+	// opMu serializes the bodies of Online, Offline, IsAlive and the
+	// teardown part of Terminate.
+	opMu sync.Mutex
+
+	mu       sync.Mutex
+	inflight map[*int]context.CancelFunc // calls Terminate cancels
+	online   bool                        // bound and watched: changes push failures
+	pushed   bool                        // a failure was pushed in this online session
+	onFail   func(error)
+	ann      *announcer
+	closed   bool
+}
+
+// begin derives a call's context, which Terminate cancels.
+func (r *instance) begin(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	key := new(int)
+	r.mu.Lock()
+	r.inflight[key] = cancel
+	r.mu.Unlock()
+	return ctx, func() {
+		r.mu.Lock()
+		delete(r.inflight, key)
+		r.mu.Unlock()
+		cancel()
+	}
+}
+
+// SetFailureHandler implements resource.FailureReporter.
+func (r *instance) SetFailureHandler(fn func(err error)) {
+	r.mu.Lock()
+	r.onFail = fn
+	r.mu.Unlock()
+}
+
+// viewChanged runs on the view's goroutine for every change.
+func (r *instance) viewChanged(st viewState) {
+	err := stateErr(st)
+	if err == nil {
+		return
+	}
+	r.mu.Lock()
+	fn := r.onFail
+	push := r.online && !r.pushed && fn != nil
+	if push {
+		r.pushed = true
+	}
+	r.mu.Unlock()
+	if push {
+		r.log.Warn("ipaddress: failure", "err", err)
+		fn(err)
+	}
+}
+
+// stateErr says why a view is not alive, or nil.
+func stateErr(st viewState) error {
+	switch {
+	case st.Err != nil:
+		return resource.Transient(st.Err)
+	case !st.LinkPresent:
+		return resource.NodeLocal(errors.New("interface is gone"))
+	case !st.LinkUp:
+		return resource.NodeLocal(errors.New("link is down"))
+	case !st.AddrPresent:
+		return resource.Transient(errors.New("address is not on the interface (removed by someone else?)"))
+	}
+	return nil
+}
+
+func (r *instance) link() (netlink.Link, error) {
+	l, err := r.h.LinkByName(r.linkName)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, resource.NodeLocal(fmt.Errorf("interface %q is gone", r.linkName))
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+func (r *instance) nlAddr() *netlink.Addr {
+	p := r.cfg.Prefix
+	a := &netlink.Addr{
+		IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Label: r.cfg.Label,
+	}
+	if p.Addr().Is6() {
+		// Online ran its own duplicate address probe: skip the kernel's
+		// (which would keep the address tentative for 1-2 s).
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
+}
+
+// Online probes for another holder, binds the address, announces it and
+// starts the rest of the announcement schedule.
+func (r *instance) Online(ctx context.Context) error {
+	ctx, end := r.begin(ctx)
+	defer end()
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return errors.New("ipaddress: Online after Close")
+	}
+	if r.ann != nil { // Online again while online: restart the schedule
+		r.ann.Stop()
+		r.ann = nil
+	}
+	nl, err := r.link()
+	if err != nil {
+		return err
+	}
+	l := linkOf(nl)
+	if !linkUp(nl.Attrs().RawFlags) {
+		return resource.NodeLocal(fmt.Errorf("interface %s: link is down", l.Name))
+	}
+	vip := r.cfg.Addr()
+	if r.cfg.ProbeCount > 0 {
+		w, err := openWire(r.cfg.NetNS, l, vip, true)
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		mac, err := w.probe(ctx, r.cfg.ProbeCount, r.cfg.ProbeInterval, r.cfg.ProbeWait, false)
+		w.Close()
+		if err != nil {
+			return fmt.Errorf("duplicate address probe: %w", err)
+		}
+		if mac != nil {
+			return resource.NodeLocal(fmt.Errorf("address %s is held by another host (%s) on %s: not binding it", vip, mac, l.Name))
+		}
+		r.log.Debug("ipaddress: probe found no other holder", "took", time.Since(t0))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := r.h.AddrReplace(nl, r.nlAddr()); err != nil {
+		return fmt.Errorf("add %s to %s: %w", r.cfg.Prefix, l.Name, err)
+	}
+	// Wait for our own notification, so that LooksAlive sees the address
+	// and later changes are someone else's.
+	if err := r.view.Wait(ctx, func(st viewState) bool { return st.AddrPresent && st.LinkUp }); err != nil {
+		return fmt.Errorf("waiting for the address to show: %w", err)
+	}
+	aw, err := openWire(r.cfg.NetNS, l, vip, false)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.online, r.pushed = true, false
+	r.mu.Unlock()
+	r.ann = startAnnouncer(aw, r.cfg.Announce, r.cfg.Refresh, r.log)
+	r.log.Info("ipaddress: online", "mac", l.MAC)
+	return nil
+}
+
+// down cancels announcements and removes the address. EADDRNOTAVAIL (not
+// there) and a vanished interface count as success.
+func (r *instance) down() error {
+	r.mu.Lock()
+	r.online = false
+	r.mu.Unlock()
+	if r.ann != nil {
+		r.ann.Stop()
+		r.ann = nil
+	}
+	nl, err := r.h.LinkByName(r.linkName)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	if err := r.h.AddrDel(nl, r.nlAddr()); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("remove %s from %s: %w", r.cfg.Prefix, r.linkName, err)
+	}
+	return nil
+}
+
+// Offline removes the address and cancels the announcement schedule.
+func (r *instance) Offline(ctx context.Context) error {
+	ctx, end := r.begin(ctx)
+	defer end()
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	return r.down()
+}
+
+// Terminate cancels whatever call is in flight, then does what Offline does.
+func (r *instance) Terminate(ctx context.Context) error {
+	r.mu.Lock()
+	for _, cancel := range r.inflight {
+		cancel()
+	}
+	r.mu.Unlock()
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	return r.down()
+}
+
+// LooksAlive answers from the in-memory view: the address is on the
+// interface and the link is up.
+func (r *instance) LooksAlive(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	online := r.online
+	r.mu.Unlock()
+	if !online {
+		return errors.New("ipaddress: not online")
+	}
+	return stateErr(r.view.State())
+}
+
+// IsAlive is LooksAlive plus one duplicate-address probe: no other host may
+// answer for the address.
+func (r *instance) IsAlive(ctx context.Context) error {
+	if err := r.LooksAlive(ctx); err != nil {
+		return err
+	}
+	ctx, end := r.begin(ctx)
+	defer end()
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	if r.cfg.ProbeCount == 0 {
+		return nil
+	}
+	nl, err := r.link()
+	if err != nil {
+		return err
+	}
+	l := linkOf(nl)
+	w, err := openWire(r.cfg.NetNS, l, r.cfg.Addr(), true)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	mac, err := w.probe(ctx, 1, r.cfg.ProbeInterval, r.cfg.ProbeWait, true)
+	if err != nil {
+		return fmt.Errorf("duplicate address probe: %w", err)
+	}
+	if mac != nil {
+		return resource.NodeLocal(fmt.Errorf("address %s is also claimed by %s", r.cfg.Addr(), mac))
+	}
+	return r.LooksAlive(ctx)
+}
+
+// Close ends the netlink subscriptions and the announcement schedule. It
+// does not remove the address: the monitor calls Offline or Terminate first.
+func (r *instance) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.online = false
+	r.mu.Unlock()
+	r.opMu.Lock()
+	if r.ann != nil {
+		r.ann.Stop()
+		r.ann = nil
+	}
+	r.opMu.Unlock()
+	r.view.Close()
+	r.h.Close()
+	return nil
+}
