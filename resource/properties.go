@@ -18,20 +18,43 @@ import (
 // boundary unchanged; a type usually decodes them into a struct with Decode.
 type Properties map[string]any
 
-// Clone returns a deep copy.
+// Clone returns a deep copy: nested maps and slices are copied, other
+// values (numbers, strings, ...) keep their type.
 func (p Properties) Clone() Properties {
 	if p == nil {
 		return nil
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return maps.Clone(p)
-	}
-	var out Properties
-	if err := json.Unmarshal(b, &out); err != nil {
-		return maps.Clone(p)
+	out := make(Properties, len(p))
+	for k, v := range p {
+		out[k] = cloneValue(v)
 	}
 	return out
+}
+
+func cloneValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if x == nil {
+			return x
+		}
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = cloneValue(e)
+		}
+		return m
+	case Properties:
+		return x.Clone()
+	case []any:
+		if x == nil {
+			return x
+		}
+		s := make([]any, len(x))
+		for i, e := range x {
+			s[i] = cloneValue(e)
+		}
+		return s
+	}
+	return v
 }
 
 // Keys returns the property names, sorted.
@@ -58,14 +81,52 @@ func (p Properties) Decode(dst any) error {
 			name = strings.Trim(name, `"`)
 			return ConfigError(name, nil, "unknown property (known: %s)", strings.Join(jsonFields(dst), ", "))
 		}
+		if name, ok := p.culprit(dst); ok {
+			// A value the field's own decoder rejected (a bad
+			// Duration): name the property as for a wrong kind.
+			return ConfigError(name, p[name], "%w", err)
+		}
 		return Configuration(fmt.Errorf("properties: %w", err))
 	}
 	return nil
 }
 
+// culprit finds the first property (in sorted order) that fails to decode
+// on its own into a fresh value of dst's type.
+func (p Properties) culprit(dst any) (string, bool) {
+	t := reflect.TypeOf(dst)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return "", false
+	}
+	for _, k := range p.Keys() {
+		b, err := json.Marshal(map[string]any{k: p[k]})
+		if err != nil {
+			return k, true
+		}
+		if json.Unmarshal(b, reflect.New(t.Elem()).Interface()) != nil {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// lookup returns the value at a dotted path ("sub.x") through nested maps,
+// or nil.
 func (p Properties) lookup(path string) any {
-	first, _, _ := strings.Cut(path, ".")
-	return p[first]
+	var v any = map[string]any(p)
+	for name := range strings.SplitSeq(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			if pm, isProps := v.(Properties); isProps {
+				m, ok = pm, true
+			}
+		}
+		if !ok {
+			return nil
+		}
+		v = m[name]
+	}
+	return v
 }
 
 // jsonFields lists the JSON names of the fields of the struct dst points to.
@@ -112,6 +173,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	switch x := v.(type) {
+	case nil:
+		// null leaves d unchanged, like a null for any other field.
+		return nil
 	case float64:
 		*d = Duration(x * float64(time.Second))
 		return nil

@@ -1,0 +1,144 @@
+package resource_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sftkit/sft/resource"
+)
+
+func TestErrorClasses(t *testing.T) {
+	t.Parallel()
+	base := errors.New("boom")
+	tests := []struct {
+		name  string
+		err   error
+		class resource.Class
+		is    error // the sentinel errors.Is must match
+	}{
+		{"unclassified", base, resource.ClassTransient, nil},
+		{"transient", resource.Transient(base), resource.ClassTransient, resource.ErrTransient},
+		{"node-local", resource.NodeLocal(base), resource.ClassNodeLocal, resource.ErrNodeLocal},
+		{"configuration", resource.Configuration(base), resource.ClassConfiguration, resource.ErrConfiguration},
+		{"ConfigError", resource.ConfigError("address", "x", "bad"), resource.ClassConfiguration, resource.ErrConfiguration},
+		{"wrapped node-local", fmt.Errorf("online web/vip: %w", resource.NodeLocal(base)), resource.ClassNodeLocal, resource.ErrNodeLocal},
+		{"twice wrapped configuration", fmt.Errorf("a: %w", fmt.Errorf("b: %w", resource.Configuration(base))), resource.ClassConfiguration, resource.ErrConfiguration},
+		{"joined", errors.Join(errors.New("other"), resource.NodeLocal(base)), resource.ClassNodeLocal, resource.ErrNodeLocal},
+		{"outermost decides", resource.Configuration(fmt.Errorf("x: %w", resource.NodeLocal(base))), resource.ClassConfiguration, resource.ErrConfiguration},
+	}
+	sentinels := []error{resource.ErrTransient, resource.ErrNodeLocal, resource.ErrConfiguration}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := resource.ClassOf(tt.err); got != tt.class {
+				t.Errorf("ClassOf = %v, want %v", got, tt.class)
+			}
+			if tt.is != nil && !errors.Is(tt.err, tt.is) {
+				t.Errorf("errors.Is(err, %v) = false", tt.is)
+			}
+			if tt.name != "outermost decides" {
+				for _, s := range sentinels {
+					if s != tt.is && errors.Is(tt.err, s) {
+						t.Errorf("errors.Is(err, %v) = true, want only %v", s, tt.is)
+					}
+				}
+			}
+			if tt.name != "ConfigError" && !errors.Is(tt.err, base) && tt.name != "joined" {
+				t.Errorf("the underlying error is lost: errors.Is(err, base) = false")
+			}
+			var e *resource.Error
+			if (tt.is != nil) != errors.As(tt.err, &e) {
+				t.Errorf("errors.As(*resource.Error) = %v", !(tt.is != nil))
+			} else if e != nil && e.Class != tt.class {
+				t.Errorf("As: Class = %v, want %v", e.Class, tt.class)
+			}
+		})
+	}
+}
+
+func TestClassifyNil(t *testing.T) {
+	t.Parallel()
+	for name, fn := range map[string]func(error) error{
+		"Transient": resource.Transient, "NodeLocal": resource.NodeLocal, "Configuration": resource.Configuration,
+	} {
+		if err := fn(nil); err != nil {
+			t.Errorf("%s(nil) = %v, want nil", name, err)
+		}
+	}
+	if resource.ClassOf(nil) != resource.ClassTransient {
+		t.Error("ClassOf(nil) is not transient")
+	}
+}
+
+func TestErrorMessage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"string value quoted", resource.ConfigError("address", "10.0.0.300/24", "not a CIDR prefix"), `address "10.0.0.300/24": not a CIDR prefix`},
+		{"number value", resource.ConfigError("port", 70000, "must be 1..%d", 65535), `port 70000: must be 1..65535`},
+		{"nil value", resource.ConfigError("command", nil, "required"), `command: required`},
+		{"classified keeps message", resource.NodeLocal(errors.New("eth9 missing")), `eth9 missing`},
+		{"no field", &resource.Error{Class: resource.ClassConfiguration, Err: errors.New("x")}, "x"},
+		{"nil Err", &resource.Error{}, "<nil>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	var e *resource.Error
+	if !errors.As(resource.ConfigError("port", 0, "bad"), &e) || e.Field != "port" || e.Value != 0 {
+		t.Errorf("ConfigError fields: %+v", e)
+	}
+}
+
+func TestConfigErrorWrapsArgs(t *testing.T) {
+	t.Parallel()
+	cause := errors.New("no such file")
+	err := resource.ConfigError("command", "/bin/nope", "not executable: %w", cause)
+	if !errors.Is(err, cause) || !errors.Is(err, resource.ErrConfiguration) {
+		t.Errorf("ConfigError with %%w: Is(cause) = %v, Is(ErrConfiguration) = %v", errors.Is(err, cause), errors.Is(err, resource.ErrConfiguration))
+	}
+}
+
+func TestClassString(t *testing.T) {
+	t.Parallel()
+	for _, c := range []resource.Class{resource.ClassTransient, resource.ClassNodeLocal, resource.ClassConfiguration} {
+		got, err := resource.ParseClass(c.String())
+		if err != nil || got != c {
+			t.Errorf("ParseClass(%q) = %v, %v", c.String(), got, err)
+		}
+	}
+	tests := []struct {
+		in      string
+		want    resource.Class
+		wantErr bool
+	}{
+		{"transient", resource.ClassTransient, false},
+		{"node-local", resource.ClassNodeLocal, false},
+		{"configuration", resource.ClassConfiguration, false},
+		{"Transient", 0, true},
+		{"", 0, true},
+		{"fatal", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := resource.ParseClass(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseClass(%q) = %v, %v", tt.in, got, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", tt.in)) {
+			t.Errorf("ParseClass(%q) error %q does not name the input", tt.in, err)
+		}
+	}
+	if got := resource.Class(9).String(); got != "Class(9)" {
+		t.Errorf("Class(9).String() = %q", got)
+	}
+}
