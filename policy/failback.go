@@ -90,13 +90,26 @@ func (f Failback) InWindow(now time.Time) bool {
 	return h >= f.WindowStart || h < f.WindowEnd
 }
 
-// untilWindow is the time from now to the next opening of the window.
+// untilWindow is the time from now to the next opening of the window: the
+// next instant at which the local clock shows WindowStart:00, or, on a day
+// when a daylight-saving jump skips that hour, the instant of the jump if the
+// clock then shows an hour inside the window. (time.Date turns a skipped
+// wall-clock time into an instant before the jump, so adding a day to it or
+// waiting for it lands outside the window.)
 func (f Failback) untilWindow(now time.Time) time.Duration {
-	open := time.Date(now.Year(), now.Month(), now.Day(), f.WindowStart, 0, 0, 0, now.Location())
-	if !open.After(now) {
-		open = open.AddDate(0, 0, 1)
+	y, m, d := now.Date()
+	for i := range 3 {
+		open := time.Date(y, m, d+i, f.WindowStart, 0, 0, 0, now.Location())
+		if open.Hour() != f.WindowStart {
+			if _, jump := open.ZoneBounds(); jump.After(open) && jump.Sub(open) <= 3*time.Hour {
+				open = jump
+			}
+		}
+		if open.After(now) && f.InWindow(open) {
+			return open.Sub(now)
+		}
 	}
-	return open.Sub(now)
+	return 24 * time.Hour // only for an invalid window: ask again tomorrow
 }
 
 // Decide says whether a group running on current should move back to

@@ -85,7 +85,8 @@ type Restart struct {
 	// Period: the window in which restarts are counted; default 15 min.
 	// Older restarts are forgotten.
 	Period time.Duration `json:"period,omitempty" yaml:"period,omitempty"`
-	// Delay before a restart; default 500 ms. Negative means none.
+	// Delay before a restart; default 500 ms. Negative means none
+	// (WithDefaults keeps it negative; Decide restarts at once).
 	Delay time.Duration `json:"delay,omitempty" yaml:"delay,omitempty"`
 	// RetryPeriod: after a resource was left failed, try it again here
 	// after this long, with a fresh count; default 1 h. Negative: never.
@@ -105,9 +106,9 @@ func (r Restart) WithDefaults() Restart {
 	}
 	if r.Delay == 0 {
 		r.Delay = DefaultRestartDelay
-	} else if r.Delay < 0 {
-		r.Delay = 0
 	}
+	// A negative Delay (none) stays negative so that WithDefaults is
+	// idempotent; Decide turns it into 0.
 	if r.RetryPeriod == 0 {
 		r.RetryPeriod = DefaultRetryPeriodOnFailure
 	}
@@ -159,7 +160,7 @@ func (r Restart) Decide(now time.Time, restarts History, err error) Decision {
 	if n < r.Threshold {
 		return Decision{
 			Action: ActionRestart,
-			Delay:  r.Delay,
+			Delay:  max(r.Delay, 0),
 			Reason: fmt.Sprintf("restart %d of %d within %s", n+1, r.Threshold, r.Period),
 		}
 	}
