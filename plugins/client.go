@@ -1,0 +1,425 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	pb "github.com/sftkit/sft/plugins/internal/proto/sftresourcev1"
+	"github.com/sftkit/sft/resource"
+)
+
+// remoteType is a resource.Type served by a plugin process.
+type remoteType struct {
+	h        *Host
+	name     string
+	timing   resource.Timing
+	isolated bool
+}
+
+var (
+	_ resource.Type           = (*remoteType)(nil)
+	_ resource.TimingProvider = (*remoteType)(nil)
+)
+
+func (t *remoteType) Name() string { return t.name }
+
+// DefaultTiming is the plugin-side type's DefaultTiming, as announced in Info.
+func (t *remoteType) DefaultTiming() resource.Timing { return t.timing }
+
+// splitProps removes the host-side properties and returns the rest as JSON.
+func splitProps(props resource.Properties) (isolate bool, js []byte, err error) {
+	if v, ok := props[PropIsolate]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			return false, nil, resource.ConfigError(PropIsolate, v, "want true or false")
+		}
+		isolate = b
+		props = props.Clone()
+		delete(props, PropIsolate)
+	}
+	js, err = propsToJSON(props)
+	return isolate, js, err
+}
+
+func (t *remoteType) Validate(ctx context.Context, props resource.Properties) error {
+	_, js, err := splitProps(props)
+	if err != nil {
+		return err
+	}
+	g, err := t.h.shared.ensure(ctx)
+	if err != nil {
+		return err
+	}
+	cctx, done := joinCtx(ctx, g)
+	defer done()
+	_, err = g.rpc.Validate(cctx, &pb.ValidateRequest{Type: t.name, PropertiesJson: js})
+	return callErr(ctx, g, "Validate", t.name, err)
+}
+
+// Open opens an instance in the plugin process (its own process when the
+// type is isolated or the properties ask for it) and returns its proxy.
+func (t *remoteType) Open(ctx context.Context, req resource.OpenRequest) (resource.Resource, error) {
+	isolate, js, err := splitProps(req.Properties)
+	if err != nil {
+		return nil, err
+	}
+	p := &proxy{
+		t:       t,
+		name:    req.Name,
+		props:   js,
+		logger:  req.Log(),
+		proc:    t.h.shared,
+		attachC: make(chan struct{}, 1),
+	}
+	if isolate || t.isolated {
+		if p.proc, err = t.h.newIsolated(); err != nil {
+			return nil, err
+		}
+		p.own = true
+	}
+	if _, _, err := p.attach(ctx); err != nil {
+		if p.own {
+			t.h.dropIsolated(p.proc)
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+func (t *remoteType) looksAliveSettings() (interval, timeout time.Duration) {
+	cfg := t.h.cfg
+	if cfg.RemoteLooksAlive {
+		return 0, 0
+	}
+	interval = cmp(cfg.LooksAliveInterval, t.timing.LooksAliveInterval, time.Second)
+	timeout = cmp(cfg.LooksAliveTimeout, t.timing.CallTimeout, 2*time.Second)
+	return interval, timeout
+}
+
+// cmp returns the first positive duration.
+func cmp(ds ...time.Duration) time.Duration {
+	for _, d := range ds {
+		if d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// proxy is a resource.Resource whose instance lives in a plugin process.
+type proxy struct {
+	t       *remoteType
+	name    string
+	props   []byte
+	logger  *slog.Logger
+	proc    *proc
+	own     bool          // proc belongs to this instance alone
+	attachC chan struct{} // serializes attach
+
+	mu      sync.Mutex
+	g       *gen // process holding the instance; may be dead
+	id      uint64
+	handler func(error)
+	online  bool  // between a successful Online and Offline/Terminate/failure
+	looks   error // last result of the plugin-side LooksAlive
+	closed  bool
+}
+
+var (
+	_ resource.Resource        = (*proxy)(nil)
+	_ resource.FailureReporter = (*proxy)(nil)
+	_ resource.HostKiller      = (*proxy)(nil)
+	_ resource.Closer          = (*proxy)(nil)
+)
+
+// attach returns the process and instance id, (re)opening the instance in
+// a new process when the old one died.
+func (p *proxy) attach(ctx context.Context) (*gen, uint64, error) {
+	select {
+	case p.attachC <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, fmt.Errorf("resource %q: %w", p.name, context.Cause(ctx))
+	}
+	defer func() { <-p.attachC }()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, 0, fmt.Errorf("resource %q: %w: instance closed", p.name, ErrPluginExited)
+	}
+	if g := p.g; g != nil && !g.isDead() {
+		id := p.id
+		p.mu.Unlock()
+		return g, id, nil
+	}
+	p.mu.Unlock()
+	g, err := p.proc.ensure(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	interval, timeout := p.t.looksAliveSettings()
+	cctx, done := joinCtx(ctx, g)
+	defer done()
+	resp, err := g.rpc.Open(cctx, &pb.OpenRequest{
+		Type:                 p.t.name,
+		Name:                 p.name,
+		PropertiesJson:       p.props,
+		LooksAliveIntervalNs: int64(interval),
+		LooksAliveTimeoutNs:  int64(timeout),
+	})
+	if err != nil {
+		return nil, 0, callErr(ctx, g, "Open", p.name, err)
+	}
+	if !g.add(resp.GetInstance(), p) {
+		return nil, 0, fmt.Errorf("resource %q: Open: %w", p.name, g.deathErr())
+	}
+	p.mu.Lock()
+	p.g, p.id = g, resp.GetInstance()
+	p.online, p.looks = false, nil
+	p.mu.Unlock()
+	return g, resp.GetInstance(), nil
+}
+
+// joinCtx returns ctx canceled also when g's process dies: a dead plugin
+// is an error, never a hang.
+func joinCtx(ctx context.Context, g *gen) (context.Context, func()) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(g.ctx, func() { cancel(g.deathErr()) })
+	return cctx, func() { stop(); cancel(nil) }
+}
+
+// callErr maps the error of a call through g.
+func callErr(ctx context.Context, g *gen, op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %q: %w", op, name, context.Cause(ctx))
+	}
+	if g.isDead() {
+		return fmt.Errorf("%s %q: %w", op, name, g.deathErr())
+	}
+	return errorFromStatus(ctx, op, err)
+}
+
+func (p *proxy) pending(ctx context.Context, online bool) error {
+	op := "Offline"
+	if online {
+		op = "Online"
+	}
+	p.mu.Lock()
+	p.online = false
+	p.mu.Unlock()
+	g, id, err := p.attach(ctx)
+	if err != nil {
+		return err
+	}
+	cctx, done := joinCtx(ctx, g)
+	defer done()
+	req := &pb.InstanceRequest{Instance: id}
+	var stream interface {
+		Recv() (*pb.Progress, error)
+	}
+	if online {
+		stream, err = g.rpc.Online(cctx, req)
+	} else {
+		stream, err = g.rpc.Offline(cctx, req)
+	}
+	if err != nil {
+		return callErr(ctx, g, op, p.name, err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return callErr(ctx, g, op, p.name, err)
+		}
+		resource.ReportProgress(ctx, msg.GetMessage())
+	}
+	if online {
+		p.mu.Lock()
+		if p.g == g && p.id == id {
+			p.online, p.looks = true, nil
+		}
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// Online (re)opens the instance in a live plugin process if needed and
+// brings it online there. Progress reports reach ctx's progress function.
+func (p *proxy) Online(ctx context.Context) error { return p.pending(ctx, true) }
+
+// Offline takes the instance offline in the plugin process.
+func (p *proxy) Offline(ctx context.Context) error { return p.pending(ctx, false) }
+
+// LooksAlive answers from the plugin-side LooksAlive loop's last result
+// without a call (see the package doc), or with a call when
+// Config.RemoteLooksAlive is set. A dead plugin process is ErrPluginExited.
+func (p *proxy) LooksAlive(ctx context.Context) error {
+	p.mu.Lock()
+	g, id, looks := p.g, p.id, p.looks
+	p.mu.Unlock()
+	if g == nil || g.isDead() {
+		return p.exited("LooksAlive", g)
+	}
+	if !p.t.h.cfg.RemoteLooksAlive {
+		return looks
+	}
+	return p.check(ctx, g, id, false)
+}
+
+// IsAlive calls IsAlive in the plugin.
+func (p *proxy) IsAlive(ctx context.Context) error {
+	p.mu.Lock()
+	g, id := p.g, p.id
+	p.mu.Unlock()
+	if g == nil || g.isDead() {
+		return p.exited("IsAlive", g)
+	}
+	return p.check(ctx, g, id, true)
+}
+
+func (p *proxy) exited(op string, g *gen) error {
+	if g == nil {
+		return fmt.Errorf("%s %q: %w", op, p.name, ErrPluginExited)
+	}
+	return fmt.Errorf("%s %q: %w", op, p.name, g.deathErr())
+}
+
+func (p *proxy) check(ctx context.Context, g *gen, id uint64, thorough bool) error {
+	cctx, done := joinCtx(ctx, g)
+	defer done()
+	req := &pb.InstanceRequest{Instance: id}
+	var err error
+	op := "LooksAlive"
+	if thorough {
+		op = "IsAlive"
+		_, err = g.rpc.IsAlive(cctx, req)
+	} else {
+		_, err = g.rpc.LooksAlive(cctx, req)
+	}
+	return callErr(ctx, g, op, p.name, err)
+}
+
+// Terminate terminates the instance in the plugin, cancelling its calls in
+// flight. When the plugin process died, the instance is reopened in a new
+// process first so the type can remove what the dead one left behind (an
+// address, a lock); the dead process's group is already killed.
+func (p *proxy) Terminate(ctx context.Context) error {
+	p.mu.Lock()
+	p.online = false
+	p.mu.Unlock()
+	g, id, err := p.attach(ctx)
+	if err != nil {
+		return err
+	}
+	cctx, done := joinCtx(ctx, g)
+	defer done()
+	_, err = g.rpc.Terminate(cctx, &pb.InstanceRequest{Instance: id})
+	return callErr(ctx, g, "Terminate", p.name, err)
+}
+
+// SetFailureHandler installs fn. It is called when the resource in the
+// plugin reports a failure while online, and for every online instance at
+// once when the plugin process dies (ErrPluginExited).
+func (p *proxy) SetFailureHandler(fn func(err error)) {
+	p.mu.Lock()
+	p.handler = fn
+	p.mu.Unlock()
+}
+
+// KillHost kills the plugin process hosting the instance (its whole
+// process group) without waiting for the hung call; every instance it
+// hosted fails with ErrPluginExited. The next Online or Terminate
+// relaunches it.
+func (p *proxy) KillHost(reason string) error {
+	p.mu.Lock()
+	g := p.g
+	p.mu.Unlock()
+	if g == nil {
+		g = p.proc.current()
+	}
+	if g == nil {
+		return nil
+	}
+	p.logger.Warn("killing plugin process", "pid", g.pid, "reason", reason)
+	g.kill(reason)
+	return nil
+}
+
+// Close releases the instance in the plugin; an isolated instance's
+// process is stopped.
+func (p *proxy) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	g, id := p.g, p.id
+	p.online = false
+	p.mu.Unlock()
+	var err error
+	if g != nil && !g.isDead() {
+		g.remove(id)
+		ctx, cancel := context.WithTimeout(context.Background(), p.t.h.cfg.StopTimeout)
+		cctx, done := joinCtx(ctx, g)
+		_, err = g.rpc.Close(cctx, &pb.InstanceRequest{Instance: id})
+		err = callErr(ctx, g, "Close", p.name, err)
+		done()
+		cancel()
+	}
+	if p.own {
+		p.t.h.dropIsolated(p.proc)
+	}
+	return err
+}
+
+// procDied fails the instance when its process died.
+func (p *proxy) procDied(g *gen, err error) {
+	p.mu.Lock()
+	if p.g != g {
+		p.mu.Unlock()
+		return
+	}
+	fire := p.online && p.handler != nil
+	fn := p.handler
+	p.online = false
+	p.mu.Unlock()
+	if fire {
+		fn(fmt.Errorf("resource %q: %w", p.name, err))
+	}
+}
+
+func (p *proxy) onEvent(g *gen, ev *pb.Event) {
+	p.mu.Lock()
+	if p.g != g || p.id != ev.GetInstance() {
+		p.mu.Unlock()
+		return
+	}
+	var fire func(error)
+	var err error
+	switch ev.GetKind() {
+	case pb.Event_KIND_FAILURE:
+		if p.online {
+			fire, err = p.handler, errorFromDetail(ev.GetError())
+		}
+	case pb.Event_KIND_LOOKS_ALIVE_FAILED:
+		if p.online {
+			p.looks = errorFromDetail(ev.GetError())
+		}
+	case pb.Event_KIND_LOOKS_ALIVE_OK:
+		p.looks = nil
+	}
+	p.mu.Unlock()
+	if fire != nil && err != nil {
+		fire(err)
+	}
+}

@@ -1,0 +1,575 @@
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/plugins/internal/logbridge"
+	pb "github.com/sftkit/sft/plugins/internal/proto/sftresourcev1"
+	"github.com/sftkit/sft/resource"
+)
+
+// PropIsolate is a host-side property: an instance opened with
+// {"sft.isolate": true} gets a plugin process of its own, so a misbehaving
+// instance cannot take its neighbours down. The host removes it before the
+// plugin's Type sees the properties.
+const PropIsolate = "sft.isolate"
+
+// Config configures Launch. Every zero field has the documented default.
+type Config struct {
+	// Path is the plugin binary. Empty means the running executable,
+	// re-executed as the plugin for the types its main passes to Main.
+	Path string
+	// Args are passed to the plugin binary. Default none.
+	Args []string
+	// Env is added to the host's environment for the plugin process.
+	Env []string
+
+	// SHA256 pins the binary: hex of its SHA-256. Empty: no pin. A binary
+	// that does not match is refused (a configuration error naming both
+	// sums) and never runs.
+	SHA256 string
+
+	// DisableAutoMTLS turns off go-plugin's automatic mutual TLS between
+	// host and plugin. It is on by default (about 40 ms per plugin start on
+	// the reference machine); turn it off only where the plugin socket's
+	// private (0700) directory is protection enough.
+	DisableAutoMTLS bool
+
+	// Logger receives the host-side logs and the plugin's logs, at the
+	// level the plugin logged them. Nil discards.
+	Logger *slog.Logger
+
+	// StartTimeout bounds a plugin start (process launch, handshake, Info).
+	// Default 10 s.
+	StartTimeout time.Duration
+	// StopTimeout bounds the graceful stop in Close before the process
+	// group is killed. Default 2 s.
+	StopTimeout time.Duration
+
+	// LooksAliveInterval is how often the plugin runs LooksAlive next to
+	// each online resource (see the package doc). Default: the type's
+	// DefaultTiming().LooksAliveInterval, else 1 s. It should match the
+	// monitor's LooksAlive interval.
+	LooksAliveInterval time.Duration
+	// LooksAliveTimeout bounds one plugin-side LooksAlive. Default: the
+	// type's DefaultTiming().CallTimeout, else 2 s.
+	LooksAliveTimeout time.Duration
+	// RemoteLooksAlive makes every LooksAlive a gRPC call to the plugin
+	// instead of answering from the plugin-side loop's last result. It
+	// costs a round trip per poll; meant for comparison and debugging.
+	RemoteLooksAlive bool
+
+	// Isolate lists types each of whose instances gets a plugin process of
+	// its own (see also PropIsolate). Default none: one process hosts
+	// every instance, like the cluster's resource hosting subsystem.
+	Isolate []string
+
+	// MinBackoff and MaxBackoff bound the delay before relaunching a
+	// plugin process that died young (within BackoffReset of its start):
+	// the delay doubles from MinBackoff up to MaxBackoff. The first
+	// relaunch after a process that lived longer is immediate. Defaults
+	// 100 ms, 10 s, 1 min.
+	MinBackoff   time.Duration
+	MaxBackoff   time.Duration
+	BackoffReset time.Duration
+}
+
+func (c Config) withDefaults() (Config, []byte, error) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.StartTimeout, 10*time.Second)
+	def(&c.StopTimeout, 2*time.Second)
+	def(&c.MinBackoff, 100*time.Millisecond)
+	def(&c.MaxBackoff, 10*time.Second)
+	def(&c.BackoffReset, time.Minute)
+	for name, d := range map[string]time.Duration{
+		"StartTimeout": c.StartTimeout, "StopTimeout": c.StopTimeout, "MinBackoff": c.MinBackoff,
+		"MaxBackoff": c.MaxBackoff, "BackoffReset": c.BackoffReset,
+		"LooksAliveInterval": c.LooksAliveInterval, "LooksAliveTimeout": c.LooksAliveTimeout,
+	} {
+		if d < 0 {
+			return c, nil, resource.ConfigError(name, d.String(), "must not be negative")
+		}
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		return c, nil, resource.ConfigError("MaxBackoff", c.MaxBackoff.String(), "less than MinBackoff %s", c.MinBackoff)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	var pin []byte
+	if c.SHA256 != "" {
+		b, err := hex.DecodeString(c.SHA256)
+		if err != nil || len(b) != sha256.Size {
+			return c, nil, resource.ConfigError("SHA256", c.SHA256, "want 64 hex digits")
+		}
+		pin = b
+	}
+	if c.Path == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, nil, fmt.Errorf("plugins: finding own executable: %w", err)
+		}
+		c.Path = exe
+	}
+	return c, pin, nil
+}
+
+// Host runs the plugin processes of one plugin binary and hands out its
+// types. Instances of all types share one process unless isolated. A Host is
+// safe for concurrent use.
+type Host struct {
+	cfg    Config
+	pin    []byte
+	logger *slog.Logger
+	shared *proc
+	types  map[string]*remoteType
+	order  []string
+
+	mu       sync.Mutex
+	isolated map[*proc]struct{}
+	closed   bool
+	bg       sync.WaitGroup // background reaping of dead processes
+}
+
+// Launch starts the plugin binary, asks it which types it serves and
+// returns a Host handing them out. The process is relaunched as needed
+// later; Close stops it.
+func Launch(ctx context.Context, cfg Config) (*Host, error) {
+	cfg, pin, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{
+		cfg:      cfg,
+		pin:      pin,
+		logger:   cfg.Logger.With("plugin", cfg.Path),
+		types:    make(map[string]*remoteType),
+		isolated: make(map[*proc]struct{}),
+	}
+	h.shared = h.newProc()
+	g, err := h.shared.ensure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, ti := range g.info.GetTypes() {
+		t := &remoteType{h: h, name: ti.GetName(), timing: timingFromPB(ti), isolated: slices.Contains(cfg.Isolate, ti.GetName())}
+		h.types[t.name] = t
+		h.order = append(h.order, t.name)
+	}
+	for _, name := range cfg.Isolate {
+		if h.types[name] == nil {
+			_ = h.Close()
+			return nil, resource.ConfigError("Isolate", name, "type not served by plugin %s (served: %v)", cfg.Path, h.order)
+		}
+	}
+	return h, nil
+}
+
+// Types returns the types the plugin serves, in its order.
+func (h *Host) Types() []resource.Type {
+	out := make([]resource.Type, 0, len(h.order))
+	for _, name := range h.order {
+		out = append(out, h.types[name])
+	}
+	return out
+}
+
+// Type returns the type named name.
+func (h *Host) Type(name string) (resource.Type, bool) {
+	t, ok := h.types[name]
+	return t, ok
+}
+
+// Register adds every type of the plugin to r.
+func (h *Host) Register(r *resource.Registry) error {
+	for _, t := range h.Types() {
+		if err := r.Register(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pid is the process id of the shared plugin process, 0 when none runs.
+func (h *Host) Pid() int {
+	if g := h.shared.current(); g != nil {
+		return g.pid
+	}
+	return 0
+}
+
+// Close stops every plugin process of h: a graceful stop bounded by
+// StopTimeout, then the process group is killed. Instances still open fail
+// with ErrPluginExited afterwards.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	procs := []*proc{h.shared}
+	for p := range h.isolated {
+		procs = append(procs, p)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Go(p.shutdown)
+	}
+	wg.Wait()
+	h.bg.Wait()
+	return nil
+}
+
+func (h *Host) newProc() *proc {
+	return &proc{h: h, launch: make(chan struct{}, 1)}
+}
+
+// newIsolated returns a process lineage for one instance.
+func (h *Host) newIsolated() (*proc, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errHostClosed
+	}
+	p := h.newProc()
+	h.isolated[p] = struct{}{}
+	return p, nil
+}
+
+func (h *Host) dropIsolated(p *proc) {
+	h.mu.Lock()
+	delete(h.isolated, p)
+	h.mu.Unlock()
+	p.shutdown()
+}
+
+var errHostClosed = fmt.Errorf("%w: plugin host closed", ErrPluginExited)
+
+// proc is one line of plugin processes: the current one (a gen) and the
+// relaunch policy.
+type proc struct {
+	h      *Host
+	launch chan struct{} // one launch at a time
+
+	mu       sync.Mutex
+	cur      *gen
+	failures int // consecutive processes that died young or failed to start
+	closed   bool
+}
+
+func (p *proc) current() *gen {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil || p.cur.isDead() {
+		return nil
+	}
+	return p.cur
+}
+
+// ensure returns the live process, launching one (after the backoff delay)
+// if there is none.
+func (p *proc) ensure(ctx context.Context) (*gen, error) {
+	select {
+	case p.launch <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("plugins: waiting for plugin start: %w", context.Cause(ctx))
+	}
+	defer func() { <-p.launch }()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errHostClosed
+	}
+	if g := p.cur; g != nil && !g.isDead() {
+		p.mu.Unlock()
+		return g, nil
+	}
+	var delay time.Duration
+	if p.failures > 0 {
+		delay = min(p.h.cfg.MinBackoff<<min(p.failures-1, 30), p.h.cfg.MaxBackoff)
+	}
+	p.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("plugins: relaunch backoff (%s): %w", delay, context.Cause(ctx))
+		}
+	}
+	g, err := p.h.start(ctx, p)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.failures++
+		return nil, err
+	}
+	if p.closed {
+		go g.shutdown(p.h.cfg.StopTimeout)
+		return nil, errHostClosed
+	}
+	p.cur = g
+	return g, nil
+}
+
+// died records the death of g for the backoff.
+func (p *proc) died(g *gen) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(g.started) < p.h.cfg.BackoffReset {
+		p.failures++
+	} else {
+		p.failures = 0
+	}
+}
+
+func (p *proc) shutdown() {
+	p.mu.Lock()
+	p.closed = true
+	g := p.cur
+	p.mu.Unlock()
+	if g != nil {
+		g.shutdown(p.h.cfg.StopTimeout)
+	}
+}
+
+// start launches one plugin process.
+func (h *Host) start(ctx context.Context, p *proc) (*gen, error) {
+	cmd := exec.Command(h.cfg.Path, h.cfg.Args...)
+	cmd.Env = append(os.Environ(), h.cfg.Env...)
+	cmd.SysProcAttr = procutil.SysProcAttr()
+	var sec *plugin.SecureConfig
+	if h.pin != nil {
+		sec = &plugin.SecureConfig{Checksum: h.pin, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  handshake,
+		Plugins:          plugin.PluginSet{pluginName: &grpcPlugin{}},
+		Cmd:              cmd,
+		SecureConfig:     sec,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         !h.cfg.DisableAutoMTLS,
+		StartTimeout:     h.cfg.StartTimeout,
+		Logger:           logbridge.HCLog(h.cfg.Logger),
+		Stderr:           io.Discard,
+	})
+	fail := func(err error) (*gen, error) {
+		if cmd.Process != nil {
+			_ = procutil.KillGroup(cmd.Process.Pid)
+		}
+		client.Kill()
+		return nil, err
+	}
+	rpcClient, err := client.Client()
+	if err != nil {
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return fail(resource.ConfigError("SHA256", h.cfg.SHA256,
+				"plugin %s has SHA-256 %s: refusing to run a binary that does not match the pin", h.cfg.Path, fileSHA256(h.cfg.Path)))
+		}
+		return fail(fmt.Errorf("plugins: starting plugin %s: %w", h.cfg.Path, err))
+	}
+	raw, err := rpcClient.Dispense(pluginName)
+	if err != nil {
+		return fail(fmt.Errorf("plugins: plugin %s: %w", h.cfg.Path, err))
+	}
+	rpc := raw.(pb.ResourcePluginClient)
+	ictx, cancel := context.WithTimeout(ctx, h.cfg.StartTimeout)
+	info, err := rpc.Info(ictx, &pb.InfoRequest{})
+	cancel()
+	if err != nil {
+		return fail(fmt.Errorf("plugins: plugin %s: Info: %w", h.cfg.Path, err))
+	}
+	if info.GetProtocol() != protocolVersion {
+		return fail(fmt.Errorf("plugins: plugin %s speaks protocol %d, host %d", h.cfg.Path, info.GetProtocol(), protocolVersion))
+	}
+	g := &gen{
+		proc:    p,
+		client:  client,
+		rpc:     rpc,
+		pid:     int(info.GetPid()),
+		info:    info,
+		started: time.Now(),
+		members: make(map[uint64]*proxy),
+	}
+	if g.pid == 0 && cmd.Process != nil {
+		g.pid = cmd.Process.Pid
+	}
+	g.ctx, g.cancel = context.WithCancelCause(context.Background())
+	evCtx, evCancel := context.WithCancel(context.Background())
+	g.evCancel = evCancel
+	stream, err := rpc.Events(evCtx, &pb.EventsRequest{})
+	if err != nil {
+		evCancel()
+		return fail(fmt.Errorf("plugins: plugin %s: Events: %w", h.cfg.Path, err))
+	}
+	h.logger.Debug("plugin started", "pid", g.pid)
+	go g.readEvents(stream)
+	return g, nil
+}
+
+func fileSHA256(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	defer f.Close()
+	s := sha256.New()
+	if _, err := io.Copy(s, f); err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return hex.EncodeToString(s.Sum(nil))
+}
+
+// gen is one plugin process.
+type gen struct {
+	proc     *proc
+	client   *plugin.Client
+	rpc      pb.ResourcePluginClient
+	pid      int
+	info     *pb.InfoResponse
+	started  time.Time
+	ctx      context.Context // canceled with the death error when the process is gone
+	cancel   context.CancelCauseFunc
+	evCancel context.CancelFunc
+
+	mu      sync.Mutex
+	dead    bool
+	closing bool
+	members map[uint64]*proxy
+}
+
+func (g *gen) isDead() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.dead
+}
+
+// deathErr is the error calls through g fail with once it is dead.
+func (g *gen) deathErr() error {
+	if err := context.Cause(g.ctx); err != nil {
+		return err
+	}
+	return ErrPluginExited
+}
+
+// add routes events of instance id to p; false when g is already dead.
+func (g *gen) add(id uint64, p *proxy) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.dead {
+		return false
+	}
+	g.members[id] = p
+	return true
+}
+
+func (g *gen) remove(id uint64) {
+	g.mu.Lock()
+	delete(g.members, id)
+	g.mu.Unlock()
+}
+
+func (g *gen) readEvents(stream pb.ResourcePlugin_EventsClient) {
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			g.mu.Lock()
+			closing := g.closing
+			g.mu.Unlock()
+			if !closing {
+				g.die(fmt.Errorf("%w (pid %d): %v", ErrPluginExited, g.pid, err))
+			}
+			return
+		}
+		g.mu.Lock()
+		p := g.members[ev.GetInstance()]
+		g.mu.Unlock()
+		if p != nil {
+			p.onEvent(g, ev)
+		}
+	}
+}
+
+// die marks g dead, fails every instance it hosted at once, and kills what
+// is left of its process group.
+func (g *gen) die(err error) {
+	g.mu.Lock()
+	if g.dead {
+		g.mu.Unlock()
+		return
+	}
+	g.dead = true
+	closing := g.closing
+	members := make([]*proxy, 0, len(g.members))
+	for _, p := range g.members {
+		members = append(members, p)
+	}
+	g.mu.Unlock()
+	g.cancel(err)
+	if !closing {
+		for _, p := range members {
+			p.procDied(g, err)
+		}
+		g.proc.h.logger.Error("plugin process exited", "pid", g.pid, "error", err, "instances", len(members))
+		g.proc.died(g)
+	}
+	_ = procutil.KillGroup(g.pid)
+	g.evCancel()
+	h := g.proc.h
+	h.bg.Go(g.client.Kill) // reaps; the group is dead, so it does not block
+}
+
+// kill kills the process group at once (a deadlocked call) and fails the
+// instances.
+func (g *gen) kill(reason string) {
+	_ = procutil.KillGroup(g.pid)
+	g.die(fmt.Errorf("%w (pid %d): killed by the host: %s", ErrPluginExited, g.pid, reason))
+}
+
+// shutdown stops g gracefully within timeout, then kills its group.
+func (g *gen) shutdown(timeout time.Duration) {
+	g.mu.Lock()
+	if g.dead {
+		g.mu.Unlock()
+		return
+	}
+	g.closing = true
+	g.mu.Unlock()
+	g.evCancel() // an open stream would hold up the plugin's graceful stop
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.client.Kill()
+	}()
+	t := time.NewTimer(timeout)
+	select {
+	case <-done:
+		t.Stop()
+	case <-t.C:
+		g.proc.h.logger.Warn("plugin did not stop in time, killing its process group", "pid", g.pid, "timeout", timeout)
+	}
+	_ = procutil.KillGroup(g.pid)
+	<-done
+	g.die(errHostClosed)
+}

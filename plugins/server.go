@@ -1,0 +1,416 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "github.com/sftkit/sft/plugins/internal/proto/sftresourcev1"
+	"github.com/sftkit/sft/resource"
+)
+
+// errUnknownInstance answers a call for an instance the plugin does not hold
+// (closed, or opened in an earlier process).
+var errUnknownInstance = errors.New("unknown instance")
+
+// errTerminated is the cause of contexts Terminate cancels.
+var errTerminated = errors.New("resource terminated")
+
+// eventBuffer bounds the events queued for the host. A full queue drops
+// the newest event and counts it; polling stays the safety net.
+const eventBuffer = 4096
+
+// grpcServer is the plugin side: it serves the types and holds the
+// instances of one plugin process.
+type grpcServer struct {
+	pb.UnimplementedResourcePluginServer
+
+	types  map[string]resource.Type
+	order  []string
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	nextID uint64
+	insts  map[uint64]*instance
+
+	events  chan *pb.Event
+	dropped atomic.Uint64
+}
+
+func newGRPCServer(types []resource.Type, logger *slog.Logger) (*grpcServer, error) {
+	s := &grpcServer{
+		types:  make(map[string]resource.Type, len(types)),
+		logger: logger,
+		insts:  make(map[uint64]*instance),
+		events: make(chan *pb.Event, eventBuffer),
+	}
+	for _, t := range types {
+		if t == nil || t.Name() == "" {
+			return nil, errors.New("plugins: Serve of a nil Type or a Type without a name")
+		}
+		if _, dup := s.types[t.Name()]; dup {
+			return nil, fmt.Errorf("plugins: type %q served twice", t.Name())
+		}
+		s.types[t.Name()] = t
+		s.order = append(s.order, t.Name())
+	}
+	if len(s.types) == 0 {
+		return nil, errors.New("plugins: Serve needs at least one Type")
+	}
+	return s, nil
+}
+
+func (s *grpcServer) push(ev *pb.Event) {
+	select {
+	case s.events <- ev:
+	default:
+		if s.dropped.Add(1)%1000 == 1 {
+			s.logger.Warn("event queue full, dropping events", "dropped", s.dropped.Load())
+		}
+	}
+}
+
+func (s *grpcServer) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, error) {
+	resp := &pb.InfoResponse{
+		Protocol:     protocolVersion,
+		Capabilities: []string{capLooksAliveLoop, capEvents, capProgress},
+		Pid:          int64(os.Getpid()),
+	}
+	for _, name := range s.order {
+		var timing resource.Timing
+		if tp, ok := s.types[name].(resource.TimingProvider); ok {
+			timing = tp.DefaultTiming()
+		}
+		resp.Types = append(resp.Types, timingToPB(name, timing))
+	}
+	return resp, nil
+}
+
+func (s *grpcServer) typ(name string) (resource.Type, error) {
+	t, ok := s.types[name]
+	if !ok {
+		return nil, resource.ConfigError("type", name, "type not served by this plugin (served: %v)", s.order)
+	}
+	return t, nil
+}
+
+func (s *grpcServer) Validate(ctx context.Context, req *pb.ValidateRequest) (*pb.Empty, error) {
+	t, err := s.typ(req.GetType())
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	props, err := propsFromJSON(req.GetPropertiesJson())
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	return &pb.Empty{}, errorToStatus(t.Validate(ctx, props))
+}
+
+func (s *grpcServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.OpenResponse, error) {
+	t, err := s.typ(req.GetType())
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	props, err := propsFromJSON(req.GetPropertiesJson())
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	logger := s.logger.With("resource", req.GetName(), "type", req.GetType())
+	res, err := t.Open(ctx, resource.OpenRequest{Name: req.GetName(), Properties: props, Logger: logger})
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	if res == nil {
+		return nil, errorToStatus(fmt.Errorf("type %q: Open returned a nil Resource", req.GetType()))
+	}
+	s.mu.Lock()
+	s.nextID++
+	id := s.nextID
+	inst := &instance{
+		id:       id,
+		srv:      s,
+		res:      res,
+		logger:   logger,
+		sem:      make(chan struct{}, 1),
+		interval: time.Duration(req.GetLooksAliveIntervalNs()),
+		timeout:  time.Duration(req.GetLooksAliveTimeoutNs()),
+	}
+	inst.gen, inst.cancel = context.WithCancelCause(context.Background())
+	s.insts[id] = inst
+	s.mu.Unlock()
+	fr, reports := res.(resource.FailureReporter)
+	if reports {
+		fr.SetFailureHandler(func(err error) {
+			if err == nil {
+				err = errors.New("failure reported without an error")
+			}
+			s.push(&pb.Event{Instance: id, Kind: pb.Event_KIND_FAILURE, Error: errorToDetail(err)})
+		})
+	}
+	return &pb.OpenResponse{Instance: id, ReportsFailures: reports}, nil
+}
+
+func (s *grpcServer) inst(id uint64) (*instance, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst, ok := s.insts[id]
+	if !ok {
+		return nil, fmt.Errorf("instance %d: %w", id, errUnknownInstance)
+	}
+	return inst, nil
+}
+
+func (s *grpcServer) Close(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
+	s.mu.Lock()
+	inst, ok := s.insts[req.GetInstance()]
+	delete(s.insts, req.GetInstance())
+	s.mu.Unlock()
+	if !ok {
+		return &pb.Empty{}, nil
+	}
+	inst.stopLoop()
+	inst.cancel(errTerminated)
+	if fr, ok := inst.res.(resource.FailureReporter); ok {
+		fr.SetFailureHandler(nil)
+	}
+	if c, ok := inst.res.(resource.Closer); ok {
+		return &pb.Empty{}, errorToStatus(c.Close())
+	}
+	return &pb.Empty{}, nil
+}
+
+type progressStream interface {
+	Send(*pb.Progress) error
+	Context() context.Context
+}
+
+// pending runs Online or Offline, forwarding progress reports on the stream.
+func (s *grpcServer) pending(req *pb.InstanceRequest, stream progressStream, online bool) error {
+	inst, err := s.inst(req.GetInstance())
+	if err != nil {
+		return errorToStatus(err)
+	}
+	ctx, done := inst.callCtx(stream.Context())
+	defer done()
+	var (
+		mu       sync.Mutex
+		finished bool
+	)
+	ctx = resource.WithProgress(ctx, func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !finished {
+			_ = stream.Send(&pb.Progress{Message: msg})
+		}
+	})
+	defer func() {
+		mu.Lock()
+		finished = true
+		mu.Unlock()
+	}()
+	inst.stopLoop()
+	if err := inst.acquire(ctx); err != nil {
+		return errorToStatus(err)
+	}
+	if online {
+		err = inst.res.Online(ctx)
+	} else {
+		err = inst.res.Offline(ctx)
+	}
+	inst.release()
+	if online && err == nil {
+		inst.startLoop()
+	}
+	return errorToStatus(err)
+}
+
+func (s *grpcServer) Online(req *pb.InstanceRequest, stream pb.ResourcePlugin_OnlineServer) error {
+	return s.pending(req, stream, true)
+}
+
+func (s *grpcServer) Offline(req *pb.InstanceRequest, stream pb.ResourcePlugin_OfflineServer) error {
+	return s.pending(req, stream, false)
+}
+
+func (s *grpcServer) check(ctx context.Context, req *pb.InstanceRequest, thorough bool) (*pb.Empty, error) {
+	inst, err := s.inst(req.GetInstance())
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	ctx, done := inst.callCtx(ctx)
+	defer done()
+	if err := inst.acquire(ctx); err != nil {
+		return nil, errorToStatus(err)
+	}
+	defer inst.release()
+	if thorough {
+		err = inst.res.IsAlive(ctx)
+	} else {
+		err = inst.res.LooksAlive(ctx)
+	}
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	return &pb.Empty{}, nil
+}
+
+func (s *grpcServer) LooksAlive(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
+	return s.check(ctx, req, false)
+}
+
+func (s *grpcServer) IsAlive(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
+	return s.check(ctx, req, true)
+}
+
+func (s *grpcServer) Terminate(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
+	inst, err := s.inst(req.GetInstance())
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	inst.terminateCalls()
+	return &pb.Empty{}, errorToStatus(inst.res.Terminate(ctx))
+}
+
+func (s *grpcServer) Events(_ *pb.EventsRequest, stream pb.ResourcePlugin_EventsServer) error {
+	ctx := stream.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-s.events:
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// instance is one opened resource in the plugin.
+type instance struct {
+	id     uint64
+	srv    *grpcServer
+	res    resource.Resource
+	logger *slog.Logger
+	// sem serializes every call but Terminate, including the local
+	// LooksAlive loop, as the contract promises the resource.
+	sem      chan struct{}
+	interval time.Duration
+	timeout  time.Duration
+
+	mu     sync.Mutex
+	gen    context.Context // canceled by Terminate; calls run under it
+	cancel context.CancelCauseFunc
+	loop   context.CancelFunc
+	loopWG sync.WaitGroup
+}
+
+// callCtx joins ctx (the RPC's) with the instance's generation, so that
+// Terminate cancels every call in flight.
+func (i *instance) callCtx(ctx context.Context) (context.Context, func()) {
+	i.mu.Lock()
+	gen := i.gen
+	i.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(gen, func() { cancel(context.Cause(gen)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+func (i *instance) acquire(ctx context.Context) error {
+	select {
+	case i.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the previous call: %w", context.Cause(ctx))
+	}
+}
+
+func (i *instance) release() { <-i.sem }
+
+// terminateCalls cancels the calls in flight and the LooksAlive loop; later
+// calls run under a fresh generation.
+func (i *instance) terminateCalls() {
+	i.mu.Lock()
+	i.cancel(errTerminated)
+	i.gen, i.cancel = context.WithCancelCause(context.Background())
+	if i.loop != nil {
+		i.loop()
+		i.loop = nil
+	}
+	i.mu.Unlock()
+}
+
+// startLoop runs LooksAlive every interval while the instance is online and
+// pushes each change of its result: the resource hosting subsystem's poll
+// loop, next to the resource.
+func (i *instance) startLoop() {
+	if i.interval <= 0 {
+		return
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.loop != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(i.gen)
+	i.loop = cancel
+	i.loopWG.Add(1)
+	go i.runLoop(ctx)
+}
+
+// stopLoop stops the loop without waiting for a LooksAlive in flight (the
+// semaphore orders it against the next call).
+func (i *instance) stopLoop() {
+	i.mu.Lock()
+	if i.loop != nil {
+		i.loop()
+		i.loop = nil
+	}
+	i.mu.Unlock()
+}
+
+func (i *instance) runLoop(ctx context.Context) {
+	defer i.loopWG.Done()
+	timeout := i.timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	t := time.NewTimer(i.interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := i.looksAliveOnce(ctx, timeout)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && !failing:
+			failing = true
+			i.logger.Debug("LooksAlive failed", "error", err)
+			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_FAILED, Error: errorToDetail(err)})
+		case err == nil && failing:
+			failing = false
+			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_OK})
+		}
+		t.Reset(i.interval)
+	}
+}
+
+func (i *instance) looksAliveOnce(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := i.acquire(ctx); err != nil {
+		return err
+	}
+	defer i.release()
+	return i.res.LooksAlive(ctx)
+}
