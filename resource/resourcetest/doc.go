@@ -11,8 +11,8 @@
 //     [Fake.SetAlive] (flip LooksAlive and IsAlive);
 //   - hang calls: [Fake.Block] with [Cancelable] (a slow call that honours
 //     ctx and Terminate: "block past the timeout") or [Deadlock] (ignores
-//     ctx and Terminate; only [Fake.Release] or KillHost end it);
-//     [Fake.IgnoreTerminate];
+//     ctx and Terminate; only [Fake.Release], [Fake.ReleaseAll] or KillHost
+//     end it); [Fake.IgnoreTerminate];
 //   - push a failure: [Fake.PushFailure];
 //   - long Online/Offline: [Fake.SetProgress] reports progress on a timer or
 //     when the test calls [Fake.Step];

@@ -54,9 +54,12 @@ const (
 	// test calls Release (the call then goes on as if never blocked). This
 	// is a slow call that honours the contract: "block past the timeout".
 	Cancelable BlockMode = iota
-	// Deadlock: the call ignores its ctx and Terminate. Only Release or
-	// KillHost make it return, like a call stuck in a hung plugin process
-	// that only dies when the process is killed.
+	// Deadlock: the call ignores its ctx and Terminate. Only Release,
+	// ReleaseAll or KillHost make it return, like a call stuck in a hung
+	// plugin process that only dies when the process is killed. A test
+	// whose code under test abandons such a call (no HostKiller) must
+	// release it before it ends, e.g. t.Cleanup(func() { f.ReleaseAll() }):
+	// a synctest bubble refuses to end with a goroutine still blocked.
 	Deadlock
 )
 
@@ -255,6 +258,16 @@ func (f *Fake) Release(m Method) int {
 	return f.wake(causeRelease, func(w *waiter) bool { return w.method == m && !w.step })
 }
 
+// ReleaseAll lets every call blocked now (by Block, in any method, or
+// waiting for a progress step) go on, and cancels every Block rule. It
+// reports how many calls it released.
+func (f *Fake) ReleaseAll() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.blocks)
+	return f.wake(causeRelease, func(*waiter) bool { return true })
+}
+
 // IgnoreTerminate makes Terminate (when ignore is true) return without
 // doing anything: the fake stays up and blocked calls stay blocked. Calls
 // are still logged and counted, and Terminate still returns its scripted
@@ -348,7 +361,9 @@ func (f *Fake) Calls(m Method) int {
 	return f.calls[m]
 }
 
-// Log returns a copy of the call log, in the order the calls began.
+// Log returns a copy of the call log, in the order the calls began. It
+// holds every method, the optional ones (SetFailureHandler, Close,
+// KillHost) included.
 func (f *Fake) Log() []Call {
 	f.mu.Lock()
 	defer f.mu.Unlock()

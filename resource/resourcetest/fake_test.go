@@ -649,3 +649,28 @@ func TestTypeWaitInstance(t *testing.T) {
 		}
 	})
 }
+
+func TestFakeReleaseAll(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := rt.NewFake("r")
+		f.Block(rt.MethodOnline, -1, rt.Deadlock)
+		f.Block(rt.MethodTerminate, 1, rt.Deadlock)
+		on := start(func() error { return f.Online(t.Context()) })
+		term := start(func() error { return f.Terminate(t.Context()) })
+		synctest.Wait()
+		stillBlocked(t, on, "Online")
+		stillBlocked(t, term, "Terminate")
+		if n := f.ReleaseAll(); n != 2 {
+			t.Errorf("ReleaseAll released %d calls, want 2", n)
+		}
+		synctest.Wait()
+		if err := errors.Join(result(t, on, "Online"), result(t, term, "Terminate")); err != nil {
+			t.Errorf("released calls: %v", err)
+		}
+		// The rules are gone too.
+		if err := f.Online(t.Context()); err != nil || !f.Up() {
+			t.Errorf("Online after ReleaseAll = %v, Up = %v", err, f.Up())
+		}
+	})
+}
