@@ -153,6 +153,7 @@ type Fake struct {
 	persistent map[Method]error
 	blocks     map[Method]*blockRule
 	progress   map[Method]*progressRule
+	delays     map[Method]time.Duration
 	waiting    []*waiter
 	ignoreTerm bool
 	kills      []string
@@ -178,6 +179,7 @@ func NewFake(name string) *Fake {
 		persistent: make(map[Method]error),
 		blocks:     make(map[Method]*blockRule),
 		progress:   make(map[Method]*progressRule),
+		delays:     make(map[Method]time.Duration),
 		inflight:   make(map[int]Method),
 	}
 }
@@ -276,6 +278,23 @@ func (f *Fake) IgnoreTerminate(ignore bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ignoreTerm = ignore
+	f.notify()
+}
+
+// SetDelay makes every later call of m take d (a timer, so fake time in a
+// synctest bubble) before it goes on; 0 turns it off. While waiting the
+// call behaves as a Cancelable block: its ctx, Terminate (unless
+// IgnoreTerminate), KillHost end it early with an error, Release(m) and
+// ReleaseAll end the wait early and let it go on. The delay comes after a
+// Block and before progress steps.
+func (f *Fake) SetDelay(m Method, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d <= 0 {
+		delete(f.delays, m)
+	} else {
+		f.delays[m] = d
+	}
 	f.notify()
 }
 
@@ -382,8 +401,8 @@ func (f *Fake) Methods() []Method {
 	return out
 }
 
-// Blocked returns how many calls of m wait inside the fake now, blocked by
-// Block or waiting for a progress step.
+// Blocked returns how many calls of m wait inside the fake now: blocked by
+// Block, waiting out SetDelay, or waiting for a progress step.
 func (f *Fake) Blocked(m Method) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -665,6 +684,24 @@ func (f *Fake) run(ctx context.Context, idx int, m Method, finish func(error) er
 	f.mu.Unlock()
 	if w != nil {
 		if err := f.wait(ctx, w, nil); err != nil {
+			return err
+		}
+	}
+
+	// Scripted delay.
+	f.mu.Lock()
+	delay := f.delays[m]
+	if delay > 0 {
+		w = &waiter{method: m, mode: Cancelable, done: make(chan struct{})}
+		f.waiting = append(f.waiting, w)
+		f.notify()
+	}
+	f.mu.Unlock()
+	if delay > 0 {
+		timer := time.NewTimer(delay)
+		err := f.wait(ctx, w, timer.C)
+		timer.Stop()
+		if err != nil {
 			return err
 		}
 	}

@@ -674,3 +674,38 @@ func TestFakeReleaseAll(t *testing.T) {
 		}
 	})
 }
+
+func TestFakeSetDelay(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := rt.NewFake("slow")
+		f.SetDelay(rt.MethodOnline, 3*time.Second)
+		t0 := time.Now()
+		if err := f.Online(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(t0); d != 3*time.Second {
+			t.Errorf("Online took %v of fake time, want 3s", d)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := f.Online(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Online with a 1s deadline = %v, want DeadlineExceeded", err)
+		}
+		// Release cuts a delay short.
+		res := start(func() error { return f.Online(t.Context()) })
+		synctest.Wait()
+		t1 := time.Now()
+		f.Release(rt.MethodOnline)
+		synctest.Wait()
+		if err := result(t, res, "Online"); err != nil || time.Since(t1) != 0 {
+			t.Errorf("released Online = %v after %v", err, time.Since(t1))
+		}
+		f.SetDelay(rt.MethodOnline, 0)
+		t2 := time.Now()
+		_ = f.Online(t.Context())
+		if time.Since(t2) != 0 {
+			t.Error("SetDelay(0) did not remove the delay")
+		}
+	})
+}
