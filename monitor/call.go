@@ -62,6 +62,10 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 		// An abandoned (deadlocked) call still holds the slot.
 		return fmt.Errorf("%s: the previous call has not returned within %s: %w", method, timeout, ErrCallTimeout)
 	}
+	if err := parent.Err(); err != nil {
+		<-x.sem
+		return fmt.Errorf("%s: %w", method, context.Cause(parent))
+	}
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	progress := make(chan string, 1)

@@ -176,6 +176,16 @@ func (g *group) run() {
 			g.command(c)
 		case ev := <-g.evs:
 			g.event(ev)
+			// Take what else is queued before reconciling and publishing
+			// a snapshot once (a large group starts with a burst).
+			for more := true; more; {
+				select {
+				case ev := <-g.evs:
+					g.event(ev)
+				default:
+					more = false
+				}
+			}
 		}
 		g.reconcile()
 		g.settle()
@@ -211,8 +221,6 @@ func (g *group) command(c command) {
 			x.lastFailure = ""
 			x.lastFailedAt = time.Time{}
 		}
-		c.done <- nil
-		return
 	case cmdStop:
 		g.stopping = true
 		g.target = resource.StateOffline
@@ -544,9 +552,12 @@ func (g *group) settle() {
 		g.m.log.Info("group state", "group", g.name, "from", from.String(), "to", st.String())
 		g.m.publish(Event{Kind: EventGroupStateChanged, Group: g.name, From: from, To: st, Reason: reason})
 	}
+	g.publishSnapshot() // before answering, so a caller sees its effect
 	kept := g.waiters[:0]
 	for _, w := range g.waiters {
 		switch {
+		case w.kind == cmdClear:
+			w.done <- nil
 		case w.kind == cmdOnline && st == resource.StateOnline:
 			w.done <- nil
 		case w.kind == cmdOnline && (g.failed || g.target != resource.StateOnline):
@@ -564,7 +575,6 @@ func (g *group) settle() {
 		}
 	}
 	g.waiters = kept
-	g.publishSnapshot()
 }
 
 func (g *group) publishSnapshot() {

@@ -226,7 +226,7 @@ func TestEscalationToGroupFailureAfterThreshold(t *testing.T) {
 		require.Equal(t, "b", ev[0].Resource)
 		require.Equal(t, 3, b.Calls(rt.MethodOnline), "first try plus two restarts")
 		synctest.Wait()
-		require.False(t, a.Up(), "the whole group goes offline here")
+		require.False(t, a.Up(), "the whole group goes offline here: %v %s", x.drain(), methods(a))
 		st, _ := x.m.GroupStatus("g")
 		require.True(t, st.Failed)
 		require.Equal(t, resource.StateFailed, st.State)

@@ -2,8 +2,8 @@ package monitor
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -11,7 +11,16 @@ import (
 // failure is found: LooksAlive at once and then every LooksAliveInterval,
 // IsAlive every IsAliveInterval, IsAlive at once when LooksAlive fails, and
 // a pushed failure ends it immediately.
+//
+// Health checks are the hot path (1,000 resources polled every second), so
+// the poller calls them on its own goroutine, without a goroutine, channel
+// or context per call: a per-poller watchdog timer enforces the call
+// timeout and the deadlock timeout, the way the resource monitor's deadlock
+// thread does. When a check deadlocks, the watchdog reports the failure and
+// the poller, stuck in the call, exits when (if ever) the call returns.
 func (g *group) poll(ctx context.Context, x *res, epoch int) {
+	w := newWatchdog(g, x, epoch)
+	defer w.stop()
 	fail := func(err error, pushed bool) {
 		if ctx.Err() == nil {
 			g.send(groupEvent{kind: evPollFailed, x: x, epoch: epoch, err: err, pushed: pushed})
@@ -20,20 +29,19 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 	// check returns false when polling must stop.
 	check := func(deep bool) bool {
 		if !deep {
-			err := g.invoke(ctx, x, MethodLooksAlive, x.r.LooksAlive)
+			err, abandoned := w.call(ctx, MethodLooksAlive, x.r.LooksAlive)
+			if abandoned || ctx.Err() != nil {
+				return false
+			}
 			if err == nil {
 				return true
 			}
-			if ctx.Err() != nil {
-				return false
-			}
-			if errors.Is(err, ErrDeadlocked) {
-				fail(err, false)
-				return false
-			}
 			g.m.log.Info("LooksAlive failed, confirming with IsAlive", "group", g.name, "resource", x.spec.Name, "err", err)
 		}
-		err := g.invoke(ctx, x, MethodIsAlive, x.r.IsAlive)
+		err, abandoned := w.call(ctx, MethodIsAlive, x.r.IsAlive)
+		if abandoned || ctx.Err() != nil {
+			return false
+		}
 		if err == nil {
 			return true
 		}
@@ -65,3 +73,129 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 		}
 	}
 }
+
+// watchdog bounds the health checks of one poller.
+type watchdog struct {
+	g     *group
+	x     *res
+	epoch int
+	timer *time.Timer
+
+	mu      sync.Mutex
+	stopped bool
+	gen     int // which call the timer is armed for
+	stage  int // 0 running, 1 timed out, 2 deadlocked (abandoned)
+	method string
+	start  time.Time
+	cancel context.CancelCauseFunc
+	cctx   context.Context
+}
+
+func newWatchdog(g *group, x *res, epoch int) *watchdog {
+	w := &watchdog{g: g, x: x, epoch: epoch}
+	w.timer = time.AfterFunc(time.Hour, w.fire)
+	w.timer.Stop()
+	return w
+}
+
+func (w *watchdog) stop() {
+	w.timer.Stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.gen++
+	if w.cancel != nil {
+		w.cancel(nil)
+	}
+}
+
+// call runs one health check under the call timeout. It reports the
+// check's error, and abandoned=true when the watchdog gave up on the call
+// (deadlock): the failure has been reported and the poller must stop.
+func (w *watchdog) call(parent context.Context, method string, fn func(context.Context) error) (err error, abandoned bool) {
+	x := w.x
+	select {
+	case x.sem <- struct{}{}:
+	default:
+		// An earlier call (abandoned, or an op) still holds the slot:
+		// take the general path, which waits for it within the timeout.
+		return w.g.invoke(parent, x, method, fn), false
+	}
+	if err := parent.Err(); err != nil { // the poller is being stopped
+		<-x.sem
+		return err, false
+	}
+	w.mu.Lock()
+	if w.cctx == nil || w.cctx.Err() != nil {
+		// One context serves every call of this poller until a call times
+		// out and cancels it.
+		w.cctx, w.cancel = context.WithCancelCause(parent)
+	}
+	ctx := w.cctx
+	w.gen++
+	gen := w.gen
+	w.stage = 0
+	w.method = method
+	w.start = time.Now()
+	w.timer.Reset(x.timing.CallTimeout)
+	w.mu.Unlock()
+
+	err = fn(ctx)
+	<-x.sem
+
+	w.mu.Lock()
+	stage := w.stage
+	if w.gen == gen {
+		w.timer.Stop()
+		w.gen++
+	}
+	start := w.start
+	w.mu.Unlock()
+	switch stage {
+	case 1:
+		err = fmt.Errorf("%s: no answer within %s: %w", method, x.timing.CallTimeout, ErrCallTimeout)
+	case 2:
+		return nil, true
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", method, err)
+	}
+	if o := w.g.m.cfg.Observer; o != nil {
+		o(CallInfo{Group: w.g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: method, Duration: time.Since(start), Err: err})
+	}
+	return err, false
+}
+
+// fire runs on the timer's goroutine: first at the call timeout (cancel the
+// call's context and wait the deadlock grace), then at the deadlock timeout
+// (abandon the call, kill the host, report the failure).
+func (w *watchdog) fire() {
+	w.mu.Lock()
+	method := w.method
+	switch w.stage {
+	case 0:
+		w.stage = 1
+		terr := fmt.Errorf("%s: no answer within %s: %w", method, w.x.timing.CallTimeout, ErrCallTimeout)
+		w.cancel(terr)
+		w.timer.Reset(w.x.timing.DeadlockGrace())
+		w.mu.Unlock()
+		w.g.emitResource(w.x, Event{Kind: EventCallTimedOut, Method: method, Reason: terr.Error()})
+		return
+	case 1:
+		w.stage = 2
+	default:
+		w.mu.Unlock()
+		return
+	}
+	start, report := w.start, !w.stopped
+	w.mu.Unlock()
+	derr := fmt.Errorf("%s: still running %s after its deadline: %w", method, w.x.timing.DeadlockGrace(), ErrDeadlocked)
+	w.g.deadlocked(w.x, method, derr)
+	if o := w.g.m.cfg.Observer; o != nil {
+		o(CallInfo{Group: w.g.name, Resource: w.x.spec.Name, Type: w.x.spec.Type, Method: method, Duration: time.Since(start), Err: derr})
+	}
+	if report { // the abandoned call's poller will not report it
+		w.g.send(groupEvent{kind: evPollFailed, x: w.x, epoch: w.epoch, err: derr})
+	}
+}
+
