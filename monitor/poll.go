@@ -84,11 +84,11 @@ type watchdog struct {
 	mu      sync.Mutex
 	stopped bool
 	gen     int // which call the timer is armed for
-	stage  int // 0 running, 1 timed out, 2 deadlocked (abandoned)
-	method string
-	start  time.Time
-	cancel context.CancelCauseFunc
-	cctx   context.Context
+	stage   int // 0 running, 1 timed out, 2 deadlocked (abandoned)
+	method  string
+	start   time.Time
+	cancel  context.CancelCauseFunc
+	cctx    context.Context
 }
 
 func newWatchdog(g *group, x *res, epoch int) *watchdog {
@@ -198,4 +198,3 @@ func (w *watchdog) fire() {
 		w.g.send(groupEvent{kind: evPollFailed, x: w.x, epoch: w.epoch, err: derr})
 	}
 }
-
