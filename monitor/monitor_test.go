@@ -299,6 +299,14 @@ func TestPendingTimeoutTerminatesAndFails(t *testing.T) {
 			return e.Kind == monitor.EventStateChanged && e.To == resource.StateFailed
 		})
 		require.GreaterOrEqual(t, failed, 0, "resource marked Failed: %v", evs)
+		// Online ignored both its context and Terminate: at the deadlock
+		// timeout (4 s = 2 x call timeout, so 2 s past the deadline) the
+		// hosting process was killed.
+		dl := kinds(evs, monitor.EventCallDeadlocked)
+		require.Len(t, dl, 1)
+		require.Equal(t, monitor.MethodOnline, dl[0].Method)
+		require.Equal(t, 7*time.Second, dl[0].Time.Sub(start))
+		require.Len(t, a.Kills(), 1)
 		a.Release(rt.MethodOnline)
 		a.IgnoreTerminate(false)
 	})
