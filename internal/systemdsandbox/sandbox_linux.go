@@ -70,6 +70,11 @@ func (s *Sandbox) Root() string { return fmt.Sprintf("/proc/%d/root", s.PID()) }
 // the host through the sandbox's proxy.
 func (s *Sandbox) BusAddress() string { return "unix:path=" + s.busPath }
 
+// CgroupPath is the host path of the sandbox's cgroup (the root of its
+// cgroup namespace): a unit's processes are listed, with host PIDs, in
+// CgroupPath()/system.slice/UNIT/cgroup.procs.
+func (s *Sandbox) CgroupPath() string { return s.cgroup }
+
 // Output returns what systemd wrote to its console so far (for test logs).
 func (s *Sandbox) Output() string { return s.output.String() }
 

@@ -1,0 +1,446 @@
+package genericservice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sftkit/sft/internal/health"
+	"github.com/sftkit/sft/resource"
+)
+
+// TypeName is the name of the type in a resource.Registry.
+const TypeName = "genericservice"
+
+// DefaultManager is the manager property's default.
+const DefaultManager = "systemd"
+
+// Config configures the type. The zero value is ready to use.
+type Config struct {
+	// Managers maps values of the "manager" property to the factories of
+	// their backends. Default: {"systemd": NewSystemd with DialSystemd}.
+	// A Manager is made on the first Open that names it and shared by the
+	// type's resources until the last of them is closed.
+	Managers map[string]ManagerFactory
+	// Logger receives manager-level logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Props are the properties of a generic service resource.
+type Props struct {
+	// Service is the unit to drive ("nginx" or "nginx.service";
+	// "name@instance.service" for a template). Required.
+	Service string `json:"service"`
+	// Manager names the service manager backend. Default "systemd".
+	Manager string `json:"manager,omitempty"`
+	// StartTimeout bounds Online's start job and wait for the active
+	// state, on top of the monitor's pending timeout. Default 0: only the
+	// monitor's timeout applies.
+	StartTimeout resource.Duration `json:"start_timeout,omitempty"`
+	// StopTimeout bounds Offline's stop job, on top of the monitor's
+	// pending timeout. Default 0: only the monitor's timeout applies.
+	StopTimeout resource.Duration `json:"stop_timeout,omitempty"`
+	// Readiness, if set, must pass before Online returns (tried every
+	// readiness.interval until the pending timeout).
+	Readiness *health.Config `json:"readiness,omitempty"`
+	// Health, if set, is checked by IsAlive after the manager reports the
+	// unit active.
+	Health *health.Config `json:"health,omitempty"`
+}
+
+// Type is the generic service resource type.
+type Type struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	managers map[string]*sharedManager
+}
+
+type sharedManager struct {
+	m    Manager
+	refs int
+}
+
+// New returns the type with the default configuration (systemd over its
+// default connection).
+func New() resource.Type { return NewWithConfig(Config{}) }
+
+// NewWithConfig returns the type configured by cfg.
+func NewWithConfig(cfg Config) *Type {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Managers == nil {
+		cfg.Managers = map[string]ManagerFactory{
+			DefaultManager: func(l *slog.Logger) (Manager, error) { return NewSystemd(SystemdConfig{Logger: l}) },
+		}
+	}
+	return &Type{cfg: cfg, log: log, managers: make(map[string]*sharedManager)}
+}
+
+// Name returns "genericservice".
+func (t *Type) Name() string { return TypeName }
+
+// DefaultTiming: services often take seconds to start; the monitor's own
+// defaults otherwise.
+func (t *Type) DefaultTiming() resource.Timing {
+	return resource.Timing{PendingTimeout: 90 * time.Second}
+}
+
+// Validate checks the properties without side effects (apart from looking
+// a check command up in PATH). It does not ask the manager whether the unit
+// exists: Online does.
+func (t *Type) Validate(ctx context.Context, props resource.Properties) error {
+	_, err := t.parse(props)
+	return err
+}
+
+type parsed struct {
+	Props
+	unit      string
+	readiness *health.Check
+	health    *health.Check
+}
+
+func (t *Type) parse(props resource.Properties) (*parsed, error) {
+	var p parsed
+	if err := props.Decode(&p.Props); err != nil {
+		return nil, err
+	}
+	if _, ok := props["service"]; !ok {
+		return nil, resource.ConfigError("service", nil, "required (the unit to drive, e.g. \"nginx.service\")")
+	}
+	unit, err := normalizeUnit(p.Service)
+	if err != nil {
+		return nil, resource.ConfigError("service", p.Service, "%v", err)
+	}
+	p.unit = unit
+	if p.Manager == "" {
+		p.Manager = DefaultManager
+	}
+	if _, ok := t.cfg.Managers[p.Manager]; !ok {
+		return nil, resource.ConfigError("manager", p.Manager, "unknown service manager (known: %s)",
+			strings.Join(slices.Sorted(maps.Keys(t.cfg.Managers)), ", "))
+	}
+	if p.StartTimeout < 0 {
+		return nil, resource.ConfigError("start_timeout", p.StartTimeout.D().String(), "must not be negative")
+	}
+	if p.StopTimeout < 0 {
+		return nil, resource.ConfigError("stop_timeout", p.StopTimeout.D().String(), "must not be negative")
+	}
+	if p.Readiness != nil {
+		if p.readiness, err = health.New("readiness", *p.Readiness); err != nil {
+			return nil, err
+		}
+	}
+	if p.Health != nil {
+		if p.health, err = health.New("health", *p.Health); err != nil {
+			return nil, err
+		}
+	}
+	return &p, nil
+}
+
+// Open validates the properties, connects to the manager (shared by the
+// type's resources) and starts watching the unit. It does not start it.
+func (t *Type) Open(ctx context.Context, req resource.OpenRequest) (resource.Resource, error) {
+	p, err := t.parse(req.Properties)
+	if err != nil {
+		return nil, err
+	}
+	m, err := t.acquire(p.Manager)
+	if err != nil {
+		return nil, resource.Transient(fmt.Errorf("manager %s: %w", p.Manager, err))
+	}
+	r := &service{
+		t: t, p: p, m: m, log: req.Log().With("service", p.unit),
+		changed:  make(chan struct{}, 1),
+		inflight: make(map[*context.CancelFunc]struct{}),
+	}
+	r.watch, err = m.Watch(ctx, p.unit, r.onChange)
+	if err != nil {
+		t.release(p.Manager)
+		return nil, resource.Transient(fmt.Errorf("watch %s: %w", p.unit, err))
+	}
+	return r, nil
+}
+
+func (t *Type) acquire(name string) (Manager, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sm := t.managers[name]; sm != nil {
+		sm.refs++
+		return sm.m, nil
+	}
+	m, err := t.cfg.Managers[name](t.log.With("manager", name))
+	if err != nil {
+		return nil, err
+	}
+	t.managers[name] = &sharedManager{m: m, refs: 1}
+	return m, nil
+}
+
+func (t *Type) release(name string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sm := t.managers[name]
+	if sm == nil {
+		return nil
+	}
+	sm.refs--
+	if sm.refs > 0 {
+		return nil
+	}
+	delete(t.managers, name)
+	return sm.m.Close()
+}
+
+// service is one generic service resource.
+type service struct {
+	t     *Type
+	p     *parsed
+	m     Manager
+	log   *slog.Logger
+	watch Watch
+
+	// changed gets a token whenever the watched state changes.
+	changed chan struct{}
+
+	mu       sync.Mutex
+	online   bool // Online succeeded and neither Offline nor Terminate began
+	pushed   bool // a failure was pushed since the last Online
+	onFail   func(error)
+	inflight map[*context.CancelFunc]struct{}
+	closed   bool
+}
+
+var (
+	_ resource.Resource        = (*service)(nil)
+	_ resource.FailureReporter = (*service)(nil)
+	_ resource.Closer          = (*service)(nil)
+)
+
+func (r *service) SetFailureHandler(fn func(error)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onFail = fn
+}
+
+// onChange runs on the manager's notification goroutine.
+func (r *service) onChange(st Status) {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+	if st.Active.Up() {
+		return
+	}
+	r.mu.Lock()
+	fn := r.onFail
+	push := r.online && !r.pushed && fn != nil
+	if push {
+		r.pushed = true
+	}
+	r.mu.Unlock()
+	if push {
+		r.log.Warn("service left the active state", "state", st.Active, "sub", st.Sub)
+		fn(resource.Transient(fmt.Errorf("service %s", st)))
+	}
+}
+
+// track returns ctx, also canceled by Terminate.
+func (r *service) track(ctx context.Context, timeout time.Duration) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var tcancel context.CancelFunc = func() {}
+	if timeout > 0 {
+		ctx, tcancel = context.WithTimeout(ctx, timeout)
+	}
+	key := &cancel
+	r.mu.Lock()
+	r.inflight[key] = struct{}{}
+	r.mu.Unlock()
+	return ctx, func() {
+		r.mu.Lock()
+		delete(r.inflight, key)
+		r.mu.Unlock()
+		tcancel()
+		cancel()
+	}
+}
+
+func (r *service) setOffline() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.online = false
+}
+
+// Online starts the unit, waits for the start job and for the active state
+// (as the watch sees it, so LooksAlive agrees at once), then for the
+// readiness check if one is set.
+func (r *service) Online(ctx context.Context) error {
+	ctx, done := r.track(ctx, r.p.StartTimeout.D())
+	defer done()
+	r.setOffline()
+	st, err := r.m.Status(ctx, r.p.unit)
+	if err != nil {
+		return r.classify("status", err)
+	}
+	switch st.Load {
+	case LoadNotFound:
+		return resource.ConfigError("service", r.p.Service, "no unit %s on this node", r.p.unit)
+	case LoadMasked:
+		return resource.ConfigError("service", r.p.Service, "unit %s is masked", r.p.unit)
+	case LoadError, LoadBad:
+		return resource.ConfigError("service", r.p.Service, "unit %s failed to load (%s)", r.p.unit, st.Load)
+	}
+	if err := r.m.Start(ctx, r.p.unit); err != nil {
+		return r.classify("start", err)
+	}
+	// Wait until the watch sees the unit up: every signal older than that
+	// one has then been applied, so what follows is a real change.
+	for {
+		st := r.watch.Status()
+		if st.Active.Up() {
+			break
+		}
+		if st.Active == StateFailed || st.Active == StateInactive {
+			// The job is done, so this may be the stale state from
+			// before the start: ask the manager.
+			fresh, err := r.m.Status(ctx, r.p.unit)
+			if err != nil {
+				return r.classify("status", err)
+			}
+			if fresh.Active == StateFailed || fresh.Active == StateInactive {
+				return resource.Transient(fmt.Errorf("service %s after its start job", fresh))
+			}
+		}
+		select {
+		case <-r.changed:
+		case <-ctx.Done():
+			return fmt.Errorf("online %s: waiting for the active state (now %s): %w", r.p.unit, st.Active, ctx.Err())
+		}
+	}
+	if r.p.readiness != nil {
+		err := health.Wait(ctx, r.p.readiness, r.p.readiness.Interval(), func(attempt int, err error) {
+			if err != nil {
+				resource.ReportProgress(ctx, fmt.Sprintf("readiness attempt %d: %v", attempt, err))
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("online %s: readiness: %w", r.p.unit, err)
+		}
+		if st := r.watch.Status(); !st.Active.Up() {
+			return resource.Transient(fmt.Errorf("service %s while waiting for readiness", st))
+		}
+	}
+	r.mu.Lock()
+	if err := ctx.Err(); err != nil {
+		// Terminate ran (or the deadline passed) while we finished.
+		r.mu.Unlock()
+		return fmt.Errorf("online %s: %w", r.p.unit, err)
+	}
+	r.online, r.pushed = true, false
+	r.mu.Unlock()
+	r.log.Info("service online")
+	return nil
+}
+
+// classify maps manager errors: an unknown unit is a configuration error
+// naming the service property; ctx errors stay wrapped; the rest is
+// transient.
+func (r *service) classify(op string, err error) error {
+	switch {
+	case errors.Is(err, ErrNoSuchUnit):
+		return resource.ConfigError("service", r.p.Service, "%s: %v", op, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %s: %w", op, r.p.unit, err)
+	}
+	return resource.Transient(fmt.Errorf("%s %s: %w", op, r.p.unit, err))
+}
+
+// Offline stops the unit and waits for the stop job; a failed state left by
+// the stop is cleared.
+func (r *service) Offline(ctx context.Context) error {
+	ctx, done := r.track(ctx, r.p.StopTimeout.D())
+	defer done()
+	r.setOffline()
+	if err := r.m.Stop(ctx, r.p.unit); err != nil {
+		return r.classify("stop", err)
+	}
+	r.log.Info("service offline")
+	return nil
+}
+
+// LooksAlive answers from the watch's in-memory state: no manager round trip.
+func (r *service) LooksAlive(ctx context.Context) error {
+	r.mu.Lock()
+	on := r.online
+	r.mu.Unlock()
+	if !on {
+		return fmt.Errorf("service %s is not online", r.p.unit)
+	}
+	if st := r.watch.Status(); !st.Active.Up() {
+		return fmt.Errorf("service %s", st)
+	}
+	return nil
+}
+
+// IsAlive asks the manager (one round trip) and runs the health check.
+func (r *service) IsAlive(ctx context.Context) error {
+	r.mu.Lock()
+	on := r.online
+	r.mu.Unlock()
+	if !on {
+		return fmt.Errorf("service %s is not online", r.p.unit)
+	}
+	st, err := r.m.Status(ctx, r.p.unit)
+	if err != nil {
+		return r.classify("status", err)
+	}
+	if !st.Active.Up() {
+		return fmt.Errorf("service %s", st)
+	}
+	if r.p.health != nil {
+		if err := r.p.health.Check(ctx); err != nil {
+			return fmt.Errorf("service %s: health: %w", r.p.unit, err)
+		}
+	}
+	return nil
+}
+
+// Terminate cancels in-flight calls, then kills every process of the unit
+// with SIGKILL and stops it.
+func (r *service) Terminate(ctx context.Context) error {
+	r.mu.Lock()
+	r.online = false
+	for c := range r.inflight {
+		(*c)()
+	}
+	r.mu.Unlock()
+	if err := r.m.Kill(ctx, r.p.unit); err != nil {
+		return r.classify("kill", err)
+	}
+	return nil
+}
+
+// Close stops watching the unit and releases the manager.
+func (r *service) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.online = false
+	r.mu.Unlock()
+	r.watch.Close()
+	return r.t.release(r.p.Manager)
+}

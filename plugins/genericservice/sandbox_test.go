@@ -1,0 +1,174 @@
+package genericservice
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+
+	"github.com/sftkit/sft/internal/systemdsandbox"
+	"github.com/sftkit/sft/internal/testenv"
+	"github.com/sftkit/sft/resource"
+)
+
+func TestMain(m *testing.M) {
+	systemdsandbox.Main()
+	os.Exit(m.Run())
+}
+
+const sleeperUnit = `[Unit]
+DefaultDependencies=no
+[Service]
+ExecStart=/bin/sleep infinity
+StandardOutput=null
+StandardError=null
+`
+
+// hangUnit never reports ready: its start job runs until stopped.
+const hangUnit = `[Unit]
+DefaultDependencies=no
+[Service]
+Type=notify
+ExecStart=/bin/sleep infinity
+TimeoutStartSec=infinity
+StandardOutput=null
+StandardError=null
+`
+
+// env is a booted sandbox, a type driving it and a connection of the
+// test's own to look at it from outside.
+type env struct {
+	sb  *systemdsandbox.Sandbox
+	typ *Type
+	sd  *sd.Conn
+	mgr Manager // the test's own view
+}
+
+func newEnv(t testing.TB, units map[string]string) *env {
+	t.Helper()
+	testenv.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sb, err := systemdsandbox.Start(ctx, systemdsandbox.Config{Units: units})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{sb: sb}
+	t.Cleanup(func() {
+		if e.sd != nil {
+			e.sd.Close()
+		}
+		if e.mgr != nil {
+			e.mgr.Close()
+		}
+		if err := sb.Close(); err != nil {
+			t.Errorf("sandbox close: %v", err)
+		}
+	})
+	dial := func() (*dbus.Conn, error) { return sb.DialBus(context.Background()) }
+	e.typ = NewWithConfig(Config{Managers: map[string]ManagerFactory{
+		"systemd": func(*slog.Logger) (Manager, error) { return NewSystemd(SystemdConfig{Dial: dial}) },
+	}})
+	if e.sd, err = sd.NewConnection(dial); err != nil {
+		t.Fatal(err)
+	}
+	if e.mgr, err = NewSystemd(SystemdConfig{Dial: dial}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// writeUnit adds a unit (or replaces it) and reloads systemd.
+func (e *env) writeUnit(t testing.TB, name, text string) {
+	t.Helper()
+	if err := e.sb.WriteUnit(name, text); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sd.ReloadContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) open(t testing.TB, props resource.Properties) *service {
+	t.Helper()
+	r, err := e.typ.Open(context.Background(), resource.OpenRequest{Name: t.Name(), Properties: props})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Terminate(context.Background())
+		r.(resource.Closer).Close()
+	})
+	return r.(*service)
+}
+
+// pids lists the host-view PIDs in unit's cgroup (empty when none run).
+func (e *env) pids(t testing.TB, unit string) []int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.sb.CgroupPath(), "system.slice", unit, "cgroup.procs"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		p, _ := strconv.Atoi(f)
+		out = append(out, p)
+	}
+	return out
+}
+
+func (e *env) status(t testing.TB, unit string) Status {
+	t.Helper()
+	st, err := e.mgr.Status(context.Background(), unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// failures collects pushed failures.
+type failures struct {
+	ch chan error
+}
+
+func watchFailures(r resource.FailureReporter) *failures {
+	f := &failures{ch: make(chan error, 16)}
+	r.SetFailureHandler(func(err error) {
+		select {
+		case f.ch <- err:
+		default:
+		}
+	})
+	return f
+}
+
+func (f *failures) wait(t testing.TB, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-f.ch:
+		return err
+	case <-time.After(d):
+		t.Fatalf("no failure pushed within %v", d)
+		return nil
+	}
+}
+
+func (f *failures) none(t testing.TB) {
+	t.Helper()
+	select {
+	case err := <-f.ch:
+		t.Fatalf("unexpected failure pushed: %v", err)
+	default:
+	}
+}
