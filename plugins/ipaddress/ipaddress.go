@@ -351,12 +351,14 @@ func (r *instance) Online(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	gen := r.view.State().NewAddrs
 	if err := r.h.AddrReplace(nl, r.nlAddr()); err != nil {
 		return fmt.Errorf("add %s to %s: %w", r.cfg.Prefix, l.Name, err)
 	}
-	// Wait for our own notification, so that LooksAlive sees the address
-	// and later changes are someone else's.
-	if err := r.view.Wait(ctx, func(st viewState) bool { return st.AddrPresent && st.LinkUp }); err != nil {
+	// Wait for our own notification: then every older event (such as the
+	// removal by a previous Offline) has been applied, LooksAlive sees the
+	// address, and later changes are someone else's.
+	if err := r.view.Wait(ctx, func(st viewState) bool { return st.NewAddrs > gen && st.AddrPresent && st.LinkUp }); err != nil {
 		return fmt.Errorf("waiting for the address to show: %w", err)
 	}
 	aw, err := openWire(r.cfg.NetNS, l, vip, false)

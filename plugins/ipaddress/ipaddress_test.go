@@ -213,7 +213,7 @@ func TestNoPushOnOffline(t *testing.T) {
 	ra := l.open(t, l.a, resource.Properties{"probe_count": 0})
 	failed := make(chan error, 4)
 	ra.SetFailureHandler(func(err error) { failed <- err })
-	for range 3 {
+	for range 20 {
 		if err := ra.Online(ctx); err != nil {
 			t.Fatal(err)
 		}

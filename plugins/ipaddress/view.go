@@ -18,7 +18,12 @@ type viewState struct {
 	LinkPresent bool
 	LinkUp      bool // IFF_UP and IFF_RUNNING (carrier)
 	AddrPresent bool // our exact address and prefix length on the link
-	Err         error
+	// NewAddrs counts RTM_NEWADDR notifications for our address; every add
+	// or replace sends one, so Online uses it as a barrier: once the count
+	// passes its value from before AddrReplace, every older event (a
+	// removal from an earlier Offline, say) has been applied.
+	NewAddrs uint64
+	Err      error
 }
 
 // view is an in-memory picture of one interface and one address, kept
@@ -141,7 +146,7 @@ func (v *view) set(fn func(st *viewState)) {
 	old := v.st
 	fn(&v.st)
 	st := v.st
-	changed := old.LinkPresent != st.LinkPresent || old.LinkUp != st.LinkUp || old.AddrPresent != st.AddrPresent || (old.Err == nil) != (st.Err == nil)
+	changed := old.LinkPresent != st.LinkPresent || old.LinkUp != st.LinkUp || old.AddrPresent != st.AddrPresent || old.NewAddrs != st.NewAddrs || (old.Err == nil) != (st.Err == nil)
 	if changed {
 		close(v.changed)
 		v.changed = make(chan struct{})
@@ -162,7 +167,12 @@ func (v *view) applyAddr(u netlink.AddrUpdate) {
 	if !mine {
 		return
 	}
-	v.set(func(st *viewState) { st.AddrPresent = u.NewAddr })
+	v.set(func(st *viewState) {
+		st.AddrPresent = u.NewAddr
+		if u.NewAddr {
+			st.NewAddrs++
+		}
+	})
 }
 
 func (v *view) applyLink(u netlink.LinkUpdate) {
@@ -178,7 +188,7 @@ func (v *view) applyLink(u netlink.LinkUpdate) {
 		return
 	}
 	if u.Header.Type == unix.RTM_DELLINK {
-		v.set(func(st *viewState) { *st = viewState{Err: st.Err} })
+		v.set(func(st *viewState) { *st = viewState{Err: st.Err, NewAddrs: st.NewAddrs} })
 		return
 	}
 	v.set(func(st *viewState) {
