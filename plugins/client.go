@@ -264,14 +264,15 @@ func (p *proxy) Offline(ctx context.Context) error { return p.pending(ctx, false
 // Config.RemoteLooksAlive is set. A dead plugin process is ErrPluginExited.
 func (p *proxy) LooksAlive(ctx context.Context) error {
 	p.mu.Lock()
-	g, id, looks := p.g, p.id, p.looks
+	g, id, looks, online := p.g, p.id, p.looks, p.online
 	p.mu.Unlock()
 	if g == nil || g.isDead() {
 		return p.exited("LooksAlive", g)
 	}
-	if !p.t.h.cfg.RemoteLooksAlive {
+	if online && !p.t.h.cfg.RemoteLooksAlive {
 		return looks
 	}
+	// Not online (the monitor does not poll then) or remote mode: ask.
 	return p.check(ctx, g, id, false)
 }
 

@@ -140,6 +140,7 @@ type Host struct {
 	pin    []byte
 	logger *slog.Logger
 	shared *proc
+	start  func(ctx context.Context, p *proc) (*gen, error)
 	types  map[string]*remoteType
 	order  []string
 
@@ -157,27 +158,74 @@ func Launch(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{
+	h := newHost(cfg, pin)
+	h.start = h.startProcess
+	h.shared = h.newProc()
+	return h.init(ctx)
+}
+
+// ConnectInProcess returns a Host for a plugin served in this process over a
+// go-plugin connection (plugin.TestPluginGRPCConn with PluginSet): the real
+// gRPC shims without a child process. It is meant for test harnesses such as
+// package plugintest. stop stops the in-process server; KillHost calls it to
+// emulate a process death, and such a plugin is never relaunched.
+// Config.Path only names the plugin in messages.
+func ConnectInProcess(ctx context.Context, cfg Config, c plugin.ClientProtocol, stop func()) (*Host, error) {
+	if cfg.Path == "" {
+		cfg.Path = "in-process"
+	}
+	cfg, pin, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := newHost(cfg, pin)
+	var once sync.Once
+	stopOnce := func() { once.Do(stop) }
+	started := false
+	h.start = func(ctx context.Context, p *proc) (*gen, error) {
+		if started {
+			return nil, fmt.Errorf("%w: an in-process plugin is not relaunched", ErrPluginExited)
+		}
+		started = true
+		raw, err := c.Dispense(pluginName)
+		if err != nil {
+			return nil, fmt.Errorf("plugins: in-process plugin: %w", err)
+		}
+		rpc, ok := raw.(pb.ResourcePluginClient)
+		if !ok {
+			return nil, fmt.Errorf("plugins: in-process plugin: dispensed %T, not a resource plugin (use PluginSet)", raw)
+		}
+		return h.newGen(ctx, p, rpc, 0, stopOnce, stopOnce)
+	}
+	h.shared = h.newProc()
+	return h.init(ctx)
+}
+
+func newHost(cfg Config, pin []byte) *Host {
+	return &Host{
 		cfg:      cfg,
 		pin:      pin,
 		logger:   cfg.Logger.With("plugin", cfg.Path),
 		types:    make(map[string]*remoteType),
 		isolated: make(map[*proc]struct{}),
 	}
-	h.shared = h.newProc()
+}
+
+// init starts the shared process and learns the types.
+func (h *Host) init(ctx context.Context) (*Host, error) {
 	g, err := h.shared.ensure(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, ti := range g.info.GetTypes() {
-		t := &remoteType{h: h, name: ti.GetName(), timing: timingFromPB(ti), isolated: slices.Contains(cfg.Isolate, ti.GetName())}
+		t := &remoteType{h: h, name: ti.GetName(), timing: timingFromPB(ti), isolated: slices.Contains(h.cfg.Isolate, ti.GetName())}
 		h.types[t.name] = t
 		h.order = append(h.order, t.name)
 	}
-	for _, name := range cfg.Isolate {
+	for _, name := range h.cfg.Isolate {
 		if h.types[name] == nil {
 			_ = h.Close()
-			return nil, resource.ConfigError("Isolate", name, "type not served by plugin %s (served: %v)", cfg.Path, h.order)
+			return nil, resource.ConfigError("Isolate", name, "type not served by plugin %s (served: %v)", h.cfg.Path, h.order)
 		}
 	}
 	return h, nil
@@ -355,7 +403,7 @@ func (p *proc) shutdown() {
 }
 
 // start launches one plugin process.
-func (h *Host) start(ctx context.Context, p *proc) (*gen, error) {
+func (h *Host) startProcess(ctx context.Context, p *proc) (*gen, error) {
 	cmd := exec.Command(h.cfg.Path, h.cfg.Args...)
 	cmd.Env = append(os.Environ(), h.cfg.Env...)
 	cmd.SysProcAttr = procutil.SysProcAttr()
@@ -373,6 +421,9 @@ func (h *Host) start(ctx context.Context, p *proc) (*gen, error) {
 		StartTimeout:     h.cfg.StartTimeout,
 		Logger:           logbridge.HCLog(h.cfg.Logger),
 		Stderr:           io.Discard,
+		// cmd.Env already holds the host's environment with Config.Env
+		// overriding it; go-plugin would append the host's again after it.
+		SkipHostEnv: true,
 	})
 	fail := func(err error) (*gen, error) {
 		if cmd.Process != nil {
@@ -393,27 +444,37 @@ func (h *Host) start(ctx context.Context, p *proc) (*gen, error) {
 	if err != nil {
 		return fail(fmt.Errorf("plugins: plugin %s: %w", h.cfg.Path, err))
 	}
-	rpc := raw.(pb.ResourcePluginClient)
+	pid := cmd.Process.Pid
+	g, err := h.newGen(ctx, p, raw.(pb.ResourcePluginClient), pid,
+		func() { _ = procutil.KillGroup(pid) }, client.Kill)
+	if err != nil {
+		return fail(err)
+	}
+	return g, nil
+}
+
+// newGen checks a freshly connected plugin (Info) and opens its event
+// stream. killGroup kills the process group at once; stop stops the plugin
+// gracefully (go-plugin's Kill) and reaps it.
+func (h *Host) newGen(ctx context.Context, p *proc, rpc pb.ResourcePluginClient, pid int, killGroup, stop func()) (*gen, error) {
 	ictx, cancel := context.WithTimeout(ctx, h.cfg.StartTimeout)
 	info, err := rpc.Info(ictx, &pb.InfoRequest{})
 	cancel()
 	if err != nil {
-		return fail(fmt.Errorf("plugins: plugin %s: Info: %w", h.cfg.Path, err))
+		return nil, fmt.Errorf("plugins: plugin %s: Info: %w", h.cfg.Path, err)
 	}
 	if info.GetProtocol() != protocolVersion {
-		return fail(fmt.Errorf("plugins: plugin %s speaks protocol %d, host %d", h.cfg.Path, info.GetProtocol(), protocolVersion))
+		return nil, fmt.Errorf("plugins: plugin %s speaks protocol %d, host %d", h.cfg.Path, info.GetProtocol(), protocolVersion)
 	}
 	g := &gen{
-		proc:    p,
-		client:  client,
-		rpc:     rpc,
-		pid:     int(info.GetPid()),
-		info:    info,
-		started: time.Now(),
-		members: make(map[uint64]*proxy),
-	}
-	if g.pid == 0 && cmd.Process != nil {
-		g.pid = cmd.Process.Pid
+		proc:      p,
+		rpc:       rpc,
+		pid:       pid,
+		info:      info,
+		started:   time.Now(),
+		members:   make(map[uint64]*proxy),
+		killGroup: killGroup,
+		stop:      stop,
 	}
 	g.ctx, g.cancel = context.WithCancelCause(context.Background())
 	evCtx, evCancel := context.WithCancel(context.Background())
@@ -421,9 +482,9 @@ func (h *Host) start(ctx context.Context, p *proc) (*gen, error) {
 	stream, err := rpc.Events(evCtx, &pb.EventsRequest{})
 	if err != nil {
 		evCancel()
-		return fail(fmt.Errorf("plugins: plugin %s: Events: %w", h.cfg.Path, err))
+		return nil, fmt.Errorf("plugins: plugin %s: Events: %w", h.cfg.Path, err)
 	}
-	h.logger.Debug("plugin started", "pid", g.pid)
+	h.logger.Debug("plugin started", "pid", pid)
 	go g.readEvents(stream)
 	return g, nil
 }
@@ -443,9 +504,10 @@ func fileSHA256(path string) string {
 
 // gen is one plugin process.
 type gen struct {
-	proc     *proc
-	client   *plugin.Client
-	rpc      pb.ResourcePluginClient
+	proc      *proc
+	rpc       pb.ResourcePluginClient
+	killGroup func() // kill the process group now; nil-safe no-op in-process
+	stop      func() // graceful stop and reap
 	pid      int
 	info     *pb.InfoResponse
 	started  time.Time
@@ -534,16 +596,15 @@ func (g *gen) die(err error) {
 		g.proc.h.logger.Error("plugin process exited", "pid", g.pid, "error", err, "instances", len(members))
 		g.proc.died(g)
 	}
-	_ = procutil.KillGroup(g.pid)
+	g.killGroup()
 	g.evCancel()
-	h := g.proc.h
-	h.bg.Go(g.client.Kill) // reaps; the group is dead, so it does not block
+	g.proc.h.bg.Go(g.stop) // reaps; the group is dead, so it does not block
 }
 
 // kill kills the process group at once (a deadlocked call) and fails the
 // instances.
 func (g *gen) kill(reason string) {
-	_ = procutil.KillGroup(g.pid)
+	g.killGroup()
 	g.die(fmt.Errorf("%w (pid %d): killed by the host: %s", ErrPluginExited, g.pid, reason))
 }
 
@@ -560,7 +621,7 @@ func (g *gen) shutdown(timeout time.Duration) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		g.client.Kill()
+		g.stop()
 	}()
 	t := time.NewTimer(timeout)
 	select {
@@ -569,7 +630,7 @@ func (g *gen) shutdown(timeout time.Duration) {
 	case <-t.C:
 		g.proc.h.logger.Warn("plugin did not stop in time, killing its process group", "pid", g.pid, "timeout", timeout)
 	}
-	_ = procutil.KillGroup(g.pid)
+	g.killGroup()
 	<-done
 	g.die(errHostClosed)
 }

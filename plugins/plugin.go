@@ -152,6 +152,20 @@ func watchParent(logger *slog.Logger, interval time.Duration) {
 	}
 }
 
+// PluginSet returns go-plugin's plugin map serving types, for harnesses that
+// run the plugin side in this process (see ConnectInProcess). Logs of the
+// types go to logger (nil discards).
+func PluginSet(logger *slog.Logger, types ...resource.Type) (plugin.PluginSet, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	srv, err := newGRPCServer(types, logger)
+	if err != nil {
+		return nil, err
+	}
+	return plugin.PluginSet{pluginName: &grpcPlugin{server: srv}}, nil
+}
+
 // IsPlugin reports whether this process was started by an sft host as a
 // plugin (the handshake cookie is in its environment).
 func IsPlugin() bool {

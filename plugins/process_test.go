@@ -1,0 +1,317 @@
+package plugins
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/resource"
+)
+
+func open(t *testing.T, h *Host, name string, props resource.Properties) resource.Resource {
+	t.Helper()
+	typ, ok := h.Type("scripted")
+	require.True(t, ok)
+	r, err := typ.Open(t.Context(), resource.OpenRequest{Name: name, Properties: props})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.(resource.Closer).Close() })
+	return r
+}
+
+// failures collects what a proxy's failure handler receives.
+type failures struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (f *failures) handler(err error) {
+	f.mu.Lock()
+	f.errs = append(f.errs, err)
+	f.mu.Unlock()
+}
+
+func (f *failures) get() []error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]error(nil), f.errs...)
+}
+
+func TestLifecycleThroughPluginProcess(t *testing.T) {
+	t.Parallel()
+	h, logs := launch(t, nil)
+	require.Positive(t, h.Pid())
+	require.Len(t, h.Types(), 1)
+	typ, ok := h.Type("scripted")
+	require.True(t, ok)
+	require.Equal(t, 42*time.Second, typ.(resource.TimingProvider).DefaultTiming().PendingTimeout, "timing crosses the wire")
+	reg := &resource.Registry{}
+	require.NoError(t, h.Register(reg))
+	require.Equal(t, []string{"scripted"}, reg.Names())
+
+	r := open(t, h, "web/app", resource.Properties{"progress": 3})
+	var (
+		mu       sync.Mutex
+		progress []string
+	)
+	ctx := resource.WithProgress(t.Context(), func(msg string) {
+		mu.Lock()
+		progress = append(progress, msg)
+		mu.Unlock()
+	})
+	require.NoError(t, r.Online(ctx))
+	mu.Lock()
+	require.Equal(t, []string{"step 1", "step 2", "step 3"}, progress, "progress reaches the host ctx")
+	mu.Unlock()
+	require.NoError(t, r.LooksAlive(t.Context()))
+	require.NoError(t, r.IsAlive(t.Context()))
+	require.NoError(t, r.Offline(t.Context()))
+	require.Error(t, r.LooksAlive(t.Context()), "not online after Offline")
+	require.Error(t, r.IsAlive(t.Context()))
+	require.NoError(t, r.Offline(t.Context()), "Offline is idempotent")
+	require.NoError(t, r.Terminate(t.Context()))
+	require.NoError(t, r.(resource.Closer).Close())
+
+	waitFor(t, "the plugin's warning in the host log", func() bool {
+		rec, ok := logs.find("scripted online")
+		return ok && rec.Level == slog.LevelWarn
+	})
+}
+
+func TestErrorClassesCrossTheWire(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, nil)
+	typ, _ := h.Type("scripted")
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"Validate", func() error { return typ.Validate(t.Context(), resource.Properties{"bad": "10.0.0.300/24"}) }},
+		{"Open", func() error {
+			_, err := typ.Open(t.Context(), resource.OpenRequest{Name: "x", Properties: resource.Properties{"bad": "10.0.0.300/24"}})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			require.ErrorIs(t, err, resource.ErrConfiguration)
+			require.Equal(t, resource.ClassConfiguration, resource.ClassOf(err))
+			var re *resource.Error
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, "bad", re.Field)
+			require.Equal(t, "10.0.0.300/24", re.Value)
+			require.Equal(t, `bad "10.0.0.300/24": is always wrong`, err.Error())
+		})
+	}
+	err := typ.Validate(t.Context(), resource.Properties{"nonsense": 1})
+	require.ErrorIs(t, err, resource.ErrConfiguration, "Decode's unknown-property error keeps its class")
+	require.Contains(t, err.Error(), "nonsense")
+	require.NoError(t, typ.Validate(t.Context(), resource.Properties{"progress": 1}))
+}
+
+func TestPushedFailureAndLocalLooksAlive(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, func(c *Config) { c.LooksAliveInterval = 10 * time.Millisecond })
+	dir := t.TempDir()
+	looksFile := filepath.Join(dir, "fail")
+	r := open(t, h, "a", resource.Properties{"push_after": "20ms", "fail_looks_file": looksFile})
+	var f failures
+	r.(resource.FailureReporter).SetFailureHandler(f.handler)
+	require.NoError(t, r.Online(t.Context()))
+	waitFor(t, "the pushed failure", func() bool { return len(f.get()) == 1 })
+	require.ErrorIs(t, f.get()[0], resource.ErrNodeLocal, "class survives the push")
+
+	require.NoError(t, r.LooksAlive(t.Context()))
+	require.NoError(t, os.WriteFile(looksFile, nil, 0o600))
+	waitFor(t, "LooksAlive to fail from the plugin-side loop", func() bool { return r.LooksAlive(t.Context()) != nil })
+	require.ErrorIs(t, r.LooksAlive(t.Context()), resource.ErrTransient)
+	require.NoError(t, os.Remove(looksFile))
+	waitFor(t, "LooksAlive to pass again", func() bool { return r.LooksAlive(t.Context()) == nil })
+	require.NoError(t, r.Terminate(t.Context()))
+}
+
+func TestTerminateCancelsInFlightCall(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, nil)
+	r := open(t, h, "blocky", resource.Properties{"block_online": true})
+	errc := make(chan error, 1)
+	go func() { errc <- r.Online(context.Background()) }()
+	// Terminate until the Online has been cancelled by one of them: the
+	// first Terminate may overtake the Online on its way to the plugin.
+	var err error
+	for done := false; !done; {
+		require.NoError(t, r.Terminate(t.Context()))
+		select {
+		case err = <-errc:
+			done = true
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	require.Error(t, err)
+	require.NotErrorIs(t, err, ErrPluginExited, "the process lives on")
+	require.Contains(t, err.Error(), "terminated")
+}
+
+func TestPluginKilledMidCall(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, func(c *Config) { c.MinBackoff = time.Millisecond })
+	pid := h.Pid()
+	var fs [3]failures
+	var rs [3]resource.Resource
+	for i := range rs {
+		rs[i] = open(t, h, "r"+strconv.Itoa(i), nil)
+		rs[i].(resource.FailureReporter).SetFailureHandler(fs[i].handler)
+		require.NoError(t, rs[i].Online(t.Context()))
+	}
+	blocked := open(t, h, "blocked", resource.Properties{"block_online": true})
+	errc := make(chan error, 1)
+	go func() { errc <- blocked.Online(context.Background()) }()
+
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	require.ErrorIs(t, <-errc, ErrPluginExited, "the call in flight fails, it does not hang")
+	for i := range rs {
+		waitFor(t, "failure handler "+strconv.Itoa(i), func() bool { return len(fs[i].get()) > 0 })
+		require.ErrorIs(t, fs[i].get()[0], ErrPluginExited)
+		require.ErrorIs(t, rs[i].LooksAlive(t.Context()), ErrPluginExited)
+	}
+	waitFor(t, "the killed plugin to be reaped (no zombie)", func() bool {
+		_, err := procutil.ReadStat(pid)
+		return err != nil
+	})
+	// The monitor's restart: Terminate, then Online again, relaunch included.
+	for i := range rs {
+		require.NoError(t, rs[i].Terminate(t.Context()))
+		require.NoError(t, rs[i].Online(t.Context()))
+		require.NoError(t, rs[i].LooksAlive(t.Context()))
+		require.NoError(t, rs[i].IsAlive(t.Context()))
+		require.Len(t, fs[i].get(), 1, "no spurious failures after the restart")
+	}
+	require.NotEqual(t, pid, h.Pid(), "a new process")
+}
+
+func TestKillHostKillsProcessGroup(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, func(c *Config) { c.MinBackoff = time.Millisecond })
+	pid := h.Pid()
+	dir := t.TempDir()
+	hang, pidFile := filepath.Join(dir, "hang"), filepath.Join(dir, "child.pid")
+	require.NoError(t, os.WriteFile(hang, nil, 0o600))
+	r := open(t, h, "hung", resource.Properties{"hang_file": hang, "spawn_pid_file": pidFile})
+	other := open(t, h, "neighbour", nil)
+	var f failures
+	other.(resource.FailureReporter).SetFailureHandler(f.handler)
+	require.NoError(t, other.Online(t.Context()))
+
+	// The monitor abandons the hung call at its deadline.
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	err := r.Online(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the host's deadline holds though the plugin ignores it")
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	child, err := strconv.Atoi(string(b))
+	require.NoError(t, err)
+	require.True(t, procutil.Alive(child))
+
+	require.NoError(t, r.(resource.HostKiller).KillHost("deadlock timeout"))
+	waitFor(t, "the grandchild to die with the group", func() bool { return !procutil.Alive(child) })
+	waitFor(t, "the plugin to die", func() bool { return !procutil.Alive(pid) })
+	waitFor(t, "the neighbour's failure", func() bool { return len(f.get()) == 1 })
+	require.ErrorIs(t, f.get()[0], ErrPluginExited)
+
+	require.NoError(t, os.Remove(hang))
+	require.NoError(t, r.Terminate(t.Context()))
+	require.NoError(t, r.Online(t.Context()), "relaunched")
+	require.NoError(t, r.IsAlive(t.Context()))
+	require.NotEqual(t, pid, h.Pid())
+	require.NoError(t, r.Offline(t.Context()))
+}
+
+func TestIsolatedInstanceHasItsOwnProcess(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, func(c *Config) { c.DisableAutoMTLS = true })
+	iso := open(t, h, "iso", resource.Properties{PropIsolate: true})
+	shared := open(t, h, "shared", nil)
+	var fi, fsh failures
+	iso.(resource.FailureReporter).SetFailureHandler(fi.handler)
+	shared.(resource.FailureReporter).SetFailureHandler(fsh.handler)
+	require.NoError(t, iso.Online(t.Context()))
+	require.NoError(t, shared.Online(t.Context()))
+	require.NoError(t, iso.(resource.HostKiller).KillHost("test"))
+	waitFor(t, "the isolated instance's failure", func() bool { return len(fi.get()) == 1 })
+	require.NoError(t, shared.IsAlive(t.Context()), "the shared process is untouched")
+	require.NoError(t, shared.LooksAlive(t.Context()))
+	require.Empty(t, fsh.get())
+	_, err := open(t, h, "x", nil).(resource.Resource), error(nil)
+	require.NoError(t, err)
+	typ, _ := h.Type("scripted")
+	_, err = typ.Open(t.Context(), resource.OpenRequest{Name: "bad", Properties: resource.Properties{PropIsolate: "yes"}})
+	require.ErrorIs(t, err, resource.ErrConfiguration)
+}
+
+func TestRefusedPlugins(t *testing.T) {
+	t.Parallel()
+	zeros := strings.Repeat("00", 32)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"wrong protocol version", Config{Env: []string{roleEnv + "=badhandshake"}}, "incompatible API version"},
+		{"wrong checksum", Config{Env: []string{roleEnv + "=plugin"}, SHA256: zeros}, "refusing to run a binary that does not match the pin"},
+		{"not a plugin", Config{Path: "/bin/echo", Args: []string{"hello"}}, "hello"},
+		{"exits at once", Config{Path: "/bin/true"}, "Failed to read any lines from plugin's stdout"},
+		{"bad pin", Config{SHA256: "xyz"}, `SHA256 "xyz"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.cfg.StartTimeout = 20 * time.Second
+			h, err := Launch(t.Context(), tc.cfg)
+			require.Error(t, err)
+			require.Nil(t, h)
+			require.Contains(t, err.Error(), tc.want)
+			t.Log(err)
+		})
+	}
+	// The right pin is accepted.
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	h, _ := launch(t, func(c *Config) { c.SHA256 = fileSHA256(exe) })
+	require.Positive(t, h.Pid())
+}
+
+func TestHostDeathKillsPlugin(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), roleEnv+"=host")
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	pluginPid, err := strconv.Atoi(strings.TrimSpace(line))
+	require.NoError(t, err, "helper host said %q", line)
+	require.True(t, procutil.Alive(pluginPid))
+	t.Cleanup(func() { _ = procutil.KillGroup(pluginPid) })
+
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	waitFor(t, "the orphaned plugin to exit", func() bool { return !procutil.Alive(pluginPid) })
+}
+
+var _ = errors.New

@@ -1,0 +1,170 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sftkit/sft/resource"
+)
+
+// scriptedType is the resource type the test plugin process serves. Its
+// behaviour is scripted through properties and files, so that tests can
+// drive an instance living in another process.
+type scriptedType struct{}
+
+type scriptedProps struct {
+	// Bad: any value is a configuration error naming it.
+	Bad any `json:"bad"`
+	// Progress: Online reports this many progress messages.
+	Progress int `json:"progress"`
+	// BlockOnline: Online blocks until its ctx ends (honouring it).
+	BlockOnline bool `json:"block_online"`
+	// HangFile: while this file exists, Online ignores ctx and hangs forever.
+	HangFile string `json:"hang_file"`
+	// SpawnPidFile: Online starts a grandchild (sleep) and writes its pid here.
+	SpawnPidFile string `json:"spawn_pid_file"`
+	// FailLooksFile: LooksAlive fails while this file exists.
+	FailLooksFile string `json:"fail_looks_file"`
+	// PushAfter: after Online, push a node-local failure after this delay.
+	PushAfter resource.Duration `json:"push_after"`
+}
+
+func (scriptedType) Name() string { return "scripted" }
+
+func (scriptedType) DefaultTiming() resource.Timing {
+	return resource.Timing{PendingTimeout: 42 * time.Second}
+}
+
+func (scriptedType) decode(props resource.Properties) (scriptedProps, error) {
+	var p scriptedProps
+	if err := props.Decode(&p); err != nil {
+		return p, err
+	}
+	if p.Bad != nil {
+		return p, resource.ConfigError("bad", p.Bad, "is always wrong")
+	}
+	return p, nil
+}
+
+func (t scriptedType) Validate(_ context.Context, props resource.Properties) error {
+	_, err := t.decode(props)
+	return err
+}
+
+func (t scriptedType) Open(_ context.Context, req resource.OpenRequest) (resource.Resource, error) {
+	p, err := t.decode(req.Properties)
+	if err != nil {
+		return nil, err
+	}
+	return &scripted{p: p, log: req.Log()}, nil
+}
+
+type scripted struct {
+	p   scriptedProps
+	log interface {
+		Warn(string, ...any)
+	}
+
+	mu      sync.Mutex
+	up      bool
+	handler func(error)
+	stop    chan struct{}
+	child   *exec.Cmd
+}
+
+func exists(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func (s *scripted) Online(ctx context.Context) error {
+	s.log.Warn("scripted online", "progress", s.p.Progress)
+	for i := range s.p.Progress {
+		resource.ReportProgress(ctx, fmt.Sprintf("step %d", i+1))
+	}
+	if s.p.SpawnPidFile != "" {
+		cmd := exec.Command("sleep", "1000")
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.child = cmd
+		s.mu.Unlock()
+		if err := os.WriteFile(s.p.SpawnPidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+			return err
+		}
+	}
+	if exists(s.p.HangFile) {
+		select {} // a deadlock that ignores ctx and Terminate
+	}
+	if s.p.BlockOnline {
+		<-ctx.Done()
+		return fmt.Errorf("online blocked: %w", context.Cause(ctx))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.up = true
+	if s.p.PushAfter > 0 {
+		stop := make(chan struct{})
+		s.stop = stop
+		h := s.handler
+		go func() {
+			select {
+			case <-time.After(s.p.PushAfter.D()):
+				if h != nil {
+					h(resource.NodeLocal(errors.New("pushed by scripted")))
+				}
+			case <-stop:
+			}
+		}()
+	}
+	return nil
+}
+
+func (s *scripted) down() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.up = false
+	if s.stop != nil {
+		close(s.stop)
+		s.stop = nil
+	}
+	if s.child != nil {
+		_ = s.child.Process.Kill()
+		_ = s.child.Wait()
+		s.child = nil
+	}
+}
+
+func (s *scripted) Offline(context.Context) error { s.down(); return nil }
+
+func (s *scripted) Terminate(context.Context) error { s.down(); return nil }
+
+func (s *scripted) LooksAlive(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.up {
+		return errors.New("not online")
+	}
+	if exists(s.p.FailLooksFile) {
+		return resource.Transient(errors.New("fail_looks_file exists"))
+	}
+	return nil
+}
+
+func (s *scripted) IsAlive(ctx context.Context) error { return s.LooksAlive(ctx) }
+
+func (s *scripted) SetFailureHandler(fn func(error)) {
+	s.mu.Lock()
+	s.handler = fn
+	s.mu.Unlock()
+}
