@@ -508,12 +508,12 @@ type gen struct {
 	rpc       pb.ResourcePluginClient
 	killGroup func() // kill the process group now; nil-safe no-op in-process
 	stop      func() // graceful stop and reap
-	pid      int
-	info     *pb.InfoResponse
-	started  time.Time
-	ctx      context.Context // canceled with the death error when the process is gone
-	cancel   context.CancelCauseFunc
-	evCancel context.CancelFunc
+	pid       int
+	info      *pb.InfoResponse
+	started   time.Time
+	ctx       context.Context // canceled with the death error when the process is gone
+	cancel    context.CancelCauseFunc
+	evCancel  context.CancelFunc
 
 	mu      sync.Mutex
 	dead    bool
