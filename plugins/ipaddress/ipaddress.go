@@ -378,7 +378,11 @@ func (r *instance) Online(ctx context.Context) error {
 func (r *instance) down() error {
 	r.mu.Lock()
 	r.online = false
+	closed := r.closed
 	r.mu.Unlock()
+	if closed {
+		return nil // Close already removed the address
+	}
 	if r.ann != nil {
 		r.ann.Stop()
 		r.ann = nil
@@ -446,6 +450,12 @@ func (r *instance) IsAlive(ctx context.Context) error {
 	if r.cfg.ProbeCount == 0 {
 		return nil
 	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return errors.New("ipaddress: closed")
+	}
 	nl, err := r.link()
 	if err != nil {
 		return err
@@ -466,24 +476,27 @@ func (r *instance) IsAlive(ctx context.Context) error {
 	return r.LooksAlive(ctx)
 }
 
-// Close ends the netlink subscriptions and the announcement schedule. It
-// does not remove the address: the monitor calls Offline or Terminate first.
+// Close ends the netlink subscriptions and the announcement schedule. The
+// monitor calls it after the final Offline or Terminate; should the address
+// still be bound, Close removes it too, so that nothing is left behind.
+// Online after Close fails; Offline and Terminate after Close return nil.
 func (r *instance) Close() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil
 	}
-	r.closed = true
-	r.online = false
+	for _, cancel := range r.inflight {
+		cancel()
+	}
 	r.mu.Unlock()
 	r.opMu.Lock()
-	if r.ann != nil {
-		r.ann.Stop()
-		r.ann = nil
-	}
-	r.opMu.Unlock()
+	defer r.opMu.Unlock()
+	err := r.down()
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.view.Close()
 	r.h.Close()
-	return nil
+	return err
 }

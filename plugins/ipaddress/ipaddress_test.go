@@ -347,3 +347,64 @@ func TestTerminateCancelsOnline(t *testing.T) {
 		t.Fatal("address bound after Terminate")
 	}
 }
+
+// TestOnlineOnBareInterface: a host whose interface has no address at all
+// (no IPv4 for arp.Dial to use) still probes, binds and announces, since
+// frames go through raw packet sockets.
+func TestOnlineOnBareInterface(t *testing.T) {
+	l := newLab(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	lk, _ := l.b.Handle.LinkByName("eth0")
+	if err := l.b.Handle.AddrDel(lk, &netlink.Addr{IPNet: mustIPNet("192.0.2.2/24")}); err != nil {
+		t.Fatal(err)
+	}
+	w := watchNeigh(t, l.client, l.vip.Addr())
+	if err := l.client.SetNeigh(l.vip.Addr(), l.bogusMAC); err != nil {
+		t.Fatal(err)
+	}
+	rb := l.open(t, l.b, resource.Properties{"interface": "eth0"})
+	if err := rb.Online(ctx); err != nil {
+		t.Fatalf("Online on an interface without addresses: %v", err)
+	}
+	w.wait(t, ctx, l.b.MAC)
+	// And the probe still works from there: A is refused.
+	ra := l.open(t, l.a, nil)
+	if err := ra.Online(ctx); !errors.Is(err, resource.ErrNodeLocal) {
+		t.Fatalf("A Online while B holds the address: %v, want node-local", err)
+	}
+}
+
+// TestCloseRemovesAddress: Close of an instance left online removes the
+// address; calls after Close do not panic and Online fails.
+func TestCloseRemovesAddress(t *testing.T) {
+	l := newLab(t, false)
+	ctx := context.Background()
+	r, err := NewType().Open(ctx, resource.OpenRequest{Properties: l.props(l.a, resource.Properties{"probe_count": 0, "refresh": "10ms"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Online(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.(resource.Closer).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l.has(t, l.a) {
+		t.Fatal("address still bound after Close")
+	}
+	if err := r.Online(ctx); err == nil {
+		t.Fatal("Online after Close returned nil")
+	}
+	for what, fn := range map[string]func(context.Context) error{"Offline": r.Offline, "Terminate": r.Terminate} {
+		if err := fn(ctx); err != nil {
+			t.Errorf("%s after Close: %v", what, err)
+		}
+	}
+	if r.LooksAlive(ctx) == nil || r.IsAlive(ctx) == nil {
+		t.Error("health checks pass after Close")
+	}
+	if err := r.(resource.Closer).Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

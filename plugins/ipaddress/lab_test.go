@@ -161,3 +161,8 @@ func (w *neighWatch) drain() {
 		}
 	}
 }
+
+func mustIPNet(s string) *net.IPNet {
+	p := netip.MustParsePrefix(s)
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
