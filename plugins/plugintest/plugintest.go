@@ -1,0 +1,141 @@
+package plugintest
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/resource"
+	"github.com/sftkit/sft/resource/resourcetest"
+)
+
+// InProcess serves types in this process through the real gRPC shims over
+// go-plugin's test connection and returns a host for them. The host is
+// closed when the test ends. cfg.Path only names the plugin in messages.
+func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugins.Host {
+	t.Helper()
+	ps, err := plugins.PluginSet(cfg.Logger, types...)
+	if err != nil {
+		t.Fatalf("plugintest: %v", err)
+	}
+	client, server := plugin.TestPluginGRPCConn(t, false, ps)
+	h, err := plugins.ConnectInProcess(t.Context(), cfg, client, func() {
+		_ = client.Close()
+		server.Stop()
+	})
+	if err != nil {
+		_ = client.Close()
+		server.Stop()
+		t.Fatalf("plugintest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := h.Close(); err != nil {
+			t.Errorf("plugintest: closing host: %v", err)
+		}
+	})
+	return h
+}
+
+// Launch starts the test binary as a plugin process serving the types its
+// TestMain passes to Main, and returns the host; the host is closed when
+// the test ends. cfg.Path is ignored.
+func Launch(t testing.TB, cfg plugins.Config) *plugins.Host {
+	t.Helper()
+	cfg.Path = ""
+	h, err := plugins.Launch(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("plugintest: launching the test binary as a plugin: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := h.Close(); err != nil {
+			t.Errorf("plugintest: closing host: %v", err)
+		}
+	})
+	return h
+}
+
+// Main is the TestMain of a package that launches plugin processes: in a
+// process started as a plugin it serves types and exits (plugins.Main);
+// otherwise it runs the tests, then fails the run if any child process of
+// the test binary is left over, and exits.
+func Main(m *testing.M, types ...resource.Type) {
+	plugins.Main(types...)
+	code := m.Run()
+	if code == 0 {
+		if err := NoChildren(10 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// NoChildren waits up to wait for the test process to have no child
+// processes (plugins are reaped asynchronously) and returns an error
+// listing the ones left.
+func NoChildren(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		kids, err := procutil.Children(os.Getpid())
+		if err != nil {
+			return err
+		}
+		if len(kids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("plugintest: child processes left over: %+v", kids)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Options configure Conformance and ConformanceHost.
+type Options struct {
+	// Properties open every instance. Each instance is named after its
+	// subtest (t.Name()), so Hang can find the type's own instance.
+	Properties resource.Properties
+	// Config configures the in-process host of Conformance (ignored by
+	// ConformanceHost).
+	Config plugins.Config
+	// Up, Hang, Timeout are resourcetest.Options' fields; Up and Hang get
+	// the proxy.
+	Up      func(t *testing.T, r resource.Resource) bool
+	Hang    func(t *testing.T, r resource.Resource) <-chan struct{}
+	Timeout time.Duration
+}
+
+// Conformance runs the resource contract suite on typ's instances opened
+// through the real gRPC shims in this process (InProcess).
+func Conformance(t *testing.T, typ resource.Type, o Options) {
+	t.Helper()
+	h := InProcess(t, o.Config, typ)
+	ConformanceHost(t, h, typ.Name(), o)
+}
+
+// ConformanceHost runs the resource contract suite on instances of the type
+// named typeName opened through h (in-process or a real plugin process).
+func ConformanceHost(t *testing.T, h *plugins.Host, typeName string, o Options) {
+	t.Helper()
+	typ, ok := h.Type(typeName)
+	if !ok {
+		t.Fatalf("plugintest: the plugin does not serve type %q", typeName)
+	}
+	resourcetest.ConformanceWith(t, resourcetest.Options{
+		New: func(t *testing.T) resource.Resource {
+			r, err := typ.Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: o.Properties})
+			if err != nil {
+				t.Fatalf("plugintest: Open: %v", err)
+			}
+			return r
+		},
+		Up:      o.Up,
+		Hang:    o.Hang,
+		Timeout: o.Timeout,
+	})
+}
