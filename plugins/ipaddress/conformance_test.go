@@ -1,6 +1,7 @@
 package ipaddress
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -24,9 +25,12 @@ func TestConformance(t *testing.T) {
 			},
 			Up: func(t *testing.T, r resource.Resource) bool { return l.has(t, l.a) },
 			Hang: func(t *testing.T, r resource.Resource) <-chan struct{} {
-				c := r.(*instance).cfg
-				c.ProbeCount, c.ProbeWait = 1, time.Hour
-				return nil
+				in := r.(*instance)
+				in.cfg.ProbeCount, in.cfg.ProbeWait = 1, time.Hour
+				probing := make(chan struct{})
+				var once sync.Once
+				in.hookProbing = func() { once.Do(func() { close(probing) }) }
+				return probing
 			},
 		})
 	})

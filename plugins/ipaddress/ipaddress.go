@@ -219,6 +219,9 @@ type instance struct {
 	onFail   func(error)
 	ann      *announcer
 	closed   bool
+
+	// hookProbing, if set (tests only), runs when Online starts probing.
+	hookProbing func()
 }
 
 // begin derives a call's context, which Terminate cancels.
@@ -338,6 +341,9 @@ func (r *instance) Online(ctx context.Context) error {
 			return err
 		}
 		t0 := time.Now()
+		if r.hookProbing != nil {
+			r.hookProbing()
+		}
 		mac, err := w.probe(ctx, r.cfg.ProbeCount, r.cfg.ProbeInterval, r.cfg.ProbeWait, false)
 		w.Close()
 		if err != nil {

@@ -329,9 +329,11 @@ func TestTerminateCancelsOnline(t *testing.T) {
 	testenv.RequireRoot(t)
 	l := newLab(t, false)
 	ra := l.open(t, l.a, resource.Properties{"probe_count": 1, "probe_wait": "1m"})
+	probing := make(chan struct{})
+	ra.hookProbing = func() { close(probing) }
 	errc := make(chan error, 1)
 	go func() { errc <- ra.Online(context.Background()) }()
-	time.Sleep(50 * time.Millisecond) // let Online reach its probe (either order is tested correct below)
+	<-probing
 	if err := ra.Terminate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
