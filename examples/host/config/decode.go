@@ -1,0 +1,389 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxNodes bounds the YAML nodes one decode visits (aliases included), so a
+// small document of nested aliases cannot make it run forever.
+const maxNodes = 100_000
+
+// Pos is a position in the YAML source (1-based).
+type Pos struct{ Line, Column int }
+
+// Error is one problem in a configuration: where (Pos, Path), what value,
+// and why.
+type Error struct {
+	// File is the configuration's name, if known.
+	File string
+	// Pos is where the problem is; zero if unknown.
+	Pos Pos
+	// Path names the field: groups[1].resources[0].properties.address.
+	Path string
+	// Value is the bad value, if any.
+	Value any
+	// Msg says what is wrong.
+	Msg string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteByte(':')
+	}
+	if e.Pos.Line > 0 {
+		fmt.Fprintf(&b, "%d:%d:", e.Pos.Line, e.Pos.Column)
+	}
+	if b.Len() > 0 {
+		b.WriteByte(' ')
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		if e.Value != nil {
+			b.WriteByte(' ')
+			b.WriteString(quote(e.Value))
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+func quote(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(x)
+	case []string:
+		return fmt.Sprintf("%q", x)
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+// Errors is every problem found, in source order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Parse decodes a YAML configuration strictly: unknown keys, duplicate
+// keys, wrong kinds and bad durations are errors with their line, column
+// and path. It does not validate (see Validate) and applies no defaults.
+// name is used in error messages (a file name). On error the result is nil
+// and the error is an Errors.
+func Parse(name string, data []byte) (*Config, *Positions, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, nil, Errors{{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	d := &decoder{file: name, pos: &Positions{m: map[string]Pos{}}}
+	var cfg Config
+	switch {
+	case root.Kind == 0: // empty document
+	case root.Kind == yaml.DocumentNode && len(root.Content) == 1:
+		d.decode(root.Content[0], reflect.ValueOf(&cfg).Elem(), "")
+	default:
+		d.errorf(&root, "", nil, "want one YAML document")
+	}
+	if len(d.errs) > 0 {
+		return nil, nil, d.errs
+	}
+	return &cfg, d.pos, nil
+}
+
+// Positions maps field paths to where they are in the source.
+type Positions struct{ m map[string]Pos }
+
+// Of returns the position of path, or of its nearest ancestor that has one.
+func (p *Positions) Of(path string) Pos {
+	if p == nil {
+		return Pos{}
+	}
+	for {
+		if pos, ok := p.m[path]; ok {
+			return pos
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i <= 0 {
+			return p.m[""]
+		}
+		path = path[:i]
+	}
+}
+
+type decoder struct {
+	file  string
+	pos   *Positions
+	errs  Errors
+	nodes int
+}
+
+func (d *decoder) errorf(n *yaml.Node, path string, value any, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Pos: Pos{n.Line, n.Column}, Path: path, Value: value, Msg: fmt.Sprintf(format, args...)})
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+var (
+	durationType = reflect.TypeFor[Duration]()
+	anyMapType   = reflect.TypeFor[map[string]any]()
+)
+
+// resolve follows aliases and counts nodes; nil means stop.
+func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d.nodes++
+	if d.nodes == maxNodes {
+		d.errorf(n, path, nil, "document too large (more than %d nodes, aliases expanded)", maxNodes)
+	}
+	if d.nodes >= maxNodes || n == nil {
+		return nil
+	}
+	return n
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.ShortTag() == "!!null" {
+			return "null"
+		}
+		return "a scalar"
+	}
+	return "something else"
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n = d.resolve(n, path); n == nil {
+		return
+	}
+	if _, ok := d.pos.m[path]; !ok {
+		d.pos.m[path] = Pos{n.Line, n.Column}
+	}
+	if isNull(n) {
+		return // null leaves the zero value: the default
+	}
+	switch {
+	case v.Type() == durationType:
+		d.duration(n, v, path)
+		return
+	case v.Type() == anyMapType:
+		if n.Kind != yaml.MappingNode {
+			d.errorf(n, path, nil, "want a mapping of properties, got %s", kindName(n))
+			return
+		}
+		m, _ := d.anyValue(n, path).(map[string]any)
+		v.Set(reflect.ValueOf(m))
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		d.structure(n, v, path)
+	case reflect.Pointer:
+		e := reflect.New(v.Type().Elem())
+		d.decode(n, e.Elem(), path)
+		v.Set(e)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n, path, nil, "want a list, got %s", kindName(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(s)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n, path, nil, "want a string, got %s", kindName(n))
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Int:
+		var i int
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+			d.errorf(n, path, scalarValue(n), "want an integer")
+			return
+		}
+		v.SetInt(int64(i))
+	case reflect.Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+			d.errorf(n, path, scalarValue(n), "want true or false")
+			return
+		}
+		v.SetBool(b)
+	default:
+		panic(fmt.Sprintf("config: no decoder for %s", v.Type()))
+	}
+}
+
+// scalarValue is n's value for an error message (nil for non-scalars).
+func scalarValue(n *yaml.Node) any {
+	if n.Kind == yaml.ScalarNode {
+		return n.Value
+	}
+	return nil
+}
+
+func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		d.errorf(n, path, scalarValue(n), `want a duration like "500ms", "2s" or "1m30s"`)
+		return
+	}
+	td, err := time.ParseDuration(n.Value)
+	if err != nil {
+		d.errorf(n, path, n.Value, `not a duration (want e.g. "500ms", "2s" or "1m30s")`)
+		return
+	}
+	v.SetInt(int64(td))
+}
+
+// fieldsOf lists the YAML names of a struct type's fields with their index.
+func fieldsOf(t reflect.Type) (names []string, index map[string]int) {
+	index = make(map[string]int)
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		names = append(names, name)
+		index[name] = i
+	}
+	slices.Sort(names)
+	return names, index
+}
+
+func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, nil, "want a mapping, got %s", kindName(n))
+		return
+	}
+	names, index := fieldsOf(v.Type())
+	seen := make(map[string]bool)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.errorf(k, path, nil, "a key must be a string, got %s", kindName(k))
+			continue
+		}
+		fp := join(path, k.Value)
+		fi, ok := index[k.Value]
+		if !ok {
+			d.errorf(k, fp, nil, "unknown field (known: %s)", strings.Join(names, ", "))
+			continue
+		}
+		if seen[k.Value] {
+			d.errorf(k, fp, nil, "duplicate key")
+			continue
+		}
+		seen[k.Value] = true
+		d.pos.m[fp] = Pos{k.Line, k.Column}
+		d.decode(val, v.Field(fi), fp)
+	}
+}
+
+// anyValue turns a node into a JSON-compatible value: string, int64,
+// float64, bool, nil, []any, map[string]any. Timestamps stay strings.
+func (d *decoder) anyValue(n *yaml.Node, path string) any {
+	if n = d.resolve(n, path); n == nil {
+		return nil
+	}
+	if _, ok := d.pos.m[path]; !ok {
+		d.pos.m[path] = Pos{n.Line, n.Column}
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode || (k.ShortTag() != "!!str" && k.ShortTag() != "!!int" && k.ShortTag() != "!!bool") {
+				d.errorf(k, path, nil, "a property name must be a string, got %s", kindName(k))
+				continue
+			}
+			fp := join(path, k.Value)
+			if _, dup := m[k.Value]; dup {
+				d.errorf(k, fp, nil, "duplicate key")
+				continue
+			}
+			d.pos.m[fp] = Pos{k.Line, k.Column}
+			m[k.Value] = d.anyValue(val, fp)
+		}
+		return m
+	case yaml.SequenceNode:
+		s := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			s[i] = d.anyValue(c, fmt.Sprintf("%s[%d]", path, i))
+		}
+		return s
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil
+		case "!!bool":
+			var b bool
+			if n.Decode(&b) == nil {
+				return b
+			}
+		case "!!int":
+			var i int64
+			if n.Decode(&i) == nil {
+				return i
+			}
+			var f float64
+			if n.Decode(&f) == nil {
+				return f
+			}
+		case "!!float":
+			var f float64
+			if n.Decode(&f) == nil {
+				if math.IsNaN(f) || math.IsInf(f, 0) {
+					d.errorf(n, path, n.Value, "not a finite number")
+					return nil
+				}
+				return f
+			}
+		case "!!str", "!!timestamp":
+			return n.Value
+		}
+		d.errorf(n, path, n.Value, "unsupported value (tag %s)", n.ShortTag())
+		return nil
+	}
+	d.errorf(n, path, nil, "unsupported YAML node")
+	return nil
+}
+
+// asErrors returns err as Errors if it is one.
+func asErrors(err error) (Errors, bool) {
+	var es Errors
+	ok := errors.As(err, &es)
+	return es, ok
+}

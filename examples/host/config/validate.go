@@ -1,0 +1,375 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sftkit/sft/policy"
+	"github.com/sftkit/sft/resource"
+)
+
+// maxSocketPath is the longest unix socket path Linux accepts (sun_path
+// holds 108 bytes including the terminating NUL).
+const maxSocketPath = 107
+
+// minTokenLen is the shortest accepted API token.
+const minTokenLen = 16
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+const nameRule = "want 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+// Load parses and validates a configuration: see Parse and Validate.
+func Load(ctx context.Context, name string, data []byte, reg *resource.Registry, self string) (*Config, error) {
+	cfg, pos, err := Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(ctx, name, pos, reg, self); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Validate checks every field of c. Resource properties are checked by their
+// type, looked up in reg (with "${self}" replaced by self first). name and
+// pos (from Parse; may be nil) place the errors in the source. The error,
+// if any, is an Errors.
+func (c *Config) Validate(ctx context.Context, name string, pos *Positions, reg *resource.Registry, self string) error {
+	v := &validator{file: name, pos: pos}
+	v.node(c)
+	v.log(c.Log)
+	v.api(c.API)
+	if c.Metrics.Listen != "" {
+		v.hostPort("metrics.listen", c.Metrics.Listen, false)
+	}
+	v.alerts(c.Alerts)
+	switch c.Plugins.Mode {
+	case "", PluginModeProcess, PluginModeInProcess:
+	default:
+		v.add("plugins.mode", c.Plugins.Mode, "want %s or %s", PluginModeProcess, PluginModeInProcess)
+	}
+	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
+	v.groups(ctx, c.Groups, reg, self)
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
+
+type validator struct {
+	file string
+	pos  *Positions
+	errs Errors
+}
+
+func (v *validator) add(path string, value any, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Pos: v.pos.Of(path), Path: path, Value: value, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) nonNegative(path string, d Duration) {
+	if d < 0 {
+		v.add(path, d.String(), "must not be negative")
+	}
+}
+
+func (v *validator) node(c *Config) {
+	if c.Node.Name != "" && !nameRE.MatchString(c.Node.Name) {
+		v.add("node.name", c.Node.Name, nameRule)
+	}
+}
+
+func (v *validator) log(l Log) {
+	switch l.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", l.Level, "want debug, info, warn or error")
+	}
+	switch l.Format {
+	case "", "json", "text":
+	default:
+		v.add("log.format", l.Format, "want json or text")
+	}
+	if l.File != "" && !filepath.IsAbs(l.File) {
+		v.add("log.file", l.File, "must be an absolute path")
+	}
+}
+
+func (v *validator) api(a API) {
+	if a.Socket != "" {
+		switch {
+		case !filepath.IsAbs(a.Socket):
+			v.add("api.socket", a.Socket, "must be an absolute path")
+		case len(a.Socket) > maxSocketPath:
+			v.add("api.socket", a.Socket, "too long for a unix socket (%d bytes, at most %d)", len(a.Socket), maxSocketPath)
+		}
+	}
+	if a.TCP != "" {
+		v.hostPort("api.tcp", a.TCP, true)
+		if a.Token == "" && a.TokenFile == "" {
+			v.add("api.tcp", a.TCP, "needs api.token or api.token_file: the TCP API requires a bearer token")
+		}
+	}
+	if a.Token != "" && a.TokenFile != "" {
+		v.add("api.token_file", a.TokenFile, "set api.token or api.token_file, not both")
+	}
+	if a.Token != "" && len(a.Token) < minTokenLen {
+		// Never echo the token itself.
+		v.add("api.token", nil, "too short (%d characters, at least %d)", len(a.Token), minTokenLen)
+	}
+	if a.TokenFile != "" && !filepath.IsAbs(a.TokenFile) {
+		v.add("api.token_file", a.TokenFile, "must be an absolute path")
+	}
+	v.nonNegative("api.operation_timeout", a.OperationTimeout)
+	if a.EventHistory < 0 {
+		v.add("api.event_history", a.EventHistory, "must not be negative")
+	}
+}
+
+// hostPort checks a listen address; loopback requires a loopback IP.
+func (v *validator) hostPort(path, addr string, loopback bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(path, addr, "want host:port")
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.add(path, addr, "bad port %q (want 1-65535)", port)
+		return
+	}
+	if loopback {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.IsLoopback() {
+			v.add(path, addr, "must be a loopback address (127.0.0.1 or ::1): the API is local")
+		}
+		return
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			v.add(path, addr, "want an IP address or localhost as host")
+		}
+	}
+}
+
+func (v *validator) alerts(a Alerts) {
+	if a.Webhook != "" {
+		u, err := url.Parse(a.Webhook)
+		switch {
+		case err != nil:
+			v.add("alerts.webhook", a.Webhook, "not a URL")
+		case u.Scheme != "http" && u.Scheme != "https":
+			v.add("alerts.webhook", a.Webhook, "scheme must be http or https")
+		case u.Host == "":
+			v.add("alerts.webhook", a.Webhook, "no host")
+		}
+	}
+	if a.Command != nil {
+		if len(a.Command) == 0 || a.Command[0] == "" {
+			v.add("alerts.command", a.Command, "want a program and its arguments")
+		} else if !filepath.IsAbs(a.Command[0]) && strings.Contains(a.Command[0], "/") {
+			v.add("alerts.command[0]", a.Command[0], "must be absolute or a name looked up in PATH")
+		}
+	}
+	seen := map[string]bool{}
+	for i, k := range a.On {
+		p := fmt.Sprintf("alerts.on[%d]", i)
+		switch k {
+		case AlertFailed, AlertFailover, AlertRecovery:
+		default:
+			v.add(p, k, "want %s, %s or %s", AlertFailed, AlertFailover, AlertRecovery)
+			continue
+		}
+		if seen[k] {
+			v.add(p, k, "listed twice")
+		}
+		seen[k] = true
+	}
+	v.nonNegative("alerts.timeout", a.Timeout)
+	v.nonNegative("alerts.backoff", a.Backoff)
+	v.nonNegative("alerts.max_backoff", a.MaxBackoff)
+	if a.Retries < -1 {
+		v.add("alerts.retries", a.Retries, "must be -1 (no retry) or more")
+	}
+	if a.Queue < 0 {
+		v.add("alerts.queue", a.Queue, "must not be negative")
+	}
+}
+
+func (v *validator) groups(ctx context.Context, groups []Group, reg *resource.Registry, self string) {
+	seen := map[string]int{}
+	for gi, g := range groups {
+		gp := fmt.Sprintf("groups[%d]", gi)
+		switch {
+		case g.Name == "":
+			v.add(gp+".name", nil, "required")
+		case !nameRE.MatchString(g.Name):
+			v.add(gp+".name", g.Name, nameRule)
+		default:
+			if prev, dup := seen[g.Name]; dup {
+				v.add(gp+".name", g.Name, "duplicate group name (also groups[%d])", prev)
+			} else {
+				seen[g.Name] = gi
+			}
+		}
+		v.policyErrs(gp+".failover", g.Failover.PolicyFailover().Validate())
+		if len(g.Resources) == 0 {
+			v.add(gp+".resources", nil, "a group needs at least one resource")
+			continue
+		}
+		v.resources(ctx, gp, g.Resources, reg, self)
+	}
+}
+
+func (v *validator) resources(ctx context.Context, gp string, rs []Resource, reg *resource.Registry, self string) {
+	index := map[string]int{}
+	for ri, r := range rs {
+		rp := fmt.Sprintf("%s.resources[%d]", gp, ri)
+		switch {
+		case r.Name == "":
+			v.add(rp+".name", nil, "required")
+		case !nameRE.MatchString(r.Name):
+			v.add(rp+".name", r.Name, nameRule)
+		default:
+			if prev, dup := index[r.Name]; dup {
+				v.add(rp+".name", r.Name, "duplicate resource name in the group (also resources[%d])", prev)
+			} else {
+				index[r.Name] = ri
+			}
+		}
+		switch {
+		case r.Type == "":
+			v.add(rp+".type", nil, "required (known: %s)", strings.Join(reg.Names(), ", "))
+		default:
+			if _, ok := reg.Lookup(r.Type); !ok {
+				v.add(rp+".type", r.Type, "unknown resource type (known: %s)", strings.Join(reg.Names(), ", "))
+			} else {
+				v.properties(rp+".properties", reg.Validate(ctx, r.Type, resource.Properties(ExpandSelf(r.Properties, self))))
+			}
+		}
+		if r.Restart.Action != "" {
+			if _, err := policy.ParseRestartAction(r.Restart.Action); err != nil {
+				v.add(rp+".restart.action", r.Restart.Action, "want no-restart, restart-no-failover or restart-then-failover")
+			}
+		}
+		pr := r.Restart.PolicyRestart()
+		pr.Action = policy.RestartDefault // checked above
+		v.policyErrs(rp+".restart", pr.Validate())
+		v.policyErrs(rp+".timing", r.Timing.PolicyTiming().Validate())
+	}
+	// Dependencies: names exist, no self or duplicate, no cycle.
+	for ri, r := range rs {
+		seen := map[string]bool{}
+		for di, dep := range r.DependsOn {
+			dp := fmt.Sprintf("%s.resources[%d].depends_on[%d]", gp, ri, di)
+			switch _, ok := index[dep]; {
+			case dep == r.Name:
+				v.add(dp, dep, "a resource cannot depend on itself")
+			case !ok:
+				v.add(dp, dep, "no such resource in the group")
+			case seen[dep]:
+				v.add(dp, dep, "listed twice")
+			}
+			seen[dep] = true
+		}
+	}
+	if cyc := findCycle(rs, index); cyc != nil {
+		v.add(fmt.Sprintf("%s.resources[%d].depends_on", gp, index[cyc[0]]), nil, "dependency cycle: %s", strings.Join(cyc, " -> "))
+	}
+}
+
+// findCycle returns a dependency cycle as names (first repeated at the
+// end), or nil.
+func findCycle(rs []Resource, index map[string]int) []string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make([]int, len(rs))
+	var stack []string
+	var cycle []string
+	var visit func(i int) bool
+	visit = func(i int) bool {
+		color[i] = grey
+		stack = append(stack, rs[i].Name)
+		for _, dep := range rs[i].DependsOn {
+			j, ok := index[dep]
+			if !ok || j == i {
+				continue
+			}
+			switch color[j] {
+			case grey:
+				start := slices.Index(stack, rs[j].Name)
+				cycle = append(slices.Clone(stack[start:]), rs[j].Name)
+				return true
+			case white:
+				if visit(j) {
+					return true
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[i] = black
+		return false
+	}
+	for i := range rs {
+		if _, ok := index[rs[i].Name]; !ok || index[rs[i].Name] != i {
+			continue
+		}
+		if color[i] == white && visit(i) {
+			return cycle
+		}
+	}
+	return nil
+}
+
+// flatten lists the leaves of a joined error.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// policyErrs adds the errors of a policy Validate under prefix.
+func (v *validator) policyErrs(prefix string, err error) {
+	for _, e := range flatten(err) {
+		var re *resource.Error
+		if errors.As(e, &re) && re.Field != "" {
+			v.add(prefix+"."+re.Field, valueOf(re.Value), "%v", re.Err)
+			continue
+		}
+		v.add(prefix, nil, "%v", e)
+	}
+}
+
+// properties adds a type's validation errors under prefix.
+func (v *validator) properties(prefix string, err error) {
+	v.policyErrs(prefix, err)
+}
+
+// valueOf prints durations as durations.
+func valueOf(x any) any {
+	if d, ok := x.(interface{ String() string }); ok {
+		if _, isErr := x.(error); !isErr {
+			return d.String()
+		}
+	}
+	return x
+}

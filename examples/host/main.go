@@ -1,0 +1,34 @@
+// Command host is sft's example host: it runs a node (groups of resources
+// from a YAML config), serves a local control API, Prometheus metrics and a
+// structured event log, and fires alerts. Run it with no arguments for the
+// quick start (no root needed):
+//
+//	go run ./examples/host
+//
+// See README.md in this directory.
+package main
+
+import (
+	_ "embed"
+	"os"
+
+	"github.com/sftkit/sft/examples/host/cli"
+	"github.com/sftkit/sft/examples/host/node"
+)
+
+// quickstart is the configuration used when none is given.
+//
+//go:embed quickstart.yaml
+var quickstart []byte
+
+func main() {
+	// First: when this binary was re-executed as the plugin process of its
+	// own host, serve the bundled resource types and exit. The demo app is
+	// started by the plugin process and inherits its environment (the
+	// plugin handshake cookie included), so it is recognised by its
+	// subcommand: a plugin process gets no arguments.
+	if len(os.Args) < 2 || os.Args[1] != cli.DemoHTTPCommand {
+		node.PluginMain()
+	}
+	os.Exit(cli.Main(os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Quickstart: quickstart}))
+}

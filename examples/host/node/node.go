@@ -1,0 +1,514 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sftkit/sft/examples/host/alert"
+	"github.com/sftkit/sft/examples/host/api"
+	"github.com/sftkit/sft/examples/host/config"
+	"github.com/sftkit/sft/monitor"
+	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/resource"
+)
+
+// Options configure Run.
+type Options struct {
+	// Config is the validated configuration. Required.
+	Config *config.Config
+	// Logger is the structured event log. Nil: built from Config.Log
+	// (JSON or text, on stderr or the configured file).
+	Logger *slog.Logger
+	// Registry, if set, replaces the bundled types (tests).
+	Registry *resource.Registry
+	// Self replaces "${self}" in properties. Default: os.Executable().
+	Self string
+	// Ready, if set, is called once the node listens and its groups are
+	// added, before the autostart groups are online.
+	Ready func(*Node)
+	// Stderr is where the log goes when Config.Log.File is empty.
+	// Default os.Stderr.
+	Stderr io.Writer
+}
+
+// Node is a running host node: a monitor, its groups, the API, metrics,
+// the event log and the alert hook.
+type Node struct {
+	cfg       config.Config
+	name      string
+	log       *slog.Logger
+	mon       *monitor.Monitor
+	met       *metrics
+	hook      *alert.Hook
+	autostart map[string]bool
+
+	socketPath  string
+	tcpAddr     string
+	metricsAddr string
+
+	evMu      sync.Mutex
+	seq       uint64
+	ring      []api.Event
+	followers map[chan api.Event]struct{}
+	evClosed  bool
+	degraded  map[string]bool
+}
+
+// Name is the node's name.
+func (n *Node) NodeName() string { return n.name }
+
+// SocketPath is the API's unix socket.
+func (n *Node) SocketPath() string { return n.socketPath }
+
+// TCPAddr is the API's TCP address, if any.
+func (n *Node) TCPAddr() string { return n.tcpAddr }
+
+// MetricsAddr is the metrics listener's address, if any.
+func (n *Node) MetricsAddr() string { return n.metricsAddr }
+
+// Config is the node's configuration (with defaults).
+func (n *Node) Config() config.Config { return n.cfg }
+
+// NewLogger builds the event log described by l. The returned closer
+// closes the log file, if any.
+func NewLogger(l config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error) {
+	var w = stderr
+	var c io.Closer = io.NopCloser(nil)
+	if l.File != "" {
+		f, err := os.OpenFile(l.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log.file: %w", err)
+		}
+		w, c = f, f
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(l.Level)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if l.Format == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(h), c, nil
+}
+
+// minLevel wraps a handler to drop records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+func (h minLevel) WithGroup(g string) slog.Handler { return minLevel{h.Handler.WithGroup(g), h.min} }
+
+// Run runs a node until ctx ends, then shuts it down gracefully: every
+// group offline (in reverse dependency order), the plugin processes
+// stopped, the API closed. It returns nil after a clean shutdown.
+func Run(ctx context.Context, opts Options) (err error) {
+	if opts.Config == nil {
+		return errors.New("node: no config")
+	}
+	cfg := opts.Config.WithDefaults()
+	stderr := opts.Stderr
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	log := opts.Logger
+	if log == nil {
+		l, closer, err := NewLogger(cfg.Log, stderr)
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		log = l
+	}
+	self := opts.Self
+	if self == "" {
+		if self, err = os.Executable(); err != nil {
+			return fmt.Errorf("finding this executable: %w", err)
+		}
+	}
+	n := &Node{
+		cfg:       cfg,
+		name:      cfg.NodeName(),
+		log:       log.With("node", cfg.NodeName()),
+		autostart: map[string]bool{},
+		followers: map[chan api.Event]struct{}{},
+		degraded:  map[string]bool{},
+	}
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	// Types: plugin processes or in-process.
+	reg := opts.Registry
+	var phost *plugins.Host
+	if reg == nil {
+		r, h, err := openTypes(ctx, cfg.Plugins.Mode, n.log.With("component", "plugins"))
+		if err != nil {
+			return err
+		}
+		reg, phost = r, h
+		if h != nil {
+			cleanups = append(cleanups, func() {
+				_ = h.Close()
+				n.log.Info("plugin processes stopped")
+			})
+		}
+	}
+
+	// Monitor, metrics, event consumer.
+	n.met = newMetrics(func() monitor.Status { return n.mon.Status() })
+	monLevel := slog.LevelWarn
+	if cfg.Log.Level == "debug" {
+		monLevel = slog.LevelDebug
+	}
+	n.mon = monitor.New(monitor.Config{
+		Logger:   slog.New(minLevel{n.log.Handler(), monLevel}).With("component", "monitor"),
+		Observer: n.met.observeCall,
+	})
+	n.hook = alert.New(alert.Config{
+		Webhook: cfg.Alerts.Webhook, Command: cfg.Alerts.Command,
+		Timeout: cfg.Alerts.Timeout.D(), Retries: cfg.Alerts.Retries,
+		Backoff: cfg.Alerts.Backoff.D(), MaxBackoff: cfg.Alerts.MaxBackoff.D(),
+		Queue: cfg.Alerts.Queue, Logger: n.log.With("component", "alert"),
+		OnResult: n.met.observeAlert,
+	})
+	sub := n.mon.Subscribe(4096)
+	consumed := make(chan struct{})
+	go func() { defer close(consumed); n.consume(sub) }()
+	monClosed := false
+	cleanups = append(cleanups, func() {
+		if !monClosed {
+			_ = n.mon.Close(context.Background())
+		}
+		<-consumed
+		hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.hook.Close(hctx)
+	})
+
+	// Groups.
+	for _, g := range cfg.Groups {
+		spec := monitor.GroupSpec{Name: g.Name}
+		for _, r := range g.Resources {
+			rlog := n.log.With("group", g.Name, "resource", r.Name, "type", r.Type)
+			res, err := reg.Open(ctx, r.Type, resource.OpenRequest{
+				Name:       g.Name + "/" + r.Name,
+				Properties: resource.Properties(config.ExpandSelf(r.Properties, self)),
+				Logger:     rlog,
+			})
+			if err != nil {
+				for _, rs := range spec.Resources {
+					closeResource(rs.Resource)
+				}
+				return fmt.Errorf("group %s: resource %s: %w", g.Name, r.Name, err)
+			}
+			var tt resource.Timing
+			if t, ok := reg.Lookup(r.Type); ok {
+				if tp, ok := t.(resource.TimingProvider); ok {
+					tt = tp.DefaultTiming()
+				}
+			}
+			spec.Resources = append(spec.Resources, monitor.ResourceSpec{
+				Name: r.Name, Type: r.Type, Resource: res, DependsOn: r.DependsOn,
+				Restart: r.Restart.PolicyRestart(), Timing: r.Timing.PolicyTiming(), TypeTiming: tt,
+			})
+		}
+		if err := n.mon.AddGroup(spec); err != nil {
+			for _, rs := range spec.Resources {
+				closeResource(rs.Resource)
+			}
+			return err
+		}
+		n.autostart[g.Name] = g.IsAutostart()
+	}
+
+	// API and metrics listeners.
+	token, err := cfg.API.ReadToken()
+	if err != nil {
+		return err
+	}
+	srv := api.NewServer(api.ServerConfig{Backend: n, Token: token, Logger: n.log.With("component", "api"), OperationTimeout: cfg.API.OperationTimeout.D()})
+	n.socketPath = cfg.SocketPath()
+	uln, err := api.ListenUnix(n.socketPath, cfg.API.Socket == "")
+	if err != nil {
+		return err
+	}
+	srv.Serve(uln)
+	cleanups = append(cleanups, func() {
+		actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Close(actx)
+	})
+	if cfg.API.TCP != "" {
+		tln, err := api.ListenTCP(cfg.API.TCP)
+		if err != nil {
+			return err
+		}
+		n.tcpAddr = tln.Addr().String()
+		srv.Serve(tln)
+	}
+	if cfg.Metrics.Listen != "" {
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		n.metricsAddr = mln.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/metrics", http.StatusFound)
+		})
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		var mwg sync.WaitGroup
+		mwg.Go(func() { _ = msrv.Serve(mln) })
+		cleanups = append(cleanups, func() {
+			mctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if msrv.Shutdown(mctx) != nil {
+				_ = msrv.Close()
+			}
+			mwg.Wait()
+		})
+	}
+	pluginPid := 0
+	if phost != nil {
+		pluginPid = phost.Pid()
+	}
+	n.log.Info("node started", "groups", len(cfg.Groups), "socket", n.socketPath, "tcp", n.tcpAddr,
+		"metrics", n.metricsAddr, "plugins", cfg.Plugins.Mode, "plugin_pid", pluginPid, "pid", os.Getpid())
+	if opts.Ready != nil {
+		opts.Ready(n)
+	}
+
+	// Autostart.
+	startCtx, stopStarting := context.WithCancel(ctx)
+	var starting sync.WaitGroup
+	for _, g := range cfg.Groups {
+		if !g.IsAutostart() {
+			continue
+		}
+		starting.Go(func() {
+			if err := n.mon.Online(startCtx, g.Name); err != nil && startCtx.Err() == nil {
+				n.log.Error("autostart: group did not come online", "group", g.Name, "err", err)
+			}
+		})
+	}
+
+	<-ctx.Done()
+	n.log.Info("shutting down: taking every group offline", "timeout", cfg.ShutdownTimeout.String())
+	stopStarting()
+	starting.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+	defer cancel()
+	cerr := n.mon.Close(sctx)
+	monClosed = true
+	if cerr != nil {
+		n.log.Error("shutdown: not every group went offline cleanly", "err", cerr)
+	} else {
+		n.log.Info("every group is offline")
+	}
+	if sctx.Err() != nil {
+		return fmt.Errorf("shutdown timed out after %s: %w", cfg.ShutdownTimeout, cerr)
+	}
+	return nil
+}
+
+func closeResource(r resource.Resource) {
+	if c, ok := r.(resource.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// consume reads the monitor's events: event log, metrics, alerts, history
+// and followers. It ends when the monitor closes.
+func (n *Node) consume(sub *monitor.Subscription) {
+	defer func() {
+		n.evMu.Lock()
+		n.evClosed = true
+		for ch := range n.followers {
+			close(ch)
+			delete(n.followers, ch)
+		}
+		n.evMu.Unlock()
+	}()
+	for e := range sub.C() {
+		n.met.observeEvent(e)
+		n.logEvent(e)
+		n.alerts(e)
+		n.evMu.Lock()
+		n.seq++
+		ae := api.FromMonitor(n.seq, n.name, e)
+		n.ring = append(n.ring, ae)
+		if over := len(n.ring) - n.cfg.API.EventHistory; over > 0 {
+			n.ring = append(n.ring[:0:0], n.ring[over:]...)
+		}
+		for ch := range n.followers {
+			select {
+			case ch <- ae:
+			default:
+				n.log.Warn("api: event follower too slow, disconnecting it")
+				close(ch)
+				delete(n.followers, ch)
+			}
+		}
+		n.evMu.Unlock()
+	}
+}
+
+func (n *Node) logEvent(e monitor.Event) {
+	lvl := slog.LevelInfo
+	switch e.Kind {
+	case monitor.EventGroupFailed, monitor.EventCallDeadlocked:
+		lvl = slog.LevelError
+	case monitor.EventFailurePushed, monitor.EventCallTimedOut, monitor.EventsDropped, monitor.EventRestart:
+		lvl = slog.LevelWarn
+	case monitor.EventStateChanged, monitor.EventGroupStateChanged:
+		if e.To == resource.StateFailed {
+			lvl = slog.LevelWarn
+		}
+	}
+	attrs := []slog.Attr{slog.String("kind", e.Kind.String()), slog.String("group", e.Group)}
+	if e.Resource != "" {
+		attrs = append(attrs, slog.String("resource", e.Resource), slog.String("type", e.Type))
+	}
+	if e.Kind == monitor.EventStateChanged || e.Kind == monitor.EventGroupStateChanged {
+		attrs = append(attrs, slog.String("from", e.From.String()), slog.String("to", e.To.String()))
+	}
+	if e.Reason != "" {
+		attrs = append(attrs, slog.String("reason", e.Reason))
+	}
+	if e.Class != "" {
+		attrs = append(attrs, slog.String("class", e.Class))
+	}
+	if e.Method != "" {
+		attrs = append(attrs, slog.String("method", e.Method))
+	}
+	if e.Kind == monitor.EventRestart {
+		attrs = append(attrs, slog.Duration("delay", e.Delay))
+	}
+	if e.Kind == monitor.EventGroupFailed {
+		attrs = append(attrs, slog.Bool("failover", e.Failover), slog.Duration("retry_after", e.RetryAfter))
+	}
+	if e.Dropped > 0 {
+		attrs = append(attrs, slog.Uint64("dropped", e.Dropped))
+	}
+	n.log.LogAttrs(context.Background(), lvl, "event", attrs...)
+}
+
+// alerts turns events into alerts: failed or failover on EventGroupFailed,
+// recovery when a group that failed (or had a resource fail) is Online
+// again.
+func (n *Node) alerts(e monitor.Event) {
+	switch {
+	case e.Kind == monitor.EventStateChanged && e.To == resource.StateFailed:
+		n.degraded[e.Group] = true
+	case e.Kind == monitor.EventGroupFailed:
+		n.degraded[e.Group] = true
+		kind := alert.KindFailed
+		if e.Failover {
+			kind = alert.KindFailover
+		}
+		n.fire(alert.Alert{Kind: kind, Time: e.Time, Node: n.name, Group: e.Group, Resource: e.Resource, Reason: e.Reason, Failover: e.Failover})
+	case e.Kind == monitor.EventGroupStateChanged && e.To == resource.StateOnline && n.degraded[e.Group]:
+		delete(n.degraded, e.Group)
+		n.fire(alert.Alert{Kind: alert.KindRecovery, Time: e.Time, Node: n.name, Group: e.Group, Reason: "group is online again"})
+	}
+}
+
+func (n *Node) fire(a alert.Alert) {
+	for _, k := range n.cfg.Alerts.On {
+		if k == a.Kind {
+			n.hook.Fire(a)
+			return
+		}
+	}
+}
+
+// Status implements api.Backend.
+func (n *Node) Status() api.Status {
+	st := n.mon.Status()
+	out := api.Status{Node: n.name, Time: time.Now(), Groups: make([]api.GroupStatus, 0, len(st.Groups))}
+	for _, g := range st.Groups {
+		out.Groups = append(out.Groups, api.GroupStatus{GroupStatus: g, Owner: n.name, Autostart: n.autostart[g.Name]})
+	}
+	return out
+}
+
+func mapErr(err error) error {
+	if errors.Is(err, monitor.ErrNoSuchGroup) {
+		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	}
+	return err
+}
+
+// Online implements api.Backend.
+func (n *Node) Online(ctx context.Context, group string) error {
+	return mapErr(n.mon.Online(ctx, group))
+}
+
+// Offline implements api.Backend.
+func (n *Node) Offline(ctx context.Context, group string) error {
+	return mapErr(n.mon.Offline(ctx, group))
+}
+
+// Clear implements api.Backend.
+func (n *Node) Clear(ctx context.Context, group string) error {
+	return mapErr(n.mon.Clear(ctx, group))
+}
+
+// Move implements api.Backend: without the cluster layer a group can only
+// be "moved" to this node (which brings it online here).
+func (n *Node) Move(ctx context.Context, group, node string) error {
+	if _, err := n.mon.GroupStatus(group); err != nil {
+		return mapErr(err)
+	}
+	if node != n.name {
+		return fmt.Errorf("%w: no cluster layer yet: group %s can only run on this node (%s), not %s", api.ErrConflict, group, n.name, node)
+	}
+	return mapErr(n.mon.Online(ctx, group))
+}
+
+// Events implements api.Backend.
+func (n *Node) Events(follow bool) ([]api.Event, <-chan api.Event, func()) {
+	n.evMu.Lock()
+	defer n.evMu.Unlock()
+	hist := append([]api.Event(nil), n.ring...)
+	if !follow {
+		return hist, nil, func() {}
+	}
+	ch := make(chan api.Event, 256)
+	if n.evClosed {
+		close(ch)
+		return hist, ch, func() {}
+	}
+	n.followers[ch] = struct{}{}
+	return hist, ch, func() {
+		n.evMu.Lock()
+		defer n.evMu.Unlock()
+		if _, ok := n.followers[ch]; ok {
+			delete(n.followers, ch)
+			close(ch)
+		}
+	}
+}
