@@ -3,6 +3,8 @@ package ipaddress
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 
 	"path/filepath"
 	"strings"
@@ -13,10 +15,29 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sftkit/sft/internal/testenv"
+	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/plugins/plugintest"
 	"github.com/sftkit/sft/resource"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain serves the type when the test binary is re-executed as a plugin
+// (plugin_test.go); otherwise it runs the tests and then fails the run on
+// leaked goroutines or left-over child processes.
+func TestMain(m *testing.M) {
+	plugins.Main(NewType())
+	code := m.Run()
+	if code == 0 {
+		if err := plugintest.NoChildren(10 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			code = 1
+		}
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL: goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // guard bounds waits for events that must come; it is a hang guard, not a
 // speed requirement (speeds live in the benchmarks).
