@@ -431,3 +431,50 @@ func TestCloseRemovesAddress(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestRefreshReachesClientAndOfflineStopsIt: with a refresh period the
+// client keeps receiving announcements (counted with a packet socket in its
+// namespace); Offline ends the schedule and closes its socket.
+func TestRefreshReachesClientAndOfflineStopsIt(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		l := newLab(t, v6)
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		cw, err := openWire(l.client.Path, link{Name: "eth0", Index: l.client.Index, MAC: l.client.MAC}, l.vip.Addr(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cw.Close()
+		r := l.open(t, l.a, resource.Properties{"probe_count": 0, "announce": []any{"0s"}, "refresh": "10ms"})
+		if err := r.Online(ctx); err != nil {
+			t.Fatal(err)
+		}
+		dl, _ := ctx.Deadline()
+		cw.conn.SetReadDeadline(dl)
+		buf := make([]byte, 1600)
+		for n := 0; n < 5; {
+			k, _, err := cw.conn.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("after %d announcements: %v", n, err)
+			}
+			// A's announcement is, from the client's side, another host
+			// claiming the address.
+			if mac, ok := cw.conflict(buf[:k], true); ok && mac.String() == l.a.MAC.String() {
+				n++
+			}
+		}
+		a := r.ann
+		if a == nil {
+			t.Fatal("no announcer while online")
+		}
+		if err := r.Offline(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r.ann != nil {
+			t.Fatal("announcer still set after Offline")
+		}
+		if err := a.w.announce(); err == nil {
+			t.Fatal("the announcing socket still sends after Offline")
+		}
+	})
+}
