@@ -1,16 +1,20 @@
 package netns_test
 
 import (
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sftkit/sft/internal/netns"
 	"github.com/sftkit/sft/internal/testenv"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 func rootLinks(t *testing.T) []string {
@@ -99,5 +103,114 @@ func TestDoMissingNamespace(t *testing.T) {
 	err := netns.Do("/nonexistent/netns", func() error { t.Fatal("fn ran"); return nil })
 	if err == nil {
 		t.Fatal("Do on a missing namespace path returned nil")
+	}
+}
+
+// TestHelperFailingNet is run by TestCleanupOnFailure in a child process:
+// it builds a network, writes the namespace names to a file and fails.
+func TestHelperFailingNet(t *testing.T) {
+	out := os.Getenv("SFT_NETNS_HELPER_OUT")
+	if out == "" {
+		t.Skip("helper for TestCleanupOnFailure")
+	}
+	n := netns.NewNet(t)
+	h := n.AddHost("a")
+	if err := os.WriteFile(out, []byte(n.Switch.Name+"\n"+h.Name), 0o644); err != nil {
+		t.Error(err)
+	}
+	t.Fatal("failing on purpose")
+}
+
+// TestCleanupOnFailure: a test that fails after building a network still
+// removes every namespace it created.
+func TestCleanupOnFailure(t *testing.T) {
+	testenv.RequireRoot(t)
+	out := filepath.Join(t.TempDir(), "names")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperFailingNet$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SFT_NETNS_HELPER_OUT="+out)
+	b, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "failing on purpose") {
+		t.Fatalf("helper did not fail as planned: %v\n%s", err, b)
+	}
+	names, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("helper wrote no names: %v\n%s", err, b)
+	}
+	for _, name := range strings.Fields(string(names)) {
+		if _, err := os.Stat(filepath.Join("/run/netns", name)); !os.IsNotExist(err) {
+			t.Errorf("namespace %s left behind by a failed test (stat: %v)", name, err)
+		}
+	}
+}
+
+// TestSetPortUp: taking a host's bridge port down removes the carrier the
+// host sees; up restores it.
+func TestSetPortUp(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := netns.NewNet(t)
+	h := n.AddHost("a")
+	carrier := func() bool {
+		l, err := h.Handle.LinkByName(h.Link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Attrs().RawFlags&unix.IFF_RUNNING != 0
+	}
+	if err := h.SetPortUp(false); err != nil {
+		t.Fatal(err)
+	}
+	if carrier() {
+		t.Fatal("carrier with the bridge port down")
+	}
+	if err := h.SetPortUp(true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !carrier() { // carrier comes back asynchronously (link watch)
+		if time.Now().After(deadline) {
+			t.Fatal("no carrier after the bridge port came back up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDoRestoresThreads: fn sees the namespace's interfaces; afterwards no
+// thread of the process is left in it (many goroutines list the caller's
+// interfaces and never see the host's eth0).
+func TestDoRestoresThreads(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := netns.NewNet(t)
+	h := n.AddHost("a")
+	has := func(ifs []net.Interface, mac string) bool {
+		for _, i := range ifs {
+			if i.HardwareAddr.String() == mac {
+				return true
+			}
+		}
+		return false
+	}
+	for range 50 {
+		var inside []net.Interface
+		if err := h.Do(func() (err error) { inside, err = net.Interfaces(); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if !has(inside, h.MAC.String()) {
+			t.Fatal("fn does not see the namespace's eth0")
+		}
+	}
+	errc := make(chan error, 200)
+	for range 200 {
+		go func() {
+			ifs, err := net.Interfaces()
+			if err == nil && has(ifs, h.MAC.String()) {
+				err = errors.New("a thread is still inside the test namespace")
+			}
+			errc <- err
+		}()
+	}
+	for range 200 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
