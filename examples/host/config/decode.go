@@ -1,7 +1,9 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"fmt"
 	"math"
 	"reflect"
@@ -87,8 +89,16 @@ func (es Errors) Error() string {
 // and the error is an Errors.
 func Parse(name string, data []byte) (*Config, *Positions, error) {
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, Errors{{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, nil, Errors{{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		}
+		return nil, nil, Errors{{File: name, Pos: Pos{extra.Line, extra.Column}, Msg: "want one YAML document, found a second one"}}
 	}
 	d := &decoder{file: name, pos: &Positions{m: map[string]Pos{}}}
 	var cfg Config

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -63,6 +64,14 @@ func (c *Config) Validate(ctx context.Context, name string, pos *Positions, reg 
 	if len(v.errs) == 0 {
 		return nil
 	}
+	// Source order; errors without a position keep their place at the end.
+	sort.SliceStable(v.errs, func(i, j int) bool {
+		a, b := v.errs[i].Pos, v.errs[j].Pos
+		if a.Line == 0 || b.Line == 0 {
+			return a.Line != 0 && b.Line == 0
+		}
+		return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
+	})
 	return v.errs
 }
 
