@@ -401,7 +401,7 @@ func TestSampleConfigsValidate(t *testing.T) {
 // use types whose validation depends on the machine (interfaces).
 type fakeNamed string
 
-func (f fakeNamed) Name() string                                       { return string(f) }
+func (f fakeNamed) Name() string                                      { return string(f) }
 func (fakeNamed) Validate(context.Context, resource.Properties) error { return nil }
 func (fakeNamed) Open(context.Context, resource.OpenRequest) (resource.Resource, error) {
 	return nil, errors.New("no")
