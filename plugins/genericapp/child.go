@@ -1,0 +1,267 @@
+package genericapp
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sftkit/sft/internal/proc"
+)
+
+// Bounds on the cleanup after SIGKILL; a process in uninterruptible sleep
+// (D state) can delay its death, and nothing here may hang for ever.
+const (
+	// groupGoneTimeout bounds the wait for the members of a killed group
+	// to be reaped by their parents.
+	groupGoneTimeout = 5 * time.Second
+	// drainTimeout bounds the wait for the output readers to see EOF
+	// once the group is gone (an escaped process may hold the pipe).
+	drainTimeout = time.Second
+)
+
+// child is one started process group: its leader, the waiter that watches
+// it, and the output readers. Its life: started -> exited (leader dead, not
+// reaped) -> released (group SIGKILLed, reaping allowed) -> done (leader
+// reaped, group gone or given up on, readers finished).
+type child struct {
+	cmd  *exec.Cmd
+	pid  int // also the process group id
+	log  *slog.Logger
+	name string
+
+	exited chan struct{} // closed once the leader has exited (still a zombie)
+	exit   proc.Exit     // valid after exited
+	// exitErr is set (before exited closes) if waitid failed, which
+	// should never happen.
+	exitErr error
+
+	release chan struct{} // closed by killAndRelease
+	done    chan struct{} // closed when everything is cleaned up
+	leftErr error         // valid after done: members that would not die
+
+	mu       sync.Mutex
+	released bool
+	stopping bool // Offline or Terminate asked for the exit
+	online   bool // Online returned nil for this child
+
+	readers sync.WaitGroup
+	pipes   []*os.File // read ends of "log" outputs
+}
+
+// onExit is called by the waiter when the leader died unasked while online.
+type onExitFunc func(c *child, ex proc.Exit)
+
+// startChild starts s's program through the spawner. It opens the output
+// destinations and closes the parent's copies of the child's ends.
+func startChild(sp *proc.Spawner, s *spec, log *slog.Logger, name string) (*child, error) {
+	c := &child{
+		log:     log,
+		name:    name,
+		exited:  make(chan struct{}),
+		release: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	cmd := &exec.Cmd{
+		Path: s.path,
+		Args: s.argv,
+		Env:  s.env,
+		Dir:  s.dir,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:    true,
+			Pdeathsig:  syscall.SIGKILL,
+			Credential: s.cred,
+		},
+	}
+	if cmd.Env == nil {
+		cmd.Env = []string{} // clean_env with no env: really empty
+	}
+	var childEnds []*os.File
+	closeChildEnds := func() {
+		for _, f := range childEnds {
+			_ = f.Close()
+		}
+	}
+	for _, o := range []struct {
+		stream string
+		dest   string
+		dst    *io.Writer
+	}{{"stdout", s.stdout, &cmd.Stdout}, {"stderr", s.stderr, &cmd.Stderr}} {
+		switch o.dest {
+		case OutputDiscard:
+			// nil: exec connects /dev/null.
+		case OutputLog:
+			r, w, err := os.Pipe()
+			if err != nil {
+				closeChildEnds()
+				c.closePipes()
+				return nil, fmt.Errorf("%s pipe: %w", o.stream, err)
+			}
+			childEnds = append(childEnds, w)
+			c.pipes = append(c.pipes, r)
+			*o.dst = w
+		default:
+			f, err := os.OpenFile(o.dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			if err != nil {
+				closeChildEnds()
+				c.closePipes()
+				return nil, fmt.Errorf("%s: %w", o.stream, err)
+			}
+			childEnds = append(childEnds, f)
+			*o.dst = f
+		}
+	}
+	err := sp.Start(cmd)
+	closeChildEnds()
+	if err != nil {
+		c.closePipes()
+		return nil, err
+	}
+	c.cmd = cmd
+	c.pid = cmd.Process.Pid
+	streams := []string{}
+	if s.stdout == OutputLog {
+		streams = append(streams, "stdout")
+	}
+	if s.stderr == OutputLog {
+		streams = append(streams, "stderr")
+	}
+	for i, r := range c.pipes {
+		c.readers.Add(1)
+		go c.readLines(r, streams[i])
+	}
+	return c, nil
+}
+
+// readLines logs r line by line until EOF or until the pipe is closed.
+// Lines longer than 64 KiB are logged in pieces.
+func (c *child) readLines(r *os.File, stream string) {
+	defer c.readers.Done()
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, isPrefix, err := br.ReadLine()
+		if len(line) > 0 || (err == nil && !isPrefix) {
+			c.log.Info(string(line), "stream", stream, "pid", c.pid)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *child) closePipes() {
+	for _, r := range c.pipes {
+		_ = r.Close()
+	}
+}
+
+// wait is the waiter goroutine: it learns of the leader's exit at once
+// (without reaping), reports an unasked exit, then waits for the release,
+// reaps the leader, waits (bounded) for the rest of the group to be gone and
+// for the output readers to finish.
+func (c *child) wait(onExit onExitFunc) {
+	defer close(c.done)
+	ex, err := proc.WaitExit(c.pid)
+	c.exit, c.exitErr = ex, err
+	close(c.exited)
+
+	c.mu.Lock()
+	report := c.online && !c.stopping
+	asked := c.stopping
+	c.mu.Unlock()
+	if report && onExit != nil {
+		onExit(c, ex)
+	}
+	if !asked {
+		// The application died on its own: what it left in its group
+		// dies with it (the leader is still a zombie, so the group id is
+		// still ours).
+		c.killAndRelease()
+	}
+	<-c.release
+	_ = c.cmd.Wait() // reap; the exit status is already in c.exit
+	ctx, cancel := context.WithTimeout(context.Background(), groupGoneTimeout)
+	c.leftErr = proc.WaitGroupGone(ctx, c.pid)
+	cancel()
+	if c.leftErr != nil {
+		c.log.Error("process group members survived SIGKILL", "pgid", c.pid, "err", c.leftErr)
+	}
+
+	drained := make(chan struct{})
+	go func() { c.readers.Wait(); close(drained) }()
+	t := time.NewTimer(drainTimeout)
+	select {
+	case <-drained:
+	case <-t.C:
+		// A process that left the group holds the pipe: stop reading.
+		c.closePipes()
+		<-drained
+	}
+	t.Stop()
+	c.closePipes()
+}
+
+// signal sends sig to the group unless it was already released (the leader
+// may then be reaped and the group id is no longer safe to use).
+func (c *child) signal(sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released {
+		return nil
+	}
+	return proc.SignalGroup(c.pid, sig)
+}
+
+// killAndRelease sends SIGKILL to the group (once) and lets the waiter reap
+// the leader. Safe to call any number of times from any goroutine.
+func (c *child) killAndRelease() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released {
+		return
+	}
+	if err := proc.SignalGroup(c.pid, syscall.SIGKILL); err != nil {
+		c.log.Error("kill process group", "pgid", c.pid, "err", err)
+	}
+	c.released = true
+	close(c.release)
+}
+
+// hasExited reports whether the leader has exited.
+func (c *child) hasExited() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// exitReason describes the leader's exit.
+func (c *child) exitReason() string {
+	if c.exitErr != nil {
+		return fmt.Sprintf("process %d: %v", c.pid, c.exitErr)
+	}
+	return fmt.Sprintf("process %d %s", c.pid, c.exit)
+}
+
+// othersGone reports whether every member of the group but the (exited)
+// leader has exited. It scans /proc; only the Offline grace phase uses it.
+func (c *child) othersGone() bool {
+	members, err := proc.GroupMembers(c.pid, false)
+	if err != nil {
+		return false
+	}
+	for _, p := range members {
+		if p != c.pid {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,458 @@
+package genericapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sftkit/sft/internal/health"
+	"github.com/sftkit/sft/internal/proc"
+	"github.com/sftkit/sft/resource"
+)
+
+// TypeName is the name of the type in a resource.Registry.
+const TypeName = "genericapp"
+
+// closeTimeout bounds the Terminate that Close runs.
+const closeTimeout = 30 * time.Second
+
+// errTerminated is the cause of an Online cancelled by Terminate.
+var errTerminated = errors.New("terminated")
+
+// New returns the genericapp resource type.
+func New() resource.Type { return appType{} }
+
+type appType struct{}
+
+var _ resource.Type = appType{}
+
+func (appType) Name() string { return TypeName }
+
+// Validate decodes and checks the properties: every field, and that the
+// executable, the working directory, the user and group and the output
+// directories exist.
+func (appType) Validate(ctx context.Context, props resource.Properties) error {
+	c, err := decode(props)
+	if err != nil {
+		return err
+	}
+	_, err = c.resolve()
+	return err
+}
+
+// Open validates the properties and returns an instance, not yet online.
+func (appType) Open(ctx context.Context, req resource.OpenRequest) (resource.Resource, error) {
+	c, err := decode(req.Properties)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &App{
+		name:    req.Name,
+		log:     req.Log().With("resource", req.Name, "type", TypeName),
+		spec:    s,
+	}, nil
+}
+
+// App is a genericapp instance. It implements resource.Resource,
+// resource.FailureReporter and resource.Closer.
+type App struct {
+	name    string
+	log     *slog.Logger
+	spec    *spec
+	spawner *proc.Spawner // acquired by the first Online, released by Close
+
+	failure atomic.Pointer[func(error)]
+
+	// callMu serializes Online and Offline (the monitor does already);
+	// Terminate does not take it.
+	callMu sync.Mutex
+
+	mu           sync.Mutex
+	cur          *child                  // the current process group, if any
+	cancelOnline context.CancelCauseFunc // set while Online runs
+	onlineDone   chan struct{}           // closed when that Online returns
+	closed       bool
+}
+
+var (
+	_ resource.Resource        = (*App)(nil)
+	_ resource.FailureReporter = (*App)(nil)
+	_ resource.Closer          = (*App)(nil)
+)
+
+// SetFailureHandler installs fn, called (from the waiter goroutine, without
+// blocking) when the process exits while online. Nil removes it.
+func (a *App) SetFailureHandler(fn func(err error)) {
+	if fn == nil {
+		a.failure.Store(nil)
+		return
+	}
+	a.failure.Store(&fn)
+}
+
+// Pid returns the pid (also the process group id) of the running process,
+// or 0 when none is running.
+func (a *App) Pid() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur == nil || a.cur.hasExited() {
+		return 0
+	}
+	return a.cur.pid
+}
+
+// Online starts the program in a process group of its own and, if a
+// readiness check is set, returns only once it passes (reporting progress
+// after each attempt). Online of a running instance returns nil. If the
+// program exits or the check does not pass before ctx ends, Online kills
+// the group and returns an error.
+func (a *App) Online(ctx context.Context) error {
+	a.callMu.Lock()
+	defer a.callMu.Unlock()
+
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return errors.New("genericapp: Online after Close")
+	}
+	old := a.cur
+	a.mu.Unlock()
+	if old != nil {
+		old.mu.Lock()
+		running := old.online && !old.hasExited()
+		old.mu.Unlock()
+		if running {
+			return nil
+		}
+		// A previous process that died or was abandoned: finish it.
+		if err := a.finish(ctx, old); err != nil {
+			return err
+		}
+	}
+
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("genericapp %s: Online: %w", a.name, ctxErr(ctx))
+	}
+	a.mu.Lock()
+	octx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	a.cancelOnline, a.onlineDone = cancel, done
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.cancelOnline, a.onlineDone = nil, nil
+		a.mu.Unlock()
+		cancel(nil)
+		close(done)
+	}()
+
+	c, err := a.start(octx)
+	if err != nil {
+		return err
+	}
+	if err := a.awaitReady(ctx, octx, c); err != nil {
+		a.abandon(c)
+		return err
+	}
+	c.mu.Lock()
+	if c.hasExited() {
+		c.mu.Unlock()
+		a.abandon(c)
+		return resource.Transient(fmt.Errorf("genericapp %s: %s during startup", a.name, c.exitReason()))
+	}
+	c.online = true
+	c.mu.Unlock()
+	return nil
+}
+
+// start starts the process and makes it current, unless Terminate ran
+// meanwhile.
+func (a *App) start(octx context.Context) (*child, error) {
+	s := a.spec
+	// The executable may have gone since Open.
+	if _, err := lookPath(s.path, s.dir, ""); err != nil {
+		return nil, resource.ConfigError("argv", s.argv[0], "%v", err)
+	}
+	a.mu.Lock()
+	if a.spawner == nil {
+		a.spawner = proc.Acquire()
+	}
+	sp := a.spawner
+	a.mu.Unlock()
+	c, err := startChild(sp, s, a.log, a.name)
+	if err != nil {
+		return nil, classifyStart(err)
+	}
+	go c.wait(a.exited)
+
+	a.mu.Lock()
+	if octx.Err() != nil {
+		a.mu.Unlock()
+		a.abandon(c)
+		return nil, fmt.Errorf("genericapp %s: Online: %w", a.name, ctxErr(octx))
+	}
+	a.cur = c
+	a.mu.Unlock()
+	a.log.Info("started", "pid", c.pid, "argv", s.argv)
+	return c, nil
+}
+
+// classifyStart classifies an error from starting the process.
+func classifyStart(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.ENOEXEC):
+		return resource.Configuration(fmt.Errorf("genericapp: start: %w", err))
+	case errors.Is(err, syscall.EPERM):
+		// Switching user or group without the privilege to.
+		return resource.NodeLocal(fmt.Errorf("genericapp: start: %w", err))
+	}
+	return resource.Transient(fmt.Errorf("genericapp: start: %w", err))
+}
+
+// awaitReady runs the readiness check until it passes, the process exits
+// or octx ends. Progress goes to ctx (the caller's, which the monitor
+// watches).
+func (a *App) awaitReady(ctx, octx context.Context, c *child) error {
+	chk := a.spec.ready
+	if chk == nil {
+		return nil
+	}
+	wctx, cancel := context.WithCancelCause(octx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-c.exited:
+			cancel(errors.New(c.exitReason()))
+		case <-stop:
+		}
+	}()
+	err := health.Wait(wctx, chk, chk.Interval(), func(n int, err error) {
+		msg := fmt.Sprintf("readiness %s: attempt %d passed", chk, n)
+		if err != nil {
+			msg = fmt.Sprintf("readiness attempt %d: %v", n, err)
+		}
+		resource.ReportProgress(ctx, msg)
+		a.log.Debug(msg)
+	})
+	if err == nil {
+		return nil
+	}
+	if c.hasExited() {
+		return resource.Transient(fmt.Errorf("genericapp %s: %s before it was ready", a.name, c.exitReason()))
+	}
+	return resource.Transient(fmt.Errorf("genericapp %s: %w", a.name, err))
+}
+
+// exited is the waiter's report of an unasked exit while online.
+func (a *App) exited(c *child, ex proc.Exit) {
+	err := resource.Transient(fmt.Errorf("genericapp %s: %s", a.name, c.exitReason()))
+	if fn := a.failure.Load(); fn != nil {
+		(*fn)(err)
+	}
+	a.log.Warn("process exited", "pid", c.pid, "exit", ex.String())
+}
+
+// abandon kills c's group and waits (bounded) until it is cleaned up,
+// then forgets it.
+func (a *App) abandon(c *child) {
+	c.killAndRelease()
+	ctx, cancel := context.WithTimeout(context.Background(), groupGoneTimeout+drainTimeout+time.Second)
+	defer cancel()
+	_ = a.finish(ctx, c)
+}
+
+// finish waits for c to be cleaned up (it must have been released or have
+// exited unasked) and drops it as the current child.
+func (a *App) finish(ctx context.Context, c *child) error {
+	c.killAndRelease()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("genericapp %s: waiting for process %d to be reaped: %w", a.name, c.pid, ctx.Err())
+	}
+	a.mu.Lock()
+	if a.cur == c {
+		a.cur = nil
+	}
+	a.mu.Unlock()
+	return c.leftErr
+}
+
+// Offline sends the stop signal to the process group, waits up to the
+// grace period for the leader and every other member to exit, then sends
+// SIGKILL to the group, reaps the leader and waits (bounded) until no
+// member is left. Offline of a stopped instance returns nil.
+func (a *App) Offline(ctx context.Context) error {
+	a.callMu.Lock()
+	defer a.callMu.Unlock()
+	a.mu.Lock()
+	c := a.cur
+	a.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	sig := a.spec.stopSignal
+	if err := c.signal(sig); err != nil {
+		a.log.Warn("stop signal", "pgid", c.pid, "signal", proc.SignalName(sig), "err", err)
+	}
+	grace := time.NewTimer(a.spec.stopGrace)
+	defer grace.Stop()
+	graceful := a.awaitGroupExit(ctx, c, grace.C)
+	if !graceful && !c.hasExited() {
+		a.log.Warn("stop grace period over, killing process group", "pgid", c.pid,
+			"signal", proc.SignalName(sig), "grace", a.spec.stopGrace)
+	}
+	c.killAndRelease()
+	if ctx.Err() != nil {
+		return fmt.Errorf("genericapp %s: Offline: %w", a.name, ctx.Err())
+	}
+	if err := a.finish(ctx, c); err != nil {
+		return resource.Transient(err)
+	}
+	a.log.Info("stopped", "pid", c.pid, "exit", c.exit.String())
+	return nil
+}
+
+// awaitGroupExit waits until the leader and all other group members have
+// exited (true), or the grace timer fires or ctx ends (false).
+func (a *App) awaitGroupExit(ctx context.Context, c *child, grace <-chan time.Time) bool {
+	select {
+	case <-c.exited:
+	case <-grace:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	// The leader is gone (a zombie we hold); other members may still be
+	// shutting down. Poll them, backing off, within the same grace.
+	d := time.Millisecond
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-grace:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		if c.othersGone() {
+			return true
+		}
+		t.Reset(d)
+		d = min(2*d, 50*time.Millisecond)
+	}
+}
+
+// Terminate kills the process group at once with SIGKILL, cancels an
+// Online in flight and waits for it, reaps the leader and waits (bounded by
+// ctx) until no member of the group is left. It is idempotent and may run
+// concurrently with any other method.
+func (a *App) Terminate(ctx context.Context) error {
+	a.mu.Lock()
+	if a.cancelOnline != nil {
+		a.cancelOnline(errTerminated)
+	}
+	od := a.onlineDone
+	c := a.cur
+	a.mu.Unlock()
+	if c != nil {
+		c.mu.Lock()
+		c.stopping = true
+		c.mu.Unlock()
+		c.killAndRelease()
+	}
+	if od != nil {
+		select {
+		case <-od:
+		case <-ctx.Done():
+			return fmt.Errorf("genericapp %s: Terminate: waiting for Online: %w", a.name, ctx.Err())
+		}
+	}
+	a.mu.Lock()
+	c = a.cur
+	a.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	if err := a.finish(ctx, c); err != nil {
+		return resource.Transient(err)
+	}
+	return nil
+}
+
+// LooksAlive answers from the waiter's state: nil while the process runs.
+func (a *App) LooksAlive(ctx context.Context) error {
+	a.mu.Lock()
+	c := a.cur
+	a.mu.Unlock()
+	if c == nil {
+		return resource.Transient(fmt.Errorf("genericapp %s: not running", a.name))
+	}
+	if c.hasExited() {
+		return resource.Transient(fmt.Errorf("genericapp %s: %s", a.name, c.exitReason()))
+	}
+	return nil
+}
+
+// IsAlive is LooksAlive plus the health check (the readiness check when no
+// health check is set), bounded by its timeout and ctx.
+func (a *App) IsAlive(ctx context.Context) error {
+	if err := a.LooksAlive(ctx); err != nil {
+		return err
+	}
+	if a.spec.health == nil {
+		return nil
+	}
+	if err := a.spec.health.Check(ctx); err != nil {
+		return resource.Transient(fmt.Errorf("genericapp %s: %w", a.name, err))
+	}
+	return nil
+}
+
+// Close terminates the instance (bounded by 30 s) and releases the spawner
+// thread. Later Onlines fail; Close is idempotent.
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	a.mu.Lock()
+	wasClosed := a.closed
+	a.closed = true // no Online starts anything from now on
+	a.mu.Unlock()
+	err := a.Terminate(ctx)
+	if !wasClosed {
+		a.mu.Lock()
+		sp := a.spawner
+		a.mu.Unlock()
+		if sp != nil {
+			sp.Release()
+		}
+	}
+	return err
+}
+
+// ctxErr is ctx's cause wrapped with ctx.Err() when they differ.
+func ctxErr(ctx context.Context) error {
+	cause, err := context.Cause(ctx), ctx.Err()
+	if cause == nil || cause == err {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", cause, err)
+}

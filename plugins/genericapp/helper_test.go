@@ -1,0 +1,239 @@
+package genericapp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sftkit/sft/internal/proc"
+	"github.com/sftkit/sft/resource"
+)
+
+// helperEnv selects a helper mode: the test binary re-executed as the
+// application under test.
+const helperEnv = "SFT_GENERICAPP_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		helperMain(mode)
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// helperMain runs the helper application. Modes:
+//
+//	sleep          block until killed (SIGTERM's default action ends it)
+//	ignore-term    ignore SIGTERM, block until SIGKILL
+//	spawn          start 2 children (one ignores SIGTERM, one starts a
+//	               grandchild) in the group, write all pids to $PIDFILE, block
+//	exit-on-usr1   exit with code 3 on SIGUSR1
+//	exit           exit at once with code $CODE
+//	http           serve 127.0.0.1:$PORT: 200 when $READYFILE exists, else 503
+//	print          print "hello stdout" / "hello stderr", then block
+//	report         write cwd, $FOO and uid to $OUT, then block
+//	host           act as a host: open a genericapp running "sleep", write the
+//	               app's pid to $PIDFILE, block (the test SIGKILLs it)
+func helperMain(mode string) {
+	block := func() { select {} }
+	switch mode {
+	case "sleep":
+		block()
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		block()
+	case "spawn":
+		var pids []string
+		for _, m := range []string{"ignore-term", "spawn-one"} {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), helperEnv+"="+m)
+			if err := cmd.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			pids = append(pids, strconv.Itoa(cmd.Process.Pid))
+		}
+		// spawn-one reports its own child on its stdout... keep it
+		// simple: it writes to $PIDFILE.child.
+		writeFile(os.Getenv("PIDFILE")+".tmp", strings.Join(pids, "\n"))
+		_ = os.Rename(os.Getenv("PIDFILE")+".tmp", os.Getenv("PIDFILE"))
+		block()
+	case "spawn-one":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"=sleep")
+		if err := cmd.Start(); err != nil {
+			os.Exit(2)
+		}
+		writeFile(os.Getenv("PIDFILE")+".child.tmp", strconv.Itoa(cmd.Process.Pid))
+		_ = os.Rename(os.Getenv("PIDFILE")+".child.tmp", os.Getenv("PIDFILE")+".child")
+		block()
+	case "exit-on-usr1":
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGUSR1)
+		writeFile(os.Getenv("READYFILE"), "")
+		<-ch
+		os.Exit(3)
+	case "exit":
+		code, _ := strconv.Atoi(os.Getenv("CODE"))
+		os.Exit(code)
+	case "http":
+		ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+		if err != nil {
+			os.Exit(2)
+		}
+		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := os.Stat(os.Getenv("READYFILE")); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+		}))
+	case "print":
+		fmt.Println("hello stdout")
+		fmt.Fprintln(os.Stderr, "hello stderr")
+		block()
+	case "report":
+		wd, _ := os.Getwd()
+		writeFile(os.Getenv("OUT")+".tmp", fmt.Sprintf("%s\n%s\n%d\n%d", wd, os.Getenv("FOO"), os.Getuid(), os.Getgid()))
+		_ = os.Rename(os.Getenv("OUT")+".tmp", os.Getenv("OUT"))
+		block()
+	case "host":
+		a, err := New().Open(context.Background(), resource.OpenRequest{
+			Name:       "host",
+			Properties: resource.Properties{"argv": []any{os.Args[0]}, "env": map[string]any{helperEnv: "sleep"}},
+		})
+		if err != nil {
+			os.Exit(2)
+		}
+		if err := a.Online(context.Background()); err != nil {
+			os.Exit(3)
+		}
+		writeFile(os.Getenv("PIDFILE")+".tmp", strconv.Itoa(a.(*App).Pid()))
+		_ = os.Rename(os.Getenv("PIDFILE")+".tmp", os.Getenv("PIDFILE"))
+		block()
+	default:
+		fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+		os.Exit(2)
+	}
+}
+
+func writeFile(name, s string) {
+	if err := os.WriteFile(name, []byte(s), 0o644); err != nil {
+		os.Exit(2)
+	}
+}
+
+// helperProps returns properties that run the test binary in mode, with
+// extra environment.
+func helperProps(mode string, env map[string]any) resource.Properties {
+	e := map[string]any{helperEnv: mode}
+	for k, v := range env {
+		e[k] = v
+	}
+	return resource.Properties{"argv": []any{os.Args[0], "-test.run=^$"}, "env": e}
+}
+
+// logSink is a slog handler that records messages and their attributes.
+type logSink struct {
+	mu   sync.Mutex
+	recs []string
+	ch   chan string // if not nil, every record is also sent here (non-blocking)
+}
+
+func (l *logSink) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logSink) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	l.mu.Lock()
+	l.recs = append(l.recs, b.String())
+	l.mu.Unlock()
+	if l.ch != nil {
+		select {
+		case l.ch <- b.String():
+		default:
+		}
+	}
+	return nil
+}
+func (l *logSink) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logSink) WithGroup(string) slog.Handler      { return l }
+
+func (l *logSink) records() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.recs...)
+}
+
+// open opens a genericapp instance whose cleanup terminates and closes it
+// and checks that its process groups are gone.
+func open(t testing.TB, props resource.Properties, sink *logSink) *App {
+	t.Helper()
+	req := resource.OpenRequest{Name: "app", Properties: props}
+	if sink != nil {
+		req.Logger = slog.New(sink)
+	}
+	r, err := New().Open(t.Context(), req)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	a := r.(*App)
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return a
+}
+
+// waitFile waits (bounded) for a file a helper writes, and for it to end
+// with suffix, and returns it.
+func waitFile(t testing.TB, name, suffix string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for {
+		if b, err := os.ReadFile(name); err == nil && strings.HasSuffix(string(b), suffix) {
+			return string(b)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s not written", name)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// exists reports whether pid has an entry in /proc at all (zombies count).
+func exists(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err == nil
+}
+
+// waitNotAlive waits (bounded) until pid is no longer a live process.
+func waitNotAlive(t testing.TB, pid int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for proc.Alive(pid) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pid %d still alive", pid)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
