@@ -56,9 +56,9 @@ func (appType) Open(ctx context.Context, req resource.OpenRequest) (resource.Res
 		return nil, err
 	}
 	return &App{
-		name:    req.Name,
-		log:     req.Log().With("resource", req.Name, "type", TypeName),
-		spec:    s,
+		name: req.Name,
+		log:  req.Log().With("resource", req.Name, "type", TypeName),
+		spec: s,
 	}, nil
 }
 
