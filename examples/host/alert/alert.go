@@ -248,7 +248,7 @@ func (h *Hook) run1(a Alert, body []byte) error {
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.cfg.Command[0], h.cfg.Command[1:]...)
-	cmd.Stdin = bytes.NewReader(body)
+	cmd.Stdin = bytes.NewReader(append(body[:len(body):len(body)], '\n'))
 	cmd.Env = append(os.Environ(),
 		"SFT_ALERT_KIND="+a.Kind, "SFT_ALERT_NODE="+a.Node, "SFT_ALERT_GROUP="+a.Group,
 		"SFT_ALERT_RESOURCE="+a.Resource, "SFT_ALERT_REASON="+a.Reason)
