@@ -158,4 +158,3 @@ func TestDisabledHookAcceptsAndDropsNothing(t *testing.T) {
 	require.Zero(t, h.Dropped())
 	require.NoError(t, h.Close(context.Background()))
 }
-
