@@ -59,13 +59,10 @@ type Type struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	managers map[string]*sharedManager
-}
-
-type sharedManager struct {
-	m    Manager
-	refs int
+	mu      sync.Mutex
+	current map[string]Manager // by manager name: the one new resources get
+	refs    map[Manager]int
+	names   map[Manager]string
 }
 
 // New returns the type with the default configuration (systemd over its
@@ -83,7 +80,8 @@ func NewWithConfig(cfg Config) *Type {
 			DefaultManager: func(l *slog.Logger) (Manager, error) { return NewSystemd(SystemdConfig{Logger: l}) },
 		}
 	}
-	return &Type{cfg: cfg, log: log, managers: make(map[string]*sharedManager)}
+	return &Type{cfg: cfg, log: log, current: make(map[string]Manager),
+		refs: make(map[Manager]int), names: make(map[Manager]string)}
 }
 
 // Name returns "genericservice".
@@ -167,49 +165,71 @@ func (t *Type) Open(ctx context.Context, req resource.OpenRequest) (resource.Res
 	}
 	r.watch, err = m.Watch(ctx, p.unit, r.onChange)
 	if err != nil {
-		t.release(p.Manager)
+		t.release(m)
 		return nil, resource.Transient(fmt.Errorf("watch %s: %w", p.unit, err))
 	}
 	return r, nil
 }
 
+// acquire returns the shared Manager called name, making it if needed.
 func (t *Type) acquire(name string) (Manager, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if sm := t.managers[name]; sm != nil {
-		sm.refs++
-		return sm.m, nil
+	if m := t.current[name]; m != nil {
+		t.refs[m]++
+		return m, nil
 	}
 	m, err := t.cfg.Managers[name](t.log.With("manager", name))
 	if err != nil {
 		return nil, err
 	}
-	t.managers[name] = &sharedManager{m: m, refs: 1}
+	t.current[name], t.refs[m], t.names[m] = m, 1, name
 	return m, nil
 }
 
-func (t *Type) release(name string) error {
+// reacquire replaces a Manager whose connection was lost: the next acquire
+// makes a new one, and the caller's reference moves to it.
+func (t *Type) reacquire(name string, old Manager) (Manager, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	sm := t.managers[name]
-	if sm == nil {
+	if t.current[name] == old {
+		delete(t.current, name)
+	}
+	t.mu.Unlock()
+	m, err := t.acquire(name)
+	if err != nil {
+		return nil, err
+	}
+	t.release(old)
+	return m, nil
+}
+
+// release drops a reference to m and closes it with the last one.
+func (t *Type) release(m Manager) error {
+	t.mu.Lock()
+	t.refs[m]--
+	if t.refs[m] > 0 {
+		t.mu.Unlock()
 		return nil
 	}
-	sm.refs--
-	if sm.refs > 0 {
-		return nil
+	name := t.names[m]
+	delete(t.refs, m)
+	delete(t.names, m)
+	if t.current[name] == m {
+		delete(t.current, name)
 	}
-	delete(t.managers, name)
-	return sm.m.Close()
+	t.mu.Unlock()
+	return m.Close()
 }
 
 // service is one generic service resource.
 type service struct {
-	t     *Type
-	p     *parsed
-	m     Manager
-	log   *slog.Logger
-	watch Watch
+	t   *Type
+	p   *parsed
+	log *slog.Logger
+
+	connMu sync.Mutex // guards m and watch (replaced after a lost connection)
+	m      Manager
+	watch  Watch
 
 	// changed gets a token whenever the watched state changes.
 	changed chan struct{}
@@ -234,13 +254,77 @@ func (r *service) SetFailureHandler(fn func(error)) {
 	r.onFail = fn
 }
 
+// conn returns the current manager and watch.
+func (r *service) conn() (Manager, Watch) {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	return r.m, r.watch
+}
+
+// do runs fn with the manager; when the manager's connection turns out to
+// be lost, it reconnects (a new shared Manager, a new watch) and runs fn
+// once more.
+func (r *service) do(ctx context.Context, fn func(Manager) error) error {
+	r.connMu.Lock()
+	werr := r.rewatchLocked(ctx)
+	m := r.m
+	r.connMu.Unlock()
+	err := fn(m)
+	if err == nil && werr != nil {
+		err = werr
+	}
+	if !errors.Is(err, ErrManagerClosed) || ctx.Err() != nil {
+		return err
+	}
+	if rerr := r.reconnect(ctx, m); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	m, _ = r.conn()
+	return fn(m)
+}
+
+func (r *service) reconnect(ctx context.Context, old Manager) error {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if r.m != old {
+		return nil // done already
+	}
+	r.log.Warn("service manager connection lost, reconnecting")
+	m, err := r.t.reacquire(r.p.Manager, old)
+	if err != nil {
+		return fmt.Errorf("reconnect to %s: %w", r.p.Manager, err)
+	}
+	if r.watch != nil {
+		r.watch.Close()
+	}
+	r.m, r.watch = m, nil
+	return r.rewatchLocked(ctx)
+}
+
+// rewatchLocked starts a watch if there is none (a reconnect could not);
+// r.connMu is held.
+func (r *service) rewatchLocked(ctx context.Context) error {
+	if r.watch != nil {
+		return nil
+	}
+	w, err := r.m.Watch(ctx, r.p.unit, r.onChange)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", r.p.unit, err)
+	}
+	r.watch = w
+	return nil
+}
+
 // onChange runs on the manager's notification goroutine.
 func (r *service) onChange(st Status) {
 	select {
 	case r.changed <- struct{}{}:
 	default:
 	}
-	if st.Active.Up() {
+	if st.Active.Up() || st.Active == StateUnknown {
+		// Unknown: the connection to the manager was lost, which says
+		// nothing about the service. LooksAlive fails until IsAlive
+		// reconnects and asks.
 		return
 	}
 	r.mu.Lock()
@@ -289,32 +373,26 @@ func (r *service) Online(ctx context.Context) error {
 	ctx, done := r.track(ctx, r.p.StartTimeout.D())
 	defer done()
 	r.setOffline()
-	st, err := r.m.Status(ctx, r.p.unit)
-	if err != nil {
-		return r.classify("status", err)
-	}
-	switch st.Load {
-	case LoadNotFound:
-		return resource.ConfigError("service", r.p.Service, "no unit %s on this node", r.p.unit)
-	case LoadMasked:
-		return resource.ConfigError("service", r.p.Service, "unit %s is masked", r.p.unit)
-	case LoadError, LoadBad:
-		return resource.ConfigError("service", r.p.Service, "unit %s failed to load (%s)", r.p.unit, st.Load)
-	}
-	if err := r.m.Start(ctx, r.p.unit); err != nil {
+	// No status query first: the start job itself says whether the unit
+	// exists (NoSuchUnit) or can be used (masked, bad settings).
+	if err := r.do(ctx, func(m Manager) error { return m.Start(ctx, r.p.unit) }); err != nil {
 		return r.classify("start", err)
+	}
+	m, watch := r.conn()
+	if watch == nil {
+		return resource.Transient(fmt.Errorf("online %s: not watching the unit (connection to %s lost)", r.p.unit, r.p.Manager))
 	}
 	// Wait until the watch sees the unit up: every signal older than that
 	// one has then been applied, so what follows is a real change.
 	for {
-		st := r.watch.Status()
+		st := watch.Status()
 		if st.Active.Up() {
 			break
 		}
 		if st.Active == StateFailed || st.Active == StateInactive {
 			// The job is done, so this may be the stale state from
 			// before the start: ask the manager.
-			fresh, err := r.m.Status(ctx, r.p.unit)
+			fresh, err := m.Status(ctx, r.p.unit)
 			if err != nil {
 				return r.classify("status", err)
 			}
@@ -337,7 +415,7 @@ func (r *service) Online(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("online %s: readiness: %w", r.p.unit, err)
 		}
-		if st := r.watch.Status(); !st.Active.Up() {
+		if st := watch.Status(); !st.Active.Up() {
 			return resource.Transient(fmt.Errorf("service %s while waiting for readiness", st))
 		}
 	}
@@ -359,7 +437,9 @@ func (r *service) Online(ctx context.Context) error {
 func (r *service) classify(op string, err error) error {
 	switch {
 	case errors.Is(err, ErrNoSuchUnit):
-		return resource.ConfigError("service", r.p.Service, "%s: %v", op, err)
+		return resource.ConfigError("service", r.p.Service, "no such unit on this node (%s: %v)", op, err)
+	case errors.Is(err, ErrBadUnit):
+		return resource.ConfigError("service", r.p.Service, "unit cannot be used (%s: %v)", op, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s %s: %w", op, r.p.unit, err)
 	}
@@ -372,7 +452,7 @@ func (r *service) Offline(ctx context.Context) error {
 	ctx, done := r.track(ctx, r.p.StopTimeout.D())
 	defer done()
 	r.setOffline()
-	if err := r.m.Stop(ctx, r.p.unit); err != nil {
+	if err := r.do(ctx, func(m Manager) error { return m.Stop(ctx, r.p.unit) }); err != nil {
 		return r.classify("stop", err)
 	}
 	r.log.Info("service offline")
@@ -387,7 +467,11 @@ func (r *service) LooksAlive(ctx context.Context) error {
 	if !on {
 		return fmt.Errorf("service %s is not online", r.p.unit)
 	}
-	if st := r.watch.Status(); !st.Active.Up() {
+	_, watch := r.conn()
+	if watch == nil {
+		return fmt.Errorf("service %s: not watched (connection to %s lost)", r.p.unit, r.p.Manager)
+	}
+	if st := watch.Status(); !st.Active.Up() {
 		return fmt.Errorf("service %s", st)
 	}
 	return nil
@@ -401,7 +485,11 @@ func (r *service) IsAlive(ctx context.Context) error {
 	if !on {
 		return fmt.Errorf("service %s is not online", r.p.unit)
 	}
-	st, err := r.m.Status(ctx, r.p.unit)
+	var st Status
+	err := r.do(ctx, func(m Manager) (err error) {
+		st, err = m.Status(ctx, r.p.unit)
+		return err
+	})
 	if err != nil {
 		return r.classify("status", err)
 	}
@@ -425,7 +513,7 @@ func (r *service) Terminate(ctx context.Context) error {
 		(*c)()
 	}
 	r.mu.Unlock()
-	if err := r.m.Kill(ctx, r.p.unit); err != nil {
+	if err := r.do(ctx, func(m Manager) error { return m.Kill(ctx, r.p.unit) }); err != nil {
 		return r.classify("kill", err)
 	}
 	return nil
@@ -441,6 +529,10 @@ func (r *service) Close() error {
 	r.closed = true
 	r.online = false
 	r.mu.Unlock()
-	r.watch.Close()
-	return r.t.release(r.p.Manager)
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if r.watch != nil {
+		r.watch.Close()
+	}
+	return r.t.release(r.m)
 }

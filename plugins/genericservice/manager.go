@@ -15,7 +15,8 @@ type Manager interface {
 	// Start starts unit and returns when the manager has finished the start
 	// job: nil when the job succeeded (for systemd: job result "done"),
 	// an error wrapping [ErrNoSuchUnit] for a unit the manager does not
-	// know, a *JobError otherwise. It does not wait for anything beyond
+	// know or [ErrBadUnit] for one it cannot use (masked, bad settings),
+	// a *JobError otherwise. It does not wait for anything beyond
 	// the job (a readiness check is the resource's business).
 	Start(ctx context.Context, unit string) error
 
@@ -105,6 +106,10 @@ func (s Status) String() string {
 
 // ErrNoSuchUnit is wrapped by errors about a unit the manager does not know.
 var ErrNoSuchUnit = errors.New("no such unit")
+
+// ErrBadUnit is wrapped by errors about a unit the manager knows but cannot
+// use: masked, or failing to load (bad settings).
+var ErrBadUnit = errors.New("unit cannot be used")
 
 // ErrManagerClosed is returned by a Manager after Close or after its
 // connection to the service manager was lost.

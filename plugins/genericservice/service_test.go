@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godbus/dbus/v5"
 
 	"github.com/sftkit/sft/resource"
 	"github.com/sftkit/sft/resource/resourcetest"
@@ -136,6 +140,19 @@ func TestMissingUnit(t *testing.T) {
 	if err := r.Terminate(context.Background()); err != nil {
 		t.Fatalf("Terminate: %v", err)
 	}
+
+	// A masked unit is a configuration error too.
+	if err := os.Symlink("/dev/null", filepath.Join(e.sb.Root(), "run/systemd/system/masked.service")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sd.ReloadContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r = e.open(t, resource.Properties{"service": "masked"})
+	err = r.Online(context.Background())
+	if !errors.Is(err, resource.ErrConfiguration) || !errors.As(err, &re) || re.Field != "service" || !strings.Contains(err.Error(), "masked") {
+		t.Fatalf("Online of a masked unit: %v, want a configuration error on field service saying masked", err)
+	}
 }
 
 // TestFailingStart: a unit whose start job fails gives a transient error.
@@ -241,4 +258,91 @@ func TestConformance(t *testing.T) {
 			return nil
 		},
 	})
+}
+
+// TestReconnectAfterConnectionLoss: the connections to systemd break (here
+// closed under the manager; systemd restarting does the same). The service
+// keeps running, so nothing is pushed; LooksAlive fails (state unknown),
+// IsAlive reconnects and finds the unit active, and the resource keeps
+// working.
+func TestReconnectAfterConnectionLoss(t *testing.T) {
+	e := newEnv(t, map[string]string{"sleeper.service": sleeperUnit})
+	var mu sync.Mutex
+	var conns []*dbus.Conn
+	typ := NewWithConfig(Config{Managers: map[string]ManagerFactory{
+		"systemd": func(*slog.Logger) (Manager, error) {
+			return NewSystemd(SystemdConfig{Dial: func() (*dbus.Conn, error) {
+				c, err := e.sb.DialBus(context.Background())
+				if err == nil {
+					mu.Lock()
+					conns = append(conns, c)
+					mu.Unlock()
+				}
+				return c, err
+			}})
+		},
+	}})
+	res, err := typ.Open(context.Background(), resource.OpenRequest{Name: t.Name(), Properties: resource.Properties{"service": "sleeper"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.(*service)
+	t.Cleanup(func() { r.Terminate(context.Background()); r.Close() })
+	fails := watchFailures(r)
+	ctx := context.Background()
+	if err := r.Online(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := e.pids(t, "sleeper.service")
+	m, _ := r.conn()
+
+	mu.Lock()
+	for _, c := range conns {
+		c.Close()
+	}
+	mu.Unlock()
+	// The watch learns of the loss on its own goroutine.
+	if !waitFor(30*time.Second, func() bool { return r.LooksAlive(ctx) != nil }) {
+		t.Fatal("LooksAlive kept passing on a lost connection")
+	}
+	if err := r.IsAlive(ctx); err != nil {
+		t.Fatalf("IsAlive after the loss: %v", err)
+	}
+	if m2, _ := r.conn(); m2 == m {
+		t.Fatal("IsAlive passed without reconnecting")
+	}
+	if err := r.LooksAlive(ctx); err != nil {
+		t.Fatalf("LooksAlive after reconnect: %v", err)
+	}
+	if after := e.pids(t, "sleeper.service"); len(after) != 1 || after[0] != before[0] {
+		t.Fatalf("service process changed: %v -> %v", before, after)
+	}
+	fails.none(t)
+	// Failure detection works on the new connection.
+	if err := syscall.Kill(before[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := fails.wait(t, 30*time.Second); !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("pushed %v", err)
+	}
+	if err := r.Terminate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.pids(t, "sleeper.service"); len(p) != 0 {
+		t.Fatalf("Terminate after reconnect left %v", p)
+	}
+}
+
+// waitFor polls cond every 5 ms until it holds or d passes. Only for
+// waiting on another process (systemd re-executing), never as a timing
+// assertion: d is a hang guard.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cond()
 }
