@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sftkit/sft/examples/host/api"
+)
+
+// buildHost builds this command into a temporary directory.
+func buildHost(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sft-host-e2e")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// lockedBuffer collects a child's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func runCLI(t *testing.T, bin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+var errFound = errors.New("found")
+
+func waitEvent(t *testing.T, c *api.Client, after uint64, match func(api.Event) bool) api.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // only against hanging
+	defer cancel()
+	var got api.Event
+	err := c.Events(ctx, true, func(e api.Event) error {
+		if e.Seq > after && match(e) {
+			got = e
+			return errFound
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, errFound)
+	return got
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	return string(b)
+}
+
+// procsOf lists the live (non-zombie) processes running bin, by pid.
+func procsOf(t *testing.T, bin string) map[int]string {
+	t.Helper()
+	out := map[int]string{}
+	ents, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.TrimSuffix(exe, " (deleted)") != bin && !bytes.HasPrefix(cmdline, []byte(bin+"\x00")) {
+			continue
+		}
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+			continue // a zombie is not running; its parent reaps it
+		}
+		out[pid] = strings.ReplaceAll(string(cmdline), "\x00", " ")
+	}
+	return out
+}
+
+// TestEndToEnd builds the host, runs it on the quick-start config (with
+// free ports and a temporary socket), checks the status through the CLI,
+// kills the demo app and sees the restart in the events (CLI and API) and
+// in the metrics, then stops the host with SIGTERM: exit code 0 and no
+// process of the binary left.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the host")
+	}
+	bin := buildHost(t)
+	dir := t.TempDir()
+	appAddr, metricsAddr := freePort(t), freePort(t)
+	qs, err := os.ReadFile("quickstart.yaml")
+	require.NoError(t, err)
+	cfgText := strings.ReplaceAll(string(qs), "127.0.0.1:8380", appAddr)
+	cfgText = strings.ReplaceAll(cfgText, "127.0.0.1:9464", metricsAddr)
+	require.NotEqual(t, string(qs), cfgText)
+	cfgPath := filepath.Join(dir, "quickstart.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfgText), 0o600))
+	sock := filepath.Join(dir, "host.sock")
+
+	out, errOut, code := runCLI(t, bin, "validate", cfgPath)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, cfgPath+": ok (1 groups, 1 resources)\n", out)
+
+	host := exec.Command(bin, "run", "-config", cfgPath, "-socket", sock)
+	stdout, err := host.StdoutPipe()
+	require.NoError(t, err)
+	var stderr lockedBuffer
+	host.Stderr = &stderr
+	require.NoError(t, host.Start())
+	exited := make(chan error, 1)
+	var banner lockedBuffer
+	up := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := sync.Once{}
+		for sc.Scan() {
+			fmt.Fprintln(&banner, sc.Text())
+			if strings.Contains(sc.Text(), "is up") {
+				once.Do(func() { close(up) })
+			}
+		}
+		exited <- host.Wait()
+	}()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = host.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("host stdout:\n%s\nhost stderr:\n%s", banner.String(), stderr.String())
+		}
+	})
+	select {
+	case <-up:
+	case err := <-exited:
+		stopped = true
+		t.Fatalf("host exited before it was up: %v\n%s", err, stderr.String())
+	}
+
+	c := api.NewUnixClient(sock)
+	defer c.Close()
+	online := waitEvent(t, c, 0, func(e api.Event) bool {
+		return e.Kind == "group_state_changed" && e.Group == "demo" && e.To == "Online"
+	})
+
+	// Status through the CLI.
+	out, errOut, code = runCLI(t, bin, "status", "-socket", sock)
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, regexp.MustCompile(`(?m)^GROUP\s+OWNER\s+STATE\s+RESOURCE\s+TYPE\s+RESOURCE STATE\s+RESTARTS\s+LAST FAILURE$`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^demo\s+quickstart\s+Online\s+web\s+genericapp\s+Online\s+0\s+-$`), out)
+
+	// Kill the app.
+	pid1, err := strconv.Atoi(strings.TrimSpace(httpGet(t, "http://"+appAddr+"/pid")))
+	require.NoError(t, err)
+	require.Contains(t, procsOf(t, bin), pid1, "the app runs the host binary")
+	require.NoError(t, syscall.Kill(pid1, syscall.SIGKILL))
+
+	restart := waitEvent(t, c, online.Seq, func(e api.Event) bool { return e.Kind == "restart" && e.Resource == "web" })
+	require.Equal(t, "restart 1 of 5 within 5m0s", restart.Reason)
+	waitEvent(t, c, restart.Seq, func(e api.Event) bool {
+		return e.Kind == "group_state_changed" && e.Group == "demo" && e.To == "Online"
+	})
+	pid2, err := strconv.Atoi(strings.TrimSpace(httpGet(t, "http://"+appAddr+"/pid")))
+	require.NoError(t, err)
+	require.NotEqual(t, pid1, pid2, "a new app process serves")
+
+	// The restart in the CLI's events, the status and the metrics.
+	out, errOut, code = runCLI(t, bin, "events", "-socket", sock)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "failure_pushed demo/web: failure reported by the resource: genericapp demo/web: process "+strconv.Itoa(pid1)+" killed by signal")
+	require.Contains(t, out, "restart demo/web: restart 1 of 5 within 5m0s [delay 500ms]")
+	out, _, code = runCLI(t, bin, "status", "-socket", sock)
+	require.Equal(t, 0, code)
+	require.Regexp(t, regexp.MustCompile(`(?m)^demo\s+quickstart\s+Online\s+web\s+genericapp\s+Online\s+1\s+\d\d:\d\d:\d\d failure reported`), out)
+	m := httpGet(t, "http://"+metricsAddr+"/metrics")
+	require.Contains(t, m, `sft_resource_restarts_total{group="demo",resource="web",type="genericapp"} 1`)
+	require.Contains(t, m, `sft_resource_failures_pushed_total{group="demo",resource="web",type="genericapp"} 1`)
+	require.Contains(t, m, `sft_resource_state{group="demo",resource="web",state="Online",type="genericapp"} 1`)
+	require.Regexp(t, regexp.MustCompile(`sft_resource_call_duration_seconds_count\{method="Online",type="genericapp"\} 2\n`), m)
+
+	// Client commands that need the cluster layer say so.
+	_, errOut, code = runCLI(t, bin, "move", "demo", "elsewhere", "-socket", sock)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "no cluster layer yet")
+	_, errOut, code = runCLI(t, bin, "simulate")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "not available until the cluster layer lands")
+
+	// The running binary has: the host, the plugin process (the host
+	// re-executed) and the app.
+	before := procsOf(t, bin)
+	require.Len(t, before, 3, "%v", before)
+
+	// SIGTERM: every group offline, plugins stopped, exit code 0.
+	require.NoError(t, host.Process.Signal(syscall.SIGTERM))
+	err = <-exited
+	stopped = true
+	require.NoError(t, err, "exit status")
+	require.Equal(t, 0, host.ProcessState.ExitCode())
+	require.Contains(t, banner.String(), "host: stopped cleanly")
+	require.Contains(t, stderr.String(), "every group is offline")
+	require.Empty(t, procsOf(t, bin), "processes of the host binary left running")
+	_, err = os.Stat(sock)
+	require.True(t, os.IsNotExist(err), "socket removed")
+}
+
+// TestCLIWithoutHost: client commands fail clearly when no host runs, and
+// usage errors exit 2.
+func TestCLIWithoutHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the host")
+	}
+	bin := buildHost(t)
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	_, errOut, code := runCLI(t, bin, "status", "-socket", sock)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "status: cannot reach the sft host at "+sock)
+	_, errOut, code = runCLI(t, bin, "online")
+	require.Equal(t, 2, code)
+	require.Equal(t, "online: want exactly one GROUP\n", errOut)
+	_, errOut, code = runCLI(t, bin, "frobnicate")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, `unknown command "frobnicate"`)
+	out, _, code := runCLI(t, bin, "validate")
+	require.Equal(t, 0, code)
+	require.Equal(t, "quickstart.yaml (built in): ok (1 groups, 1 resources)\n", out)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("groups:\n  - name: g\n    resources:\n      - {name: r, type: genericapp, properties: {argv: [/nonexistent]}}\n"), 0o600))
+	_, errOut, code = runCLI(t, bin, "validate", bad)
+	require.Equal(t, 1, code)
+	require.Equal(t, bad+":4:50: groups[0].resources[0].properties.argv \"/nonexistent\": no such file or directory\n"+bad+": 1 problem(s)\n", errOut)
+}
