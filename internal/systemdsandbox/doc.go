@@ -45,6 +45,17 @@
 // namespace, the proxy included), waits for the sandbox cgroup to empty,
 // removes it and the work directory, and checks the canary.
 //
+// A test binary killed before Close (go test's timeout) cannot clean up: its
+// sandbox dies with it (Pdeathsig on PID 1), and the next [Start] removes the
+// work directory, empty cgroup and canary of every sandbox whose recorded
+// owner process is gone. Work directories are removed entry by entry, never
+// recursively (their root directory was a bind mount point of the host root
+// inside the sandbox).
+//
+// Known limit: `systemctl daemon-reexec` (Manager.Reexecute) inside the
+// sandbox does not come back (systemd keeps running but the private socket
+// answers EOF); tests must not re-execute it.
+//
 // The child roles run from the same executable: a test binary that uses this
 // package must call [Main] first thing in TestMain.
 //

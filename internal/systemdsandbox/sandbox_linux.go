@@ -160,7 +160,13 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 	if cerr := cf.Close(); werr != nil || cerr != nil {
 		return nil, errors.Join(werr, cerr)
 	}
+	sweepStale(log)
 	if s.workDir, err = os.MkdirTemp("/tmp", "sft-systemd-sandbox-"); err != nil {
+		return nil, err
+	}
+	// Who owns this sandbox, for sweepStale after a crash of this process.
+	owner := fmt.Sprintf("%d %s %s\n", os.Getpid(), procStart(os.Getpid()), s.canary)
+	if err := os.WriteFile(filepath.Join(s.workDir, "owner"), []byte(owner), 0o600); err != nil {
 		return nil, err
 	}
 	root := filepath.Join(s.workDir, "root")
@@ -408,7 +414,7 @@ func (s *Sandbox) close() error {
 		}
 	}
 	if s.workDir != "" {
-		if err := os.RemoveAll(s.workDir); err != nil {
+		if err := s.removeWorkDir(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -417,6 +423,91 @@ func (s *Sandbox) close() error {
 		os.Remove(s.canary)
 	}
 	return errors.Join(errs...)
+}
+
+// removeWorkDir removes the work directory entry by entry, never
+// recursively: its root directory was the mount point of a bind of the
+// whole host root (in the sandbox's mount namespace only), and a recursive
+// removal that met such a mount would walk the host's file system. rmdir of
+// a mount point fails with EBUSY instead.
+func (s *Sandbox) removeWorkDir() error {
+	var errs []error
+	units := filepath.Join(s.workDir, "units")
+	if ents, err := os.ReadDir(units); err == nil {
+		for _, e := range ents {
+			if err := os.Remove(filepath.Join(units, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, p := range []string{units, filepath.Join(s.workDir, "bus.sock"), filepath.Join(s.workDir, "owner"),
+		filepath.Join(s.workDir, "root"), s.workDir} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// procStart returns the start time of pid (field 22 of /proc/PID/stat), which
+// tells a live owner from a later process that reused its PID.
+func procStart(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// The command name (field 2) may hold spaces; fields count from its ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+// sweepStale removes what sandboxes of dead processes left behind (a test
+// binary killed by its timeout cannot run Close; its sandbox died with it
+// through Pdeathsig, but the work directory, the empty cgroup and the canary
+// remain). Only sandboxes whose recorded owner is gone are touched.
+func sweepStale(log *slog.Logger) {
+	dirs, _ := filepath.Glob("/tmp/sft-systemd-sandbox-*")
+	v2, err := cgroup2Mount()
+	if err != nil {
+		return
+	}
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) != 3 || !strings.HasPrefix(f[2], "/tmp/sft-sandbox-canary-") {
+			continue
+		}
+		pid, err := strconv.Atoi(f[0])
+		if err != nil || (procStart(pid) == f[1] && f[1] != "") {
+			continue // owner alive
+		}
+		st := &Sandbox{workDir: d, canary: f[2]}
+		cg := filepath.Join(v2, "sft-systemd-sandbox-"+filepath.Base(d))
+		if ev, err := os.ReadFile(filepath.Join(cg, "cgroup.events")); err == nil && !bytes.Contains(ev, []byte("populated 0")) {
+			log.Debug("stale sandbox cgroup still populated", "cgroup", cg)
+			continue
+		}
+		if err := removeCgroup(cg); err != nil {
+			log.Debug("stale sandbox cgroup", "cgroup", cg, "err", err)
+			continue
+		}
+		if err := st.removeWorkDir(); err != nil {
+			log.Debug("stale sandbox work dir", "dir", d, "err", err)
+			continue
+		}
+		os.Remove(st.canary)
+		log.Debug("removed a stale sandbox", "dir", d, "owner", pid)
+	}
 }
 
 // removeCgroup waits (bounded, 5 s) until the cgroup has no processes left,

@@ -3,19 +3,23 @@ package systemdsandbox
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"go.uber.org/goleak"
 	"github.com/sftkit/sft/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
 	Main()
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func TestParseMountinfoAndCheck(t *testing.T) {
@@ -175,5 +179,63 @@ func TestBoot(t *testing.T) {
 	}
 	if err := unixKill0(pid); err == nil {
 		t.Errorf("sandbox pid %d still exists", pid)
+	}
+}
+
+// TestSweepStale: leftovers of a sandbox whose owner died (work dir, empty
+// cgroup with children, canary) are removed; those of a live owner are not.
+func TestSweepStale(t *testing.T) {
+	testenv.RequireRoot(t)
+	v2, err := cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	make1 := func(ownerPID int, start string) (dir, cg, canary string) {
+		t.Helper()
+		dir, err := os.MkdirTemp("/tmp", "sft-systemd-sandbox-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.CreateTemp("/tmp", "sft-sandbox-canary-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		canary = f.Name()
+		for _, d := range []string{"root", "units"} {
+			os.Mkdir(filepath.Join(dir, d), 0o700)
+		}
+		os.WriteFile(filepath.Join(dir, "units", "x.service"), nil, 0o644)
+		os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(ownerPID)+" "+start+" "+canary+"\n"), 0o600)
+		cg = filepath.Join(v2, "sft-systemd-sandbox-"+filepath.Base(dir))
+		if err := os.MkdirAll(filepath.Join(cg, "system.slice", "x.service"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir, cg, canary
+	}
+	// A dead owner: a child that has exited and been reaped.
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadDir, deadCg, deadCanary := make1(cmd.Process.Pid, "1")
+	liveDir, liveCg, liveCanary := make1(os.Getpid(), procStart(os.Getpid()))
+	t.Cleanup(func() {
+		(&Sandbox{workDir: liveDir}).removeWorkDir()
+		removeCgroup(liveCg)
+		os.Remove(liveCanary)
+	})
+
+	sweepStale(slog.New(slog.DiscardHandler))
+
+	for _, p := range []string{deadDir, deadCg, deadCanary} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale %s not removed (%v)", p, err)
+		}
+	}
+	for _, p := range []string{liveDir, liveCg, liveCanary} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("live owner's %s removed: %v", p, err)
+		}
 	}
 }

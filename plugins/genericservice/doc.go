@@ -41,6 +41,18 @@
 // booted in a sandbox through a proxy). One Manager is shared by all
 // resources of a Type naming it.
 //
+// Costs, measured against systemd 252 in the test sandbox on a loaded 2-core
+// VM (see the benchmarks): LooksAlive about 0.1 us (memory only); IsAlive one
+// GetAll round trip, about 0.6-0.9 ms; Online and Offline cost what the
+// start and stop jobs cost (the same as bare go-systemd calls in the same
+// run). On the private socket systemd unloads an inactive unit and parses
+// its file again on the next start (a few ms); Unit.Ref would pin it but
+// needs a bus daemon, so it is tried and skipped when it fails.
+//
+// A lost connection to the manager (systemd restarting) is not pushed as a
+// failure: LooksAlive fails (state unknown), and IsAlive, Online, Offline
+// and Terminate reconnect once and retry.
+//
 // The package imports resource and internal packages only, never plugins,
 // so it works in-process as well as served as a plugin.
 package genericservice

@@ -13,6 +13,7 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+	"go.uber.org/goleak"
 
 	"github.com/sftkit/sft/internal/systemdsandbox"
 	"github.com/sftkit/sft/internal/testenv"
@@ -21,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) {
 	systemdsandbox.Main()
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 const sleeperUnit = `[Unit]
