@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
-	"go.uber.org/goleak"
 	"github.com/sftkit/sft/internal/testenv"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
