@@ -132,10 +132,23 @@ func procsOf(t *testing.T, bin string) map[int]string {
 	return out
 }
 
+// ppid is pid's parent.
+func ppid(t *testing.T, pid int) int {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	i := bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[i+1:]))
+	p, err := strconv.Atoi(fields[1])
+	require.NoError(t, err)
+	return p
+}
+
 // TestEndToEnd builds the host, runs it on the quick-start config (with
 // free ports and a temporary socket), checks the status through the CLI,
 // kills the demo app and sees the restart in the events (CLI and API) and
-// in the metrics, then stops the host with SIGTERM: exit code 0 and no
+// in the metrics, kills the plugin process and sees it relaunched and the
+// app restarted, then stops the host with SIGTERM: exit code 0 and no
 // process of the binary left.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
@@ -234,6 +247,30 @@ func TestEndToEnd(t *testing.T) {
 	require.Contains(t, m, `sft_resource_failures_pushed_total{group="demo",resource="web",type="genericapp"} 1`)
 	require.Contains(t, m, `sft_resource_state{group="demo",resource="web",state="Online",type="genericapp"} 1`)
 	require.Regexp(t, regexp.MustCompile(`sft_resource_call_duration_seconds_count\{method="Online",type="genericapp"\} 2\n`), m)
+
+	// Kill the plugin process (the host binary re-executed, a child of the
+	// host): the resource fails at once (pushed), the process is
+	// relaunched and the app restarted.
+	var pluginPid int
+	for pid, cmdline := range procsOf(t, bin) {
+		if strings.TrimSpace(cmdline) == bin && ppid(t, pid) == host.Process.Pid {
+			pluginPid = pid
+		}
+	}
+	require.NotZero(t, pluginPid, "plugin process not found")
+	require.Contains(t, m, fmt.Sprintf("sft_plugin_process_pid %d\n", pluginPid))
+	require.NoError(t, syscall.Kill(pluginPid, syscall.SIGKILL))
+	pushed := waitEvent(t, c, restart.Seq, func(e api.Event) bool { return e.Kind == "failure_pushed" && e.Resource == "web" })
+	require.Contains(t, pushed.Reason, fmt.Sprintf("plugin process exited (pid %d)", pluginPid))
+	restart = waitEvent(t, c, pushed.Seq, func(e api.Event) bool { return e.Kind == "restart" && e.Resource == "web" })
+	require.Equal(t, "restart 2 of 5 within 5m0s", restart.Reason)
+	waitEvent(t, c, restart.Seq, func(e api.Event) bool {
+		return e.Kind == "group_state_changed" && e.Group == "demo" && e.To == "Online"
+	})
+	m = httpGet(t, "http://"+metricsAddr+"/metrics")
+	require.Contains(t, m, `sft_plugin_process_failures_total{type="genericapp"} 1`)
+	require.Contains(t, m, `sft_resource_restarts_total{group="demo",resource="web",type="genericapp"} 2`)
+	require.NotContains(t, m, fmt.Sprintf("sft_plugin_process_pid %d\n", pluginPid))
 
 	// Client commands that need the cluster layer say so.
 	_, errOut, code = runCLI(t, bin, "move", "demo", "elsewhere", "-socket", sock)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sftkit/sft/examples/host/alert"
@@ -294,6 +295,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 	pluginPid := 0
 	if phost != nil {
 		pluginPid = phost.Pid()
+		n.met.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sft_plugin_process_pid",
+			Help: "Process id of the shared plugin process (0 while none runs); a change means it was relaunched.",
+		}, func() float64 { return float64(phost.Pid()) }))
 	}
 	n.log.Info("node started", "groups", len(cfg.Groups), "socket", n.socketPath, "tcp", n.tcpAddr,
 		"metrics", n.metricsAddr, "plugins", cfg.Plugins.Mode, "plugin_pid", pluginPid, "pid", os.Getpid())
