@@ -23,6 +23,7 @@
 //
 //	service        required  unit name: "nginx", "nginx.service", "getty@tty1"
 //	manager        "systemd" backend name (see Config.Managers)
+//	address        default   where the manager listens; systemd: D-Bus address of its private socket
 //	start_timeout  0         bounds Online on top of the pending timeout ("30s")
 //	stop_timeout   0         bounds Offline on top of the pending timeout
 //	readiness      none      check Online waits for: {"tcp"|"http"|"command", "interval", "timeout", "expect_status"}

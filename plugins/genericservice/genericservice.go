@@ -24,9 +24,9 @@ const DefaultManager = "systemd"
 // Config configures the type. The zero value is ready to use.
 type Config struct {
 	// Managers maps values of the "manager" property to the factories of
-	// their backends. Default: {"systemd": NewSystemd with DialSystemd}.
-	// A Manager is made on the first Open that names it and shared by the
-	// type's resources until the last of them is closed.
+	// their backends. Default: {"systemd": [SystemdFactory]}. A Manager is
+	// made on the first Open that names it (with that address) and shared
+	// by the type's resources until the last of them is closed.
 	Managers map[string]ManagerFactory
 	// Logger receives manager-level logs. Default: discard.
 	Logger *slog.Logger
@@ -39,6 +39,11 @@ type Props struct {
 	Service string `json:"service"`
 	// Manager names the service manager backend. Default "systemd".
 	Manager string `json:"manager,omitempty"`
+	// Address is where the manager listens, if not at its default place.
+	// For systemd: the D-Bus address of its private socket
+	// ("unix:path=/run/systemd/private"); the client must be in systemd's
+	// PID namespace. Default: as systemctl connects (see DialSystemd).
+	Address string `json:"address,omitempty"`
 	// StartTimeout bounds Online's start job and wait for the active
 	// state, on top of the monitor's pending timeout. Default 0: only the
 	// monitor's timeout applies.
@@ -60,10 +65,12 @@ type Type struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	current map[string]Manager // by manager name: the one new resources get
+	current map[managerKey]Manager // the one new resources get
 	refs    map[Manager]int
-	names   map[Manager]string
+	keys    map[Manager]managerKey
 }
+
+type managerKey struct{ name, address string }
 
 // New returns the type with the default configuration (systemd over its
 // default connection).
@@ -76,12 +83,10 @@ func NewWithConfig(cfg Config) *Type {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Managers == nil {
-		cfg.Managers = map[string]ManagerFactory{
-			DefaultManager: func(l *slog.Logger) (Manager, error) { return NewSystemd(SystemdConfig{Logger: l}) },
-		}
+		cfg.Managers = map[string]ManagerFactory{DefaultManager: SystemdFactory}
 	}
-	return &Type{cfg: cfg, log: log, current: make(map[string]Manager),
-		refs: make(map[Manager]int), names: make(map[Manager]string)}
+	return &Type{cfg: cfg, log: log, current: make(map[managerKey]Manager),
+		refs: make(map[Manager]int), keys: make(map[Manager]managerKey)}
 }
 
 // Name returns "genericservice".
@@ -154,7 +159,7 @@ func (t *Type) Open(ctx context.Context, req resource.OpenRequest) (resource.Res
 	if err != nil {
 		return nil, err
 	}
-	m, err := t.acquire(p.Manager)
+	m, err := t.acquire(p.key())
 	if err != nil {
 		return nil, resource.Transient(fmt.Errorf("manager %s: %w", p.Manager, err))
 	}
@@ -171,31 +176,33 @@ func (t *Type) Open(ctx context.Context, req resource.OpenRequest) (resource.Res
 	return r, nil
 }
 
-// acquire returns the shared Manager called name, making it if needed.
-func (t *Type) acquire(name string) (Manager, error) {
+func (p *parsed) key() managerKey { return managerKey{p.Manager, p.Address} }
+
+// acquire returns the shared Manager for k, making it if needed.
+func (t *Type) acquire(k managerKey) (Manager, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if m := t.current[name]; m != nil {
+	if m := t.current[k]; m != nil {
 		t.refs[m]++
 		return m, nil
 	}
-	m, err := t.cfg.Managers[name](t.log.With("manager", name))
+	m, err := t.cfg.Managers[k.name](t.log.With("manager", k.name, "address", k.address), k.address)
 	if err != nil {
 		return nil, err
 	}
-	t.current[name], t.refs[m], t.names[m] = m, 1, name
+	t.current[k], t.refs[m], t.keys[m] = m, 1, k
 	return m, nil
 }
 
 // reacquire replaces a Manager whose connection was lost: the next acquire
 // makes a new one, and the caller's reference moves to it.
-func (t *Type) reacquire(name string, old Manager) (Manager, error) {
+func (t *Type) reacquire(k managerKey, old Manager) (Manager, error) {
 	t.mu.Lock()
-	if t.current[name] == old {
-		delete(t.current, name)
+	if t.current[k] == old {
+		delete(t.current, k)
 	}
 	t.mu.Unlock()
-	m, err := t.acquire(name)
+	m, err := t.acquire(k)
 	if err != nil {
 		return nil, err
 	}
@@ -211,11 +218,11 @@ func (t *Type) release(m Manager) error {
 		t.mu.Unlock()
 		return nil
 	}
-	name := t.names[m]
+	k := t.keys[m]
 	delete(t.refs, m)
-	delete(t.names, m)
-	if t.current[name] == m {
-		delete(t.current, name)
+	delete(t.keys, m)
+	if t.current[k] == m {
+		delete(t.current, k)
 	}
 	t.mu.Unlock()
 	return m.Close()
@@ -290,7 +297,7 @@ func (r *service) reconnect(ctx context.Context, old Manager) error {
 		return nil // done already
 	}
 	r.log.Warn("service manager connection lost, reconnecting")
-	m, err := r.t.reacquire(r.p.Manager, old)
+	m, err := r.t.reacquire(r.p.key(), old)
 	if err != nil {
 		return fmt.Errorf("reconnect to %s: %w", r.p.Manager, err)
 	}

@@ -52,8 +52,11 @@ type Watch interface {
 	Close()
 }
 
-// ManagerFactory makes a Manager. log is the type's logger.
-type ManagerFactory func(log *slog.Logger) (Manager, error)
+// ManagerFactory makes a Manager. log is the type's logger; address is the
+// resource's "address" property, empty for the backend's default. What the
+// address means is the backend's business (systemd: the D-Bus address of
+// its private socket).
+type ManagerFactory func(log *slog.Logger, address string) (Manager, error)
 
 // ActiveState is a unit's high-level state, as systemd names it.
 type ActiveState string

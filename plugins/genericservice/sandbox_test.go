@@ -3,7 +3,6 @@ package genericservice
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -75,9 +74,9 @@ func newEnv(t testing.TB, units map[string]string) *env {
 		}
 	})
 	dial := func() (*dbus.Conn, error) { return sb.DialBus(context.Background()) }
-	e.typ = NewWithConfig(Config{Managers: map[string]ManagerFactory{
-		"systemd": func(*slog.Logger) (Manager, error) { return NewSystemd(SystemdConfig{Dial: dial}) },
-	}})
+	// The type as shipped: its default systemd factory, pointed at the
+	// sandbox by the address property (see props).
+	e.typ = NewWithConfig(Config{})
 	if e.sd, err = sd.NewConnection(dial); err != nil {
 		t.Fatal(err)
 	}
@@ -98,9 +97,16 @@ func (e *env) writeUnit(t testing.TB, name, text string) {
 	}
 }
 
+// props adds the sandbox's bus address to props.
+func (e *env) props(props resource.Properties) resource.Properties {
+	props = props.Clone()
+	props["address"] = e.sb.BusAddress()
+	return props
+}
+
 func (e *env) open(t testing.TB, props resource.Properties) *service {
 	t.Helper()
-	r, err := e.typ.Open(context.Background(), resource.OpenRequest{Name: t.Name(), Properties: props})
+	r, err := e.typ.Open(context.Background(), resource.OpenRequest{Name: t.Name(), Properties: e.props(props)})
 	if err != nil {
 		t.Fatal(err)
 	}

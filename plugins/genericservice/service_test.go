@@ -242,7 +242,7 @@ func TestConformance(t *testing.T) {
 			n++
 			unit := fmt.Sprintf("conf%d.service", n)
 			e.writeUnit(t, unit, sleeperUnit)
-			r, err := e.typ.Open(context.Background(), resource.OpenRequest{Name: t.Name(), Properties: resource.Properties{"service": unit}})
+			r, err := e.typ.Open(context.Background(), resource.OpenRequest{Name: t.Name(), Properties: e.props(resource.Properties{"service": unit})})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,7 +270,7 @@ func TestReconnectAfterConnectionLoss(t *testing.T) {
 	var mu sync.Mutex
 	var conns []*dbus.Conn
 	typ := NewWithConfig(Config{Managers: map[string]ManagerFactory{
-		"systemd": func(*slog.Logger) (Manager, error) {
+		"systemd": func(*slog.Logger, string) (Manager, error) {
 			return NewSystemd(SystemdConfig{Dial: func() (*dbus.Conn, error) {
 				c, err := e.sb.DialBus(context.Background())
 				if err == nil {

@@ -27,6 +27,17 @@ type SystemdConfig struct {
 	Logger *slog.Logger
 }
 
+// SystemdFactory is the default "systemd" entry of Config.Managers: the
+// systemd backend over DialSystemd, or over DialPrivate(address) when the
+// resource sets an address.
+func SystemdFactory(log *slog.Logger, address string) (Manager, error) {
+	cfg := SystemdConfig{Logger: log}
+	if address != "" {
+		cfg.Dial = func() (*dbus.Conn, error) { return DialPrivate(address) }
+	}
+	return NewSystemd(cfg)
+}
+
 // DialSystemd connects to systemd the way systemctl does: as root over the
 // private socket /run/systemd/private (no bus daemon needed), otherwise over
 // the system bus.

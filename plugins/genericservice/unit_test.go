@@ -50,8 +50,8 @@ func TestNormalizeUnit(t *testing.T) {
 func TestValidate(t *testing.T) {
 	t.Parallel()
 	typ := NewWithConfig(Config{Managers: map[string]ManagerFactory{
-		"systemd": func(*slog.Logger) (Manager, error) { return nil, errors.New("not used") },
-		"runit":   func(*slog.Logger) (Manager, error) { return nil, errors.New("not used") },
+		"systemd": func(*slog.Logger, string) (Manager, error) { return nil, errors.New("not used") },
+		"runit":   func(*slog.Logger, string) (Manager, error) { return nil, errors.New("not used") },
 	}})
 	tests := []struct {
 		name  string
@@ -59,7 +59,7 @@ func TestValidate(t *testing.T) {
 		field string // "" = valid
 	}{
 		{"minimal", resource.Properties{"service": "nginx"}, ""},
-		{"everything", resource.Properties{"service": "nginx.service", "manager": "runit", "start_timeout": "30s",
+		{"everything", resource.Properties{"service": "nginx.service", "manager": "runit", "address": "unix:path=/x", "start_timeout": "30s",
 			"stop_timeout": 5, "readiness": map[string]any{"tcp": "127.0.0.1:80"}, "health": map[string]any{"http": "http://127.0.0.1/"}}, ""},
 		{"missing service", resource.Properties{}, "service"},
 		{"bad service", resource.Properties{"service": "a b"}, "service"},
