@@ -91,14 +91,16 @@ func (t *remoteType) Open(ctx context.Context, req resource.OpenRequest) (resour
 	return p, nil
 }
 
-func (t *remoteType) looksAliveSettings() (interval, timeout time.Duration) {
+// checkSettings returns the plugin-side polling of an instance: intervals
+// (zero: none) and the IsAlive timeout.
+func (t *remoteType) checkSettings() (looks, is, timeout time.Duration) {
 	cfg := t.h.cfg
-	if cfg.RemoteLooksAlive {
-		return 0, 0
+	if cfg.RemoteChecks {
+		return 0, 0, 0
 	}
-	interval = cmp(cfg.LooksAliveInterval, t.timing.LooksAliveInterval, time.Second)
-	timeout = cmp(cfg.LooksAliveTimeout, t.timing.CallTimeout, 2*time.Second)
-	return interval, timeout
+	return cmp(cfg.LooksAliveInterval, t.timing.LooksAliveInterval, time.Second),
+		cmp(cfg.IsAliveInterval, t.timing.IsAliveInterval, 10*time.Second),
+		cmp(cfg.CallTimeout, t.timing.CallTimeout, 2*time.Second)
 }
 
 // cmp returns the first positive duration.
@@ -127,6 +129,7 @@ type proxy struct {
 	handler func(error)
 	online  bool  // between a successful Online and Offline/Terminate/failure
 	looks   error // last result of the plugin-side LooksAlive
+	isErr   error // last result of the plugin-side IsAlive
 	closed  bool
 }
 
@@ -161,15 +164,16 @@ func (p *proxy) attach(ctx context.Context) (*gen, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	interval, timeout := p.t.looksAliveSettings()
+	looksEvery, isEvery, timeout := p.t.checkSettings()
 	cctx, done := joinCtx(ctx, g)
 	defer done()
 	resp, err := g.rpc.Open(cctx, &pb.OpenRequest{
 		Type:                 p.t.name,
 		Name:                 p.name,
 		PropertiesJson:       p.props,
-		LooksAliveIntervalNs: int64(interval),
-		LooksAliveTimeoutNs:  int64(timeout),
+		LooksAliveIntervalNs: int64(looksEvery),
+		IsAliveIntervalNs:    int64(isEvery),
+		CheckTimeoutNs:       int64(timeout),
 	})
 	if err != nil {
 		return nil, 0, callErr(ctx, g, "Open", p.name, err)
@@ -179,7 +183,7 @@ func (p *proxy) attach(ctx context.Context) (*gen, uint64, error) {
 	}
 	p.mu.Lock()
 	p.g, p.id = g, resp.GetInstance()
-	p.online, p.looks = false, nil
+	p.online, p.looks, p.isErr = false, nil, nil
 	p.mu.Unlock()
 	return g, resp.GetInstance(), nil
 }
@@ -245,7 +249,7 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 	if online {
 		p.mu.Lock()
 		if p.g == g && p.id == id {
-			p.online, p.looks = true, nil
+			p.online, p.looks, p.isErr = true, nil, nil
 		}
 		p.mu.Unlock()
 	}
@@ -259,9 +263,9 @@ func (p *proxy) Online(ctx context.Context) error { return p.pending(ctx, true) 
 // Offline takes the instance offline in the plugin process.
 func (p *proxy) Offline(ctx context.Context) error { return p.pending(ctx, false) }
 
-// LooksAlive answers from the plugin-side LooksAlive loop's last result
+// LooksAlive answers from the plugin-side LooksAlive sweep's last result
 // without a call (see the package doc), or with a call when
-// Config.RemoteLooksAlive is set. A dead plugin process is ErrPluginExited.
+// Config.RemoteChecks is set. A dead plugin process is ErrPluginExited.
 func (p *proxy) LooksAlive(ctx context.Context) error {
 	p.mu.Lock()
 	g, id, looks, online := p.g, p.id, p.looks, p.online
@@ -269,20 +273,26 @@ func (p *proxy) LooksAlive(ctx context.Context) error {
 	if g == nil || g.isDead() {
 		return p.exited("LooksAlive", g)
 	}
-	if online && !p.t.h.cfg.RemoteLooksAlive {
+	if online && !p.t.h.cfg.RemoteChecks {
 		return looks
 	}
 	// Not online (the monitor does not poll then) or remote mode: ask.
 	return p.check(ctx, g, id, false)
 }
 
-// IsAlive calls IsAlive in the plugin.
+// IsAlive answers from the plugin-side IsAlive's last result while the
+// instance is online and its LooksAlive passes; otherwise (the monitor
+// confirming a failed LooksAlive, or Config.RemoteChecks) it calls IsAlive
+// in the plugin.
 func (p *proxy) IsAlive(ctx context.Context) error {
 	p.mu.Lock()
-	g, id := p.g, p.id
+	g, id, online, looks, isErr := p.g, p.id, p.online, p.looks, p.isErr
 	p.mu.Unlock()
 	if g == nil || g.isDead() {
 		return p.exited("IsAlive", g)
+	}
+	if online && looks == nil && !p.t.h.cfg.RemoteChecks {
+		return isErr
 	}
 	return p.check(ctx, g, id, true)
 }
@@ -418,6 +428,13 @@ func (p *proxy) onEvent(g *gen, ev *pb.Event) {
 		}
 	case pb.Event_KIND_LOOKS_ALIVE_OK:
 		p.looks = nil
+	case pb.Event_KIND_IS_ALIVE_FAILED:
+		if p.online {
+			p.isErr = errorFromDetail(ev.GetError())
+			fire, err = p.handler, p.isErr
+		}
+	case pb.Event_KIND_IS_ALIVE_OK:
+		p.isErr = nil
 	}
 	p.mu.Unlock()
 	if fire != nil && err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/sftkit/sft/internal/procutil"
 	"github.com/sftkit/sft/plugins/internal/logbridge"
@@ -60,18 +61,28 @@ type Config struct {
 	// group is killed. Default 2 s.
 	StopTimeout time.Duration
 
-	// LooksAliveInterval is how often the plugin runs LooksAlive next to
-	// each online resource (see the package doc). Default: the type's
-	// DefaultTiming().LooksAliveInterval, else 1 s. It should match the
-	// monitor's LooksAlive interval.
+	// LooksAliveInterval and IsAliveInterval are how often the plugin runs
+	// LooksAlive and IsAlive next to each online resource (see the package
+	// doc); the proxy answers the monitor's polls from the results.
+	// Defaults: the type's DefaultTiming(), else 1 s and 10 s. They should
+	// match the monitor's intervals.
 	LooksAliveInterval time.Duration
-	// LooksAliveTimeout bounds one plugin-side LooksAlive. Default: the
-	// type's DefaultTiming().CallTimeout, else 2 s.
-	LooksAliveTimeout time.Duration
-	// RemoteLooksAlive makes every LooksAlive a gRPC call to the plugin
-	// instead of answering from the plugin-side loop's last result. It
-	// costs a round trip per poll; meant for comparison and debugging.
-	RemoteLooksAlive bool
+	IsAliveInterval    time.Duration
+	// CallTimeout bounds a plugin-side IsAlive. Default: the type's
+	// DefaultTiming().CallTimeout, else 2 s. (A plugin-side LooksAlive is
+	// bounded by LooksAliveInterval.)
+	CallTimeout time.Duration
+	// RemoteChecks turns the plugin-side polling off: every LooksAlive and
+	// IsAlive of the monitor is a gRPC call. It costs a round trip per poll;
+	// meant for comparison and debugging.
+	RemoteChecks bool
+
+	// HeartbeatInterval and HeartbeatTimeout: the host pings each plugin
+	// process this often; a process that does not answer within the
+	// timeout (frozen, wedged) is killed, which fails its resources, and is
+	// relaunched. Defaults 1 s and 5 s.
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
 
 	// Isolate lists types each of whose instances gets a plugin process of
 	// its own (see also PropIsolate). Default none: one process hosts
@@ -99,10 +110,13 @@ func (c Config) withDefaults() (Config, []byte, error) {
 	def(&c.MinBackoff, 100*time.Millisecond)
 	def(&c.MaxBackoff, 10*time.Second)
 	def(&c.BackoffReset, time.Minute)
+	def(&c.HeartbeatInterval, time.Second)
+	def(&c.HeartbeatTimeout, 5*time.Second)
 	for name, d := range map[string]time.Duration{
 		"StartTimeout": c.StartTimeout, "StopTimeout": c.StopTimeout, "MinBackoff": c.MinBackoff,
 		"MaxBackoff": c.MaxBackoff, "BackoffReset": c.BackoffReset,
-		"LooksAliveInterval": c.LooksAliveInterval, "LooksAliveTimeout": c.LooksAliveTimeout,
+		"LooksAliveInterval": c.LooksAliveInterval, "IsAliveInterval": c.IsAliveInterval,
+		"CallTimeout": c.CallTimeout, "HeartbeatInterval": c.HeartbeatInterval, "HeartbeatTimeout": c.HeartbeatTimeout,
 	} {
 		if d < 0 {
 			return c, nil, resource.ConfigError(name, d.String(), "must not be negative")
@@ -432,6 +446,7 @@ func (h *Host) startProcess(ctx context.Context, p *proc) (*gen, error) {
 		client.Kill()
 		return nil, err
 	}
+	var conn *grpc.ClientConn
 	rpcClient, err := client.Client()
 	if err != nil {
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
@@ -445,11 +460,15 @@ func (h *Host) startProcess(ctx context.Context, p *proc) (*gen, error) {
 		return fail(fmt.Errorf("plugins: plugin %s: %w", h.cfg.Path, err))
 	}
 	pid := cmd.Process.Pid
+	if gc, ok := rpcClient.(*plugin.GRPCClient); ok {
+		conn = gc.Conn
+	}
 	g, err := h.newGen(ctx, p, raw.(pb.ResourcePluginClient), pid,
 		func() { _ = procutil.KillGroup(pid) }, client.Kill)
 	if err != nil {
 		return fail(err)
 	}
+	g.conn = conn
 	return g, nil
 }
 
@@ -486,6 +505,7 @@ func (h *Host) newGen(ctx context.Context, p *proc, rpc pb.ResourcePluginClient,
 	}
 	h.logger.Debug("plugin started", "pid", pid)
 	go g.readEvents(stream)
+	go g.heartbeat(h.cfg.HeartbeatInterval, h.cfg.HeartbeatTimeout)
 	return g, nil
 }
 
@@ -506,6 +526,7 @@ func fileSHA256(path string) string {
 type gen struct {
 	proc      *proc
 	rpc       pb.ResourcePluginClient
+	conn      *grpc.ClientConn // go-plugin's connection (nil in-process); benchmarks
 	killGroup func() // kill the process group now; nil-safe no-op in-process
 	stop      func() // graceful stop and reap
 	pid       int
@@ -570,6 +591,35 @@ func (g *gen) readEvents(stream pb.ResourcePlugin_EventsClient) {
 		if p != nil {
 			p.onEvent(g, ev)
 		}
+	}
+}
+
+// heartbeat pings the plugin until g dies; a plugin that does not answer
+// in time is killed. It is what notices a frozen plugin while no call is in
+// flight (the plugin-side polling needs no calls).
+func (g *gen) heartbeat(every, timeout time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, timeout)
+		_, err := g.rpc.Ping(ctx, &pb.Empty{})
+		cancel()
+		if err == nil || g.ctx.Err() != nil {
+			continue
+		}
+		g.mu.Lock()
+		closing := g.closing
+		g.mu.Unlock()
+		if closing {
+			return
+		}
+		g.kill(fmt.Sprintf("heartbeat: no answer within %s: %v", timeout, err))
+		return
 	}
 }
 

@@ -315,3 +315,55 @@ func TestHostDeathKillsPlugin(t *testing.T) {
 }
 
 var _ = errors.New
+
+func TestPluginSideIsAliveFailureIsPushed(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, func(c *Config) { c.IsAliveInterval = 10 * time.Millisecond; c.LooksAliveInterval = time.Hour })
+	file := filepath.Join(t.TempDir(), "fail")
+	r := open(t, h, "a", resource.Properties{"fail_looks_file": file})
+	var f failures
+	r.(resource.FailureReporter).SetFailureHandler(f.handler)
+	require.NoError(t, r.Online(t.Context()))
+	require.NoError(t, r.IsAlive(t.Context()))
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	waitFor(t, "the plugin-side IsAlive failure", func() bool { return len(f.get()) == 1 })
+	require.ErrorIs(t, f.get()[0], resource.ErrTransient)
+	require.ErrorContains(t, r.IsAlive(t.Context()), "fail_looks_file exists")
+	require.NoError(t, r.LooksAlive(t.Context()), "the LooksAlive sweep has not run yet (1 h)")
+	require.NoError(t, r.Terminate(t.Context()))
+}
+
+func TestFrozenPluginIsKilledByHeartbeat(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, func(c *Config) {
+		c.DisableAutoMTLS = true
+		c.HeartbeatInterval = 20 * time.Millisecond
+		c.HeartbeatTimeout = 200 * time.Millisecond
+		c.MinBackoff = time.Millisecond
+	})
+	pid := h.Pid()
+	r := open(t, h, "a", nil)
+	var f failures
+	r.(resource.FailureReporter).SetFailureHandler(f.handler)
+	require.NoError(t, r.Online(t.Context()))
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = procutil.KillGroup(pid) })
+	waitFor(t, "the frozen plugin's failure", func() bool { return len(f.get()) == 1 })
+	require.ErrorIs(t, f.get()[0], ErrPluginExited)
+	require.ErrorContains(t, f.get()[0], "heartbeat")
+	waitFor(t, "the frozen plugin to be killed", func() bool { return !procutil.Alive(pid) })
+	require.NoError(t, r.Terminate(t.Context()))
+	require.NoError(t, r.Online(t.Context()), "relaunched")
+}
+
+func TestCloseWithFrozenPluginDoesNotHang(t *testing.T) {
+	t.Parallel()
+	h, err := Launch(t.Context(), Config{Env: []string{roleEnv + "=plugin"}, DisableAutoMTLS: true,
+		StopTimeout: 100 * time.Millisecond, HeartbeatInterval: time.Hour})
+	require.NoError(t, err)
+	pid := h.Pid()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = procutil.KillGroup(pid) })
+	require.NoError(t, h.Close(), "returns: go-plugin's Kill alone would block forever")
+	require.False(t, procutil.Alive(pid))
+}

@@ -23,14 +23,12 @@ func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugin
 	if err != nil {
 		t.Fatalf("plugintest: %v", err)
 	}
-	client, server := plugin.TestPluginGRPCConn(t, false, ps)
-	h, err := plugins.ConnectInProcess(t.Context(), cfg, client, func() {
-		_ = client.Close()
-		server.Stop()
-	})
+	client, _ := plugin.TestPluginGRPCConn(t, false, ps)
+	// client.Close asks the server to stop (go-plugin's controller
+	// Shutdown), then closes the connection: the in-process "exit".
+	h, err := plugins.ConnectInProcess(t.Context(), cfg, client, func() { _ = client.Close() })
 	if err != nil {
 		_ = client.Close()
-		server.Stop()
 		t.Fatalf("plugintest: %v", err)
 	}
 	t.Cleanup(func() {

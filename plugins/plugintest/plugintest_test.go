@@ -47,9 +47,9 @@ func TestConformanceInProcess(t *testing.T) {
 	}
 }
 
-func TestConformanceInProcessRemoteLooksAlive(t *testing.T) {
+func TestConformanceInProcessRemoteChecks(t *testing.T) {
 	typ := resourcetest.NewType("fake")
-	plugintest.Conformance(t, typ, plugintest.Options{Config: plugins.Config{RemoteLooksAlive: true}})
+	plugintest.Conformance(t, typ, plugintest.Options{Config: plugins.Config{RemoteChecks: true}})
 }
 
 func TestConformanceThroughPluginProcess(t *testing.T) {

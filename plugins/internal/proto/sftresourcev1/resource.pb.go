@@ -38,6 +38,10 @@ const (
 	Event_KIND_LOOKS_ALIVE_FAILED Event_Kind = 2
 	// The plugin-side LooksAlive passes again.
 	Event_KIND_LOOKS_ALIVE_OK Event_Kind = 3
+	// The plugin-side IsAlive failed (error set).
+	Event_KIND_IS_ALIVE_FAILED Event_Kind = 4
+	// The plugin-side IsAlive passes again.
+	Event_KIND_IS_ALIVE_OK Event_Kind = 5
 )
 
 // Enum value maps for Event_Kind.
@@ -47,12 +51,16 @@ var (
 		1: "KIND_FAILURE",
 		2: "KIND_LOOKS_ALIVE_FAILED",
 		3: "KIND_LOOKS_ALIVE_OK",
+		4: "KIND_IS_ALIVE_FAILED",
+		5: "KIND_IS_ALIVE_OK",
 	}
 	Event_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":        0,
 		"KIND_FAILURE":            1,
 		"KIND_LOOKS_ALIVE_FAILED": 2,
 		"KIND_LOOKS_ALIVE_OK":     3,
+		"KIND_IS_ALIVE_FAILED":    4,
+		"KIND_IS_ALIVE_OK":        5,
 	}
 )
 
@@ -424,12 +432,16 @@ type OpenRequest struct {
 	// Properties as a JSON object.
 	PropertiesJson []byte `protobuf:"bytes,3,opt,name=properties_json,json=propertiesJson,proto3" json:"properties_json,omitempty"`
 	// When positive, the plugin runs LooksAlive itself every interval while
-	// the instance is online and pushes changes on Events.
+	// the instance is online and pushes changes on Events. A plugin-side
+	// LooksAlive is bounded by the interval.
 	LooksAliveIntervalNs int64 `protobuf:"varint,4,opt,name=looks_alive_interval_ns,json=looksAliveIntervalNs,proto3" json:"looks_alive_interval_ns,omitempty"`
-	// Timeout of one plugin-side LooksAlive call.
-	LooksAliveTimeoutNs int64 `protobuf:"varint,5,opt,name=looks_alive_timeout_ns,json=looksAliveTimeoutNs,proto3" json:"looks_alive_timeout_ns,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Timeout of one plugin-side IsAlive.
+	CheckTimeoutNs int64 `protobuf:"varint,5,opt,name=check_timeout_ns,json=checkTimeoutNs,proto3" json:"check_timeout_ns,omitempty"`
+	// When positive, the plugin runs IsAlive itself every interval while the
+	// instance is online and pushes changes on Events.
+	IsAliveIntervalNs int64 `protobuf:"varint,6,opt,name=is_alive_interval_ns,json=isAliveIntervalNs,proto3" json:"is_alive_interval_ns,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *OpenRequest) Reset() {
@@ -490,9 +502,16 @@ func (x *OpenRequest) GetLooksAliveIntervalNs() int64 {
 	return 0
 }
 
-func (x *OpenRequest) GetLooksAliveTimeoutNs() int64 {
+func (x *OpenRequest) GetCheckTimeoutNs() int64 {
 	if x != nil {
-		return x.LooksAliveTimeoutNs
+		return x.CheckTimeoutNs
+	}
+	return 0
+}
+
+func (x *OpenRequest) GetIsAliveIntervalNs() int64 {
+	if x != nil {
+		return x.IsAliveIntervalNs
 	}
 	return 0
 }
@@ -844,13 +863,14 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x13deadlock_timeout_ns\x18\x06 \x01(\x03R\x11deadlockTimeoutNs\"N\n" +
 	"\x0fValidateRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12'\n" +
-	"\x0fproperties_json\x18\x02 \x01(\fR\x0epropertiesJson\"\xca\x01\n" +
+	"\x0fproperties_json\x18\x02 \x01(\fR\x0epropertiesJson\"\xf0\x01\n" +
 	"\vOpenRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
 	"\x0fproperties_json\x18\x03 \x01(\fR\x0epropertiesJson\x125\n" +
-	"\x17looks_alive_interval_ns\x18\x04 \x01(\x03R\x14looksAliveIntervalNs\x123\n" +
-	"\x16looks_alive_timeout_ns\x18\x05 \x01(\x03R\x13looksAliveTimeoutNs\"U\n" +
+	"\x17looks_alive_interval_ns\x18\x04 \x01(\x03R\x14looksAliveIntervalNs\x12(\n" +
+	"\x10check_timeout_ns\x18\x05 \x01(\x03R\x0echeckTimeoutNs\x12/\n" +
+	"\x14is_alive_interval_ns\x18\x06 \x01(\x03R\x11isAliveIntervalNs\"U\n" +
 	"\fOpenResponse\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12)\n" +
 	"\x10reports_failures\x18\x02 \x01(\bR\x0freportsFailures\"-\n" +
@@ -858,16 +878,18 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\"$\n" +
 	"\bProgress\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\"\x0f\n" +
-	"\rEventsRequest\"\xee\x01\n" +
+	"\rEventsRequest\"\x9f\x02\n" +
 	"\x05Event\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.sft.resource.v1.Event.KindR\x04kind\x122\n" +
-	"\x05error\x18\x03 \x01(\v2\x1c.sft.resource.v1.ErrorDetailR\x05error\"d\n" +
+	"\x05error\x18\x03 \x01(\v2\x1c.sft.resource.v1.ErrorDetailR\x05error\"\x94\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_FAILURE\x10\x01\x12\x1b\n" +
 	"\x17KIND_LOOKS_ALIVE_FAILED\x10\x02\x12\x17\n" +
-	"\x13KIND_LOOKS_ALIVE_OK\x10\x03\"\xc3\x02\n" +
+	"\x13KIND_LOOKS_ALIVE_OK\x10\x03\x12\x18\n" +
+	"\x14KIND_IS_ALIVE_FAILED\x10\x04\x12\x14\n" +
+	"\x10KIND_IS_ALIVE_OK\x10\x05\"\xc3\x02\n" +
 	"\vErrorDetail\x128\n" +
 	"\x05class\x18\x01 \x01(\x0e2\".sft.resource.v1.ErrorDetail.ClassR\x05class\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x1d\n" +
@@ -880,7 +902,7 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x11CLASS_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fCLASS_TRANSIENT\x10\x01\x12\x14\n" +
 	"\x10CLASS_NODE_LOCAL\x10\x02\x12\x17\n" +
-	"\x13CLASS_CONFIGURATION\x10\x032\xce\x05\n" +
+	"\x13CLASS_CONFIGURATION\x10\x032\x86\x06\n" +
 	"\x0eResourcePlugin\x12C\n" +
 	"\x04Info\x12\x1c.sft.resource.v1.InfoRequest\x1a\x1d.sft.resource.v1.InfoResponse\x12D\n" +
 	"\bValidate\x12 .sft.resource.v1.ValidateRequest\x1a\x16.sft.resource.v1.Empty\x12C\n" +
@@ -892,7 +914,8 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"LooksAlive\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12C\n" +
 	"\aIsAlive\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12E\n" +
 	"\tTerminate\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12B\n" +
-	"\x06Events\x12\x1e.sft.resource.v1.EventsRequest\x1a\x16.sft.resource.v1.Event0\x01BJZHgithub.com/sftkit/sft/plugins/internal/proto/sftresourcev1;sftresourcev1b\x06proto3"
+	"\x06Events\x12\x1e.sft.resource.v1.EventsRequest\x1a\x16.sft.resource.v1.Event0\x01\x126\n" +
+	"\x04Ping\x12\x16.sft.resource.v1.Empty\x1a\x16.sft.resource.v1.EmptyBJZHgithub.com/sftkit/sft/plugins/internal/proto/sftresourcev1;sftresourcev1b\x06proto3"
 
 var (
 	file_sftresourcev1_resource_proto_rawDescOnce sync.Once
@@ -939,18 +962,20 @@ var file_sftresourcev1_resource_proto_depIdxs = []int32{
 	9,  // 11: sft.resource.v1.ResourcePlugin.IsAlive:input_type -> sft.resource.v1.InstanceRequest
 	9,  // 12: sft.resource.v1.ResourcePlugin.Terminate:input_type -> sft.resource.v1.InstanceRequest
 	11, // 13: sft.resource.v1.ResourcePlugin.Events:input_type -> sft.resource.v1.EventsRequest
-	4,  // 14: sft.resource.v1.ResourcePlugin.Info:output_type -> sft.resource.v1.InfoResponse
-	2,  // 15: sft.resource.v1.ResourcePlugin.Validate:output_type -> sft.resource.v1.Empty
-	8,  // 16: sft.resource.v1.ResourcePlugin.Open:output_type -> sft.resource.v1.OpenResponse
-	2,  // 17: sft.resource.v1.ResourcePlugin.Close:output_type -> sft.resource.v1.Empty
-	10, // 18: sft.resource.v1.ResourcePlugin.Online:output_type -> sft.resource.v1.Progress
-	10, // 19: sft.resource.v1.ResourcePlugin.Offline:output_type -> sft.resource.v1.Progress
-	2,  // 20: sft.resource.v1.ResourcePlugin.LooksAlive:output_type -> sft.resource.v1.Empty
-	2,  // 21: sft.resource.v1.ResourcePlugin.IsAlive:output_type -> sft.resource.v1.Empty
-	2,  // 22: sft.resource.v1.ResourcePlugin.Terminate:output_type -> sft.resource.v1.Empty
-	12, // 23: sft.resource.v1.ResourcePlugin.Events:output_type -> sft.resource.v1.Event
-	14, // [14:24] is the sub-list for method output_type
-	4,  // [4:14] is the sub-list for method input_type
+	2,  // 14: sft.resource.v1.ResourcePlugin.Ping:input_type -> sft.resource.v1.Empty
+	4,  // 15: sft.resource.v1.ResourcePlugin.Info:output_type -> sft.resource.v1.InfoResponse
+	2,  // 16: sft.resource.v1.ResourcePlugin.Validate:output_type -> sft.resource.v1.Empty
+	8,  // 17: sft.resource.v1.ResourcePlugin.Open:output_type -> sft.resource.v1.OpenResponse
+	2,  // 18: sft.resource.v1.ResourcePlugin.Close:output_type -> sft.resource.v1.Empty
+	10, // 19: sft.resource.v1.ResourcePlugin.Online:output_type -> sft.resource.v1.Progress
+	10, // 20: sft.resource.v1.ResourcePlugin.Offline:output_type -> sft.resource.v1.Progress
+	2,  // 21: sft.resource.v1.ResourcePlugin.LooksAlive:output_type -> sft.resource.v1.Empty
+	2,  // 22: sft.resource.v1.ResourcePlugin.IsAlive:output_type -> sft.resource.v1.Empty
+	2,  // 23: sft.resource.v1.ResourcePlugin.Terminate:output_type -> sft.resource.v1.Empty
+	12, // 24: sft.resource.v1.ResourcePlugin.Events:output_type -> sft.resource.v1.Event
+	2,  // 25: sft.resource.v1.ResourcePlugin.Ping:output_type -> sft.resource.v1.Empty
+	15, // [15:26] is the sub-list for method output_type
+	4,  // [4:15] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name

@@ -36,6 +36,7 @@ const (
 	ResourcePlugin_IsAlive_FullMethodName    = "/sft.resource.v1.ResourcePlugin/IsAlive"
 	ResourcePlugin_Terminate_FullMethodName  = "/sft.resource.v1.ResourcePlugin/Terminate"
 	ResourcePlugin_Events_FullMethodName     = "/sft.resource.v1.ResourcePlugin/Events"
+	ResourcePlugin_Ping_FullMethodName       = "/sft.resource.v1.ResourcePlugin/Ping"
 )
 
 // ResourcePluginClient is the client API for ResourcePlugin service.
@@ -60,8 +61,11 @@ type ResourcePluginClient interface {
 	// Terminate cancels the instance's in-flight calls and terminates it.
 	Terminate(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (*Empty, error)
 	// Events streams state changes the plugin pushes: failures a resource
-	// reports itself, and results of the plugin-side LooksAlive loop.
+	// reports itself, and changes of the plugin-side health checks.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// Ping is the host's heartbeat: a plugin process that stops answering
+	// (frozen, overloaded) is killed and relaunched.
+	Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type resourcePluginClient struct {
@@ -199,6 +203,16 @@ func (c *resourcePluginClient) Events(ctx context.Context, in *EventsRequest, op
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ResourcePlugin_EventsClient = grpc.ServerStreamingClient[Event]
 
+func (c *resourcePluginClient) Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, ResourcePlugin_Ping_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ResourcePluginServer is the server API for ResourcePlugin service.
 // All implementations must embed UnimplementedResourcePluginServer
 // for forward compatibility.
@@ -221,8 +235,11 @@ type ResourcePluginServer interface {
 	// Terminate cancels the instance's in-flight calls and terminates it.
 	Terminate(context.Context, *InstanceRequest) (*Empty, error)
 	// Events streams state changes the plugin pushes: failures a resource
-	// reports itself, and results of the plugin-side LooksAlive loop.
+	// reports itself, and changes of the plugin-side health checks.
 	Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error
+	// Ping is the host's heartbeat: a plugin process that stops answering
+	// (frozen, overloaded) is killed and relaunched.
+	Ping(context.Context, *Empty) (*Empty, error)
 	mustEmbedUnimplementedResourcePluginServer()
 }
 
@@ -262,6 +279,9 @@ func (UnimplementedResourcePluginServer) Terminate(context.Context, *InstanceReq
 }
 func (UnimplementedResourcePluginServer) Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Errorf(codes.Unimplemented, "method Events not implemented")
+}
+func (UnimplementedResourcePluginServer) Ping(context.Context, *Empty) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Ping not implemented")
 }
 func (UnimplementedResourcePluginServer) mustEmbedUnimplementedResourcePluginServer() {}
 func (UnimplementedResourcePluginServer) testEmbeddedByValue()                        {}
@@ -443,6 +463,24 @@ func _ResourcePlugin_Events_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ResourcePlugin_EventsServer = grpc.ServerStreamingServer[Event]
 
+func _ResourcePlugin_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResourcePluginServer).Ping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ResourcePlugin_Ping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResourcePluginServer).Ping(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ResourcePlugin_ServiceDesc is the grpc.ServiceDesc for ResourcePlugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -477,6 +515,10 @@ var ResourcePlugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Terminate",
 			Handler:    _ResourcePlugin_Terminate_Handler,
+		},
+		{
+			MethodName: "Ping",
+			Handler:    _ResourcePlugin_Ping_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,13 @@
+// Package scale holds the plugin scale measurement: 1,000 resources of one
+// plugin type driven by the real monitor (LooksAlive every 1 s, IsAlive every
+// 10 s), measuring host and plugin CPU and RSS. It runs only when asked:
+//
+//	SFT_PLUGINS_SCALE=1 go test -run TestScale -v ./plugins/internal/scale
+//
+// SFT_PLUGINS_SCALE_DURATION (default 60s) sets the measurement window,
+// SFT_PLUGINS_SCALE_MODE=rpc makes every LooksAlive a gRPC call
+// (plugins.Config.RemoteChecks), =inprocess opens the resources in the
+// host (the monitor's own cost)
+// for comparison with the default, where
+// the plugin runs the LooksAlive loop and the host answers from its result.
+package scale
