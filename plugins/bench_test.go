@@ -96,7 +96,11 @@ func BenchmarkRoundTrip(b *testing.B) {
 func BenchmarkCrashToFailed(b *testing.B) {
 	for _, n := range []int{1, 100} {
 		b.Run("instances="+strconv.Itoa(n), func(b *testing.B) {
-			h := benchHost(b, func(c *Config) { c.DisableAutoMTLS = true; c.MinBackoff = time.Millisecond; c.MaxBackoff = time.Millisecond })
+			h := benchHost(b, func(c *Config) {
+				c.DisableAutoMTLS = true
+				c.MinBackoff = time.Millisecond
+				c.MaxBackoff = time.Millisecond
+			})
 			rs := make([]resource.Resource, n)
 			var (
 				mu    sync.Mutex

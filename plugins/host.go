@@ -527,8 +527,8 @@ type gen struct {
 	proc      *proc
 	rpc       pb.ResourcePluginClient
 	conn      *grpc.ClientConn // go-plugin's connection (nil in-process); benchmarks
-	killGroup func() // kill the process group now; nil-safe no-op in-process
-	stop      func() // graceful stop and reap
+	killGroup func()           // kill the process group now; nil-safe no-op in-process
+	stop      func()           // graceful stop and reap
 	pid       int
 	info      *pb.InfoResponse
 	started   time.Time

@@ -307,9 +307,9 @@ type instance struct {
 	isEvery  time.Duration // plugin-side IsAlive; 0: none
 	timeout  time.Duration // of a plugin-side IsAlive
 
-	mu     sync.Mutex
-	gen    context.Context // canceled by Terminate; calls run under it
-	cancel context.CancelCauseFunc
+	mu      sync.Mutex
+	gen     context.Context // canceled by Terminate; calls run under it
+	cancel  context.CancelCauseFunc
 	loop    context.CancelFunc // stops the plugin-side LooksAlive; nil when not sweeping
 	loopCtx context.Context
 	failing bool // last plugin-side LooksAlive failed

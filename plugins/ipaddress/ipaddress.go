@@ -91,22 +91,33 @@ func (t *ipType) Open(ctx context.Context, req resource.OpenRequest) (resource.R
 		linkName: l.Name,
 		inflight: make(map[*int]context.CancelFunc),
 	}
-	var nsp *vnetns.NsHandle
-	if cfg.NetNS != "" {
-		ns, err := vnetns.GetFromPath(cfg.NetNS)
-		if err != nil {
-			h.Close()
-			return nil, resource.ConfigError("netns", cfg.NetNS, "cannot open network namespace: %v", err)
-		}
-		defer ns.Close()
-		nsp = &ns
-	}
-	r.view, err = startView(nsp, h, l, cfg.Prefix, r.viewChanged)
-	if err != nil {
+	if r.view, err = r.startView(l); err != nil {
 		h.Close()
 		return nil, err
 	}
 	return r, nil
+}
+
+// startView subscribes to address and link changes in the instance's
+// namespace.
+func (r *instance) startView(l link) (*view, error) {
+	var nsp *vnetns.NsHandle
+	if r.cfg.NetNS != "" {
+		ns, err := vnetns.GetFromPath(r.cfg.NetNS)
+		if err != nil {
+			return nil, resource.ConfigError("netns", r.cfg.NetNS, "cannot open network namespace: %v", err)
+		}
+		defer ns.Close()
+		nsp = &ns
+	}
+	return startView(nsp, r.h, l, r.cfg.Prefix, r.viewChanged)
+}
+
+// currentView returns the view (Online may replace a broken one).
+func (r *instance) currentView() *view {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.view
 }
 
 func openHandle(cfg *config) (*netlink.Handle, error) {
@@ -205,7 +216,7 @@ type instance struct {
 	cfg      *config
 	log      *slog.Logger
 	h        *netlink.Handle
-	view     *view
+	view     *view // guarded by mu: Online replaces a broken one
 	linkName string
 
 	// opMu serializes the bodies of Online, Offline, IsAlive and the
@@ -357,14 +368,28 @@ func (r *instance) Online(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	gen := r.view.State().NewAddrs
+	if old := r.currentView(); old.State().Err != nil {
+		// The subscription broke (say, ENOBUFS under an event flood):
+		// subscribe again rather than fail every Online from now on.
+		r.log.Warn("ipaddress: renewing netlink subscriptions", "err", old.State().Err)
+		nv, err := r.startView(l)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.view = nv
+		r.mu.Unlock()
+		old.Close()
+	}
+	v := r.currentView()
+	gen := v.State().NewAddrs
 	if err := r.h.AddrReplace(nl, r.nlAddr()); err != nil {
 		return fmt.Errorf("add %s to %s: %w", r.cfg.Prefix, l.Name, err)
 	}
 	// Wait for our own notification: then every older event (such as the
 	// removal by a previous Offline) has been applied, LooksAlive sees the
 	// address, and later changes are someone else's.
-	if err := r.view.Wait(ctx, func(st viewState) bool { return st.NewAddrs > gen && st.AddrPresent && st.LinkUp }); err != nil {
+	if err := v.Wait(ctx, func(st viewState) bool { return st.NewAddrs > gen && st.AddrPresent && st.LinkUp }); err != nil {
 		return fmt.Errorf("waiting for the address to show: %w", err)
 	}
 	aw, err := openWire(r.cfg.NetNS, l, vip, false)
@@ -440,7 +465,7 @@ func (r *instance) LooksAlive(ctx context.Context) error {
 	if !online {
 		return errors.New("ipaddress: not online")
 	}
-	return stateErr(r.view.State())
+	return stateErr(r.currentView().State())
 }
 
 // IsAlive is LooksAlive plus one duplicate-address probe: no other host may
@@ -502,7 +527,7 @@ func (r *instance) Close() error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
-	r.view.Close()
+	r.currentView().Close()
 	r.h.Close()
 	return err
 }

@@ -139,7 +139,10 @@ func TestIsAliveSeesOtherHolder(t *testing.T) {
 		l := newLab(t, v6)
 		ctx, cancel := context.WithTimeout(context.Background(), guard)
 		defer cancel()
-		ra := l.open(t, l.a, nil)
+		// A generous listening time: this checks the logic, and on a loaded
+		// machine the other kernel's answer can take long (softirq work
+		// deferred to ksoftirqd).
+		ra := l.open(t, l.a, resource.Properties{"probe_wait": "2s"})
 		if err := ra.Online(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +152,9 @@ func TestIsAliveSeesOtherHolder(t *testing.T) {
 		if err := ra.LooksAlive(ctx); err != nil {
 			t.Errorf("LooksAlive: %v", err)
 		}
+		t0 := time.Now()
 		err := ra.IsAlive(ctx)
+		t.Logf("IsAlive answered after %v", time.Since(t0))
 		if !errors.Is(err, resource.ErrNodeLocal) || !strings.Contains(err.Error(), l.b.MAC.String()) {
 			t.Fatalf("IsAlive with B also holding the address: %v, want node-local naming %s", err, l.b.MAC)
 		}
@@ -477,4 +482,49 @@ func TestRefreshReachesClientAndOfflineStopsIt(t *testing.T) {
 			t.Fatal("the announcing socket still sends after Offline")
 		}
 	})
+}
+
+// TestLostSubscriptionIsFailureAndOnlineRenewsIt: a broken netlink
+// subscription (simulated: the view records the error as its reader would)
+// is pushed as a failure; the next Online subscribes again, and the new
+// view detects a removal.
+func TestLostSubscriptionIsFailureAndOnlineRenewsIt(t *testing.T) {
+	l := newLab(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	r := l.open(t, l.a, resource.Properties{"probe_count": 0})
+	failed := make(chan error, 4)
+	r.SetFailureHandler(func(err error) { failed <- err })
+	if err := r.Online(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := r.currentView()
+	old.set(func(st *viewState) { st.Err = errors.New("simulated ENOBUFS") })
+	if err := <-failed; !strings.Contains(err.Error(), "simulated") {
+		t.Fatalf("pushed %v, want the subscription error", err)
+	}
+	if err := r.LooksAlive(ctx); err == nil {
+		t.Fatal("LooksAlive nil with a broken subscription")
+	}
+	if err := r.Terminate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Online(ctx); err != nil {
+		t.Fatalf("Online after a lost subscription: %v", err)
+	}
+	if r.currentView() == old {
+		t.Fatal("Online kept the broken view")
+	}
+	if err := r.LooksAlive(ctx); err != nil {
+		t.Fatalf("LooksAlive with the renewed view: %v", err)
+	}
+	l.delAddr(t, l.a)
+	select {
+	case err := <-failed:
+		if !strings.Contains(err.Error(), "address") {
+			t.Errorf("pushed %v, want the removal", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("renewed view did not see the removal")
+	}
 }

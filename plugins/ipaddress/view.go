@@ -123,7 +123,7 @@ func (v *view) init(h *netlink.Handle) error {
 			return fmt.Errorf("netlink address list: %w", err)
 		}
 		for _, x := range as {
-			if prefixOf(x.IPNet) == v.key {
+			if prefixOf(x.IPNet) == v.key && x.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0 {
 				st.AddrPresent = true
 			}
 		}
@@ -167,9 +167,12 @@ func (v *view) applyAddr(u netlink.AddrUpdate) {
 	if !mine {
 		return
 	}
+	// A tentative IPv6 address does not answer probes yet, a failed one
+	// never will: neither counts as present.
+	usable := u.NewAddr && u.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0
 	v.set(func(st *viewState) {
-		st.AddrPresent = u.NewAddr
-		if u.NewAddr {
+		st.AddrPresent = usable
+		if usable {
 			st.NewAddrs++
 		}
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/sftkit/sft/internal/netns"
 )
@@ -144,7 +145,10 @@ func (w *wire) probe(ctx context.Context, count int, interval, wait time.Duratio
 			sent++
 		}
 		if sent == count && !now.Before(end) {
-			return nil, nil
+			// A late wake-up (a loaded machine) may find the deadline
+			// passed with answers queued that arrived in time; Go's
+			// poller would not even look at them. Drain what is there.
+			return w.drain(buf, holding)
 		}
 		next := end
 		if sent < count {
@@ -174,4 +178,37 @@ func (w *wire) probe(ctx context.Context, count int, interval, wait time.Duratio
 			return mac, nil
 		}
 	}
+}
+
+// drain reads the frames already queued on the socket without waiting and
+// reports a conflict among them.
+func (w *wire) drain(buf []byte, holding bool) (net.HardwareAddr, error) {
+	rc, err := w.conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var mac net.HardwareAddr
+	var rerr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			n, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != unix.EAGAIN {
+					rerr = fmt.Errorf("read: %w", err)
+				}
+				return
+			}
+			if m, ok := w.conflict(buf[:n], holding); ok {
+				mac = m
+				return
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mac, rerr
 }
