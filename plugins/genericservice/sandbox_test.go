@@ -3,6 +3,7 @@ package genericservice
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,12 +17,30 @@ import (
 
 	"github.com/sftkit/sft/internal/systemdsandbox"
 	"github.com/sftkit/sft/internal/testenv"
+	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/plugins/plugintest"
 	"github.com/sftkit/sft/resource"
 )
 
+// TestMain runs the sandbox's child roles or, when the test binary is
+// re-executed as a plugin (plugin_test.go), serves the type; otherwise it
+// runs the tests and fails the run on left-over child processes or leaked
+// goroutines.
 func TestMain(m *testing.M) {
 	systemdsandbox.Main()
-	goleak.VerifyTestMain(m)
+	plugins.Main(New())
+	code := m.Run()
+	if code == 0 {
+		if err := plugintest.NoChildren(10 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			code = 1
+		}
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL: goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 const sleeperUnit = `[Unit]
