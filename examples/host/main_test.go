@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sftkit/sft/examples/host/api"
+	"github.com/sftkit/sft/internal/testenv"
 )
 
 // buildHost builds this command into a temporary directory.
@@ -323,4 +324,119 @@ func TestCLIWithoutHost(t *testing.T) {
 	_, errOut, code = runCLI(t, bin, "validate", bad)
 	require.Equal(t, 1, code)
 	require.Equal(t, bad+":4:50: groups[0].resources[0].properties.argv \"/nonexistent\": no such file or directory\n"+bad+": 1 problem(s)\n", errOut)
+}
+
+// startHost runs bin with args and returns once it printed its banner.
+func startHost(t *testing.T, bin string, args ...string) (host *exec.Cmd, exited <-chan error, out, errOut *lockedBuffer) {
+	t.Helper()
+	host = exec.Command(bin, args...)
+	stdout, err := host.StdoutPipe()
+	require.NoError(t, err)
+	out, errOut = &lockedBuffer{}, &lockedBuffer{}
+	host.Stderr = errOut
+	require.NoError(t, host.Start())
+	ex := make(chan error, 1)
+	up := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := sync.Once{}
+		for sc.Scan() {
+			fmt.Fprintln(out, sc.Text())
+			if strings.Contains(sc.Text(), "is up") {
+				once.Do(func() { close(up) })
+			}
+		}
+		ex <- host.Wait()
+		close(ex)
+	}()
+	t.Cleanup(func() {
+		if host.ProcessState == nil {
+			_ = host.Process.Kill()
+			<-ex
+		}
+		if t.Failed() {
+			t.Logf("host stdout:\n%s\nhost stderr:\n%s", out.String(), errOut.String())
+		}
+	})
+	select {
+	case <-up:
+	case err := <-ex:
+		t.Fatalf("host exited before it was up: %v\n%s", err, errOut.String())
+	}
+	return host, ex, out, errOut
+}
+
+// TestNetnsDemo runs the namespace sample (root): netns-demo.sh builds the
+// namespaces, the host brings the virtual IP and the app online on the node
+// namespace, the client namespace reaches the app through the VIP, an
+// address removed behind sft's back is restored, and everything is gone
+// after SIGTERM and `netns-demo.sh down`.
+func TestNetnsDemo(t *testing.T) {
+	testenv.RequireRoot(t)
+	if testing.Short() {
+		t.Skip("builds and runs the host in namespaces")
+	}
+	for _, tool := range []string{"ip", "curl", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	bin := buildHost(t)
+	dir := t.TempDir()
+	prefix := fmt.Sprintf("sfthost%d", os.Getpid()%100000)
+	script := func(arg string) string {
+		cmd := exec.Command("bash", "netns-demo.sh", arg)
+		cmd.Env = append(os.Environ(), "SFT_DEMO_PREFIX="+prefix, "SFT_HOST="+bin)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "netns-demo.sh %s: %s", arg, out)
+		return string(out)
+	}
+	t.Cleanup(func() { script("down") })
+	require.Contains(t, script("up"), "namespaces up: "+prefix+"-sw")
+
+	demo, err := os.ReadFile("netns-demo.yaml")
+	require.NoError(t, err)
+	metricsAddr := freePort(t)
+	cfgText := strings.NewReplacer("sft-node1", prefix+"-node1", "sft-client", prefix+"-client", "127.0.0.1:9465", metricsAddr).Replace(string(demo))
+	cfgPath := filepath.Join(dir, "netns-demo.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfgText), 0o600))
+	sock := filepath.Join(dir, "host.sock")
+
+	host, exited, out, errOut := startHost(t, bin, "run", "-config", cfgPath, "-socket", sock)
+	c := api.NewUnixClient(sock)
+	defer c.Close()
+	online := waitEvent(t, c, 0, func(e api.Event) bool {
+		return e.Kind == "group_state_changed" && e.Group == "web" && e.To == "Online"
+	})
+	curl := func() string {
+		b, err := exec.Command("ip", "netns", "exec", prefix+"-client", "curl", "-s", "-m", "2", "http://10.99.0.100:8080/").CombinedOutput()
+		require.NoError(t, err, "%s", b)
+		return string(b)
+	}
+	require.Contains(t, curl(), "hello from the sft demo app")
+
+	// Someone removes the VIP: pushed failure, the app (which depends on
+	// it) goes offline first, both come back.
+	b, err := exec.Command("ip", "-n", prefix+"-node1", "addr", "del", "10.99.0.100/24", "dev", "n1").CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	pushed := waitEvent(t, c, online.Seq, func(e api.Event) bool { return e.Kind == "failure_pushed" && e.Resource == "vip" })
+	require.Contains(t, pushed.Reason, "address is not on the interface")
+	waitEvent(t, c, pushed.Seq, func(e api.Event) bool {
+		return e.Kind == "group_state_changed" && e.Group == "web" && e.To == "Online"
+	})
+	require.Contains(t, curl(), "hello from the sft demo app")
+
+	require.NoError(t, host.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, <-exited)
+	require.Contains(t, out.String(), "host: stopped cleanly")
+	require.Contains(t, errOut.String(), "every group is offline")
+	require.Empty(t, procsOf(t, bin), "processes of the host binary left running")
+	b, err = exec.Command("ip", "-n", prefix+"-node1", "-o", "addr", "show", "dev", "n1").CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	require.NotContains(t, string(b), "10.99.0.100", "the VIP is removed at shutdown")
+
+	require.Contains(t, script("down"), "namespaces removed")
+	list, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	require.NoError(t, err)
+	require.NotContains(t, string(list), prefix, "namespaces left behind")
 }

@@ -23,16 +23,19 @@ import (
 //	GET /healthz 200 "ok" (the readiness and health check)
 //	GET /pid     its process id (so you can kill it)
 //
-// It exits 0 on SIGTERM or SIGINT.
+// It exits 0 on SIGTERM or SIGINT. --allow-any-address lifts the loopback
+// rule for the namespace demo (netns-demo.sh), where it serves on the
+// virtual IP inside a network namespace of its own.
 func demoHTTP(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo-http", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8380", "loopback `address` to serve on")
+	anyAddr := fs.Bool("allow-any-address", false, "allow a non-loopback address (the namespace demo serves on its virtual IP inside a private network namespace)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ap, err := netip.ParseAddrPort(*listen)
-	if err != nil || !ap.Addr().IsLoopback() {
+	if err != nil || (!ap.Addr().IsLoopback() && !*anyAddr) {
 		fmt.Fprintf(stderr, "demo-http: --listen %q: want a loopback address like 127.0.0.1:8380\n", *listen)
 		return 2
 	}

@@ -384,7 +384,7 @@ func TestBadConfigs(t *testing.T) {
 
 func TestSampleConfigsValidate(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"../quickstart.yaml", "../reference.yaml"} {
+	for _, name := range []string{"../quickstart.yaml", "../reference.yaml", "../netns-demo.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			data, err := os.ReadFile(name)
