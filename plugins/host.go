@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -162,6 +163,8 @@ type Host struct {
 	isolated map[*proc]struct{}
 	closed   bool
 	bg       sync.WaitGroup // background reaping of dead processes
+	spawn    chan func()    // runs on the spawner thread (spawnLoop)
+	spawnEnd chan struct{}
 }
 
 // Launch starts the plugin binary, asks it which types it serves and
@@ -216,19 +219,47 @@ func ConnectInProcess(ctx context.Context, cfg Config, c plugin.ClientProtocol, 
 }
 
 func newHost(cfg Config, pin []byte) *Host {
-	return &Host{
+	h := &Host{
 		cfg:      cfg,
 		pin:      pin,
 		logger:   cfg.Logger.With("plugin", cfg.Path),
 		types:    make(map[string]*remoteType),
 		isolated: make(map[*proc]struct{}),
+		spawn:    make(chan func()),
+		spawnEnd: make(chan struct{}),
 	}
+	go h.spawnLoop()
+	return h
+}
+
+// spawnLoop runs plugin starts on one goroutine locked to its OS thread for
+// the life of the Host. Pdeathsig (which kills a plugin when its host dies)
+// fires when the thread that forked the plugin exits, not the process; the
+// Go runtime ends a thread whose goroutine exits locked (network-namespace
+// code does that on purpose), so forking from an arbitrary runtime thread
+// could kill a healthy plugin. This thread exits only after Close, when
+// every plugin is gone.
+func (h *Host) spawnLoop() {
+	defer close(h.spawnEnd)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for fn := range h.spawn {
+		fn()
+	}
+}
+
+// onSpawner runs fn on the spawner thread.
+func (h *Host) onSpawner(fn func()) {
+	done := make(chan struct{})
+	h.spawn <- func() { defer close(done); fn() }
+	<-done
 }
 
 // init starts the shared process and learns the types.
 func (h *Host) init(ctx context.Context) (*Host, error) {
 	g, err := h.shared.ensure(ctx)
 	if err != nil {
+		_ = h.Close()
 		return nil, err
 	}
 	for _, ti := range g.info.GetTypes() {
@@ -298,7 +329,12 @@ func (h *Host) Close() error {
 		wg.Go(p.shutdown)
 	}
 	wg.Wait()
+	for _, p := range procs {
+		p.launch <- struct{}{} // no start in flight; later ones see closed
+	}
 	h.bg.Wait()
+	close(h.spawn)
+	<-h.spawnEnd
 	return nil
 }
 
@@ -388,7 +424,7 @@ func (p *proc) ensure(ctx context.Context) (*gen, error) {
 		return nil, err
 	}
 	if p.closed {
-		go g.shutdown(p.h.cfg.StopTimeout)
+		p.h.bg.Go(func() { g.shutdown(p.h.cfg.StopTimeout) })
 		return nil, errHostClosed
 	}
 	p.cur = g
@@ -446,8 +482,12 @@ func (h *Host) startProcess(ctx context.Context, p *proc) (*gen, error) {
 		client.Kill()
 		return nil, err
 	}
-	var conn *grpc.ClientConn
-	rpcClient, err := client.Client()
+	var (
+		conn      *grpc.ClientConn
+		rpcClient plugin.ClientProtocol
+		err       error
+	)
+	h.onSpawner(func() { rpcClient, err = client.Client() }) // forks the plugin
 	if err != nil {
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			return fail(resource.ConfigError("SHA256", h.cfg.SHA256,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,4 +367,36 @@ func TestCloseWithFrozenPluginDoesNotHang(t *testing.T) {
 	t.Cleanup(func() { _ = procutil.KillGroup(pid) })
 	require.NoError(t, h.Close(), "returns: go-plugin's Kill alone would block forever")
 	require.False(t, procutil.Alive(pid))
+}
+
+// TestPluginSurvivesRetiredThreads: a goroutine that exits while locked to
+// its OS thread makes the runtime end that thread, and Pdeathsig fires when
+// the forking thread ends (go.dev/issue/27505). The launch below runs on such
+// a thread; the Host forks from a thread of its own, so the plugin lives on.
+// (With Go 1.26 on the reference machine a minimal reproduction did not lose
+// its child either way, so this guards the property rather than proving the
+// spawner thread necessary.)
+func TestPluginSurvivesRetiredThreads(t *testing.T) {
+	t.Parallel()
+	type launched struct {
+		h   *Host
+		err error
+	}
+	res := make(chan launched, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		h, err := Launch(context.Background(), Config{Env: []string{roleEnv + "=plugin"}, DisableAutoMTLS: true})
+		res <- launched{h, err}
+	}()
+	l := <-res
+	require.NoError(t, l.err)
+	h := l.h
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	pid := h.Pid()
+	r := open(t, h, "a", nil)
+	require.NoError(t, r.Online(t.Context()))
+	time.Sleep(50 * time.Millisecond) // let a wrongly delivered Pdeathsig land
+	require.NoError(t, r.IsAlive(t.Context()))
+	require.Equal(t, pid, h.Pid(), "the same plugin process")
+	require.True(t, procutil.Alive(pid))
 }
