@@ -281,7 +281,7 @@ func banner(w io.Writer, n *node.Node, name string, quick bool) {
 	fmt.Fprintf(w, "  %s events -follow%s\n", self, sockFlag)
 	if quick && appURL != "" {
 		base := strings.TrimSuffix(appURL, "/healthz")
-		fmt.Fprintf(w, "  kill $(curl -s %s/pid)      # the app dies; sft restarts it\n", base)
+		fmt.Fprintf(w, "  kill -9 $(curl -s %s/pid)   # the app dies; sft restarts it\n", base)
 	}
 	if n.MetricsAddr() != "" {
 		fmt.Fprintf(w, "  curl -s http://%s/metrics | grep ^sft_\n", n.MetricsAddr())
