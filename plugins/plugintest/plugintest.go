@@ -98,6 +98,9 @@ type Options struct {
 	// Properties open every instance. Each instance is named after its
 	// subtest (t.Name()), so Hang can find the type's own instance.
 	Properties resource.Properties
+	// PropertiesFor, if set, returns the properties of the subtest's
+	// instance instead of Properties (a per-test pid file, say).
+	PropertiesFor func(t *testing.T) resource.Properties
 	// Config configures the in-process host of Conformance (ignored by
 	// ConformanceHost).
 	Config plugins.Config
@@ -126,7 +129,11 @@ func ConformanceHost(t *testing.T, h *plugins.Host, typeName string, o Options) 
 	}
 	resourcetest.ConformanceWith(t, resourcetest.Options{
 		New: func(t *testing.T) resource.Resource {
-			r, err := typ.Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: o.Properties})
+			props := o.Properties
+			if o.PropertiesFor != nil {
+				props = o.PropertiesFor(t)
+			}
+			r, err := typ.Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: props})
 			if err != nil {
 				t.Fatalf("plugintest: Open: %v", err)
 			}

@@ -1,0 +1,104 @@
+package bundled_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/plugins/bundled"
+	"github.com/sftkit/sft/plugins/plugintest"
+	"github.com/sftkit/sft/resource"
+)
+
+// The test binary is the host; re-executed, bundled.Main makes it the
+// bundled plugin. plugintest.Main checks for leftover children.
+func TestMain(m *testing.M) {
+	bundled.Main()
+	plugintest.Main(m)
+}
+
+func TestTypes(t *testing.T) {
+	var names []string
+	for _, typ := range bundled.Types() {
+		names = append(names, typ.Name())
+	}
+	require.Equal(t, []string{"genericapp", "genericservice", "ipaddress"}, names)
+}
+
+func TestLaunchServesBundledTypes(t *testing.T) {
+	reg := &resource.Registry{}
+	h, err := bundled.Launch(t.Context(), plugins.Config{DisableAutoMTLS: true}, reg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	require.Equal(t, []string{"genericapp", "genericservice", "ipaddress"}, reg.Names())
+	err = reg.Validate(t.Context(), "genericapp", resource.Properties{"argv": []any{}})
+	require.ErrorIs(t, err, resource.ErrConfiguration, "validated in the plugin, class kept")
+	require.Contains(t, err.Error(), "argv")
+}
+
+// TestGenericAppConformanceThroughPluginProcess runs the resource contract
+// suite on genericapp instances living in a real plugin process (this
+// binary re-executed) running real programs. Up reads the pids the program
+// wrote; Hang creates a marker that makes the readiness check fail, so the
+// next Online hangs until Terminate or its deadline.
+func TestGenericAppConformanceThroughPluginProcess(t *testing.T) {
+	h, err := bundled.Launch(t.Context(), plugins.Config{DisableAutoMTLS: true}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+
+	var mu sync.Mutex
+	dirs := map[string]string{} // subtest -> its directory
+	dir := func(t *testing.T) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if d, ok := dirs[t.Name()]; ok {
+			return d
+		}
+		d := t.TempDir()
+		dirs[t.Name()] = d
+		return d
+	}
+	plugintest.ConformanceHost(t, h, "genericapp", plugintest.Options{
+		PropertiesFor: func(t *testing.T) resource.Properties {
+			d := dir(t)
+			return resource.Properties{
+				"argv":       []any{"/bin/sh", "-c", "echo $$ >> " + filepath.Join(d, "pids") + "; exec sleep 1000"},
+				"stop_grace": "2s",
+				"readiness": map[string]any{
+					"command":  []any{"/bin/sh", "-c", "test ! -e " + filepath.Join(d, "hang")},
+					"interval": "10ms",
+				},
+			}
+		},
+		Up: func(t *testing.T, _ resource.Resource) bool {
+			return slices.ContainsFunc(pids(t, filepath.Join(dir(t), "pids")), procutil.Alive)
+		},
+		Hang: func(t *testing.T, _ resource.Resource) <-chan struct{} {
+			require.NoError(t, os.WriteFile(filepath.Join(dir(t), "hang"), nil, 0o600))
+			return nil
+		},
+	})
+}
+
+// pids reads the pids the program wrote, one per start.
+func pids(t *testing.T, file string) []int {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		require.NoError(t, err)
+		out = append(out, pid)
+	}
+	return out
+}
