@@ -99,7 +99,7 @@ alerts:
   backoff: 100ms
   max_backoff: 2s
   queue: 8
-plugins: {mode: inprocess}
+plugins: {mode: inprocess, auto_mtls: false}
 shutdown_timeout: 1m
 groups:
   - name: web
@@ -125,6 +125,7 @@ groups:
         properties: {argv: ["${self}", "x"]}
 `, check: func(t *testing.T, c *config.Config) {
 			require.Equal(t, "n1", c.NodeName())
+			require.False(t, c.Plugins.AutoMTLSOn())
 			require.Equal(t, "/run/sft/h.sock", c.SocketPath())
 			require.Equal(t, config.Duration(30*time.Second), c.API.OperationTimeout)
 			require.False(t, c.Groups[0].IsAutostart())
@@ -413,6 +414,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, "info", c.Log.Level)
 	require.Equal(t, "json", c.Log.Format)
 	require.Equal(t, config.PluginModeProcess, c.Plugins.Mode)
+	require.True(t, c.Plugins.AutoMTLSOn())
 	require.Equal(t, config.DefaultShutdownTimeout, c.ShutdownTimeout.D())
 	require.Equal(t, config.DefaultOperationTimeout, c.API.OperationTimeout.D())
 	require.Equal(t, config.DefaultEventHistory, c.API.EventHistory)

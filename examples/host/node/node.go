@@ -164,7 +164,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	reg := opts.Registry
 	var phost *plugins.Host
 	if reg == nil {
-		r, h, err := openTypes(ctx, cfg.Plugins.Mode, n.log.With("component", "plugins"))
+		r, h, err := openTypes(ctx, cfg.Plugins, n.log.With("component", "plugins"))
 		if err != nil {
 			return err
 		}

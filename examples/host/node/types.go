@@ -39,12 +39,12 @@ func ValidationRegistry() *resource.Registry {
 // openTypes returns the registry the node opens resources from: in plugin
 // processes (this binary re-executed) or in-process, by mode. stop
 // releases the plugin processes.
-func openTypes(ctx context.Context, mode string, log *slog.Logger) (reg *resource.Registry, host *plugins.Host, err error) {
-	switch mode {
+func openTypes(ctx context.Context, pc config.Plugins, log *slog.Logger) (reg *resource.Registry, host *plugins.Host, err error) {
+	switch mode := pc.Mode; mode {
 	case config.PluginModeInProcess:
 		return ValidationRegistry(), nil, nil
 	case config.PluginModeProcess, "":
-		h, err := plugins.Launch(ctx, plugins.Config{Logger: log})
+		h, err := plugins.Launch(ctx, plugins.Config{Logger: log, DisableAutoMTLS: !pc.AutoMTLSOn()})
 		if err != nil {
 			return nil, nil, fmt.Errorf("starting the bundled plugin process: %w", err)
 		}
@@ -55,5 +55,5 @@ func openTypes(ctx context.Context, mode string, log *slog.Logger) (reg *resourc
 		}
 		return reg, h, nil
 	}
-	return nil, nil, fmt.Errorf("plugins.mode %q: want process or inprocess", mode)
+	return nil, nil, fmt.Errorf("plugins.mode %q: want process or inprocess", pc.Mode)
 }
