@@ -10,10 +10,15 @@
 //     namespaces, inside a cgroup of its own (cgroup v2, CLONE_INTO_CGROUP);
 //   - makes every mount private, binds the host root recursively onto a new
 //     root and makes that whole tree read-only (mount_setattr AT_RECURSIVE);
-//   - mounts fresh tmpfs over /run, /tmp, /var/tmp, /var/log,
+//   - detaches the copies of host mounts below the paths it replaces (the
+//     host's /run/netns entries, say, which would pin network namespaces),
+//     then mounts fresh tmpfs over /run, /tmp, /var/tmp, /var/log,
 //     /var/lib/systemd, /root and /dev/shm, a fresh proc (with /proc/sys,
 //     /proc/sysrq-trigger and friends read-only), a fresh read-only sysfs and
 //     a cgroup2 hierarchy rooted at the sandbox's cgroup;
+//   - binds a pty of its own over /dev/console (the parent reads the
+//     master into [Sandbox.Output]) and /dev/null over /dev/kmsg, so nothing
+//     reaches the host's console or kernel log;
 //   - hides the host's generators and /etc/systemd/system behind empty
 //     read-only tmpfs mounts, masks the early-boot units (see [MaskedUnits])
 //     in /run/systemd/system.control, and boots a private target

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -16,13 +17,15 @@ import (
 
 // Environment of the child roles.
 const (
-	envRole    = "SFT_SYSTEMD_SANDBOX_ROLE"
-	envRoot    = "SFT_SYSTEMD_SANDBOX_ROOT"
-	envCanary  = "SFT_SYSTEMD_SANDBOX_CANARY"
-	envSystemd = "SFT_SYSTEMD_SANDBOX_SYSTEMD"
-	envUnits   = "SFT_SYSTEMD_SANDBOX_UNITS"
-	envListen  = "SFT_SYSTEMD_SANDBOX_LISTEN"
-	envTarget  = "SFT_SYSTEMD_SANDBOX_TARGET"
+	envRole     = "SFT_SYSTEMD_SANDBOX_ROLE"
+	envRoot     = "SFT_SYSTEMD_SANDBOX_ROOT"
+	envCanary   = "SFT_SYSTEMD_SANDBOX_CANARY"
+	envSystemd  = "SFT_SYSTEMD_SANDBOX_SYSTEMD"
+	envUnits    = "SFT_SYSTEMD_SANDBOX_UNITS"
+	envListen   = "SFT_SYSTEMD_SANDBOX_LISTEN"
+	envTarget   = "SFT_SYSTEMD_SANDBOX_TARGET"
+	envLogLevel = "SFT_SYSTEMD_SANDBOX_LOG_LEVEL"
+	envConsole  = "SFT_SYSTEMD_SANDBOX_CONSOLE"
 
 	roleInit  = "init"
 	roleProxy = "proxy"
@@ -104,7 +107,7 @@ func runInit() error {
 		return fmt.Errorf("parent did not say go (%q, %v)", line, err)
 	}
 	systemd := os.Getenv(envSystemd)
-	argv := []string{systemd, "--unit=" + TargetUnit, "--log-target=console", "--log-level=notice", "--show-status=no"}
+	argv := []string{systemd, "--unit=" + TargetUnit, "--log-target=console", "--log-level=" + os.Getenv(envLogLevel), "--show-status=no"}
 	env := []string{"container=sft-systemd-sandbox", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
 	return unix.Exec(systemd, argv, env)
 }
@@ -140,11 +143,38 @@ func setupRoot(root, unitsDir string) error {
 		}
 		return mount("sft-sandbox", p, "tmpfs", flags, "mode="+mode)
 	}
-	for _, d := range []struct{ dir, mode string }{
+	fresh := []struct{ dir, mode string }{
 		{"/run", "0755"}, {"/tmp", "1777"}, {"/var/tmp", "1777"}, {"/var/log", "0755"},
 		{"/var/lib/systemd", "0755"}, {"/root", "0700"}, {"/dev/shm", "1777"},
-	} {
+	}
+	// Drop the copies of host mounts below them first (network namespaces
+	// under /run/netns, say): hidden, they would still pin what they hold.
+	var dirs []string
+	for _, d := range fresh {
+		dirs = append(dirs, filepath.Join(root, d.dir))
+	}
+	if err := detachBelow(dirs); err != nil {
+		return err
+	}
+	for _, d := range fresh {
 		if err := tmpfs(d.dir, d.mode, false); err != nil {
+			return err
+		}
+	}
+	// A console of its own: systemd as PID 1 logs to /dev/console, which
+	// would be the host's console. It gets the slave of a pty whose master
+	// the parent reads (Sandbox.Output), or /dev/null when there is none;
+	// /dev/kmsg, the host's kernel log, becomes /dev/null.
+	console := os.Getenv(envConsole)
+	if console == "" {
+		console = "/dev/null"
+	}
+	for _, b := range []struct{ src, dst string }{{console, "/dev/console"}, {"/dev/null", "/dev/kmsg"}} {
+		dst := filepath.Join(root, b.dst)
+		if _, err := os.Stat(dst); err != nil {
+			continue
+		}
+		if err := mount(b.src, dst, "", unix.MS_BIND, ""); err != nil {
 			return err
 		}
 	}
@@ -230,6 +260,36 @@ func setupRoot(root, unitsDir string) error {
 		return fmt.Errorf("detach old root: %w", err)
 	}
 	return unix.Chdir("/")
+}
+
+// detachBelow lazily unmounts every mount strictly below one of dirs,
+// deepest first.
+func detachBelow(dirs []string) error {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	entries, err := parseMountinfo(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	var below []string
+	for _, m := range entries {
+		for _, d := range dirs {
+			if strings.HasPrefix(m.Point, d+"/") {
+				below = append(below, m.Point)
+			}
+		}
+	}
+	// Deeper (longer) paths first; a stacked point appears once per mount.
+	slices.SortFunc(below, func(a, b string) int { return len(b) - len(a) })
+	for _, p := range below {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("detach %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // verifyInside checks the precautions from inside the new root.

@@ -37,6 +37,9 @@ type Config struct {
 	// ctx given to Start.
 	// Default: 30 s.
 	BootTimeout time.Duration
+	// LogLevel is systemd's --log-level (its console output is in
+	// Sandbox.Output). Default: notice.
+	LogLevel string
 	// Logger receives the harness's steps and systemd's console output at
 	// debug level. Default: discard.
 	Logger *slog.Logger
@@ -54,6 +57,9 @@ type Sandbox struct {
 	proxy   *exec.Cmd
 	busPath string
 	output  *syncBuffer
+
+	ptmx     *os.File // master of the sandbox's console
+	ptmxDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -75,7 +81,8 @@ func (s *Sandbox) BusAddress() string { return "unix:path=" + s.busPath }
 // CgroupPath()/system.slice/UNIT/cgroup.procs.
 func (s *Sandbox) CgroupPath() string { return s.cgroup }
 
-// Output returns what systemd wrote to its console so far (for test logs).
+// Output returns what systemd wrote to its console (and the harness's
+// children to stderr) so far, for test logs.
 func (s *Sandbox) Output() string { return s.output.String() }
 
 // DialBus opens an authenticated (EXTERNAL, uid 0) private connection to the
@@ -124,6 +131,12 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 	}
 	if _, err := os.Stat(cfg.Systemd); err != nil {
 		return nil, fmt.Errorf("systemdsandbox: systemd (Debian package systemd): %w", err)
+	}
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "notice"
+	}
+	if strings.ContainsAny(cfg.LogLevel, " \x00") {
+		return nil, fmt.Errorf("systemdsandbox: bad log level %q", cfg.LogLevel)
 	}
 	if cfg.BootTimeout <= 0 {
 		cfg.BootTimeout = 30 * time.Second
@@ -214,6 +227,19 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 	}
 	defer goW.Close()
 
+	// The sandbox's console: a pty whose master we read.
+	console := ""
+	if m, slave, err := openPty(); err == nil {
+		s.ptmx, console = m, slave
+		s.ptmxDone = make(chan struct{})
+		go func() {
+			defer close(s.ptmxDone)
+			io.Copy(s.output, m)
+		}()
+	} else {
+		log.Debug("no pty for the sandbox console, using /dev/null", "err", err)
+	}
+
 	s.cmd = exec.Command(exe)
 	s.cmd.Args = []string{"sft-systemd-sandbox-init"}
 	s.cmd.Env = []string{
@@ -222,6 +248,8 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 		envCanary + "=" + filepath.Base(s.canary),
 		envSystemd + "=" + cfg.Systemd,
 		envUnits + "=" + unitsDir,
+		envLogLevel + "=" + cfg.LogLevel,
+		envConsole + "=" + console,
 	}
 	s.cmd.Stdin = goR
 	s.cmd.Stdout = s.output
@@ -402,6 +430,12 @@ func (s *Sandbox) close() error {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 	}
+	if s.ptmx != nil {
+		// The slave's last holder died with the namespace: the reader
+		// gets EIO and ends.
+		s.ptmx.Close()
+		<-s.ptmxDone
+	}
 	if s.proxy != nil && s.proxy.Process != nil {
 		// nsenter's child (the proxy) died with the namespace; nsenter
 		// then exits by itself. Kill it by PID in case it has not.
@@ -447,6 +481,25 @@ func (s *Sandbox) removeWorkDir() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// openPty opens a pty master in the devpts mounted at /dev/pts and returns
+// it with its slave's path.
+func openPty() (*os.File, string, error) {
+	fd, err := unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(fd)
+		return nil, "", err
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		unix.Close(fd)
+		return nil, "", err
+	}
+	return os.NewFile(uintptr(fd), "ptmx"), fmt.Sprintf("/dev/pts/%d", n), nil
 }
 
 // procStart returns the start time of pid (field 22 of /proc/PID/stat), which

@@ -3,12 +3,14 @@ package systemdsandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,6 +126,28 @@ func TestBoot(t *testing.T) {
 	// Still read-only from outside after boot.
 	if err := checkReadOnly(sb.Root(), filepath.Join(sb.Root(), "proc")); err != nil {
 		t.Fatalf("after boot: %v", err)
+	}
+	// The console is the sandbox's own, not the host's (5:1).
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(sb.Root(), "dev/console"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Rdev == 5<<8|1 {
+		t.Fatal("the sandbox's /dev/console is the host's console")
+	}
+	// No copies of host mounts below the fresh tmpfs mounts.
+	mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", sb.PID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := parseMountinfo(strings.NewReader(string(mi)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range entries {
+		if strings.HasPrefix(m.Point, "/tmp/") || (strings.HasPrefix(m.Point, "/run/") && m.FSType != "tmpfs") {
+			t.Errorf("host mount copy left below a fresh tmpfs: %s (%s)", m.Point, m.FSType)
+		}
 	}
 	conn, err := sb.DialBus(ctx)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,17 +88,19 @@ func unescapeMount(s string) string {
 }
 
 // writableMounts are the only mounts allowed to be writable in the sandbox,
-// with the file system type each must have.
-var writableMounts = map[string]string{
-	"/run":             "tmpfs",
-	"/tmp":             "tmpfs",
-	"/var/tmp":         "tmpfs",
-	"/var/log":         "tmpfs",
-	"/var/lib/systemd": "tmpfs",
-	"/root":            "tmpfs",
-	"/dev/shm":         "tmpfs",
-	"/proc":            "proc",
-	"/sys/fs/cgroup":   "cgroup2",
+// with the file system types each may have.
+var writableMounts = map[string][]string{
+	"/run":             {"tmpfs"},
+	"/tmp":             {"tmpfs"},
+	"/var/tmp":         {"tmpfs"},
+	"/var/log":         {"tmpfs"},
+	"/var/lib/systemd": {"tmpfs"},
+	"/root":            {"tmpfs"},
+	"/dev/shm":         {"tmpfs"},
+	"/proc":            {"proc"},
+	"/sys/fs/cgroup":   {"cgroup2"},
+	"/dev/console":     {"devpts", "devtmpfs"}, // the sandbox's pty, or /dev/null
+	"/dev/kmsg":        {"devtmpfs"},           // /dev/null bound over it
 }
 
 // checkMounts verifies a sandbox's mount table (as the sandbox sees it):
@@ -121,8 +124,8 @@ func checkMounts(entries []mountEntry) error {
 			sawRoot = true
 		}
 		if want, ok := writableMounts[m.Point]; ok && top[m.Point] == i {
-			if m.FSType != want {
-				errs = append(errs, fmt.Errorf("mount %s is %s, want a fresh %s", m.Point, m.FSType, want))
+			if !slices.Contains(want, m.FSType) {
+				errs = append(errs, fmt.Errorf("mount %s is %s, want a fresh %s", m.Point, m.FSType, strings.Join(want, " or ")))
 			}
 			continue
 		}
@@ -134,6 +137,9 @@ func checkMounts(entries []mountEntry) error {
 		errs = append(errs, errors.New("no mount at /"))
 	}
 	for p := range writableMounts {
+		if p == "/dev/console" || p == "/dev/kmsg" {
+			continue // only where the host has them
+		}
 		found := false
 		for _, m := range entries {
 			if m.Point == p {
