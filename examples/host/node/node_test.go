@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sftkit/sft/examples/host/alert"
 	"github.com/sftkit/sft/examples/host/api"
@@ -269,3 +270,5 @@ func TestNewLogger(t *testing.T) {
 	l.Info("hello")
 	require.True(t, strings.Contains(buf.String(), "msg=hello"), buf.String())
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
