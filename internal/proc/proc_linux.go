@@ -91,12 +91,58 @@ const (
 // WaitExit blocks until the child pid has exited and returns how, without
 // reaping it: the child stays a zombie until the caller reaps it (for
 // example with cmd.Wait), so its pid and process group id stay reserved.
-// It blocks an OS thread while it waits, like cmd.Wait does.
+//
+// It waits on a pidfd through the runtime's network poller, so a waiting
+// goroutine holds no OS thread (a thousand watched processes cost a
+// thousand parked goroutines, not a thousand threads). Where pidfds are
+// missing (Linux before 5.10) it falls back to a blocking waitid, which
+// holds a thread like cmd.Wait does.
 func WaitExit(pid int) (Exit, error) {
-	var info siginfo
-	if unsafe.Sizeof(info) != unsafe.Sizeof(unix.Siginfo{}) {
-		panic("proc: siginfo layout mismatch")
+	if ex, err, ok := waitExitPidfd(pid); ok {
+		return ex, err
 	}
+	return waitExitBlocking(pid)
+}
+
+func waitExitPidfd(pid int) (ex Exit, err error, ok bool) {
+	fd, err := unix.PidfdOpen(pid, unix.O_NONBLOCK) // PIDFD_NONBLOCK
+	if err != nil {
+		return Exit{}, nil, false
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return Exit{}, nil, false
+	}
+	var info siginfo
+	var werr error
+	rerr := rc.Read(func(fd uintptr) bool {
+		info = siginfo{}
+		werr = unix.Waitid(unix.P_PIDFD, int(fd), (*unix.Siginfo)(unsafe.Pointer(&info)),
+			unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+		if errors.Is(werr, syscall.EINTR) {
+			werr = nil
+			return false
+		}
+		// WNOHANG: pid 0 means "not exited yet"; wait until the pidfd
+		// turns readable (the process exited) and try again.
+		return werr != nil || info.Pid != 0
+	})
+	if rerr != nil {
+		// The pidfd is not pollable here: use the blocking wait.
+		return Exit{}, nil, false
+	}
+	if werr != nil {
+		return Exit{}, fmt.Errorf("waitid pidfd %d: %w", pid, werr), true
+	}
+	ex, err = exitOf(pid, &info)
+	return ex, err, true
+}
+
+// waitExitBlocking is WaitExit with a blocking waitid(P_PID).
+func waitExitBlocking(pid int) (Exit, error) {
+	var info siginfo
 	for {
 		err := unix.Waitid(unix.P_PID, pid, (*unix.Siginfo)(unsafe.Pointer(&info)), unix.WEXITED|unix.WNOWAIT, nil)
 		if errors.Is(err, syscall.EINTR) {
@@ -107,6 +153,10 @@ func WaitExit(pid int) (Exit, error) {
 		}
 		break
 	}
+	return exitOf(pid, &info)
+}
+
+func exitOf(pid int, info *siginfo) (Exit, error) {
 	switch info.Code {
 	case cldExited:
 		return Exit{Code: int(info.Status)}, nil
@@ -115,6 +165,10 @@ func WaitExit(pid int) (Exit, error) {
 	}
 	return Exit{}, fmt.Errorf("waitid %d: unexpected si_code %d", pid, info.Code)
 }
+
+// The kernel's siginfo_t is 128 bytes; siginfo must overlay it exactly.
+var _ [unsafe.Sizeof(unix.Siginfo{}) - unsafe.Sizeof(siginfo{})]byte
+var _ [unsafe.Sizeof(siginfo{}) - unsafe.Sizeof(unix.Siginfo{})]byte
 
 // SignalGroup sends sig to every process of group pgid. A group that no
 // longer exists is not an error. Only call it while the group leader is

@@ -62,6 +62,40 @@ func TestWaitExitDoesNotReap(t *testing.T) {
 	require.False(t, GroupExists(cmd.Process.Pid))
 }
 
+// Both wait paths (pidfd through the poller, blocking waitid) report
+// exit codes and signals the same way.
+func TestWaitPaths(t *testing.T) {
+	t.Parallel()
+	s := Acquire()
+	defer s.Release()
+	for name, wait := range map[string]func(int) (Exit, error){
+		"pidfd": func(pid int) (Exit, error) {
+			ex, err, ok := waitExitPidfd(pid)
+			if !ok {
+				t.Skip("no pollable pidfd on this kernel")
+			}
+			return ex, err
+		},
+		"blocking": waitExitBlocking,
+	} {
+		t.Run(name, func(t *testing.T) {
+			cmd := start(t, s, "/bin/sh", "-c", "exit 5")
+			ex, err := wait(cmd.Process.Pid)
+			require.NoError(t, err)
+			require.Equal(t, Exit{Code: 5}, ex)
+			_ = cmd.Wait()
+
+			cmd = start(t, s, "/bin/sleep", "1000")
+			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+			ex, err = wait(cmd.Process.Pid)
+			require.NoError(t, err)
+			require.Equal(t, syscall.SIGTERM, ex.Signal)
+			require.Equal(t, "killed by signal SIGTERM (15)", ex.String())
+			_ = cmd.Wait()
+		})
+	}
+}
+
 func TestGroupKill(t *testing.T) {
 	t.Parallel()
 	s := Acquire()

@@ -43,7 +43,9 @@
 // attempt; if the program exits first, or ctx ends, Online kills the group
 // and returns a transient error.
 //
-// A waiter goroutine blocks in waitid(WNOWAIT) on the program, so an exit is
+// A waiter goroutine waits on the program's pidfd through the runtime
+// poller (no OS thread held; blocking waitid on kernels without pidfds) and
+// learns of its exit without reaping it (waitid WNOWAIT), so an exit is
 // known the moment it happens: LooksAlive answers from that state (no /proc
 // scan, no syscall), and an exit while online is pushed at once through the
 // resource.FailureReporter handler, with the exit code or signal in the
