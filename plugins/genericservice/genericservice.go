@@ -133,6 +133,9 @@ func (t *Type) parse(props resource.Properties) (*parsed, error) {
 		return nil, resource.ConfigError("manager", p.Manager, "unknown service manager (known: %s)",
 			strings.Join(slices.Sorted(maps.Keys(t.cfg.Managers)), ", "))
 	}
+	if p.Address != "" && (!strings.Contains(p.Address, ":") || strings.ContainsAny(p.Address, " \n\x00")) {
+		return nil, resource.ConfigError("address", p.Address, "not an address (systemd: a D-Bus address like \"unix:path=/run/systemd/private\")")
+	}
 	if p.StartTimeout < 0 {
 		return nil, resource.ConfigError("start_timeout", p.StartTimeout.D().String(), "must not be negative")
 	}

@@ -71,6 +71,7 @@ func TestValidate(t *testing.T) {
 		{"bad readiness", resource.Properties{"service": "x", "readiness": map[string]any{"tcp": "nope"}}, "readiness.tcp"},
 		{"empty health", resource.Properties{"service": "x", "health": map[string]any{}}, "health"},
 		{"unknown property", resource.Properties{"service": "x", "unit": "y"}, "unit"},
+		{"bad address", resource.Properties{"service": "x", "address": "/run/systemd/private"}, "address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,5 +101,82 @@ func TestTypeName(t *testing.T) {
 	}
 	if err := r.Validate(context.Background(), "genericservice", resource.Properties{"service": "sshd"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fakeManager is a collaborator for the type's bookkeeping tests: it only
+// counts.
+type fakeManager struct {
+	closed int
+}
+
+func (f *fakeManager) Start(context.Context, string) error { return nil }
+func (f *fakeManager) Stop(context.Context, string) error  { return nil }
+func (f *fakeManager) Kill(context.Context, string) error  { return nil }
+func (f *fakeManager) Status(_ context.Context, unit string) (Status, error) {
+	return Status{Unit: unit, Load: LoadLoaded, Active: StateInactive}, nil
+}
+func (f *fakeManager) Watch(_ context.Context, unit string, fn func(Status)) (Watch, error) {
+	return fakeWatch{}, nil
+}
+func (f *fakeManager) Close() error { f.closed++; return nil }
+
+type fakeWatch struct{}
+
+func (fakeWatch) Status() Status { return Status{} }
+func (fakeWatch) Close()         {}
+
+// TestManagersShared: one Manager per (manager, address), shared by the
+// resources naming it and closed with the last of them; a factory error is
+// a transient Open error.
+func TestManagersShared(t *testing.T) {
+	t.Parallel()
+	var made []*fakeManager
+	var addrs []string
+	typ := NewWithConfig(Config{Managers: map[string]ManagerFactory{
+		"fake": func(_ *slog.Logger, address string) (Manager, error) {
+			if address == "unix:path=/broken" {
+				return nil, errors.New("cannot connect")
+			}
+			m := &fakeManager{}
+			made = append(made, m)
+			addrs = append(addrs, address)
+			return m, nil
+		},
+	}})
+	ctx := context.Background()
+	open := func(addr string) (resource.Resource, error) {
+		return typ.Open(ctx, resource.OpenRequest{Properties: resource.Properties{"service": "x", "manager": "fake", "address": addr}})
+	}
+	a, err := open("unix:path=/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := open("unix:path=/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := open("unix:path=/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(made) != 2 || addrs[0] != "unix:path=/a" || addrs[1] != "unix:path=/c" {
+		t.Fatalf("managers made for %v, want one per address", addrs)
+	}
+	a.(resource.Closer).Close()
+	if made[0].closed != 0 {
+		t.Fatal("manager closed while another resource uses it")
+	}
+	b.(resource.Closer).Close()
+	b.(resource.Closer).Close() // idempotent: no double release
+	if made[0].closed != 1 {
+		t.Fatalf("manager closed %d times after its last resource, want 1", made[0].closed)
+	}
+	c.(resource.Closer).Close()
+	if made[1].closed != 1 {
+		t.Fatal("second manager not closed")
+	}
+	if _, err := open("unix:path=/broken"); resource.ClassOf(err) != resource.ClassTransient || err == nil {
+		t.Fatalf("Open with a failing manager: %v, want a transient error", err)
 	}
 }
