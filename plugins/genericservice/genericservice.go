@@ -386,6 +386,10 @@ func (r *service) Online(ctx context.Context) error {
 	// No status query first: the start job itself says whether the unit
 	// exists (NoSuchUnit) or can be used (masked, bad settings).
 	if err := r.do(ctx, func(m Manager) error { return m.Start(ctx, r.p.unit) }); err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// Terminate (or the deadline) ended the job: say so.
+			return fmt.Errorf("online %s: %w (%v)", r.p.unit, cerr, err)
+		}
 		return r.classify("start", err)
 	}
 	m, watch := r.conn()
