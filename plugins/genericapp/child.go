@@ -23,7 +23,7 @@ const (
 	groupGoneTimeout = 5 * time.Second
 	// drainTimeout bounds the wait for the output readers to see EOF
 	// once the group is gone (an escaped process may hold the pipe).
-	drainTimeout = time.Second
+	drainTimeout = 250 * time.Millisecond
 )
 
 // child is one started process group: its leader, the waiter that watches

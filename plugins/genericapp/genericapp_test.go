@@ -488,3 +488,28 @@ func TestLifecycle(t *testing.T) {
 	require.False(t, exists(second))
 	require.Error(t, a.Online(ctx), "Online after Close")
 }
+
+// The documented limit: a descendant that calls setsid() leaves the process
+// group and survives Offline. Offline must still return, and must not wait
+// for ever on the output pipe the escaped process keeps open (the reader
+// goroutine ends: goleak in TestMain checks it).
+func TestSetsidEscapeIsBounded(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	a := open(t, helperProps("escape", map[string]any{"PIDFILE": pidFile}), &logSink{})
+	require.NoError(t, a.Online(t.Context()))
+	leader := a.Pid()
+	escaped, err := strconv.Atoi(waitFile(t, pidFile, ""))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		p, err := os.FindProcess(escaped)
+		if err == nil {
+			_ = p.Kill()
+		}
+		waitNotAlive(t, escaped)
+	})
+	require.NoError(t, a.Offline(t.Context()))
+	require.False(t, exists(leader))
+	require.False(t, proc.GroupExists(leader))
+	require.True(t, proc.Alive(escaped), "setsid escapes the group (documented limit)")
+}

@@ -71,6 +71,19 @@ func helperMain(mode string) {
 		writeFile(os.Getenv("PIDFILE")+".tmp", strings.Join(pids, "\n"))
 		_ = os.Rename(os.Getenv("PIDFILE")+".tmp", os.Getenv("PIDFILE"))
 		block()
+	case "escape":
+		// A child that leaves the group with setsid and keeps our
+		// stdout (a pipe to the logger) open.
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"=sleep")
+		cmd.Stdout = os.Stdout
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			os.Exit(2)
+		}
+		writeFile(os.Getenv("PIDFILE")+".tmp", strconv.Itoa(cmd.Process.Pid))
+		_ = os.Rename(os.Getenv("PIDFILE")+".tmp", os.Getenv("PIDFILE"))
+		block()
 	case "spawn-one":
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), helperEnv+"=sleep")
@@ -227,7 +240,8 @@ func exists(pid int) bool {
 // waitNotAlive waits (bounded) until pid is no longer a live process.
 func waitNotAlive(t testing.TB, pid int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	// Not t.Context(): it is already canceled when cleanups run.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for proc.Alive(pid) {
 		select {
