@@ -24,7 +24,8 @@
 //   - Command checks run without a shell, in a process group of their own;
 //     on timeout or cancellation the whole group is killed with SIGKILL and
 //     reaped before Check returns. They run with the checker's own user and
-//     environment.
+//     environment, with Pdeathsig SIGKILL, started from package proc's
+//     spawner thread.
 //   - Check errors are plain errors: whether a failed check is transient or
 //     node-local is the caller's decision.
 //

@@ -249,7 +249,11 @@ func (c *Check) checkCommand(ctx context.Context) error {
 	cmd.Stderr = cmd.Stdout
 	cmd.WaitDelay = time.Second // a leftover holding the pipe cannot hang Wait
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Start from the spawner thread: Pdeathsig follows the forking
+	// thread, and a runtime thread may exit under us (see package proc).
+	sp := proc.Acquire()
+	defer sp.Release()
+	if err := sp.Start(cmd); err != nil {
 		return fmt.Errorf("%s: %w", c, err)
 	}
 	pgid := cmd.Process.Pid
