@@ -26,14 +26,36 @@ import (
 	"github.com/sftkit/sft/internal/testenv"
 )
 
-// buildHost builds this command into a temporary directory.
+// built is the host binary, built once per test run (see buildHost).
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	out  []byte
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildHost builds this command into a temporary directory, once.
 func buildHost(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "sft-host-e2e")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "sft-host-e2e-")
+		if built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "sft-host-e2e")
+		built.out, built.err = exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput()
+	})
+	require.NoError(t, built.err, "go build: %s", built.out)
+	return built.bin
 }
 
 func freePort(t *testing.T) string {

@@ -7,23 +7,23 @@ import (
 
 	"github.com/sftkit/sft/examples/host/config"
 	"github.com/sftkit/sft/plugins"
-	"github.com/sftkit/sft/plugins/genericapp"
-	"github.com/sftkit/sft/plugins/genericservice"
-	"github.com/sftkit/sft/plugins/ipaddress"
+	"github.com/sftkit/sft/plugins/bundled"
 	"github.com/sftkit/sft/resource"
 )
 
-// BundledTypes returns the bundled resource types, in-process. They are
-// what the plugin process serves (PluginMain) and what `validate` and the
-// inprocess mode use.
-func BundledTypes() []resource.Type {
-	return []resource.Type{genericapp.New(), genericservice.New(), ipaddress.NewType()}
-}
+// This file is the one place where the host meets its resource types. To
+// serve a type of your own as well, wrap bundled.Types() here and pass the
+// same list to plugins.Main and to the in-process registry.
+
+// BundledTypes returns the bundled resource types, in-process: genericapp,
+// genericservice, ipaddress. They are what the plugin process serves
+// (PluginMain) and what `validate` and the inprocess mode use.
+func BundledTypes() []resource.Type { return bundled.Types() }
 
 // PluginMain is the hook main calls first: when this process was started
 // by a host as its plugin (self re-exec), it serves the bundled types and
 // exits; otherwise it returns at once.
-func PluginMain() { plugins.Main(BundledTypes()...) }
+func PluginMain() { bundled.Main() }
 
 // ValidationRegistry is the registry configs are validated against: the
 // bundled types, in-process (validation has no side effects, so no plugin
@@ -36,22 +36,18 @@ func ValidationRegistry() *resource.Registry {
 	return reg
 }
 
-// openTypes returns the registry the node opens resources from: in plugin
-// processes (this binary re-executed) or in-process, by mode. stop
-// releases the plugin processes.
+// openTypes returns the registry the node opens resources from: in a plugin
+// process (this binary re-executed, see PluginMain) or in-process, by
+// pc.Mode. host is the plugin host to close, nil in-process.
 func openTypes(ctx context.Context, pc config.Plugins, log *slog.Logger) (reg *resource.Registry, host *plugins.Host, err error) {
-	switch mode := pc.Mode; mode {
+	switch pc.Mode {
 	case config.PluginModeInProcess:
 		return ValidationRegistry(), nil, nil
 	case config.PluginModeProcess, "":
-		h, err := plugins.Launch(ctx, plugins.Config{Logger: log, DisableAutoMTLS: !pc.AutoMTLSOn()})
+		reg := &resource.Registry{}
+		h, err := bundled.Launch(ctx, plugins.Config{Logger: log, DisableAutoMTLS: !pc.AutoMTLSOn()}, reg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("starting the bundled plugin process: %w", err)
-		}
-		reg := &resource.Registry{}
-		if err := h.Register(reg); err != nil {
-			_ = h.Close()
-			return nil, nil, err
 		}
 		return reg, h, nil
 	}
