@@ -422,12 +422,10 @@ func (n *Node) logEvent(e monitor.Event) {
 }
 
 // alerts turns events into alerts: failed or failover on EventGroupFailed,
-// recovery when a group that failed (or had a resource fail) is Online
-// again.
+// recovery when a group that failed is Online again. A resource restarted
+// in place by its policy raises no alert (the events and metrics show it).
 func (n *Node) alerts(e monitor.Event) {
 	switch {
-	case e.Kind == monitor.EventStateChanged && e.To == resource.StateFailed:
-		n.degraded[e.Group] = true
 	case e.Kind == monitor.EventGroupFailed:
 		n.degraded[e.Group] = true
 		kind := alert.KindFailed

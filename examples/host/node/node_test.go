@@ -81,7 +81,7 @@ func scrape(t *testing.T, addr string) string {
 
 // TestNodeLifecycle runs a node on fake resources in-process and drives it
 // through its API: autostart, a pushed failure and its restart (events,
-// metrics, recovery alert), a node-local failure failing the group
+// metrics, no alert), a node-local failure failing the group
 // (failover alert), online again by an operator over TCP, move refused,
 // graceful shutdown.
 func TestNodeLifecycle(t *testing.T) {
@@ -163,10 +163,6 @@ func TestNodeLifecycle(t *testing.T) {
 	r := waitEvent(t, c, last, func(e api.Event) bool { return e.Kind == "restart" && e.Resource == "base" })
 	require.Equal(t, "restart 1 of 3 within 15m0s", r.Reason)
 	waitEvent(t, c, r.Seq, groupIs("g1", "Online"))
-	a := <-alerts
-	require.Equal(t, alert.KindRecovery, a.Kind)
-	require.Equal(t, "g1", a.Group)
-	require.Equal(t, "n1", a.Node)
 
 	m := scrape(t, n.MetricsAddr())
 	require.Contains(t, m, `sft_resource_restarts_total{group="g1",resource="base",type="fake"} 1`)
@@ -175,7 +171,6 @@ func TestNodeLifecycle(t *testing.T) {
 	require.Contains(t, m, `sft_resource_state{group="g1",resource="base",state="Online",type="fake"} 1`)
 	require.Contains(t, m, `sft_group_state{group="g2",state="Offline"} 1`)
 	require.Contains(t, m, `sft_resource_call_duration_seconds_bucket{method="Online",type="fake"`)
-	require.Contains(t, m, `sft_alerts_sent_total{kind="recovery"} 1`)
 
 	// A node-local failure fails the group; the policy asks for a failover.
 	st, err = c.Status(bctx)
@@ -186,8 +181,12 @@ func TestNodeLifecycle(t *testing.T) {
 	gf := waitEvent(t, c, last, func(e api.Event) bool { return e.Kind == "group_failed" })
 	require.True(t, gf.Failover)
 	waitEvent(t, c, gf.Seq, groupIs("g1", "Failed"))
-	a = <-alerts
+	a := <-alerts // the first alert: a restart in place raised none
 	require.Equal(t, alert.KindFailover, a.Kind)
+	require.Equal(t, "g1", a.Group)
+	require.Equal(t, "n1", a.Node)
+	require.Equal(t, "base", a.Resource)
+	require.True(t, a.Failover)
 	require.Contains(t, a.Reason, "this node cannot host the resource")
 	st, err = c.Status(bctx)
 	require.NoError(t, err)
@@ -205,6 +204,8 @@ func TestNodeLifecycle(t *testing.T) {
 	require.Equal(t, resource.StateOnline, res.Status.State)
 	a = <-alerts
 	require.Equal(t, alert.KindRecovery, a.Kind)
+	require.Equal(t, "g1", a.Group)
+	require.Contains(t, scrape(t, n.MetricsAddr()), `sft_group_failovers_total{group="g1"} 1`)
 
 	// Offline and online of the manual group; unknown group is a 404.
 	_, err = c.Action(bctx, "g2", "online")
