@@ -1,6 +1,8 @@
 package netns
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,7 +14,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -200,12 +204,71 @@ func (n *Net) AddHost(name string) *Host {
 	if err != nil {
 		t.Fatalf("netns: eth0 up in %s: %v", ns.Name, err)
 	}
-	return &Host{NS: *ns, Link: "eth0", Index: eth.Attrs().Index, MAC: eth.Attrs().HardwareAddr, Port: port, net: n}
+	h := &Host{NS: *ns, Link: "eth0", Index: eth.Attrs().Index, MAC: eth.Attrs().HardwareAddr, Port: port, net: n}
+	if err := n.waitForwarding(h); err != nil {
+		t.Fatalf("netns: %v", err)
+	}
+	return h
+}
+
+// readyEtherType is an ethertype for local experiments (IEEE 802 local
+// experimental 1), used for the readiness frames.
+const readyEtherType = 0x88b5
+
+// waitForwarding returns once a broadcast frame from h's eth0 reaches the
+// bridge. Carrier and the bridge port's forwarding state come up
+// asynchronously (linkwatch runs up to a second later); frames sent before
+// are dropped, which would make early test traffic vanish.
+func (n *Net) waitForwarding(h *Host) error {
+	br, err := n.Switch.Handle.LinkByName("br0")
+	if err != nil {
+		return err
+	}
+	var rx, tx *packet.Conn
+	if err := n.Switch.Do(func() (err error) {
+		rx, err = packet.Listen(&net.Interface{Index: br.Attrs().Index, Name: "br0", HardwareAddr: br.Attrs().HardwareAddr}, packet.Raw, readyEtherType, nil)
+		return err
+	}); err != nil {
+		return fmt.Errorf("readiness listener on br0: %w", err)
+	}
+	defer rx.Close()
+	if err := h.Do(func() (err error) {
+		tx, err = packet.Listen(&net.Interface{Index: h.Index, Name: h.Link, HardwareAddr: h.MAC}, packet.Raw, readyEtherType, nil)
+		return err
+	}); err != nil {
+		return fmt.Errorf("readiness sender on %s: %w", h.Name, err)
+	}
+	defer tx.Close()
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	frame := make([]byte, 60)
+	copy(frame[0:6], bcast)
+	copy(frame[6:12], h.MAC)
+	frame[12], frame[13] = readyEtherType>>8, readyEtherType&0xff
+	buf := make([]byte, 1600)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := tx.WriteTo(frame, &packet.Addr{HardwareAddr: bcast}); err != nil {
+			return fmt.Errorf("readiness frame from %s: %w", h.Name, err)
+		}
+		_ = rx.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		for {
+			k, _, err := rx.ReadFrom(buf)
+			if err != nil {
+				break // timeout: send again
+			}
+			if k >= 14 && bytes.Equal(buf[6:12], h.MAC) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%s: no frame reached the bridge within 10s", h.Name)
 }
 
 // AddAddr adds cidr ("10.0.0.1/24", "fd00::1/64") to the host's eth0. IPv6
 // addresses are added without duplicate address detection, so they are
-// usable at once.
+// usable at once; AddAddr still waits until the host has joined the
+// address's solicited-node group (see WaitIPv6Group), so that it answers
+// other nodes' duplicate address probes when AddAddr returns.
 func (h *Host) AddAddr(cidr string) error {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
@@ -215,7 +278,15 @@ func (h *Host) AddAddr(cidr string) error {
 	if p.Addr().Is6() {
 		a.Flags = unix.IFA_F_NODAD
 	}
-	return h.Handle.AddrReplace(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: h.Index}}, a)
+	if err := h.Handle.AddrReplace(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: h.Index}}, a); err != nil {
+		return err
+	}
+	if !p.Addr().Is6() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return WaitIPv6Group(ctx, h.Path, h.Link, SolicitedNode(p.Addr()))
 }
 
 // SetPortUp sets the host's bridge port up or down: down makes the host see

@@ -1,8 +1,10 @@
 package netns_test
 
 import (
+	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,5 +214,31 @@ func TestDoRestoresThreads(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestWaitIPv6Group: after AddAddr of an IPv6 address the host is in its
+// solicited-node group; a group nobody joins times out with ctx's error.
+func TestWaitIPv6Group(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := netns.NewNet(t)
+	h := n.AddHost("a")
+	if err := h.AddAddr("2001:db8::5/64"); err != nil {
+		t.Fatal(err)
+	}
+	group := netns.SolicitedNode(netip.MustParseAddr("2001:db8::5"))
+	if group != netip.MustParseAddr("ff02::1:ff00:5") {
+		t.Fatalf("SolicitedNode = %v", group)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := netns.WaitIPv6Group(ctx, h.Path, h.Link, group); err != nil {
+		t.Fatalf("solicited-node group of 2001:db8::5: %v", err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	err := netns.WaitIPv6Group(short, h.Path, h.Link, netip.MustParseAddr("ff02::1:ff00:6"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("group never joined: %v, want deadline exceeded", err)
 	}
 }

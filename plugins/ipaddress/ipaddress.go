@@ -14,6 +14,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/sftkit/sft/internal/netns"
 	"github.com/sftkit/sft/resource"
 )
 
@@ -391,6 +392,15 @@ func (r *instance) Online(ctx context.Context) error {
 	// address, and later changes are someone else's.
 	if err := v.Wait(ctx, func(st viewState) bool { return st.NewAddrs > gen && st.AddrPresent && st.LinkUp }); err != nil {
 		return fmt.Errorf("waiting for the address to show: %w", err)
+	}
+	if vip.Is6() {
+		// Linux joins the solicited-node group from its address worker,
+		// possibly well after the notification; until then it ignores
+		// other nodes' duplicate address probes and could not defend the
+		// address.
+		if err := netns.WaitIPv6Group(ctx, r.cfg.NetNS, l.Name, netns.SolicitedNode(vip)); err != nil {
+			return fmt.Errorf("waiting for the solicited-node group: %w", err)
+		}
 	}
 	aw, err := openWire(r.cfg.NetNS, l, vip, false)
 	if err != nil {
