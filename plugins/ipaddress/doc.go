@@ -39,7 +39,12 @@
 //     adds the address with IFA_F_NODAD rather than relying on the kernel's
 //     DAD, which keeps the address tentative (unusable) for 1-2 s.
 //  2. Add the address with netlink (AddrReplace: idempotent) and wait until
-//     the netlink subscription reports it.
+//     the netlink subscription reports it (that notification is also a
+//     barrier: every older event has been applied). For IPv6 also wait until
+//     the kernel has joined the address's solicited-node group: Linux does
+//     that from its address worker, possibly long after the notification
+//     under load, and ignores other nodes' DAD probes until then, so the
+//     new owner could not yet defend the address.
 //  3. Announce: gratuitous ARP in request form (op=1, SPA=TPA=address,
 //     THA=0; Linux ignores some reply forms within its locktime) or an
 //     unsolicited neighbour advertisement with the Override flag to ff02::1.
@@ -63,8 +68,11 @@
 // LooksAlive answers from an in-memory view kept current by netlink address
 // and link subscriptions in the instance's namespace (started by Open, ended
 // by Close): the address is on the interface and the link is up and running.
-// No netlink request is made per call. IsAlive adds one probe (probe_wait
-// long): another host answering for the address is a node-local failure.
+// No netlink request is made per call (about 80 ns). IsAlive adds one
+// probe and listens probe_wait (100 ms by default): another host answering
+// for the address is a node-local failure. Answers that arrive in time but
+// are read late (a loaded machine) still count: the socket is drained
+// without waiting when the window ends.
 //
 // While online, the address disappearing (removed by someone else), the link
 // going down or losing carrier, or the interface vanishing is pushed at once
