@@ -198,6 +198,7 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	var stderr lockedBuffer
 	host.Stderr = &stderr
+	started := time.Now()
 	require.NoError(t, host.Start())
 	exited := make(chan error, 1)
 	var banner lockedBuffer
@@ -246,11 +247,13 @@ func TestEndToEnd(t *testing.T) {
 	pid1, err := strconv.Atoi(strings.TrimSpace(httpGet(t, "http://"+appAddr+"/pid")))
 	require.NoError(t, err)
 	require.Contains(t, procsOf(t, bin), pid1, "the app runs the host binary")
+	killed := time.Now()
 	require.NoError(t, syscall.Kill(pid1, syscall.SIGKILL))
 
+	appPushed := waitEvent(t, c, online.Seq, func(e api.Event) bool { return e.Kind == "failure_pushed" && e.Resource == "web" })
 	restart := waitEvent(t, c, online.Seq, func(e api.Event) bool { return e.Kind == "restart" && e.Resource == "web" })
 	require.Equal(t, "restart 1 of 5 within 5m0s", restart.Reason)
-	waitEvent(t, c, restart.Seq, func(e api.Event) bool {
+	back := waitEvent(t, c, restart.Seq, func(e api.Event) bool {
 		return e.Kind == "group_state_changed" && e.Group == "demo" && e.To == "Online"
 	})
 	pid2, err := strconv.Atoi(strings.TrimSpace(httpGet(t, "http://"+appAddr+"/pid")))
@@ -282,6 +285,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	require.NotZero(t, pluginPid, "plugin process not found")
 	require.Contains(t, m, fmt.Sprintf("sft_plugin_process_pid %d\n", pluginPid))
+	pluginKilled := time.Now()
 	require.NoError(t, syscall.Kill(pluginPid, syscall.SIGKILL))
 	pushed := waitEvent(t, c, restart.Seq, func(e api.Event) bool { return e.Kind == "failure_pushed" && e.Resource == "web" })
 	require.Contains(t, pushed.Reason, fmt.Sprintf("plugin process exited (pid %d)", pluginPid))
@@ -309,9 +313,15 @@ func TestEndToEnd(t *testing.T) {
 	require.Len(t, before, 3, "%v", before)
 
 	// SIGTERM: every group offline, plugins stopped, exit code 0.
+	termAt := time.Now()
 	require.NoError(t, host.Process.Signal(syscall.SIGTERM))
 	err = <-exited
 	stopped = true
+	// Figures (logged, not asserted: timing goals live in benchmarks).
+	t.Logf("figures: start to group Online %v; app SIGKILL to failure pushed %v; app failure to group Online again %v (restart delay 500ms, readiness poll 100ms); plugin SIGKILL to failure pushed %v; SIGTERM to exit %v",
+		online.Time.Sub(started).Round(time.Millisecond), appPushed.Time.Sub(killed).Round(100*time.Microsecond),
+		back.Time.Sub(appPushed.Time).Round(time.Millisecond), pushed.Time.Sub(pluginKilled).Round(100*time.Microsecond),
+		time.Since(termAt).Round(time.Millisecond))
 	require.NoError(t, err, "exit status")
 	require.Equal(t, 0, host.ProcessState.ExitCode())
 	require.Contains(t, banner.String(), "host: stopped cleanly")
