@@ -273,3 +273,46 @@ func TestNewLogger(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestStartupErrors: a resource that cannot be opened, or an API socket in
+// use by another host, stops Run with an error naming the cause; whatever
+// was opened is closed and no goroutine is left (TestMain checks).
+func TestStartupErrors(t *testing.T) {
+	typ := resourcetest.NewType("fake")
+	reg, err := resource.NewRegistry(typ)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "h.sock")
+	cfg := func() *config.Config {
+		return &config.Config{
+			Node: config.Node{Name: "n1"},
+			API:  config.API{Socket: sock},
+			Groups: []config.Group{{Name: "g", Resources: []config.Resource{
+				{Name: "a", Type: "fake"}, {Name: "b", Type: "fake", DependsOn: []string{"a"}},
+			}}},
+		}
+	}
+	run := func(ctx context.Context, ready func(*node.Node)) error {
+		return node.Run(ctx, node.Options{Config: cfg(), Registry: reg, Logger: slog.New(slog.DiscardHandler), Ready: ready})
+	}
+
+	// Open fails.
+	typ.SetOpenError(resource.NodeLocal(errors.New("no such service here")))
+	err = run(context.Background(), func(*node.Node) { t.Error("Ready called") })
+	require.EqualError(t, err, "group g: resource a: no such service here")
+	typ.SetOpenError(nil)
+
+	// The socket belongs to a running host.
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *node.Node, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(n *node.Node) { ready <- n }) }()
+	<-ready
+	err = run(context.Background(), func(*node.Node) { t.Error("second node Ready called") })
+	require.EqualError(t, err, "api socket "+sock+" is in use: is another host running?")
+	cancel()
+	require.NoError(t, <-done)
+	for _, f := range typ.Instances() {
+		require.True(t, f.Closed(), "%s not closed", f.Name())
+	}
+}
