@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -126,7 +127,14 @@ func TestScale(t *testing.T) {
 	l0, i0 := looks.Load(), isAlive.Load()
 	h0, p0 := cpuTicks(t, self), cpuTicks(t, plug)
 	start := time.Now()
+	if path := os.Getenv("SFT_PLUGINS_SCALE_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		require.NoError(t, err)
+		require.NoError(t, pprof.StartCPUProfile(f))
+		defer f.Close()
+	}
 	time.Sleep(window)
+	pprof.StopCPUProfile()
 	wall := time.Since(start).Seconds()
 	h1, p1 := cpuTicks(t, self), cpuTicks(t, plug)
 	hostCPU := float64(h1-h0) / clkTck / wall * 100
