@@ -316,3 +316,40 @@ func TestStartupErrors(t *testing.T) {
 		require.True(t, f.Closed(), "%s not closed", f.Name())
 	}
 }
+
+// TestSlowFollowerIsDisconnected: an events follower that never reads does
+// not hold the node up; once its buffer is full it is disconnected (its
+// channel closed) while the node goes on.
+func TestSlowFollowerIsDisconnected(t *testing.T) {
+	typ := resourcetest.NewType("fake")
+	reg, err := resource.NewRegistry(typ)
+	require.NoError(t, err)
+	no := false
+	cfg := &config.Config{
+		Node: config.Node{Name: "n1"},
+		API:  config.API{Socket: filepath.Join(t.TempDir(), "h.sock")},
+		Groups: []config.Group{{Name: "g", Autostart: &no, Resources: []config.Resource{{Name: "r", Type: "fake"}}}},
+	}
+	ready := make(chan *node.Node, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- node.Run(ctx, node.Options{Config: cfg, Registry: reg, Logger: slog.New(slog.DiscardHandler), Ready: func(n *node.Node) { ready <- n }})
+	}()
+	n := <-ready
+	_, live, stop := n.Events(true)
+	defer stop()
+	// Each online/offline cycle makes 8 events; 40 cycles overflow the
+	// follower's buffer of 256 while nobody reads.
+	for range 40 {
+		require.NoError(t, n.Online(context.Background(), "g"))
+		require.NoError(t, n.Offline(context.Background(), "g"))
+	}
+	got := 0
+	for range live {
+		got++
+	}
+	require.Equal(t, 256, got, "the buffered events, then the channel is closed")
+	cancel()
+	require.NoError(t, <-done)
+}
