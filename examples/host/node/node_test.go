@@ -326,8 +326,8 @@ func TestSlowFollowerIsDisconnected(t *testing.T) {
 	require.NoError(t, err)
 	no := false
 	cfg := &config.Config{
-		Node: config.Node{Name: "n1"},
-		API:  config.API{Socket: filepath.Join(t.TempDir(), "h.sock")},
+		Node:   config.Node{Name: "n1"},
+		API:    config.API{Socket: filepath.Join(t.TempDir(), "h.sock")},
 		Groups: []config.Group{{Name: "g", Autostart: &no, Resources: []config.Resource{{Name: "r", Type: "fake"}}}},
 	}
 	ready := make(chan *node.Node, 1)
