@@ -65,7 +65,7 @@ type Node struct {
 	degraded  map[string]bool
 }
 
-// Name is the node's name.
+// NodeName is the node's name (api.Backend).
 func (n *Node) NodeName() string { return n.name }
 
 // SocketPath is the API's unix socket.
