@@ -13,11 +13,11 @@ import (
 type announcer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	w      *wire
+	done   chan struct{} // closed once nothing more will be sent
 }
 
 func startAnnouncer(w *wire, offsets []time.Duration, refresh time.Duration, log *slog.Logger) *announcer {
-	a := &announcer{w: w}
+	a := &announcer{done: make(chan struct{})}
 	send := func() {
 		if err := w.announce(); err != nil {
 			log.Warn("ipaddress: announcement failed", "err", err)
@@ -30,21 +30,25 @@ func startAnnouncer(w *wire, offsets []time.Duration, refresh time.Duration, log
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	if rest := offsets[i:]; len(rest) > 0 || refresh > 0 {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			runSchedule(ctx, start, rest, refresh, send)
-		}()
+	rest := offsets[i:]
+	if len(rest) == 0 && refresh <= 0 {
+		close(a.done)
+		return a
 	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer close(a.done)
+		runSchedule(ctx, start, rest, refresh, send)
+	}()
 	return a
 }
 
-// Stop cancels the schedule, waits for the goroutine and closes the socket.
+// Stop cancels the schedule and waits for the goroutine. The socket belongs
+// to the instance.
 func (a *announcer) Stop() {
 	a.cancel()
 	a.wg.Wait()
-	a.w.Close()
 }
 
 // runSchedule calls send at start+offsets[i] for each (sorted) offset, then

@@ -2,6 +2,7 @@ package ipaddress
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -131,4 +132,29 @@ func BenchmarkLooksAlive(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRefusal measures how long a second host's Online takes to fail
+// node-local when another host holds the address (default probe timing:
+// the first probe's answer decides).
+func BenchmarkRefusal(b *testing.B) {
+	benchFamilies(b, func(b *testing.B, v6 bool) {
+		l := newLab(b, v6)
+		ctx := context.Background()
+		ra, rb := l.open(b, l.a, nil), l.open(b, l.b, nil)
+		if err := ra.Online(ctx); err != nil {
+			b.Fatal(err)
+		}
+		var ds []time.Duration
+		b.ResetTimer()
+		for range b.N {
+			t0 := time.Now()
+			err := rb.Online(ctx)
+			ds = append(ds, time.Since(t0))
+			if !errors.Is(err, resource.ErrNodeLocal) {
+				b.Fatalf("B Online: %v, want node-local", err)
+			}
+		}
+		report(b, ds, "refusal")
+	})
 }

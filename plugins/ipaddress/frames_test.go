@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
+	"golang.org/x/net/bpf"
 )
 
 var (
@@ -244,5 +246,40 @@ func TestNDPConflict(t *testing.T) {
 				t.Fatalf("mac = %v, want %v", mac, otherMAC)
 			}
 		})
+	}
+}
+
+// TestNDPFilter runs the socket's BPF program on frames: NS and NA pass,
+// other ICMPv6 and other IPv6 traffic do not.
+func TestNDPFilter(t *testing.T) {
+	prog, ok := bpf.Disassemble(ndpFilter)
+	if !ok {
+		t.Fatalf("filter does not disassemble: %v", prog)
+	}
+	for _, ins := range prog {
+		if _, ok := ins.(bpf.RawInstruction); ok {
+			t.Fatalf("filter does not disassemble: %v", prog)
+		}
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := ndpProbe(ourMAC, vip6)
+	na, _ := ndpAnnounce(ourMAC, vip6)
+	rs := ndpBytes(t, otherMAC, netip.MustParseAddr("fe80::1"), &ndp.RouterSolicitation{})
+	udp := slices.Clone(na)
+	udp[14+6] = 17 // next header UDP
+	for name, tt := range map[string]struct {
+		frame []byte
+		pass  bool
+	}{"NS": {ns, true}, "NA": {na, true}, "RS": {rs, false}, "UDP": {udp, false}} {
+		n, err := vm.Run(tt.frame)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if (n > 0) != tt.pass {
+			t.Errorf("%s: filter returned %d, want pass=%v", name, n, tt.pass)
+		}
 	}
 }

@@ -232,6 +232,8 @@ type instance struct {
 	ann      *announcer
 	closed   bool
 
+	w *wire // packet socket, opened by the first probe or Online; guarded by opMu
+
 	// hookProbing, if set (tests only), runs when Online starts probing.
 	hookProbing func()
 }
@@ -318,6 +320,25 @@ func (r *instance) nlAddr() *netlink.Addr {
 	return a
 }
 
+// wireFor returns the instance's packet socket for l, opening it, or
+// reopening it if the interface was re-created. Callers hold opMu, and no
+// announcer runs.
+func (r *instance) wireFor(l link) (*wire, error) {
+	if r.w != nil && r.w.fits(l) {
+		return r.w, nil
+	}
+	if r.w != nil {
+		r.w.Close()
+		r.w = nil
+	}
+	w, err := openWire(r.cfg.NetNS, l, r.cfg.Addr())
+	if err != nil {
+		return nil, err
+	}
+	r.w = w
+	return w, nil
+}
+
 // Online probes for another holder, binds the address, announces it and
 // starts the rest of the announcement schedule.
 func (r *instance) Online(ctx context.Context) error {
@@ -347,17 +368,16 @@ func (r *instance) Online(ctx context.Context) error {
 		return resource.NodeLocal(fmt.Errorf("interface %s: link is down", l.Name))
 	}
 	vip := r.cfg.Addr()
+	w, err := r.wireFor(l)
+	if err != nil {
+		return err
+	}
 	if r.cfg.ProbeCount > 0 {
-		w, err := openWire(r.cfg.NetNS, l, vip, true)
-		if err != nil {
-			return err
-		}
 		t0 := time.Now()
 		if r.hookProbing != nil {
 			r.hookProbing()
 		}
 		mac, err := w.probe(ctx, r.cfg.ProbeCount, r.cfg.ProbeInterval, r.cfg.ProbeWait, false)
-		w.Close()
 		if err != nil {
 			return fmt.Errorf("duplicate address probe: %w", err)
 		}
@@ -402,14 +422,10 @@ func (r *instance) Online(ctx context.Context) error {
 			return fmt.Errorf("waiting for the solicited-node group: %w", err)
 		}
 	}
-	aw, err := openWire(r.cfg.NetNS, l, vip, false)
-	if err != nil {
-		return err
-	}
 	r.mu.Lock()
 	r.online, r.pushed = true, false
 	r.mu.Unlock()
-	r.ann = startAnnouncer(aw, r.cfg.Announce, r.cfg.Refresh, r.log)
+	r.ann = startAnnouncer(w, r.cfg.Announce, r.cfg.Refresh, r.log)
 	r.log.Info("ipaddress: online", "mac", l.MAC)
 	return nil
 }
@@ -502,12 +518,10 @@ func (r *instance) IsAlive(ctx context.Context) error {
 		return err
 	}
 	l := linkOf(nl)
-	w, err := openWire(r.cfg.NetNS, l, r.cfg.Addr(), true)
-	if err != nil {
-		return err
+	if r.w == nil || !r.w.fits(l) {
+		return resource.NodeLocal(fmt.Errorf("interface %s changed since Online", l.Name))
 	}
-	defer w.Close()
-	mac, err := w.probe(ctx, 1, r.cfg.ProbeInterval, r.cfg.ProbeWait, true)
+	mac, err := r.w.probe(ctx, 1, r.cfg.ProbeInterval, r.cfg.ProbeWait, true)
 	if err != nil {
 		return fmt.Errorf("duplicate address probe: %w", err)
 	}
@@ -534,6 +548,10 @@ func (r *instance) Close() error {
 	r.opMu.Lock()
 	defer r.opMu.Unlock()
 	err := r.down()
+	if r.w != nil {
+		r.w.Close()
+		r.w = nil
+	}
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()

@@ -1,6 +1,7 @@
 package ipaddress
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,32 +29,46 @@ type link struct {
 // wire is a raw packet socket on the interface, opened inside the instance's
 // network namespace. ARP and NDP go through raw Ethernet frames so that
 // probing works before the interface has any address (arp.Dial needs one).
+//
+// An instance keeps one wire from its first Online to Close: closing a
+// packet socket waits for an RCU grace period (7-20 ms measured here), which
+// would otherwise sit on every takeover.
 type wire struct {
-	conn *packet.Conn
-	mac  net.HardwareAddr
-	vip  netip.Addr
+	conn  *packet.Conn
+	mac   net.HardwareAddr
+	vip   netip.Addr
+	index int
 }
 
-// dropAll is a BPF program that accepts nothing: the announcing socket only
-// writes, so its receive queue must not fill up.
-var dropAll = func() []bpf.RawInstruction {
-	r, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
+// ndpFilter is a BPF program for an ETH_P_IPV6 packet socket that accepts
+// only ICMPv6 neighbour solicitations and advertisements without extension
+// headers, so the socket does not copy the interface's IPv6 traffic.
+var ndpFilter = mustAssemble([]bpf.Instruction{
+	bpf.LoadAbsolute{Off: 14 + 6, Size: 1},                          // IPv6 next header
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: protoICMPv6, SkipFalse: 4}, // not ICMPv6: drop
+	bpf.LoadAbsolute{Off: 14 + ipv6HeaderLen, Size: 1},              // ICMPv6 type
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: 135, SkipTrue: 1},          // NS
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: 136, SkipFalse: 1},         // NA
+	bpf.RetConstant{Val: 0xffff},
+	bpf.RetConstant{Val: 0},
+})
+
+func mustAssemble(p []bpf.Instruction) []bpf.RawInstruction {
+	r, err := bpf.Assemble(p)
 	if err != nil {
 		panic(err)
 	}
 	return r
-}()
+}
 
-// openWire opens a raw packet socket for vip's protocol on l, inside the
-// namespace at nsPath. receive=false installs a drop-all filter.
-func openWire(nsPath string, l link, vip netip.Addr, receive bool) (*wire, error) {
+// openWire opens a raw packet socket for vip's protocol (ARP, or NDP
+// through ndpFilter) on l, inside the namespace at nsPath.
+func openWire(nsPath string, l link, vip netip.Addr) (*wire, error) {
 	proto := int(ethernet.EtherTypeARP)
+	var cfg *packet.Config
 	if vip.Is6() {
 		proto = int(etherTypeIP6)
-	}
-	var cfg *packet.Config
-	if !receive {
-		cfg = &packet.Config{Filter: dropAll}
+		cfg = &packet.Config{Filter: ndpFilter}
 	}
 	ifi := &net.Interface{Index: l.Index, Name: l.Name, HardwareAddr: l.MAC}
 	var c *packet.Conn
@@ -64,8 +79,11 @@ func openWire(nsPath string, l link, vip netip.Addr, receive bool) (*wire, error
 	if err != nil {
 		return nil, fmt.Errorf("packet socket on %s: %w", l.Name, err)
 	}
-	return &wire{conn: c, mac: l.MAC, vip: vip}, nil
+	return &wire{conn: c, mac: l.MAC, vip: vip, index: l.Index}, nil
 }
+
+// fits reports whether w is bound to interface l as it is now.
+func (w *wire) fits(l link) bool { return w.index == l.Index && bytes.Equal(w.mac, l.MAC) }
 
 func (w *wire) Close() error { return w.conn.Close() }
 
@@ -123,6 +141,11 @@ func (w *wire) probe(ctx context.Context, count int, interval, wait time.Duratio
 	if err != nil {
 		return nil, err
 	}
+	buf := make([]byte, 1600)
+	// Frames queued since the last probe are history, not answers.
+	if _, err := w.drain(buf, holding, true); err != nil {
+		return nil, err
+	}
 	// Wake a blocked read when ctx ends; mu orders it against the loop's
 	// deadline updates so the wake-up cannot be overwritten.
 	var mu sync.Mutex
@@ -135,7 +158,6 @@ func (w *wire) probe(ctx context.Context, count int, interval, wait time.Duratio
 	start := time.Now()
 	end := start.Add(time.Duration(count-1)*interval + wait)
 	sent := 0
-	buf := make([]byte, 1600)
 	for {
 		now := time.Now()
 		for sent < count && !now.Before(start.Add(time.Duration(sent)*interval)) {
@@ -148,7 +170,7 @@ func (w *wire) probe(ctx context.Context, count int, interval, wait time.Duratio
 			// A late wake-up (a loaded machine) may find the deadline
 			// passed with answers queued that arrived in time; Go's
 			// poller would not even look at them. Drain what is there.
-			return w.drain(buf, holding)
+			return w.drain(buf, holding, false)
 		}
 		next := end
 		if sent < count {
@@ -181,8 +203,8 @@ func (w *wire) probe(ctx context.Context, count int, interval, wait time.Duratio
 }
 
 // drain reads the frames already queued on the socket without waiting and
-// reports a conflict among them.
-func (w *wire) drain(buf []byte, holding bool) (net.HardwareAddr, error) {
+// reports a conflict among them; discard drops them all unexamined.
+func (w *wire) drain(buf []byte, holding, discard bool) (net.HardwareAddr, error) {
 	rc, err := w.conn.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -200,6 +222,9 @@ func (w *wire) drain(buf []byte, holding bool) (net.HardwareAddr, error) {
 					rerr = fmt.Errorf("read: %w", err)
 				}
 				return
+			}
+			if discard {
+				continue
 			}
 			if m, ok := w.conflict(buf[:n], holding); ok {
 				mac = m

@@ -8,9 +8,9 @@ import (
 	"github.com/sftkit/sft/internal/netns"
 )
 
-func hostWire(t *testing.T, h *netns.Host, l *lab, receive bool) *wire {
+func hostWire(t *testing.T, h *netns.Host, l *lab) *wire {
 	t.Helper()
-	w, err := openWire(h.Path, link{Name: h.Link, Index: h.Index, MAC: h.MAC}, l.vip.Addr(), receive)
+	w, err := openWire(h.Path, link{Name: h.Link, Index: h.Index, MAC: h.MAC}, l.vip.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,9 +24,9 @@ func hostWire(t *testing.T, h *netns.Host, l *lab, receive bool) *wire {
 func TestDrainSeesQueuedClaims(t *testing.T) {
 	families(t, func(t *testing.T, v6 bool) {
 		l := newLab(t, v6)
-		w := hostWire(t, l.a, l, true)
-		witness := hostWire(t, l.a, l, true)
-		b := hostWire(t, l.b, l, false)
+		w := hostWire(t, l.a, l)
+		witness := hostWire(t, l.a, l)
+		b := hostWire(t, l.b, l)
 		if err := b.announce(); err != nil {
 			t.Fatal(err)
 		}
@@ -43,11 +43,11 @@ func TestDrainSeesQueuedClaims(t *testing.T) {
 				break
 			}
 		}
-		mac, err := w.drain(buf, true)
+		mac, err := w.drain(buf, true, false)
 		if err != nil || !bytes.Equal(mac, l.b.MAC) {
 			t.Fatalf("drain = %v, %v; want B's MAC %v", mac, err, l.b.MAC)
 		}
-		if mac, err := w.drain(buf, true); err != nil || mac != nil {
+		if mac, err := w.drain(buf, true, false); err != nil || mac != nil {
 			t.Fatalf("second drain = %v, %v; want nothing left", mac, err)
 		}
 	})
