@@ -103,6 +103,10 @@ func (t *remoteType) checkSettings() (looks, is, timeout time.Duration) {
 		cmp(cfg.CallTimeout, t.timing.CallTimeout, 2*time.Second)
 }
 
+func (t *remoteType) deadlockGrace() time.Duration {
+	return cmp(t.h.cfg.DeadlockGrace, t.timing.DeadlockTimeout-t.timing.CallTimeout, 2*time.Second)
+}
+
 // cmp returns the first positive duration.
 func cmp(ds ...time.Duration) time.Duration {
 	for _, d := range ds {
@@ -174,6 +178,7 @@ func (p *proxy) attach(ctx context.Context) (*gen, uint64, error) {
 		LooksAliveIntervalNs: int64(looksEvery),
 		IsAliveIntervalNs:    int64(isEvery),
 		CheckTimeoutNs:       int64(timeout),
+		DeadlockGraceNs:      int64(p.t.deadlockGrace()),
 	})
 	if err != nil {
 		return nil, 0, callErr(ctx, g, "Open", p.name, err)
@@ -435,6 +440,12 @@ func (p *proxy) onEvent(g *gen, ev *pb.Event) {
 		}
 	case pb.Event_KIND_IS_ALIVE_OK:
 		p.isErr = nil
+	case pb.Event_KIND_DEADLOCK:
+		p.mu.Unlock()
+		reason := fmt.Sprintf("resource %q deadlocked: %v", p.name, errorFromDetail(ev.GetError()))
+		p.logger.Error("killing plugin process", "pid", g.pid, "reason", reason)
+		g.kill(reason)
+		return
 	}
 	p.mu.Unlock()
 	if fire != nil && err != nil {

@@ -78,6 +78,15 @@ type Config struct {
 	// meant for comparison and debugging.
 	RemoteChecks bool
 
+	// DeadlockGrace: a call of a resource in the plugin that has not
+	// returned this long after its context ended (the host's deadline, or
+	// Terminate) ignores its context; the plugin reports it and the host
+	// kills the plugin's process group, failing its resources, the way the
+	// cluster service restarts a deadlocked resource host. (The host's own
+	// call returns at its deadline regardless: gRPC honours it.) Default:
+	// the type's DeadlockTimeout minus its CallTimeout, else 2 s.
+	DeadlockGrace time.Duration
+
 	// HeartbeatInterval and HeartbeatTimeout: the host pings each plugin
 	// process this often; a process that does not answer within the
 	// timeout (frozen, wedged) is killed, which fails its resources, and is
@@ -117,7 +126,7 @@ func (c Config) withDefaults() (Config, []byte, error) {
 		"StartTimeout": c.StartTimeout, "StopTimeout": c.StopTimeout, "MinBackoff": c.MinBackoff,
 		"MaxBackoff": c.MaxBackoff, "BackoffReset": c.BackoffReset,
 		"LooksAliveInterval": c.LooksAliveInterval, "IsAliveInterval": c.IsAliveInterval,
-		"CallTimeout": c.CallTimeout, "HeartbeatInterval": c.HeartbeatInterval, "HeartbeatTimeout": c.HeartbeatTimeout,
+		"CallTimeout": c.CallTimeout, "DeadlockGrace": c.DeadlockGrace, "HeartbeatInterval": c.HeartbeatInterval, "HeartbeatTimeout": c.HeartbeatTimeout,
 	} {
 		if d < 0 {
 			return c, nil, resource.ConfigError(name, d.String(), "must not be negative")

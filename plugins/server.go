@@ -141,6 +141,7 @@ func (s *grpcServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.OpenRes
 		interval: time.Duration(req.GetLooksAliveIntervalNs()),
 		isEvery:  time.Duration(req.GetIsAliveIntervalNs()),
 		timeout:  time.Duration(req.GetCheckTimeoutNs()),
+		grace:    time.Duration(req.GetDeadlockGraceNs()),
 	}
 	inst.gen, inst.cancel = context.WithCancelCause(context.Background())
 	s.insts[id] = inst
@@ -220,9 +221,9 @@ func (s *grpcServer) pending(req *pb.InstanceRequest, stream progressStream, onl
 		return errorToStatus(err)
 	}
 	if online {
-		err = inst.res.Online(ctx)
+		err = inst.watch(ctx, "Online", inst.res.Online)
 	} else {
-		err = inst.res.Offline(ctx)
+		err = inst.watch(ctx, "Offline", inst.res.Offline)
 	}
 	inst.release()
 	if online && err == nil {
@@ -251,9 +252,9 @@ func (s *grpcServer) check(ctx context.Context, req *pb.InstanceRequest, thoroug
 	}
 	defer inst.release()
 	if thorough {
-		err = inst.res.IsAlive(ctx)
+		err = inst.watch(ctx, "IsAlive", inst.res.IsAlive)
 	} else {
-		err = inst.res.LooksAlive(ctx)
+		err = inst.watch(ctx, "LooksAlive", inst.res.LooksAlive)
 	}
 	if err != nil {
 		return nil, errorToStatus(err)
@@ -275,7 +276,7 @@ func (s *grpcServer) Terminate(ctx context.Context, req *pb.InstanceRequest) (*p
 		return nil, errorToStatus(err)
 	}
 	inst.terminateCalls()
-	return &pb.Empty{}, errorToStatus(inst.res.Terminate(ctx))
+	return &pb.Empty{}, errorToStatus(inst.watch(ctx, "Terminate", inst.res.Terminate))
 }
 
 func (s *grpcServer) Ping(context.Context, *pb.Empty) (*pb.Empty, error) { return &pb.Empty{}, nil }
@@ -306,6 +307,7 @@ type instance struct {
 	interval time.Duration // plugin-side LooksAlive; 0: none
 	isEvery  time.Duration // plugin-side IsAlive; 0: none
 	timeout  time.Duration // of a plugin-side IsAlive
+	grace    time.Duration // deadlock grace after a call's ctx ended
 
 	mu      sync.Mutex
 	gen     context.Context // canceled by Terminate; calls run under it
@@ -313,6 +315,33 @@ type instance struct {
 	loop    context.CancelFunc // stops the plugin-side LooksAlive; nil when not sweeping
 	loopCtx context.Context
 	failing bool // last plugin-side LooksAlive failed
+}
+
+// watch runs fn(ctx). If fn has not returned grace after ctx ended, the
+// resource ignores its context: that is reported to the host
+// (KIND_DEADLOCK), which kills this process, the only way to free the call.
+// The normal path costs one context.AfterFunc registration.
+func (i *instance) watch(ctx context.Context, method string, fn func(context.Context) error) error {
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		grace := i.grace
+		if grace <= 0 {
+			grace = 2 * time.Second
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			err := fmt.Errorf("%s did not return %s after its context ended (%v)", method, grace, context.Cause(ctx))
+			i.logger.Error("resource call deadlocked", "method", method, "grace", grace)
+			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_DEADLOCK, Error: errorToDetail(err)})
+		}
+	})
+	err := fn(ctx)
+	close(done)
+	stop()
+	return err
 }
 
 // callCtx joins ctx (the RPC's) with the instance's generation, so that
@@ -395,7 +424,7 @@ func (i *instance) isAliveLoop(ctx context.Context) {
 				return err
 			}
 			defer i.release()
-			return i.res.IsAlive(cctx)
+			return i.watch(cctx, "IsAlive", i.res.IsAlive)
 		}()
 		if ctx.Err() != nil {
 			return
@@ -443,7 +472,7 @@ func (i *instance) sweepOnce() {
 	default:
 		return
 	}
-	err := i.res.LooksAlive(ctx)
+	err := i.watch(ctx, "LooksAlive", i.res.LooksAlive)
 	i.release()
 	if ctx.Err() != nil {
 		return
@@ -490,6 +519,7 @@ type sweeper struct {
 	interval time.Duration // plugin-side LooksAlive; 0: none
 	isEvery  time.Duration // plugin-side IsAlive; 0: none
 	timeout  time.Duration // of a plugin-side IsAlive
+	grace    time.Duration // deadlock grace after a call's ctx ended
 
 	mu      sync.Mutex
 	members map[*instance]struct{}

@@ -42,6 +42,9 @@ const (
 	Event_KIND_IS_ALIVE_FAILED Event_Kind = 4
 	// The plugin-side IsAlive passes again.
 	Event_KIND_IS_ALIVE_OK Event_Kind = 5
+	// A call of the resource ignored its ended context past the deadlock
+	// grace (error describes it): only killing the process frees it.
+	Event_KIND_DEADLOCK Event_Kind = 6
 )
 
 // Enum value maps for Event_Kind.
@@ -53,6 +56,7 @@ var (
 		3: "KIND_LOOKS_ALIVE_OK",
 		4: "KIND_IS_ALIVE_FAILED",
 		5: "KIND_IS_ALIVE_OK",
+		6: "KIND_DEADLOCK",
 	}
 	Event_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":        0,
@@ -61,6 +65,7 @@ var (
 		"KIND_LOOKS_ALIVE_OK":     3,
 		"KIND_IS_ALIVE_FAILED":    4,
 		"KIND_IS_ALIVE_OK":        5,
+		"KIND_DEADLOCK":           6,
 	}
 )
 
@@ -440,8 +445,12 @@ type OpenRequest struct {
 	// When positive, the plugin runs IsAlive itself every interval while the
 	// instance is online and pushes changes on Events.
 	IsAliveIntervalNs int64 `protobuf:"varint,6,opt,name=is_alive_interval_ns,json=isAliveIntervalNs,proto3" json:"is_alive_interval_ns,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// A call of the resource that has not returned this long after its
+	// context ended is reported as KIND_DEADLOCK (the host then kills the
+	// plugin process). Zero: 2 s.
+	DeadlockGraceNs int64 `protobuf:"varint,7,opt,name=deadlock_grace_ns,json=deadlockGraceNs,proto3" json:"deadlock_grace_ns,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *OpenRequest) Reset() {
@@ -512,6 +521,13 @@ func (x *OpenRequest) GetCheckTimeoutNs() int64 {
 func (x *OpenRequest) GetIsAliveIntervalNs() int64 {
 	if x != nil {
 		return x.IsAliveIntervalNs
+	}
+	return 0
+}
+
+func (x *OpenRequest) GetDeadlockGraceNs() int64 {
+	if x != nil {
+		return x.DeadlockGraceNs
 	}
 	return 0
 }
@@ -863,14 +879,15 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x13deadlock_timeout_ns\x18\x06 \x01(\x03R\x11deadlockTimeoutNs\"N\n" +
 	"\x0fValidateRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12'\n" +
-	"\x0fproperties_json\x18\x02 \x01(\fR\x0epropertiesJson\"\xf0\x01\n" +
+	"\x0fproperties_json\x18\x02 \x01(\fR\x0epropertiesJson\"\x9c\x02\n" +
 	"\vOpenRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
 	"\x0fproperties_json\x18\x03 \x01(\fR\x0epropertiesJson\x125\n" +
 	"\x17looks_alive_interval_ns\x18\x04 \x01(\x03R\x14looksAliveIntervalNs\x12(\n" +
 	"\x10check_timeout_ns\x18\x05 \x01(\x03R\x0echeckTimeoutNs\x12/\n" +
-	"\x14is_alive_interval_ns\x18\x06 \x01(\x03R\x11isAliveIntervalNs\"U\n" +
+	"\x14is_alive_interval_ns\x18\x06 \x01(\x03R\x11isAliveIntervalNs\x12*\n" +
+	"\x11deadlock_grace_ns\x18\a \x01(\x03R\x0fdeadlockGraceNs\"U\n" +
 	"\fOpenResponse\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12)\n" +
 	"\x10reports_failures\x18\x02 \x01(\bR\x0freportsFailures\"-\n" +
@@ -878,18 +895,19 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\"$\n" +
 	"\bProgress\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\"\x0f\n" +
-	"\rEventsRequest\"\x9f\x02\n" +
+	"\rEventsRequest\"\xb2\x02\n" +
 	"\x05Event\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.sft.resource.v1.Event.KindR\x04kind\x122\n" +
-	"\x05error\x18\x03 \x01(\v2\x1c.sft.resource.v1.ErrorDetailR\x05error\"\x94\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x1c.sft.resource.v1.ErrorDetailR\x05error\"\xa7\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_FAILURE\x10\x01\x12\x1b\n" +
 	"\x17KIND_LOOKS_ALIVE_FAILED\x10\x02\x12\x17\n" +
 	"\x13KIND_LOOKS_ALIVE_OK\x10\x03\x12\x18\n" +
 	"\x14KIND_IS_ALIVE_FAILED\x10\x04\x12\x14\n" +
-	"\x10KIND_IS_ALIVE_OK\x10\x05\"\xc3\x02\n" +
+	"\x10KIND_IS_ALIVE_OK\x10\x05\x12\x11\n" +
+	"\rKIND_DEADLOCK\x10\x06\"\xc3\x02\n" +
 	"\vErrorDetail\x128\n" +
 	"\x05class\x18\x01 \x01(\x0e2\".sft.resource.v1.ErrorDetail.ClassR\x05class\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x1d\n" +
