@@ -59,9 +59,11 @@
 // on the interface, which a node taking over an address may not have. An
 // instance keeps one socket from its first Online until Close: closing a
 // packet socket waits for an RCU grace period (7-20 ms measured here), which
-// would otherwise delay every takeover. The IPv6 socket carries a BPF filter
-// that passes only neighbour solicitations and advertisements; queued frames
-// are discarded before each probe.
+// would otherwise delay every takeover. A BPF filter on the socket passes
+// only ARP frames with the address as sender or target IP, or neighbour
+// solicitations and advertisements whose target is the address, so many
+// instances on a busy interface do not each copy its traffic; frames queued
+// between probes are discarded before each probe.
 //
 // Neighbours update an existing cache entry from these announcements; with
 // the Linux default arp_accept=0 (and IPv6's accept_untracked_na=0) a

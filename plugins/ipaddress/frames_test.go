@@ -249,37 +249,57 @@ func TestNDPConflict(t *testing.T) {
 	}
 }
 
-// TestNDPFilter runs the socket's BPF program on frames: NS and NA pass,
-// other ICMPv6 and other IPv6 traffic do not.
-func TestNDPFilter(t *testing.T) {
-	prog, ok := bpf.Disassemble(ndpFilter)
+func runFilter(t *testing.T, raw []bpf.RawInstruction) *bpf.VM {
+	t.Helper()
+	prog, ok := bpf.Disassemble(raw)
 	if !ok {
 		t.Fatalf("filter does not disassemble: %v", prog)
-	}
-	for _, ins := range prog {
-		if _, ok := ins.(bpf.RawInstruction); ok {
-			t.Fatalf("filter does not disassemble: %v", prog)
-		}
 	}
 	vm, err := bpf.NewVM(prog)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return vm
+}
+
+// TestSocketFilters runs the sockets' BPF programs on frames: only frames
+// about the instance's own address pass.
+func TestSocketFilters(t *testing.T) {
+	otherIP4 := netip.MustParseAddr("192.0.2.99")
+	otherIP6 := netip.MustParseAddr("2001:db8::99")
+	probe4, _ := arpProbe(ourMAC, vip4)
+	ann4, _ := arpAnnounce(ourMAC, vip4)
 	ns, _ := ndpProbe(ourMAC, vip6)
 	na, _ := ndpAnnounce(ourMAC, vip6)
-	rs := ndpBytes(t, otherMAC, netip.MustParseAddr("fe80::1"), &ndp.RouterSolicitation{})
 	udp := slices.Clone(na)
 	udp[14+6] = 17 // next header UDP
-	for name, tt := range map[string]struct {
-		frame []byte
-		pass  bool
-	}{"NS": {ns, true}, "NA": {na, true}, "RS": {rs, false}, "UDP": {udp, false}} {
-		n, err := vm.Run(tt.frame)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if (n > 0) != tt.pass {
-			t.Errorf("%s: filter returned %d, want pass=%v", name, n, tt.pass)
-		}
+	tests := []struct {
+		name   string
+		filter []bpf.RawInstruction
+		frame  []byte
+		pass   bool
+	}{
+		{"ARP probe for vip", arpFilter(vip4), probe4, true},
+		{"ARP announcement of vip", arpFilter(vip4), ann4, true},
+		{"ARP reply from vip", arpFilter(vip4), arpBytes(t, arp.OperationReply, otherMAC, vip4, otherIP4), true},
+		{"ARP between others", arpFilter(vip4), arpBytes(t, arp.OperationRequest, otherMAC, otherIP4, netip.MustParseAddr("192.0.2.98")), false},
+		{"ARP probe for another address", arpFilter(otherIP4), probe4, false},
+		{"NS for vip", ndpFilter(vip6), ns, true},
+		{"NA for vip", ndpFilter(vip6), na, true},
+		{"NA for another address", ndpFilter(otherIP6), na, false},
+		{"NS for another address", ndpFilter(otherIP6), ns, false},
+		{"router solicitation", ndpFilter(vip6), ndpBytes(t, otherMAC, netip.MustParseAddr("fe80::1"), &ndp.RouterSolicitation{}), false},
+		{"UDP", ndpFilter(vip6), udp, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := runFilter(t, tt.filter).Run(tt.frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (n > 0) != tt.pass {
+				t.Errorf("filter returned %d, want pass=%v", n, tt.pass)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package ipaddress
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -40,35 +41,71 @@ type wire struct {
 	index int
 }
 
-// ndpFilter is a BPF program for an ETH_P_IPV6 packet socket that accepts
-// only ICMPv6 neighbour solicitations and advertisements without extension
-// headers, so the socket does not copy the interface's IPv6 traffic.
-var ndpFilter = mustAssemble([]bpf.Instruction{
-	bpf.LoadAbsolute{Off: 14 + 6, Size: 1},                          // IPv6 next header
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: protoICMPv6, SkipFalse: 4}, // not ICMPv6: drop
-	bpf.LoadAbsolute{Off: 14 + ipv6HeaderLen, Size: 1},              // ICMPv6 type
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: 135, SkipTrue: 1},          // NS
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: 136, SkipFalse: 1},         // NA
-	bpf.RetConstant{Val: 0xffff},
-	bpf.RetConstant{Val: 0},
-})
+// Socket filters: each instance's socket receives only the frames that can
+// concern its own address, so many instances on one busy interface do not
+// each copy all of its ARP or IPv6 traffic.
+const (
+	bpfAccept = 0xffff
+	ethHeader = 14
+)
 
-func mustAssemble(p []bpf.Instruction) []bpf.RawInstruction {
-	r, err := bpf.Assemble(p)
+// withDrop assembles prog, whose JumpIf instructions with SkipFalse ==
+// toDrop jump to a final "drop" instruction appended here.
+const toDrop = 0xff
+
+func withDrop(prog []bpf.Instruction) []bpf.RawInstruction {
+	drop := len(prog)
+	for i, ins := range prog {
+		if j, ok := ins.(bpf.JumpIf); ok && j.SkipFalse == toDrop {
+			j.SkipFalse = uint8(drop - i - 1)
+			prog[i] = j
+		}
+	}
+	prog = append(prog, bpf.RetConstant{Val: 0})
+	r, err := bpf.Assemble(prog)
 	if err != nil {
 		panic(err)
 	}
 	return r
 }
 
-// openWire opens a raw packet socket for vip's protocol (ARP, or NDP
-// through ndpFilter) on l, inside the namespace at nsPath.
+// arpFilter passes ARP frames whose sender or target IP is vip.
+func arpFilter(vip netip.Addr) []bpf.RawInstruction {
+	v := binary.BigEndian.Uint32(vip.AsSlice())
+	return withDrop([]bpf.Instruction{
+		bpf.LoadAbsolute{Off: ethHeader + 14, Size: 4}, // SPA
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: 2},
+		bpf.LoadAbsolute{Off: ethHeader + 24, Size: 4}, // TPA
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipFalse: toDrop},
+		bpf.RetConstant{Val: bpfAccept},
+	})
+}
+
+// ndpFilter passes ICMPv6 neighbour solicitations and advertisements
+// (without extension headers) whose target is vip.
+func ndpFilter(vip netip.Addr) []bpf.RawInstruction {
+	t := vip.As16()
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: ethHeader + 6, Size: 1}, // next header
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: protoICMPv6, SkipFalse: toDrop},
+		bpf.LoadAbsolute{Off: ethHeader + ipv6HeaderLen, Size: 1},    // ICMPv6 type
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 135, SkipTrue: 1},       // NS
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 136, SkipFalse: toDrop}, // NA
+	}
+	for i := 0; i < 16; i += 4 { // target address, after type, code, checksum, flags
+		prog = append(prog,
+			bpf.LoadAbsolute{Off: uint32(ethHeader + ipv6HeaderLen + 8 + i), Size: 4},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(t[i : i+4]), SkipFalse: toDrop})
+	}
+	return withDrop(append(prog, bpf.RetConstant{Val: bpfAccept}))
+}
+
+// openWire opens a raw packet socket for vip's protocol on l, inside the
+// namespace at nsPath, filtered to the frames about vip.
 func openWire(nsPath string, l link, vip netip.Addr) (*wire, error) {
-	proto := int(ethernet.EtherTypeARP)
-	var cfg *packet.Config
+	proto, cfg := int(ethernet.EtherTypeARP), &packet.Config{Filter: arpFilter(vip)}
 	if vip.Is6() {
-		proto = int(etherTypeIP6)
-		cfg = &packet.Config{Filter: ndpFilter}
+		proto, cfg = int(etherTypeIP6), &packet.Config{Filter: ndpFilter(vip)}
 	}
 	ifi := &net.Interface{Index: l.Index, Name: l.Name, HardwareAddr: l.MAC}
 	var c *packet.Conn
