@@ -43,6 +43,13 @@
 //     Kill would block forever on a frozen plugin and orphan its children)
 //     without waiting for the hung call; the monitor calls it at the
 //     deadlock timeout.
+//   - The host's calls return at their deadline even when the resource in
+//     the plugin ignores its ctx (gRPC honours deadlines), so the monitor's
+//     own deadlock timeout rarely fires for a plugin resource. The plugin
+//     watches instead: a call still running [Config].DeadlockGrace after
+//     its ctx ended (the deadline, or Terminate) is reported, and the host
+//     kills the plugin's process group, failing its resources, as the
+//     cluster service restarts a deadlocked resource host.
 //   - A heartbeat (Ping every second, 5 s timeout) kills a plugin that
 //     stops answering, so a frozen process is noticed even when no call is
 //     in flight.
