@@ -355,7 +355,11 @@ func (r *instance) Online(ctx context.Context) error {
 	if closed {
 		return errors.New("ipaddress: Online after Close")
 	}
-	if r.ann != nil { // Online again while online: restart the schedule
+	// Online again while online starts over: no pushes, no schedule.
+	r.mu.Lock()
+	r.online = false
+	r.mu.Unlock()
+	if r.ann != nil {
 		r.ann.Stop()
 		r.ann = nil
 	}
@@ -382,7 +386,9 @@ func (r *instance) Online(ctx context.Context) error {
 			return fmt.Errorf("duplicate address probe: %w", err)
 		}
 		if mac != nil {
-			return resource.NodeLocal(fmt.Errorf("address %s is held by another host (%s) on %s: not binding it", vip, mac, l.Name))
+			err := resource.NodeLocal(fmt.Errorf("address %s is held by another host (%s) on %s: not binding it", vip, mac, l.Name))
+			r.log.Warn("ipaddress: refusing to bind", "err", err)
+			return err
 		}
 		r.log.Debug("ipaddress: probe found no other holder", "took", time.Since(t0))
 	}
