@@ -131,10 +131,13 @@ type proxy struct {
 	g       *gen // process holding the instance; may be dead
 	id      uint64
 	handler func(error)
-	online  bool  // between a successful Online and Offline/Terminate/failure
-	looks   error // last result of the plugin-side LooksAlive
-	isErr   error // last result of the plugin-side IsAlive
-	closed  bool
+	online  bool // between a successful Online and Offline/Terminate/failure
+	// starting is set while Online is in flight: events that overtake the
+	// end of the Online stream (the plugin polls at once) still count.
+	starting bool
+	looks    error // last result of the plugin-side LooksAlive
+	isErr    error // last result of the plugin-side IsAlive
+	closed   bool
 }
 
 var (
@@ -189,6 +192,9 @@ func (p *proxy) attach(ctx context.Context) (*gen, uint64, error) {
 	p.mu.Lock()
 	p.g, p.id = g, resp.GetInstance()
 	p.online, p.looks, p.isErr = false, nil, nil
+	if p.starting {
+		p.looks, p.isErr = nil, nil
+	}
 	p.mu.Unlock()
 	return g, resp.GetInstance(), nil
 }
@@ -221,8 +227,16 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 		op = "Online"
 	}
 	p.mu.Lock()
-	p.online = false
+	p.online, p.starting = false, false
+	if online {
+		p.starting, p.looks, p.isErr = true, nil, nil
+	}
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.starting = false
+		p.mu.Unlock()
+	}()
 	g, id, err := p.attach(ctx)
 	if err != nil {
 		return err
@@ -254,7 +268,7 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 	if online {
 		p.mu.Lock()
 		if p.g == g && p.id == id {
-			p.online, p.looks, p.isErr = true, nil, nil
+			p.online = p.starting
 		}
 		p.mu.Unlock()
 	}
@@ -273,12 +287,15 @@ func (p *proxy) Offline(ctx context.Context) error { return p.pending(ctx, false
 // Config.RemoteChecks is set. A dead plugin process is ErrPluginExited.
 func (p *proxy) LooksAlive(ctx context.Context) error {
 	p.mu.Lock()
-	g, id, looks, online := p.g, p.id, p.looks, p.online
+	g, id, looks, isErr, online := p.g, p.id, p.looks, p.isErr, p.online
 	p.mu.Unlock()
 	if g == nil || g.isDead() {
 		return p.exited("LooksAlive", g)
 	}
 	if online && !p.t.h.cfg.RemoteChecks {
+		if looks == nil {
+			return isErr // a failure the plugin already knows of
+		}
 		return looks
 	}
 	// Not online (the monitor does not poll then) or remote mode: ask.
@@ -420,24 +437,25 @@ func (p *proxy) onEvent(g *gen, ev *pb.Event) {
 		p.mu.Unlock()
 		return
 	}
+	live := p.online || p.starting
 	var fire func(error)
 	var err error
 	switch ev.GetKind() {
-	case pb.Event_KIND_FAILURE:
+	case pb.Event_KIND_FAILURE, pb.Event_KIND_IS_ALIVE_FAILED:
+		// Sticky until the next Online: the polls answer it too, which
+		// also covers a failure that overtook the end of Online.
+		if live {
+			p.isErr = errorFromDetail(ev.GetError())
+		}
 		if p.online {
-			fire, err = p.handler, errorFromDetail(ev.GetError())
+			fire, err = p.handler, p.isErr
 		}
 	case pb.Event_KIND_LOOKS_ALIVE_FAILED:
-		if p.online {
+		if live {
 			p.looks = errorFromDetail(ev.GetError())
 		}
 	case pb.Event_KIND_LOOKS_ALIVE_OK:
 		p.looks = nil
-	case pb.Event_KIND_IS_ALIVE_FAILED:
-		if p.online {
-			p.isErr = errorFromDetail(ev.GetError())
-			fire, err = p.handler, p.isErr
-		}
 	case pb.Event_KIND_IS_ALIVE_OK:
 		p.isErr = nil
 	case pb.Event_KIND_DEADLOCK:

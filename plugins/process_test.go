@@ -122,24 +122,41 @@ func TestErrorClassesCrossTheWire(t *testing.T) {
 	require.NoError(t, typ.Validate(t.Context(), resource.Properties{"progress": 1}))
 }
 
-func TestPushedFailureAndLocalLooksAlive(t *testing.T) {
+func TestPushedFailure(t *testing.T) {
 	t.Parallel()
-	h, _ := launch(t, func(c *Config) { c.LooksAliveInterval = 10 * time.Millisecond })
-	dir := t.TempDir()
-	looksFile := filepath.Join(dir, "fail")
-	r := open(t, h, "a", resource.Properties{"push_after": "20ms", "fail_looks_file": looksFile})
+	h, _ := launch(t, nil)
+	r := open(t, h, "a", resource.Properties{"push_after": "20ms"})
 	var f failures
 	r.(resource.FailureReporter).SetFailureHandler(f.handler)
 	require.NoError(t, r.Online(t.Context()))
 	waitFor(t, "the pushed failure", func() bool { return len(f.get()) == 1 })
 	require.ErrorIs(t, f.get()[0], resource.ErrNodeLocal, "class survives the push")
+	require.ErrorIs(t, r.LooksAlive(t.Context()), resource.ErrNodeLocal, "the polls see a known failure too")
+	require.ErrorIs(t, r.IsAlive(t.Context()), resource.ErrNodeLocal)
 
+	// The monitor's restart clears it.
+	require.NoError(t, r.Terminate(t.Context()))
+	require.NoError(t, r.Online(t.Context()))
+	require.NoError(t, r.LooksAlive(t.Context()))
+	require.NoError(t, r.Terminate(t.Context()))
+}
+
+func TestPluginSideLooksAlive(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, func(c *Config) { c.LooksAliveInterval = 10 * time.Millisecond; c.IsAliveInterval = time.Hour })
+	looksFile := filepath.Join(t.TempDir(), "fail")
+	r := open(t, h, "a", resource.Properties{"fail_looks_file": looksFile})
+	var f failures
+	r.(resource.FailureReporter).SetFailureHandler(f.handler)
+	require.NoError(t, r.Online(t.Context()))
 	require.NoError(t, r.LooksAlive(t.Context()))
 	require.NoError(t, os.WriteFile(looksFile, nil, 0o600))
-	waitFor(t, "LooksAlive to fail from the plugin-side loop", func() bool { return r.LooksAlive(t.Context()) != nil })
-	require.ErrorIs(t, r.LooksAlive(t.Context()), resource.ErrTransient)
+	waitFor(t, "LooksAlive to fail from the plugin-side sweep", func() bool { return r.LooksAlive(t.Context()) != nil })
+	require.ErrorIs(t, r.LooksAlive(t.Context()), resource.ErrTransient, "class survives")
+	require.ErrorContains(t, r.IsAlive(t.Context()), "fail_looks_file exists", "LooksAlive failing: IsAlive is a real call")
 	require.NoError(t, os.Remove(looksFile))
 	waitFor(t, "LooksAlive to pass again", func() bool { return r.LooksAlive(t.Context()) == nil })
+	require.Empty(t, f.get(), "a LooksAlive failure is for the monitor to confirm, not a pushed failure")
 	require.NoError(t, r.Terminate(t.Context()))
 }
 
@@ -330,7 +347,7 @@ func TestPluginSideIsAliveFailureIsPushed(t *testing.T) {
 	waitFor(t, "the plugin-side IsAlive failure", func() bool { return len(f.get()) == 1 })
 	require.ErrorIs(t, f.get()[0], resource.ErrTransient)
 	require.ErrorContains(t, r.IsAlive(t.Context()), "fail_looks_file exists")
-	require.NoError(t, r.LooksAlive(t.Context()), "the LooksAlive sweep has not run yet (1 h)")
+	require.ErrorContains(t, r.LooksAlive(t.Context()), "fail_looks_file exists", "a known IsAlive failure answers LooksAlive too")
 	require.NoError(t, r.Terminate(t.Context()))
 }
 
