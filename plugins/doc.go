@@ -80,7 +80,10 @@
 // The proxy's LooksAlive answers from the last pushed LooksAlive result
 // without a call; its IsAlive answers from the last IsAlive result while
 // LooksAlive passes, and makes a real call otherwise (the monitor confirming
-// a failed LooksAlive) or when the instance is not online. Intervals come
+// a failed LooksAlive) or when the instance is not online. A failure the
+// plugin pushed (the resource's own, or a failed plugin-side IsAlive) also
+// fails both polls until the next Online, so none is lost between the end
+// of Online and the monitor's first poll. Intervals come
 // from [Config] or the type's DefaultTiming and should match the monitor's.
 // A failed LooksAlive therefore reaches the monitor within two intervals
 // (plugin sweep, then the monitor's poll); IsAlive failures and pushed
