@@ -480,6 +480,8 @@ func (h *Host) startProcess(ctx context.Context, p *proc) (*gen, error) {
 		StartTimeout:     h.cfg.StartTimeout,
 		Logger:           logbridge.HCLog(h.cfg.Logger),
 		Stderr:           io.Discard,
+		SyncStdout:       logbridge.LineWriter(h.logger, slog.LevelInfo, "stdout"),
+		SyncStderr:       logbridge.LineWriter(h.logger, slog.LevelWarn, "stderr"),
 		// cmd.Env already holds the host's environment with Config.Env
 		// overriding it; go-plugin would append the host's again after it.
 		SkipHostEnv: true,

@@ -62,7 +62,7 @@ func TestLifecycleThroughPluginProcess(t *testing.T) {
 	require.NoError(t, h.Register(reg))
 	require.Equal(t, []string{"scripted"}, reg.Names())
 
-	r := open(t, h, "web/app", resource.Properties{"progress": 3})
+	r := open(t, h, "web/app", resource.Properties{"progress": 3, "print": "hello from stdout"})
 	var (
 		mu       sync.Mutex
 		progress []string
@@ -88,6 +88,10 @@ func TestLifecycleThroughPluginProcess(t *testing.T) {
 	waitFor(t, "the plugin's warning in the host log", func() bool {
 		rec, ok := logs.find("scripted online")
 		return ok && rec.Level == slog.LevelWarn
+	})
+	waitFor(t, "the plugin's stdout in the host log", func() bool {
+		_, ok := logs.find("hello from stdout")
+		return ok
 	})
 }
 

@@ -31,6 +31,8 @@ type scriptedProps struct {
 	SpawnPidFile string `json:"spawn_pid_file"`
 	// FailLooksFile: LooksAlive fails while this file exists.
 	FailLooksFile string `json:"fail_looks_file"`
+	// Print: Online writes this line to stdout.
+	Print string `json:"print"`
 	// PushAfter: after Online, push a node-local failure after this delay.
 	PushAfter resource.Duration `json:"push_after"`
 }
@@ -88,6 +90,9 @@ func exists(path string) bool {
 
 func (s *scripted) Online(ctx context.Context) error {
 	s.log.Warn("scripted online", "progress", s.p.Progress)
+	if s.p.Print != "" {
+		fmt.Println(s.p.Print)
+	}
 	for i := range s.p.Progress {
 		resource.ReportProgress(ctx, fmt.Sprintf("step %d", i+1))
 	}

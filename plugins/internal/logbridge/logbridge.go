@@ -8,12 +8,14 @@
 package logbridge
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -188,3 +190,40 @@ func (a *adapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// LineWriter returns a writer that logs each line written to it at level
+// with attribute stream=stream (a plugin's stdout and stderr after Serve).
+// A line longer than 64 KiB is logged in pieces.
+func LineWriter(l *slog.Logger, level slog.Level, stream string) io.Writer {
+	return &lineWriter{l: l, level: level, stream: stream}
+}
+
+type lineWriter struct {
+	l      *slog.Logger
+	level  slog.Level
+	stream string
+	mu     sync.Mutex
+	buf    []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			if len(w.buf) >= 64<<10 {
+				w.emit(w.buf)
+				w.buf = w.buf[:0]
+			}
+			return len(p), nil
+		}
+		w.emit(w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+}
+
+func (w *lineWriter) emit(line []byte) {
+	w.l.Log(context.Background(), w.level, string(bytes.TrimRight(line, "\r")), "stream", w.stream)
+}

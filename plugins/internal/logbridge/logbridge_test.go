@@ -57,3 +57,14 @@ func TestHCLogAdapterKeepsLevelsAndNames(t *testing.T) {
 	require.Equal(t, map[string]any{"plugin": "host.plugin-x", "pid": int64(7), "n": int64(1)}, attrs)
 	require.Equal(t, slog.LevelError, r.recs[1].Level)
 }
+
+func TestLineWriter(t *testing.T) {
+	r := &rec{}
+	w := LineWriter(slog.New(r), slog.LevelWarn, "stdout")
+	_, _ = w.Write([]byte("hello wo"))
+	_, _ = w.Write([]byte("rld\r\nsecond\nthi"))
+	require.Len(t, r.recs, 2)
+	require.Equal(t, "hello world", r.recs[0].Message)
+	require.Equal(t, "second", r.recs[1].Message)
+	require.Equal(t, slog.LevelWarn, r.recs[0].Level)
+}
