@@ -421,3 +421,22 @@ func TestPluginSurvivesRetiredThreads(t *testing.T) {
 	require.Equal(t, pid, h.Pid(), "the same plugin process")
 	require.True(t, procutil.Alive(pid))
 }
+
+func TestIsolateConfig(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, func(c *Config) { c.DisableAutoMTLS = true; c.Isolate = []string{"scripted"} })
+	a, b := open(t, h, "a", nil), open(t, h, "b", nil)
+	var fa, fb failures
+	a.(resource.FailureReporter).SetFailureHandler(fa.handler)
+	b.(resource.FailureReporter).SetFailureHandler(fb.handler)
+	require.NoError(t, a.Online(t.Context()))
+	require.NoError(t, b.Online(t.Context()))
+	require.NoError(t, a.(resource.HostKiller).KillHost("test"))
+	waitFor(t, "a's failure", func() bool { return len(fa.get()) == 1 })
+	require.NoError(t, b.IsAlive(t.Context()))
+	require.Empty(t, fb.get(), "b runs in another process")
+
+	_, err := Launch(t.Context(), Config{Env: []string{roleEnv + "=plugin"}, DisableAutoMTLS: true, Isolate: []string{"nope"}})
+	require.ErrorIs(t, err, resource.ErrConfiguration)
+	require.ErrorContains(t, err, `Isolate "nope"`)
+}
