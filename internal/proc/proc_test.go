@@ -3,6 +3,7 @@ package proc
 import (
 	"context"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
+
+// The main goroutine keeps the main thread: the Go runtime never exits the
+// main thread (it wedges it), so TestSpawnerSurvivesThreadExit needs its
+// locked goroutine on another thread.
+func init() { runtime.LockOSThread() }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -135,4 +141,48 @@ func TestSpawnerRefcount(t *testing.T) {
 	require.NoError(t, cmd.Wait())
 	b.Release()
 	// goleak in TestMain proves the spawner goroutine ended.
+}
+
+// The hazard the spawner exists for: a goroutine that locks its thread and
+// exits without unlocking takes the thread down, and Pdeathsig kills every
+// child forked from that thread although the process lives on. The same
+// goroutine's child started through the spawner survives.
+func TestSpawnerSurvivesThreadExit(t *testing.T) {
+	s := Acquire()
+	defer s.Release()
+	mk := func() *exec.Cmd {
+		cmd := exec.Command("/bin/sleep", "1000")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		return cmd
+	}
+	direct, spawned := mk(), mk()
+	errs := make(chan error, 2)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with us
+		errs <- direct.Start()
+		errs <- s.Start(spawned)
+	}()
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+	t.Cleanup(func() {
+		_ = SignalGroup(spawned.Process.Pid, syscall.SIGKILL)
+		_ = spawned.Wait()
+	})
+
+	exited := make(chan Exit, 1)
+	go func() {
+		ex, _ := WaitExit(direct.Process.Pid) // the locked thread died
+		exited <- ex
+	}()
+	var ex Exit
+	select {
+	case ex = <-exited:
+	case <-time.After(20 * time.Second):
+		_ = direct.Process.Kill()
+		<-exited
+		t.Fatal("the locked thread did not exit (or Pdeathsig did not fire)")
+	}
+	require.Equal(t, syscall.SIGKILL, ex.Signal, "Pdeathsig fired on thread exit")
+	_ = direct.Wait()
+	require.True(t, Alive(spawned.Process.Pid), "child of the spawner thread survives")
 }
