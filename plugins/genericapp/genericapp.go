@@ -143,6 +143,13 @@ func (a *App) Online(ctx context.Context) error {
 		return fmt.Errorf("genericapp %s: Online: %w", a.name, ctxErr(ctx))
 	}
 	a.mu.Lock()
+	if a.closed {
+		// Checked again in the same critical section that registers
+		// this Online, so Close's Terminate either sees and cancels
+		// it or Online sees Close.
+		a.mu.Unlock()
+		return errors.New("genericapp: Online after Close")
+	}
 	octx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	a.cancelOnline, a.onlineDone = cancel, done
