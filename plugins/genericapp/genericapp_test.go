@@ -513,3 +513,15 @@ func TestSetsidEscapeIsBounded(t *testing.T) {
 	require.False(t, proc.GroupExists(leader))
 	require.True(t, proc.Alive(escaped), "setsid escapes the group (documented limit)")
 }
+
+// clean_env: the program sees only the env property.
+func TestCleanEnv(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "env")
+	a := open(t, resource.Properties{
+		"argv": []any{"/usr/bin/env"}, "clean_env": true, "env": map[string]any{"B": "2", "A": "1"},
+		"stdout": out,
+	}, nil)
+	require.NoError(t, a.Online(t.Context()))
+	require.Equal(t, "A=1\nB=2\n", waitFile(t, out, "B=2\n"))
+}
