@@ -17,6 +17,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sftkit/sft/internal/procutil"
 	"github.com/sftkit/sft/plugins/internal/logbridge"
@@ -660,8 +662,8 @@ func (g *gen) heartbeat(every, timeout time.Duration) {
 		ctx, cancel := context.WithTimeout(g.ctx, timeout)
 		_, err := g.rpc.Ping(ctx, &pb.Empty{})
 		cancel()
-		if err == nil || g.ctx.Err() != nil {
-			continue
+		if err == nil || g.ctx.Err() != nil || status.Code(err) == codes.Unimplemented {
+			continue // Unimplemented: a plugin without Ping answered, so it lives
 		}
 		g.mu.Lock()
 		closing := g.closing
