@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sftkit/sft/monitor"
+	"github.com/sftkit/sft/resource"
 )
 
 func cpuTime() time.Duration {
@@ -23,6 +24,11 @@ func cpuTime() time.Duration {
 // monitor would burn per second of wall clock. Plugin-backed resources add
 // the plugin's cost on top (see package plugins).
 func BenchmarkPolling1000(b *testing.B) {
+	b.Run("call", func(b *testing.B) { benchPolling(b, nop{}) })
+	b.Run("instant", func(b *testing.B) { benchPolling(b, nopInstant{}) })
+}
+
+func benchPolling(b *testing.B, r resource.Resource) {
 	const n, span = 1000, 60 * time.Second
 	for range b.N {
 		var cpu time.Duration
@@ -31,7 +37,7 @@ func BenchmarkPolling1000(b *testing.B) {
 			spec := monitor.GroupSpec{Name: "g"}
 			for i := range n {
 				name := fmt.Sprint("r", i)
-				spec.Resources = append(spec.Resources, monitor.ResourceSpec{Name: name, Resource: nop{}})
+				spec.Resources = append(spec.Resources, monitor.ResourceSpec{Name: name, Resource: r})
 			}
 			if err := m.AddGroup(spec); err != nil {
 				b.Fatal(err)
@@ -60,3 +66,9 @@ func (nop) Offline(context.Context) error    { return nil }
 func (nop) LooksAlive(context.Context) error { return nil }
 func (nop) IsAlive(context.Context) error    { return nil }
 func (nop) Terminate(context.Context) error  { return nil }
+
+// nopInstant answers LooksAlive from memory (resource.InstantChecker), as
+// the plugin proxies and the bundled types do.
+type nopInstant struct{ nop }
+
+func (nopInstant) LooksAliveInstant() bool { return true }

@@ -95,6 +95,8 @@ type group struct {
 	waiters    []command
 	retryTimer *time.Timer
 
+	sweep sweeper
+
 	snapMu sync.Mutex
 	snap   GroupStatus
 }
@@ -110,6 +112,7 @@ func newGroup(m *Monitor, spec GroupSpec, gr *graph) *group {
 		target: resource.StateOffline,
 		state:  resource.StateOffline,
 	}
+	g.sweep.g = g
 	for i, rs := range spec.Resources {
 		rs.DependsOn = slices.Clone(rs.DependsOn)
 		g.res = append(g.res, &res{

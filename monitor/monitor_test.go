@@ -38,11 +38,20 @@ func restart(r policy.Restart) resOpt { return func(s *monitor.ResourceSpec) { s
 func timing(t policy.Timing) resOpt { return func(s *monitor.ResourceSpec) { s.Timing = t } }
 
 type resDef struct {
-	name string
-	opts []resOpt
+	name    string
+	opts    []resOpt
+	instant bool
 }
 
-func r(name string, opts ...resOpt) resDef { return resDef{name, opts} }
+// instantFake is a Fake whose LooksAlive the monitor may call inline from
+// its sweep (resource.InstantChecker).
+type instantFake struct{ *rt.Fake }
+
+func (instantFake) LooksAliveInstant() bool { return true }
+
+func instant(d resDef) resDef { d.instant = true; return d }
+
+func r(name string, opts ...resOpt) resDef { return resDef{name: name, opts: opts} }
 
 func newRig(t *testing.T, group string, defs ...resDef) *rig {
 	t.Helper()
@@ -53,6 +62,9 @@ func newRig(t *testing.T, group string, defs ...resDef) *rig {
 		f := rt.NewFake(d.name)
 		x.fakes[d.name] = f
 		rs := monitor.ResourceSpec{Name: d.name, Type: "fake", Resource: f}
+		if d.instant {
+			rs.Resource = instantFake{f}
+		}
 		for _, o := range d.opts {
 			o(&rs)
 		}
@@ -581,5 +593,47 @@ func TestCloseTakesEverythingOfflineInOrder(t *testing.T) {
 		require.False(t, ipOff.Start.Before(appOff.End))
 		require.ErrorIs(t, m.Online(context.Background(), "g"), monitor.ErrClosed)
 		// synctest.Test fails if any goroutine the monitor started is left.
+	})
+}
+
+func TestInstantLooksAliveSweep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		x := newRig(t, "g", instant(r("a")), instant(r("b")), r("c"))
+		f := x.fakes
+		start := time.Now()
+		x.online("g")
+		time.Sleep(9500*time.Millisecond - time.Since(start))
+		synctest.Wait()
+		for _, n := range []string{"a", "b", "c"} {
+			require.Equal(t, 10, f[n].Calls(rt.MethodLooksAlive), "%s: at once, then every second", n)
+			require.Equal(t, 0, f[n].Calls(rt.MethodIsAlive), n)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		for _, n := range []string{"a", "b", "c"} {
+			// At 10 s IsAlive is due too; a sweep finding the slot taken by
+			// it skips that round, as IsAlive covers LooksAlive.
+			require.Contains(t, []int{10, 11}, f[n].Calls(rt.MethodLooksAlive), n)
+			require.Equal(t, 1, f[n].Calls(rt.MethodIsAlive), n)
+		}
+		// A failed inline LooksAlive is confirmed by IsAlive at once.
+		f["a"].SetError(rt.MethodLooksAlive, errors.New("looks dead"))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		log := f["a"].Log()
+		last, prev := log[len(log)-1], log[len(log)-2]
+		require.Equal(t, rt.MethodLooksAlive, prev.Method)
+		require.Error(t, prev.Err)
+		require.Equal(t, rt.MethodIsAlive, last.Method)
+		require.Equal(t, prev.End, last.Start)
+		st, _ := x.m.GroupStatus("g")
+		require.Equal(t, resource.StateOnline, st.Resources[0].State, "IsAlive said alive")
+		// IsAlive agrees that it is dead: failed, terminated, restarted.
+		f["a"].SetAlive(false)
+		x.waitResource("a", resource.StateFailed)
+		f["a"].SetAlive(true)
+		x.waitResource("a", resource.StateOnline)
+		require.Equal(t, 1, f["a"].Calls(rt.MethodTerminate))
+		require.True(t, f["b"].Up())
 	})
 }

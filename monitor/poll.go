@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/sftkit/sft/resource"
 )
 
 // poll runs the health checks of an online resource until ctx ends or a
 // failure is found: LooksAlive at once and then every LooksAliveInterval,
 // IsAlive every IsAliveInterval, IsAlive at once when LooksAlive fails, and
-// a pushed failure ends it immediately.
+// a pushed failure ends it immediately. LooksAlive comes due through the
+// group's sweeper (sweep.go): one ticker per interval for the whole group,
+// and for a resource.InstantChecker an inline call that wakes no goroutine.
 //
 // Health checks are the hot path (1,000 resources polled every second), so
 // the poller calls them on its own goroutine, without a goroutine, channel
@@ -51,8 +55,9 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 	if !check(false) {
 		return
 	}
-	looks := time.NewTicker(x.timing.LooksAliveInterval)
-	defer looks.Stop()
+	e := &sweepEntry{x: x, ctx: ctx, due: make(chan struct{}, 1), failed: make(chan error, 1)}
+	e.instant, _ = x.r.(resource.InstantChecker)
+	defer g.sweep.add(e, x.timing.LooksAliveInterval)()
 	is := time.NewTicker(x.timing.IsAliveInterval)
 	defer is.Stop()
 	for {
@@ -62,8 +67,14 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 		case err := <-x.push:
 			fail(fmt.Errorf("failure reported by the resource: %w", err), true)
 			return
-		case <-looks.C:
+		case <-e.due:
 			if !check(false) {
+				return
+			}
+		case err := <-e.failed:
+			// The sweep's inline LooksAlive failed: confirm with IsAlive.
+			g.m.log.Info("LooksAlive failed, confirming with IsAlive", "group", g.name, "resource", x.spec.Name, "err", err)
+			if !check(true) {
 				return
 			}
 		case <-is.C:

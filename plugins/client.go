@@ -282,6 +282,15 @@ func (p *proxy) Online(ctx context.Context) error { return p.pending(ctx, true) 
 // Offline takes the instance offline in the plugin process.
 func (p *proxy) Offline(ctx context.Context) error { return p.pending(ctx, false) }
 
+// LooksAliveInstant implements resource.InstantChecker: while the instance
+// is online and checks run in the plugin, LooksAlive answers from memory.
+func (p *proxy) LooksAliveInstant() bool {
+	p.mu.Lock()
+	g, online := p.g, p.online
+	p.mu.Unlock()
+	return online && !p.t.h.cfg.RemoteChecks && g != nil && !g.isDead()
+}
+
 // LooksAlive answers from the plugin-side LooksAlive sweep's last result
 // without a call (see the package doc), or with a call when
 // Config.RemoteChecks is set. A dead plugin process is ErrPluginExited.
@@ -470,3 +479,11 @@ func (p *proxy) onEvent(g *gen, ev *pb.Event) {
 		fire(err)
 	}
 }
+
+var (
+	_ resource.Resource        = (*proxy)(nil)
+	_ resource.FailureReporter = (*proxy)(nil)
+	_ resource.HostKiller      = (*proxy)(nil)
+	_ resource.Closer          = (*proxy)(nil)
+	_ resource.InstantChecker  = (*proxy)(nil)
+)

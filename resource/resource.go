@@ -112,6 +112,20 @@ type FailureReporter interface {
 	SetFailureHandler(fn func(err error))
 }
 
+// InstantChecker is implemented by a resource whose LooksAlive can answer
+// from state in memory: no I/O, no lock held across I/O, no blocking (a
+// plugin proxy answering from the last result the plugin pushed, a process
+// watched by a waiter, an address tracked by a netlink subscription). For
+// such resources the monitor calls LooksAlive inline from one sweep per
+// group and interval instead of waking a goroutine per resource, which is
+// what makes polling thousands of resources every second cheap.
+// LooksAliveInstant is asked before every sweep call; returning false (for
+// example while the answer would need a remote call) makes the monitor use
+// its ordinary call, with its timeout, for that round.
+type InstantChecker interface {
+	LooksAliveInstant() bool
+}
+
 // Closer is implemented by a resource that holds something between Open and
 // the end of its life (a netlink subscription, a plugin-side instance). The
 // monitor calls Close once, after the final Offline or Terminate.

@@ -405,6 +405,10 @@ func (a *App) Terminate(ctx context.Context) error {
 	return nil
 }
 
+// LooksAliveInstant implements resource.InstantChecker: LooksAlive reads
+// the waiter's state from memory.
+func (a *App) LooksAliveInstant() bool { return true }
+
 // LooksAlive answers from the waiter's state: nil while the process runs.
 func (a *App) LooksAlive(ctx context.Context) error {
 	a.mu.Lock()
@@ -463,3 +467,9 @@ func ctxErr(ctx context.Context) error {
 	}
 	return fmt.Errorf("%w (%w)", cause, err)
 }
+
+var (
+	_ resource.FailureReporter = (*App)(nil)
+	_ resource.Closer          = (*App)(nil)
+	_ resource.InstantChecker  = (*App)(nil)
+)

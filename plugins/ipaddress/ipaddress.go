@@ -485,6 +485,10 @@ func (r *instance) Terminate(ctx context.Context) error {
 	return r.down()
 }
 
+// LooksAliveInstant implements resource.InstantChecker: LooksAlive reads
+// the in-memory view.
+func (r *instance) LooksAliveInstant() bool { return true }
+
 // LooksAlive answers from the in-memory view: the address is on the
 // interface and the link is up.
 func (r *instance) LooksAlive(ctx context.Context) error {
@@ -565,3 +569,9 @@ func (r *instance) Close() error {
 	r.h.Close()
 	return err
 }
+
+var (
+	_ resource.FailureReporter = (*instance)(nil)
+	_ resource.Closer          = (*instance)(nil)
+	_ resource.InstantChecker  = (*instance)(nil)
+)
