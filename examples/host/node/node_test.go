@@ -339,12 +339,17 @@ func TestSlowFollowerIsDisconnected(t *testing.T) {
 	n := <-ready
 	_, live, stop := n.Events(true)
 	defer stop()
-	// Each online/offline cycle makes 8 events; 40 cycles overflow the
-	// follower's buffer of 256 while nobody reads.
-	for range 40 {
+	// Online/offline cycles make events (at least the resource's four state
+	// changes each) until the follower's buffer is full; one more cycle
+	// overflows it. The node answers every request meanwhile.
+	cycle := func() {
 		require.NoError(t, n.Online(context.Background(), "g"))
 		require.NoError(t, n.Offline(context.Background(), "g"))
 	}
+	for len(live) < cap(live) {
+		cycle()
+	}
+	cycle()
 	got := 0
 	for range live {
 		got++
