@@ -59,6 +59,7 @@ type Sandbox struct {
 	output  *syncBuffer
 
 	ptmx     *os.File // master of the sandbox's console
+	ptSlave  *os.File // its slave, held open so the master never reads EIO
 	ptmxDone chan struct{}
 
 	closeOnce sync.Once
@@ -230,7 +231,15 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 	// The sandbox's console: a pty whose master we read.
 	console := ""
 	if m, slave, err := openPty(); err == nil {
-		s.ptmx, console = m, slave
+		// Hold the slave open ourselves: while no process has it open,
+		// reads on the master fail with EIO, the reader would stop, and
+		// systemd's console writes would block once the tty buffer fills.
+		sl, err := os.OpenFile(slave, os.O_RDWR|syscall.O_NOCTTY, 0)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("systemdsandbox: open console %s: %w", slave, err)
+		}
+		s.ptmx, s.ptSlave, console = m, sl, slave
 		s.ptmxDone = make(chan struct{})
 		go func() {
 			defer close(s.ptmxDone)
@@ -431,9 +440,14 @@ func (s *Sandbox) close() error {
 		s.cmd.Wait()
 	}
 	if s.ptmx != nil {
-		// The slave's last holder died with the namespace: the reader
-		// gets EIO and ends.
-		s.ptmx.Close()
+		// The sandbox's holders of the slave died with the namespace;
+		// closing ours makes the reader get EIO and end.
+		s.ptSlave.Close()
+		select {
+		case <-s.ptmxDone:
+		case <-time.After(5 * time.Second):
+		}
+		s.ptmx.Close() // non-blocking fd: unblocks a reader still waiting
 		<-s.ptmxDone
 	}
 	if s.proxy != nil && s.proxy.Process != nil {
@@ -496,6 +510,12 @@ func openPty() (*os.File, string, error) {
 	}
 	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
 	if err != nil {
+		unix.Close(fd)
+		return nil, "", err
+	}
+	// Non-blocking, so that os.File uses the poller and Close wakes a
+	// pending Read.
+	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, "", err
 	}

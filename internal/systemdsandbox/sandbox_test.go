@@ -113,7 +113,9 @@ func TestBoot(t *testing.T) {
 	testenv.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sb, err := Start(ctx, Config{Units: map[string]string{
+	// Debug logging writes far more than a tty buffer holds: the console
+	// must keep draining (it once blocked systemd).
+	sb, err := Start(ctx, Config{LogLevel: "debug", Units: map[string]string{
 		"sleeper.service": "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep infinity\nStandardOutput=null\n",
 	}})
 	if err != nil {
@@ -189,6 +191,9 @@ func TestBoot(t *testing.T) {
 			return nil
 		})
 		t.Fatalf("systemd did not manage the sandbox cgroup: %v\ntree: %v\noutput:\n%s", err, tree, sb.Output())
+	}
+	if out := sb.Output(); !strings.Contains(out, "sleeper.service") {
+		t.Errorf("systemd's console output not captured (%d bytes)", len(out))
 	}
 	if err := sb.Close(); err != nil {
 		t.Fatalf("Close: %v\n%s", err, sb.Output())

@@ -1,7 +1,6 @@
 package genericservice
 
 import (
-	"context"
 	"sort"
 	"syscall"
 	"testing"
@@ -29,7 +28,7 @@ func report(b *testing.B, name string, d []time.Duration) {
 func BenchmarkStartStop(b *testing.B) {
 	e := newEnv(b, map[string]string{"sleeper.service": sleeperUnit})
 	r := e.open(b, resource.Properties{"service": "sleeper"})
-	ctx := context.Background()
+	ctx := guardCtx(b)
 	var starts, stops []time.Duration
 	for b.Loop() {
 		t0 := time.Now()
@@ -60,7 +59,7 @@ func BenchmarkKillToFailurePushed(b *testing.B) {
 		default:
 		}
 	})
-	ctx := context.Background()
+	ctx := guardCtx(b)
 	var lat []time.Duration
 	for b.Loop() {
 		if err := r.Online(ctx); err != nil {
@@ -78,7 +77,12 @@ func BenchmarkKillToFailurePushed(b *testing.B) {
 		case t1 := <-pushed:
 			lat = append(lat, t1.Sub(t0))
 		case <-time.After(30 * time.Second):
-			b.Fatal("no failure pushed")
+			_, w := r.conn()
+			r.mu.Lock()
+			on, pu := r.online, r.pushed
+			r.mu.Unlock()
+			b.Fatalf("no failure pushed after killing %d: watch %s, systemd %s, online %v pushed %v, pids now %v",
+				pids[0], w.Status(), e.status(b, "sleeper.service"), on, pu, e.pids(b, "sleeper.service"))
 		}
 		if err := r.Terminate(ctx); err != nil {
 			b.Fatal(err)
@@ -91,7 +95,7 @@ func BenchmarkKillToFailurePushed(b *testing.B) {
 func BenchmarkLooksAlive(b *testing.B) {
 	e := newEnv(b, map[string]string{"sleeper.service": sleeperUnit})
 	r := e.open(b, resource.Properties{"service": "sleeper"})
-	ctx := context.Background()
+	ctx := guardCtx(b)
 	if err := r.Online(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -106,7 +110,7 @@ func BenchmarkLooksAlive(b *testing.B) {
 func BenchmarkIsAlive(b *testing.B) {
 	e := newEnv(b, map[string]string{"sleeper.service": sleeperUnit})
 	r := e.open(b, resource.Properties{"service": "sleeper"})
-	ctx := context.Background()
+	ctx := guardCtx(b)
 	if err := r.Online(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -122,7 +126,7 @@ func BenchmarkIsAlive(b *testing.B) {
 // BenchmarkStartStop adds on top is the resource's overhead.
 func BenchmarkStartStopBaseline(b *testing.B) {
 	e := newEnv(b, map[string]string{"sleeper.service": sleeperUnit})
-	ctx := context.Background()
+	ctx := guardCtx(b)
 	var starts, stops []time.Duration
 	ch := make(chan string, 1)
 	for b.Loop() {

@@ -53,7 +53,9 @@ func TestThroughPluginErrorsAndFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			r.Terminate(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), guard)
+			defer cancel()
+			r.Terminate(ctx)
 			r.(resource.Closer).Close()
 		})
 		return r

@@ -111,7 +111,7 @@ func (e *env) writeUnit(t testing.TB, name, text string) {
 	if err := e.sb.WriteUnit(name, text); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.sd.ReloadContext(context.Background()); err != nil {
+	if err := e.sd.ReloadContext(guardCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -125,12 +125,14 @@ func (e *env) props(props resource.Properties) resource.Properties {
 
 func (e *env) open(t testing.TB, props resource.Properties) *service {
 	t.Helper()
-	r, err := e.typ.Open(context.Background(), resource.OpenRequest{Name: t.Name(), Properties: e.props(props)})
+	r, err := e.typ.Open(guardCtx(t), resource.OpenRequest{Name: t.Name(), Properties: e.props(props)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		r.Terminate(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		r.Terminate(ctx)
 		r.(resource.Closer).Close()
 	})
 	return r.(*service)
@@ -156,11 +158,24 @@ func (e *env) pids(t testing.TB, unit string) []int {
 
 func (e *env) status(t testing.TB, unit string) Status {
 	t.Helper()
-	st, err := e.mgr.Status(context.Background(), unit)
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	st, err := e.mgr.Status(ctx, unit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// guard bounds every call a test makes, so that a stuck systemd fails the
+// test instead of hanging it. It is a hang guard, not a speed requirement.
+const guard = 2 * time.Minute
+
+// guardCtx returns a context that ends after guard or with the test.
+func guardCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // failures collects pushed failures.

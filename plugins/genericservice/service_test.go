@@ -26,7 +26,7 @@ func TestOnlineOffline(t *testing.T) {
 	e := newEnv(t, map[string]string{"sleeper.service": sleeperUnit})
 	r := e.open(t, resource.Properties{"service": "sleeper"})
 	fails := watchFailures(r)
-	ctx := context.Background()
+	ctx := guardCtx(t)
 
 	if err := r.Online(ctx); err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestKillMainPIDPushesFailure(t *testing.T) {
 	e := newEnv(t, map[string]string{"sleeper.service": sleeperUnit})
 	r := e.open(t, resource.Properties{"service": "sleeper.service"})
 	fails := watchFailures(r)
-	ctx := context.Background()
+	ctx := guardCtx(t)
 	if err := r.Online(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestExternalStopPushesFailure(t *testing.T) {
 	e := newEnv(t, map[string]string{"sleeper.service": sleeperUnit})
 	r := e.open(t, resource.Properties{"service": "sleeper"})
 	fails := watchFailures(r)
-	ctx := context.Background()
+	ctx := guardCtx(t)
 	if err := r.Online(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestExternalStopPushesFailure(t *testing.T) {
 func TestMissingUnit(t *testing.T) {
 	e := newEnv(t, nil)
 	r := e.open(t, resource.Properties{"service": "no-such-thing"})
-	err := r.Online(context.Background())
+	err := r.Online(guardCtx(t))
 	var re *resource.Error
 	if !errors.Is(err, resource.ErrConfiguration) || !errors.As(err, &re) || re.Field != "service" {
 		t.Fatalf("Online of a missing unit: %v, want a configuration error on field service", err)
@@ -134,10 +134,10 @@ func TestMissingUnit(t *testing.T) {
 		t.Fatalf("error %q does not name the unit", err)
 	}
 	// Offline and Terminate of a missing unit are no-ops.
-	if err := r.Offline(context.Background()); err != nil {
+	if err := r.Offline(guardCtx(t)); err != nil {
 		t.Fatalf("Offline: %v", err)
 	}
-	if err := r.Terminate(context.Background()); err != nil {
+	if err := r.Terminate(guardCtx(t)); err != nil {
 		t.Fatalf("Terminate: %v", err)
 	}
 
@@ -145,11 +145,11 @@ func TestMissingUnit(t *testing.T) {
 	if err := os.Symlink("/dev/null", filepath.Join(e.sb.Root(), "run/systemd/system/masked.service")); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.sd.ReloadContext(context.Background()); err != nil {
+	if err := e.sd.ReloadContext(guardCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	r = e.open(t, resource.Properties{"service": "masked"})
-	err = r.Online(context.Background())
+	err = r.Online(guardCtx(t))
 	if !errors.Is(err, resource.ErrConfiguration) || !errors.As(err, &re) || re.Field != "service" || !strings.Contains(err.Error(), "masked") {
 		t.Fatalf("Online of a masked unit: %v, want a configuration error on field service saying masked", err)
 	}
@@ -159,7 +159,7 @@ func TestMissingUnit(t *testing.T) {
 func TestFailingStart(t *testing.T) {
 	e := newEnv(t, map[string]string{"bad.service": "[Unit]\nDefaultDependencies=no\n[Service]\nType=oneshot\nExecStart=/bin/false\n"})
 	r := e.open(t, resource.Properties{"service": "bad"})
-	err := r.Online(context.Background())
+	err := r.Online(guardCtx(t))
 	var je *JobError
 	if err == nil || resource.ClassOf(err) != resource.ClassTransient || !errors.As(err, &je) || je.Result != "failed" {
 		t.Fatalf("Online: %v, want a transient JobError with result failed", err)
@@ -173,7 +173,7 @@ func TestTerminateCancelsHangingOnline(t *testing.T) {
 	e := newEnv(t, map[string]string{"hang.service": hangUnit})
 	r := e.open(t, resource.Properties{"service": "hang"})
 	changed := make(chan Status, 16)
-	w, err := e.mgr.Watch(context.Background(), "hang.service", func(st Status) {
+	w, err := e.mgr.Watch(guardCtx(t), "hang.service", func(st Status) {
 		select {
 		case changed <- st:
 		default:
@@ -184,10 +184,10 @@ func TestTerminateCancelsHangingOnline(t *testing.T) {
 	}
 	defer w.Close()
 	res := make(chan error, 1)
-	go func() { res <- r.Online(context.Background()) }()
+	go func() { res <- r.Online(guardCtx(t)) }()
 	for st := w.Status(); st.Active != StateActivating; st = <-changed {
 	}
-	if err := r.Terminate(context.Background()); err != nil {
+	if err := r.Terminate(guardCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-res; err == nil {
@@ -216,17 +216,17 @@ func TestHealthAndReadiness(t *testing.T) {
 	if err := os.WriteFile(flag, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Online(context.Background()); err != nil {
+	if err := r.Online(guardCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.IsAlive(context.Background()); err != nil {
+	if err := r.IsAlive(guardCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(flag)
-	if err := r.IsAlive(context.Background()); err == nil || !strings.Contains(err.Error(), "health") {
+	if err := r.IsAlive(guardCtx(t)); err == nil || !strings.Contains(err.Error(), "health") {
 		t.Fatalf("IsAlive with a failing health check: %v", err)
 	}
-	if err := r.LooksAlive(context.Background()); err != nil {
+	if err := r.LooksAlive(guardCtx(t)); err != nil {
 		t.Fatalf("LooksAlive (manager state only): %v", err)
 	}
 }
@@ -242,7 +242,7 @@ func TestConformance(t *testing.T) {
 			n++
 			unit := fmt.Sprintf("conf%d.service", n)
 			e.writeUnit(t, unit, sleeperUnit)
-			r, err := e.typ.Open(context.Background(), resource.OpenRequest{Name: t.Name(), Properties: e.props(resource.Properties{"service": unit})})
+			r, err := e.typ.Open(guardCtx(t), resource.OpenRequest{Name: t.Name(), Properties: e.props(resource.Properties{"service": unit})})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -282,14 +282,14 @@ func TestReconnectAfterConnectionLoss(t *testing.T) {
 			}})
 		},
 	}})
-	res, err := typ.Open(context.Background(), resource.OpenRequest{Name: t.Name(), Properties: resource.Properties{"service": "sleeper"}})
+	res, err := typ.Open(guardCtx(t), resource.OpenRequest{Name: t.Name(), Properties: resource.Properties{"service": "sleeper"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := res.(*service)
 	t.Cleanup(func() { r.Terminate(context.Background()); r.Close() })
 	fails := watchFailures(r)
-	ctx := context.Background()
+	ctx := guardCtx(t)
 	if err := r.Online(ctx); err != nil {
 		t.Fatal(err)
 	}
