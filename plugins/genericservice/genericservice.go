@@ -473,6 +473,10 @@ func (r *service) Offline(ctx context.Context) error {
 	return nil
 }
 
+// LooksAliveInstant implements resource.InstantChecker: LooksAlive reads
+// the watch's in-memory state.
+func (r *service) LooksAliveInstant() bool { return true }
+
 // LooksAlive answers from the watch's in-memory state: no manager round trip.
 func (r *service) LooksAlive(ctx context.Context) error {
 	r.mu.Lock()
@@ -550,3 +554,5 @@ func (r *service) Close() error {
 	}
 	return r.t.release(r.m)
 }
+
+var _ resource.InstantChecker = (*service)(nil)
