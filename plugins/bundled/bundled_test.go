@@ -73,7 +73,8 @@ func TestGenericAppConformanceThroughPluginProcess(t *testing.T) {
 				"argv":       []any{"/bin/sh", "-c", "echo $$ >> " + filepath.Join(d, "pids") + "; exec sleep 1000"},
 				"stop_grace": "2s",
 				"readiness": map[string]any{
-					"command":  []any{"/bin/sh", "-c", "test ! -e " + filepath.Join(d, "hang")},
+					// Ready once the program wrote its pid (Up reads it), unless Hang.
+					"command":  []any{"/bin/sh", "-c", "test -s " + filepath.Join(d, "pids") + " && test ! -e " + filepath.Join(d, "hang")},
 					"interval": "10ms",
 				},
 			}
