@@ -22,7 +22,8 @@ const (
 	EventRestart
 	// EventGroupFailed: the group failed here. Failover says whether the
 	// policy wants it moved to another node; RetryAfter > 0 means this
-	// node tries it again after that long.
+	// node tries it again after that long (RetryPeriodOnFailure) unless
+	// the group is taken offline, cleared or brought online before.
 	EventGroupFailed
 	// EventCallTimedOut: a call (Method) outlived its timeout.
 	EventCallTimedOut

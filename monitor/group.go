@@ -215,6 +215,10 @@ func (g *group) command(c command) {
 	case cmdOffline:
 		g.target = resource.StateOffline
 		g.cancelRestarts()
+		if g.retryTimer != nil { // taken offline on purpose: no retry here
+			g.retryTimer.Stop()
+			g.retryTimer = nil
+		}
 	case cmdClear:
 		g.clearFailure("cleared by request")
 		g.target = resource.StateOffline
@@ -354,9 +358,16 @@ func (g *group) fail(x *res, d policy.Decision) {
 	g.target = resource.StateOffline
 	g.cancelRestarts()
 	ev := Event{Kind: EventGroupFailed, Resource: x.spec.Name, Type: x.spec.Type, Reason: g.failReason, Failover: d.Action == policy.ActionFailover}
-	if d.Action == policy.ActionStayFailed && d.Delay > 0 {
-		ev.RetryAfter = d.Delay
-		g.retryTimer = time.AfterFunc(d.Delay, func() { g.send(groupEvent{kind: evRetryDue}) })
+	retry := d.Delay
+	if d.Action == policy.ActionFailover {
+		// Until someone moves it (the cluster layer takes it offline here,
+		// which cancels this), this node tries again after the retry
+		// period, as a failover cluster does with RetryPeriodOnFailure.
+		retry = x.spec.Restart.WithDefaults().RetryPeriod
+	}
+	if retry > 0 {
+		ev.RetryAfter = retry
+		g.retryTimer = time.AfterFunc(retry, func() { g.send(groupEvent{kind: evRetryDue}) })
 	}
 	g.m.log.Error("group failed", "group", g.name, "reason", g.failReason, "failover", ev.Failover)
 	g.m.publish(withGroup(ev, g.name))

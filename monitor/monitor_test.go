@@ -97,11 +97,11 @@ func (x *rig) drain() []monitor.Event {
 	}
 }
 
-// waitEvent waits (in fake time, at most an hour) for an event matching
+// waitEvent waits (in fake time, at most a day) for an event matching
 // pred and returns it.
 func (x *rig) waitEvent(what string, pred func(monitor.Event) bool) monitor.Event {
 	x.t.Helper()
-	deadline := time.After(time.Hour)
+	deadline := time.After(24 * time.Hour)
 	for {
 		select {
 		case e := <-x.sub.C():
@@ -110,7 +110,7 @@ func (x *rig) waitEvent(what string, pred func(monitor.Event) bool) monitor.Even
 				return e
 			}
 		case <-deadline:
-			x.t.Fatalf("no %s within an hour; events: %v", what, x.seen)
+			x.t.Fatalf("no %s within a day; events: %v", what, x.seen)
 		}
 	}
 }
@@ -635,5 +635,42 @@ func TestInstantLooksAliveSweep(t *testing.T) {
 		x.waitResource("a", resource.StateOnline)
 		require.Equal(t, 1, f["a"].Calls(rt.MethodTerminate))
 		require.True(t, f["b"].Up())
+	})
+}
+
+func TestFailedGroupRetriedAfterRetryPeriod(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		x := newRig(t, "g", r("a", restart(policy.Restart{Threshold: 1, Delay: -1, RetryPeriod: time.Hour})))
+		a := x.fakes["a"]
+		x.online("g")
+		a.SetError(rt.MethodOnline, errors.New("disk full"))
+		a.PushFailure(errors.New("crashed"))
+		ev := x.waitEvent("group failure", func(e monitor.Event) bool { return e.Kind == monitor.EventGroupFailed })
+		require.True(t, ev.Failover)
+		require.Equal(t, time.Hour, ev.RetryAfter)
+		failedAt := ev.Time
+		a.SetError(rt.MethodOnline, nil)
+		up := x.waitEvent("group online again", func(e monitor.Event) bool {
+			return e.Kind == monitor.EventGroupStateChanged && e.To == resource.StateOnline
+		})
+		require.Equal(t, time.Hour, up.Time.Sub(failedAt), "retried after the retry period")
+		require.True(t, a.Up())
+	})
+}
+
+func TestOfflineCancelsRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		x := newRig(t, "g", r("a", restart(policy.Restart{Action: policy.NoRestart, RetryPeriod: time.Minute})))
+		a := x.fakes["a"]
+		x.online("g")
+		a.PushFailure(errors.New("crashed"))
+		ev := x.waitEvent("group failure", func(e monitor.Event) bool { return e.Kind == monitor.EventGroupFailed })
+		require.False(t, ev.Failover)
+		require.Equal(t, time.Minute, ev.RetryAfter)
+		require.NoError(t, x.m.Offline(context.Background(), "g"))
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		require.False(t, a.Up(), "taken offline on purpose: no retry")
+		require.Equal(t, 1, a.Calls(rt.MethodOnline))
 	})
 }
