@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -56,7 +57,8 @@ var ErrPluginExited = errors.New("plugin process exited")
 // grpcPlugin is the go-plugin glue: plugin.GRPCPlugin for both sides.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	server *grpcServer // plugin side only
+	server   *grpcServer // plugin side only
+	scrubEnv []string    // plugin process: variables to drop once go-plugin has read them
 }
 
 var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
@@ -66,6 +68,12 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 		return errors.New("plugins: no server")
 	}
 	pb.RegisterResourcePluginServer(s, p.server)
+	// go-plugin has read its handshake variables by now. Drop them, so the
+	// processes the resources start (a genericapp running this very
+	// binary, say) do not inherit them and take themselves for plugins.
+	for _, k := range p.scrubEnv {
+		os.Unsetenv(k)
+	}
 	return nil
 }
 
@@ -131,7 +139,7 @@ func Serve(cfg ServeConfig, types ...resource.Type) error {
 	})
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: hs,
-		Plugins:         plugin.PluginSet{pluginName: &grpcPlugin{server: srv}},
+		Plugins:         plugin.PluginSet{pluginName: &grpcPlugin{server: srv, scrubEnv: pluginEnv(hs)}},
 		GRPCServer:      plugin.DefaultGRPCServer,
 		Logger:          hcl,
 	})
@@ -191,4 +199,17 @@ func Main(types ...resource.Type) {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// pluginEnv lists the variables a host sets for its plugin process: the
+// handshake cookie and go-plugin's PLUGIN_* settings.
+func pluginEnv(hs plugin.HandshakeConfig) []string {
+	keys := []string{hs.MagicCookieKey}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PLUGIN_") {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }

@@ -23,12 +23,9 @@ var quickstart []byte
 
 func main() {
 	// First: when this binary was re-executed as the plugin process of its
-	// own host, serve the bundled resource types and exit. The demo app is
-	// started by the plugin process and inherits its environment (the
-	// plugin handshake cookie included), so it is recognised by its
-	// subcommand: a plugin process gets no arguments.
-	if len(os.Args) < 2 || os.Args[1] != cli.DemoHTTPCommand {
-		node.PluginMain()
-	}
+	// own host, serve the bundled resource types and exit. (The plugin
+	// process drops the handshake variables once connected, so the demo
+	// app it starts from this same binary runs as a normal command.)
+	node.PluginMain()
 	os.Exit(cli.Main(os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Quickstart: quickstart}))
 }

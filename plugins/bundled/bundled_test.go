@@ -1,6 +1,7 @@
 package bundled_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,4 +103,33 @@ func pids(t *testing.T, file string) []int {
 		out = append(out, pid)
 	}
 	return out
+}
+
+// TestAppsDoNotInheritPluginEnv: a program a genericapp starts in the plugin
+// process must not see the plugin handshake, or a host binary run as an app
+// (the example host's demo server) would take itself for a plugin.
+func TestAppsDoNotInheritPluginEnv(t *testing.T) {
+	reg := &resource.Registry{}
+	h, err := bundled.Launch(t.Context(), plugins.Config{}, reg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	envFile := filepath.Join(t.TempDir(), "env")
+	r, err := reg.Open(t.Context(), "genericapp", resource.OpenRequest{Name: "env", Properties: resource.Properties{
+		"argv": []any{"/bin/sh", "-c", "env > " + envFile + ".tmp && mv " + envFile + ".tmp " + envFile + "; exec sleep 1000"},
+		"readiness": map[string]any{
+			"command":  []any{"/bin/sh", "-c", "test -s " + envFile},
+			"interval": "10ms",
+		},
+	}})
+	require.NoError(t, err)
+	require.NoError(t, r.Online(t.Context()))
+	t.Cleanup(func() {
+		require.NoError(t, r.Terminate(context.Background())) // t.Context is canceled in Cleanup
+		require.NoError(t, r.(resource.Closer).Close())
+	})
+	env, err := os.ReadFile(envFile)
+	require.NoError(t, err)
+	require.Contains(t, string(env), "PATH=", "the app got an environment")
+	require.NotContains(t, string(env), "SFT_RESOURCE_PLUGIN")
+	require.NotContains(t, string(env), "PLUGIN_")
 }
