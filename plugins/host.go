@@ -109,6 +109,34 @@ type Config struct {
 	MinBackoff   time.Duration
 	MaxBackoff   time.Duration
 	BackoffReset time.Duration
+
+	// OnProcess, if set, is told of every plugin process start, relaunch
+	// and unexpected exit (for metrics and alerts). It runs on the host's
+	// goroutines and must not block.
+	OnProcess func(ProcessEvent)
+}
+
+// ProcessEvent is a plugin process's life event, for Config.OnProcess.
+type ProcessEvent struct {
+	// Kind is ProcessStarted, ProcessRelaunched or ProcessExited.
+	Kind string
+	// Pid of the process.
+	Pid int
+	// Err says why it exited (ProcessExited only).
+	Err error
+}
+
+// Kinds of ProcessEvent.
+const (
+	ProcessStarted    = "started"    // the first process of a (shared or isolated) slot
+	ProcessRelaunched = "relaunched" // a replacement for one that exited or was killed
+	ProcessExited     = "exited"     // exited or was killed while the host still used it
+)
+
+func (h *Host) notify(e ProcessEvent) {
+	if h.cfg.OnProcess != nil {
+		h.cfg.OnProcess(e)
+	}
 }
 
 func (c Config) withDefaults() (Config, []byte, error) {
@@ -438,7 +466,12 @@ func (p *proc) ensure(ctx context.Context) (*gen, error) {
 		p.h.bg.Go(func() { g.shutdown(p.h.cfg.StopTimeout) })
 		return nil, errHostClosed
 	}
+	kind := ProcessStarted
+	if p.cur != nil {
+		kind = ProcessRelaunched
+	}
 	p.cur = g
+	p.h.notify(ProcessEvent{Kind: kind, Pid: g.pid})
 	return g, nil
 }
 
@@ -698,6 +731,7 @@ func (g *gen) die(err error) {
 		}
 		g.proc.h.logger.Error("plugin process exited", "pid", g.pid, "error", err, "instances", len(members))
 		g.proc.died(g)
+		g.proc.h.notify(ProcessEvent{Kind: ProcessExited, Pid: g.pid, Err: err})
 	}
 	g.killGroup()
 	g.evCancel()

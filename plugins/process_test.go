@@ -188,7 +188,16 @@ func TestTerminateCancelsInFlightCall(t *testing.T) {
 
 func TestPluginKilledMidCall(t *testing.T) {
 	t.Parallel()
-	h, _ := launch(t, func(c *Config) { c.MinBackoff = time.Millisecond })
+	var evMu sync.Mutex
+	var events []ProcessEvent
+	h, _ := launch(t, func(c *Config) {
+		c.MinBackoff = time.Millisecond
+		c.OnProcess = func(e ProcessEvent) {
+			evMu.Lock()
+			defer evMu.Unlock()
+			events = append(events, e)
+		}
+	})
 	pid := h.Pid()
 	var fs [3]failures
 	var rs [3]resource.Resource
@@ -221,6 +230,15 @@ func TestPluginKilledMidCall(t *testing.T) {
 		require.Len(t, fs[i].get(), 1, "no spurious failures after the restart")
 	}
 	require.NotEqual(t, pid, h.Pid(), "a new process")
+	// Config.OnProcess saw the start, the death and the relaunch.
+	evMu.Lock()
+	defer evMu.Unlock()
+	require.Len(t, events, 3)
+	require.Equal(t, ProcessEvent{Kind: ProcessStarted, Pid: pid}, events[0])
+	require.Equal(t, ProcessExited, events[1].Kind)
+	require.Equal(t, pid, events[1].Pid)
+	require.ErrorIs(t, events[1].Err, ErrPluginExited)
+	require.Equal(t, ProcessEvent{Kind: ProcessRelaunched, Pid: h.Pid()}, events[2])
 }
 
 func TestKillHostKillsProcessGroup(t *testing.T) {

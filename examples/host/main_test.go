@@ -298,6 +298,9 @@ func TestEndToEnd(t *testing.T) {
 	require.Contains(t, m, `sft_plugin_process_failures_total{type="genericapp"} 1`)
 	require.Contains(t, m, `sft_resource_restarts_total{group="demo",resource="web",type="genericapp"} 2`)
 	require.NotContains(t, m, fmt.Sprintf("sft_plugin_process_pid %d\n", pluginPid))
+	require.Contains(t, m, `sft_plugin_process_events_total{event="started"} 1`)
+	require.Contains(t, m, `sft_plugin_process_events_total{event="exited"} 1`)
+	require.Contains(t, m, `sft_plugin_process_events_total{event="relaunched"} 1`)
 
 	// Client commands that need the cluster layer say so.
 	_, errOut, code = runCLI(t, bin, "move", "demo", "elsewhere", "-socket", sock)

@@ -161,10 +161,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}()
 
 	// Types: plugin processes or in-process.
+	procEvents := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sft_plugin_process_events_total",
+		Help: "Plugin process life events: started, relaunched (after an exit or a kill), exited (unexpectedly).",
+	}, []string{"event"})
 	reg := opts.Registry
 	var phost *plugins.Host
 	if reg == nil {
-		r, h, err := openTypes(ctx, cfg.Plugins, n.log.With("component", "plugins"))
+		r, h, err := openTypes(ctx, cfg.Plugins, n.log.With("component", "plugins"), func(e plugins.ProcessEvent) {
+			procEvents.WithLabelValues(e.Kind).Inc()
+		})
 		if err != nil {
 			return err
 		}
@@ -179,6 +185,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	// Monitor, metrics, event consumer.
 	n.met = newMetrics(func() monitor.Status { return n.mon.Status() })
+	n.met.reg.MustRegister(procEvents)
 	monLevel := slog.LevelWarn
 	if cfg.Log.Level == "debug" {
 		monLevel = slog.LevelDebug

@@ -39,13 +39,13 @@ func ValidationRegistry() *resource.Registry {
 // openTypes returns the registry the node opens resources from: in a plugin
 // process (this binary re-executed, see PluginMain) or in-process, by
 // pc.Mode. host is the plugin host to close, nil in-process.
-func openTypes(ctx context.Context, pc config.Plugins, log *slog.Logger) (reg *resource.Registry, host *plugins.Host, err error) {
+func openTypes(ctx context.Context, pc config.Plugins, log *slog.Logger, onProcess func(plugins.ProcessEvent)) (reg *resource.Registry, host *plugins.Host, err error) {
 	switch pc.Mode {
 	case config.PluginModeInProcess:
 		return ValidationRegistry(), nil, nil
 	case config.PluginModeProcess, "":
 		reg := &resource.Registry{}
-		h, err := bundled.Launch(ctx, plugins.Config{Logger: log, DisableAutoMTLS: !pc.AutoMTLSOn()}, reg)
+		h, err := bundled.Launch(ctx, plugins.Config{Logger: log, DisableAutoMTLS: !pc.AutoMTLSOn(), OnProcess: onProcess}, reg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("starting the bundled plugin process: %w", err)
 		}
