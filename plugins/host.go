@@ -204,6 +204,7 @@ type Host struct {
 	bg       sync.WaitGroup // background reaping of dead processes
 	spawn    chan func()    // runs on the spawner thread (spawnLoop)
 	spawnEnd chan struct{}
+	sockDir  string // 0700 directory for the plugins' unix sockets; removed by Close
 }
 
 // Launch starts the plugin binary, asks it which types it serves and
@@ -214,7 +215,15 @@ func Launch(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The plugins' sockets go into a private 0700 directory that Close
+	// removes: go-plugin's default is a file in $TMPDIR per start, left
+	// behind by every plugin that is killed rather than stopped.
+	sockDir, err := os.MkdirTemp("", "sft-plugins-")
+	if err != nil {
+		return nil, fmt.Errorf("plugins: socket directory: %w", err)
+	}
 	h := newHost(cfg, pin)
+	h.sockDir = sockDir
 	h.start = h.startProcess
 	h.shared = h.newProc()
 	return h.init(ctx)
@@ -374,6 +383,11 @@ func (h *Host) Close() error {
 	h.bg.Wait()
 	close(h.spawn)
 	<-h.spawnEnd
+	if h.sockDir != "" {
+		if err := os.RemoveAll(h.sockDir); err != nil {
+			return fmt.Errorf("plugins: removing the socket directory: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -500,6 +514,9 @@ func (p *proc) shutdown() {
 func (h *Host) startProcess(ctx context.Context, p *proc) (*gen, error) {
 	cmd := exec.Command(h.cfg.Path, h.cfg.Args...)
 	cmd.Env = append(os.Environ(), h.cfg.Env...)
+	if h.sockDir != "" {
+		cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+h.sockDir)
+	}
 	cmd.SysProcAttr = procutil.SysProcAttr()
 	var sec *plugin.SecureConfig
 	if h.pin != nil {

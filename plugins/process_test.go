@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -457,4 +458,48 @@ func TestIsolateConfig(t *testing.T) {
 	_, err := Launch(t.Context(), Config{Env: []string{roleEnv + "=plugin"}, DisableAutoMTLS: true, Isolate: []string{"nope"}})
 	require.ErrorIs(t, err, resource.ErrConfiguration)
 	require.ErrorContains(t, err, `Isolate "nope"`)
+}
+
+// TestSocketsRemovedAfterKill: a killed plugin cannot remove its unix
+// socket; the host keeps the sockets in a private 0700 directory and Close
+// removes it, so killed plugins leave nothing in $TMPDIR.
+func TestSocketsRemovedAfterKill(t *testing.T) {
+	t.Parallel()
+	rec := &logRecorder{}
+	h, err := Launch(t.Context(), Config{Env: []string{roleEnv + "=plugin"}, Logger: slog.New(rec), MinBackoff: time.Millisecond})
+	require.NoError(t, err)
+	sockDir := func(pid int) string {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		require.NoError(t, err)
+		for kv := range strings.SplitSeq(string(env), "\x00") {
+			if dir, ok := strings.CutPrefix(kv, "PLUGIN_UNIX_SOCKET_DIR="); ok {
+				return dir
+			}
+		}
+		t.Fatalf("plugin %d has no PLUGIN_UNIX_SOCKET_DIR", pid)
+		return ""
+	}
+	pid := h.Pid()
+	dir := sockDir(pid)
+	st, err := os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), st.Mode().Perm())
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "the plugin's socket")
+
+	r := open(t, h, "r", nil)
+	var f failures
+	r.(resource.FailureReporter).SetFailureHandler(f.handler)
+	require.NoError(t, r.Online(t.Context()))
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	waitFor(t, "the failure pushed", func() bool { return len(f.get()) > 0 })
+	require.NoError(t, r.Terminate(t.Context()))
+	require.NoError(t, r.Online(t.Context()), "relaunched")
+	require.Equal(t, dir, sockDir(h.Pid()), "the relaunched plugin uses the same directory")
+	require.NoError(t, r.Offline(t.Context()))
+	require.NoError(t, r.(resource.Closer).Close())
+	require.NoError(t, h.Close())
+	_, err = os.Stat(dir)
+	require.ErrorIs(t, err, os.ErrNotExist, "Close removes the directory, the killed plugin's socket with it")
 }
