@@ -338,7 +338,9 @@ func TestHostDeathKillsPlugin(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), roleEnv+"=host")
+	// TMPDIR: the killed host cannot remove its socket directory; keep it
+	// in the test's own temporary directory.
+	cmd.Env = append(os.Environ(), roleEnv+"=host", "TMPDIR="+t.TempDir())
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
