@@ -38,7 +38,15 @@ func TestEmbed(t *testing.T) {
 		require.NoError(t, err, "output so far: %s", seen.String())
 		seen.Write(buf[:n])
 	}
-	b, err := os.ReadFile(pidFile)
+	// Online returns once the app is started; the shell writes its pid
+	// right after.
+	var b []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err = os.ReadFile(pidFile)
+		if (err == nil && len(b) > 0 && b[len(b)-1] == '\n') || time.Now().After(deadline) {
+			break
+		}
+	}
 	require.NoError(t, err)
 	var appPid int
 	_, err = fmt.Sscan(strings.TrimSpace(string(b)), &appPid)
