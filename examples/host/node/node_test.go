@@ -350,6 +350,11 @@ func TestSlowFollowerIsDisconnected(t *testing.T) {
 		cycle()
 	}
 	cycle()
+	// Events reach followers asynchronously: wait (bounded) until the node
+	// has dropped the follower before reading, or reading would make room.
+	for deadline := time.Now().Add(10 * time.Second); n.Followers() > 0; time.Sleep(time.Millisecond) {
+		require.False(t, time.Now().After(deadline), "the full follower was not disconnected")
+	}
 	got := 0
 	for range live {
 		got++
