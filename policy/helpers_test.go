@@ -23,6 +23,20 @@ func ago(ds ...time.Duration) []time.Time {
 	return out
 }
 
+// requireValidation checks a Validate result: nil when no fields are
+// expected, else exactly the fields named, in order, each with its value.
+func requireValidation(t *testing.T, err error, fields, values []string) {
+	t.Helper()
+	if len(fields) == 0 {
+		require.NoError(t, err)
+		return
+	}
+	require.Equal(t, fields, fieldErrors(err))
+	for i := range fields {
+		requireFieldError(t, err, fields[i], values[i])
+	}
+}
+
 // requireFieldError checks that err is a configuration error whose message
 // names field and shows value (as it is printed: strings quoted), and that
 // one of the joined errors is a *resource.Error for exactly that field.

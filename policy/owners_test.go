@@ -35,15 +35,7 @@ func TestOwnersValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := tc.in.Validate()
-			if len(tc.fields) == 0 {
-				require.NoError(t, err)
-				return
-			}
-			require.Equal(t, tc.fields, fieldErrors(err))
-			for i := range tc.fields {
-				requireFieldError(t, err, tc.fields[i], tc.values[i])
-			}
+			requireValidation(t, tc.in.Validate(), tc.fields, tc.values)
 		})
 	}
 }
