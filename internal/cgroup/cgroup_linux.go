@@ -1,0 +1,499 @@
+package cgroup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Discover reads /proc/self/mountinfo and returns the cgroup layout of this
+// process's mount namespace.
+func Discover() (Layout, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return Layout{}, err
+	}
+	defer f.Close()
+	return ParseMountinfo(f)
+}
+
+// Self returns this process's own cgroup paths (see ParseOwnCgroups).
+func Self() (map[string]string, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseOwnCgroups(f)
+}
+
+// Group is one cgroup: a directory in the v2 hierarchy (containment: every
+// process started into it and all their descendants, whatever they do,
+// until they are killed) plus, for limits whose controller is bound to a
+// v1 hierarchy, a directory of the same name in that hierarchy.
+//
+// The v2 directory is <Layout.V2>/<elems...>. A v1 directory is
+// <mount>/<this process's own cgroup in that hierarchy>/<elems...>, so the
+// limits of whatever contains the caller still apply to the group.
+type Group struct {
+	layout Layout
+	own    map[string]string
+	elems  []string
+	dir    string            // v2 directory
+	v1     map[string]string // controller -> v1 directory in use (after SetLimits)
+	// memV2 is set when the memory limit went to the v2 directory.
+	memV2 bool
+	// noKillFile forces Kill's freeze-and-kill path (tests).
+	noKillFile bool
+}
+
+// ErrNoV2 is returned when there is no cgroup2 hierarchy.
+var ErrNoV2 = errors.New("cgroup: no cgroup2 hierarchy mounted")
+
+// New describes the group at elems below the v2 root (each element one
+// directory name, see EscapeName). It has no side effects. own is the
+// caller's own cgroups (Self); nil places v1 directories below the v1
+// mount roots.
+func New(l Layout, own map[string]string, elems ...string) (*Group, error) {
+	if l.V2 == "" {
+		return nil, ErrNoV2
+	}
+	if len(elems) == 0 {
+		return nil, errors.New("cgroup: no path below the root")
+	}
+	for _, e := range elems {
+		if e == "" || e == "." || e == ".." || strings.ContainsRune(e, '/') {
+			return nil, fmt.Errorf("cgroup: bad path element %q", e)
+		}
+	}
+	return &Group{layout: l, own: own, elems: slices.Clone(elems), dir: filepath.Join(append([]string{l.V2}, elems...)...),
+		v1: map[string]string{}}, nil
+}
+
+// Dir is the group's v2 directory.
+func (g *Group) Dir() string { return g.dir }
+
+// V1Dirs returns the v1 directories in use, by controller.
+func (g *Group) V1Dirs() map[string]string {
+	return maps.Clone(g.v1)
+}
+
+// Exists reports whether the v2 directory exists.
+func (g *Group) Exists() bool {
+	fi, err := os.Stat(g.dir)
+	return err == nil && fi.IsDir()
+}
+
+// Create makes the v2 directory and its parents. An existing directory is
+// fine (use Populated to learn whether something still runs there).
+func (g *Group) Create() error {
+	return mkdirs(g.layout.V2, g.elems)
+}
+
+// mkdirs creates root/elems... one level at a time. A parent that a
+// concurrent Remove deletes between two levels is created again.
+func mkdirs(root string, elems []string) error {
+	for attempt := 0; ; attempt++ {
+		p := root
+		var err error
+		for _, e := range elems {
+			p = filepath.Join(p, e)
+			if err = os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				break
+			}
+			err = nil
+		}
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 10 {
+			if err != nil {
+				return fmt.Errorf("cgroup: create %s: %w", filepath.Join(append([]string{root}, elems...)...), err)
+			}
+			return nil
+		}
+	}
+}
+
+// OpenDir opens the v2 directory, for SysProcAttr.CgroupFD
+// (CLONE_INTO_CGROUP). The caller closes it.
+func (g *Group) OpenDir() (*os.File, error) {
+	return os.OpenFile(g.dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+}
+
+// Add moves pid (the whole process) into the v2 group.
+func (g *Group) Add(pid int) error {
+	return writeFile(filepath.Join(g.dir, "cgroup.procs"), strconv.Itoa(pid))
+}
+
+// SetLimits applies l: each limit in the v2 directory when its controller
+// is available there (enabling it in the parents' cgroup.subtree_control
+// below the v2 root, never in the root itself), else in the controller's
+// v1 hierarchy, else not at all. It returns one Applied per limit set in
+// l, saying where it went or why not. Call it after Create and before
+// starting processes; call SyncV1 after a process was started.
+func (g *Group) SetLimits(l Limits) []Applied {
+	var out []Applied
+	for _, s := range l.settings() {
+		a := Applied{Limit: s.limit, Value: s.v2Value}
+		if err := g.enableV2(s.controller); err == nil {
+			if err := writeFile(filepath.Join(g.dir, s.v2File), s.v2Value); err == nil {
+				a.Where = "v2"
+				if s.controller == "memory" {
+					g.memV2 = true
+				}
+				out = append(out, a)
+				continue
+			} else {
+				a.Err = err
+			}
+		}
+		mnt, ok := g.layout.V1[s.controller]
+		if !ok {
+			if a.Err == nil {
+				a.Err = fmt.Errorf("controller %q is neither enabled in cgroup v2 nor mounted as cgroup v1", s.controller)
+			}
+			out = append(out, a)
+			continue
+		}
+		root := filepath.Join(mnt, g.own[s.controller])
+		dir := filepath.Join(append([]string{root}, g.elems...)...)
+		if err := mkdirs(root, g.elems); err != nil {
+			a.Err = err
+			out = append(out, a)
+			continue
+		}
+		g.v1[s.controller] = dir
+		a.Value = s.v1Value
+		if err := writeFile(filepath.Join(dir, s.v1File), s.v1Value); err != nil {
+			a.Err = err
+			out = append(out, a)
+			continue
+		}
+		a.Err = nil
+		a.Where = "v1:" + s.controller
+		out = append(out, a)
+	}
+	return out
+}
+
+// enableV2 makes controller available in the group's v2 directory by
+// enabling it in the cgroup.subtree_control of every parent between the v2
+// root and the group. The root's own subtree_control is not ours to
+// change: a controller it does not enable is reported unavailable.
+func (g *Group) enableV2(controller string) error {
+	p := g.layout.V2
+	if !hasWord(filepath.Join(p, "cgroup.subtree_control"), controller) {
+		return fmt.Errorf("controller %q is not enabled in %s", controller, filepath.Join(p, "cgroup.subtree_control"))
+	}
+	for _, e := range g.elems[:len(g.elems)-1] {
+		p = filepath.Join(p, e)
+		if err := writeFile(filepath.Join(p, "cgroup.subtree_control"), "+"+controller); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasWord(file, w string) bool {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(strings.Fields(string(b)), w)
+}
+
+// SyncV1 moves every process of the v2 group into the v1 directories in
+// use, until a pass finds none missing: a process forked before its parent
+// was moved is caught by the next pass. Without v1 directories it does
+// nothing.
+func (g *Group) SyncV1() error {
+	if len(g.v1) == 0 {
+		return nil
+	}
+	for pass := 0; pass < 100; pass++ {
+		procs, err := g.Procs()
+		if err != nil {
+			return err
+		}
+		moved := 0
+		for _, c := range slices.Sorted(maps.Keys(g.v1)) {
+			dir := g.v1[c]
+			have, err := readPids(filepath.Join(dir, "cgroup.procs"))
+			if err != nil {
+				return err
+			}
+			for _, pid := range procs {
+				if slices.Contains(have, pid) {
+					continue
+				}
+				if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+					if errors.Is(err, syscall.ESRCH) {
+						continue // exited meanwhile
+					}
+					return fmt.Errorf("cgroup: move %d into %s: %w", pid, dir, err)
+				}
+				moved++
+			}
+		}
+		if moved == 0 {
+			return nil
+		}
+	}
+	return errors.New("cgroup: v1 sync did not settle (fork storm?)")
+}
+
+// Procs lists the processes in the v2 group (not zombies).
+func (g *Group) Procs() ([]int, error) {
+	return readPids(filepath.Join(g.dir, "cgroup.procs"))
+}
+
+func readPids(file string) ([]int, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: bad pid %q", file, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// Populated reads "populated" from cgroup.events: whether a live process
+// is in the group or below it.
+func (g *Group) Populated() (bool, error) {
+	v, err := g.event("populated")
+	return v == 1, err
+}
+
+// event reads key's value from cgroup.events.
+func (g *Group) event(key string) (int64, error) {
+	return keyedValue(filepath.Join(g.dir, "cgroup.events"), key)
+}
+
+// keyedValue reads a "key value" line from a flat-keyed cgroup file.
+func keyedValue(file, key string) (int64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && k == key {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %q", file, key)
+}
+
+// Kill kills every process in the group with SIGKILL: through cgroup.kill
+// (Linux 5.14+), else by freezing the group (no fork can then escape),
+// sending SIGKILL to each member and thawing it. It does not wait: see
+// WaitEmpty.
+func (g *Group) Kill() error {
+	if !g.noKillFile {
+		err := writeFile(filepath.Join(g.dir, "cgroup.kill"), "1")
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return g.freezeKill()
+}
+
+// freezeKill is Kill without cgroup.kill.
+func (g *Group) freezeKill() error {
+	freeze := filepath.Join(g.dir, "cgroup.freeze")
+	frozen := writeFile(freeze, "1") == nil
+	if frozen {
+		defer func() { _ = writeFile(freeze, "0") }()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		// Best effort: a member in uninterruptible sleep delays freezing;
+		// SIGKILL below still reaches it.
+		_ = g.waitEvent(ctx, "frozen", 1)
+		cancel()
+	}
+	for range 100 {
+		procs, err := g.Procs()
+		if err != nil {
+			return err
+		}
+		if len(procs) == 0 {
+			return nil
+		}
+		for _, pid := range procs {
+			_ = syscall.Kill(pid, syscall.SIGKILL) // members of a frozen group cannot exit and be reused
+		}
+		if frozen {
+			return nil
+		}
+		time.Sleep(time.Millisecond) // without a freezer, kill until no fork is left
+	}
+	return errors.New("cgroup: members keep appearing")
+}
+
+// WaitEmpty waits until no live process is in the group (cgroup.events
+// "populated 0"), watching the file with inotify: no polling. It returns
+// ctx's error if ctx ends first.
+func (g *Group) WaitEmpty(ctx context.Context) error {
+	return g.waitEvent(ctx, "populated", 0)
+}
+
+// waitEvent waits until cgroup.events has key = want.
+func (g *Group) waitEvent(ctx context.Context, key string, want int64) error {
+	events := filepath.Join(g.dir, "cgroup.events")
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("cgroup: inotify: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	defer f.Close()
+	if _, err := unix.InotifyAddWatch(fd, events, unix.IN_MODIFY); err != nil {
+		return fmt.Errorf("cgroup: watch %s: %w", events, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	buf := make([]byte, 4096)
+	for {
+		v, err := g.event(key)
+		if err != nil {
+			return err
+		}
+		if v == want {
+			return nil
+		}
+		if _, err := f.Read(buf); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("cgroup: waiting for %s %d in %s: %w", key, want, g.dir, ctx.Err())
+			}
+			return fmt.Errorf("cgroup: inotify read: %w", err)
+		}
+	}
+}
+
+// Signal sends sig to every process in the group. Each is opened as a
+// pidfd and checked to still be in the group before it is signalled, so a
+// pid reused by a stranger is never hit.
+func (g *Group) Signal(sig syscall.Signal) error {
+	procs, err := g.Procs()
+	if err != nil {
+		return err
+	}
+	want := "0::" + g.v2Path() + "\n"
+	var errs []error
+	for _, pid := range procs {
+		pfd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // gone
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		if err == nil && bytes.Contains(b, []byte(want)) {
+			if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil && !errors.Is(err, syscall.ESRCH) {
+				errs = append(errs, fmt.Errorf("signal %d: %w", pid, err))
+			}
+		}
+		_ = unix.Close(pfd)
+	}
+	return errors.Join(errs...)
+}
+
+// v2Path is the group's path as /proc/<pid>/cgroup shows it (relative to
+// the v2 root, with a leading slash).
+func (g *Group) v2Path() string { return "/" + strings.Join(g.elems, "/") }
+
+// OOMKills returns how many processes the OOM killer killed in the group
+// because of its memory limit (memory.events or memory.oom_control
+// "oom_kill"); 0 without a memory limit.
+func (g *Group) OOMKills() int64 {
+	if g.memV2 {
+		n, _ := keyedValue(filepath.Join(g.dir, "memory.events"), "oom_kill")
+		return n
+	}
+	if dir, ok := g.v1["memory"]; ok {
+		n, _ := keyedValue(filepath.Join(dir, "memory.oom_control"), "oom_kill")
+		return n
+	}
+	return 0
+}
+
+// Remove deletes the group's directories (v2 and v1), then each parent
+// below the roots that has become empty. The group must be empty; parents
+// still in use by other groups stay.
+func (g *Group) Remove() error {
+	var errs []error
+	if err := rmdirs(g.layout.V2, g.elems); err != nil {
+		errs = append(errs, err)
+	}
+	for c := range g.v1 {
+		root := filepath.Join(g.layout.V1[c], g.own[c])
+		if err := rmdirs(root, g.elems); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rmdirs removes root/elems... and then its parents up to (not including)
+// root, stopping at the first parent that is still in use.
+func rmdirs(root string, elems []string) error {
+	leaf := filepath.Join(append([]string{root}, elems...)...)
+	if err := rmdirRetry(leaf); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cgroup: remove %s: %w", leaf, err)
+	}
+	for i := len(elems) - 1; i > 0; i-- {
+		p := filepath.Join(append([]string{root}, elems[:i]...)...)
+		if err := syscall.Rmdir(p); err != nil {
+			break // EBUSY/ENOTEMPTY: another group's parent too
+		}
+	}
+	return nil
+}
+
+// rmdirRetry removes a cgroup directory. Right after its last process was
+// reaped the kernel may still count it (EBUSY) for a moment.
+func rmdirRetry(p string) error {
+	var err error
+	for i := range 200 {
+		if err = syscall.Rmdir(p); err == nil || errors.Is(err, syscall.ENOENT) {
+			if err != nil {
+				return fs.ErrNotExist
+			}
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) {
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * 100 * time.Microsecond)
+	}
+	return err
+}
+
+func writeFile(name, v string) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(v)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %q to %s: %w", v, name, err)
+	}
+	return nil
+}

@@ -1,0 +1,268 @@
+package cgroup
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sftkit/sft/internal/testenv"
+)
+
+const helperEnv = "SFT_CGROUP_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		helper(mode)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// helper modes:
+//
+//	sleep    block
+//	escape   start a child that calls setsid and a double-forked
+//	         grandchild, each blocking; print their pids; block
+//	alloc    allocate and touch memory 1 MiB at a time, for ever
+//	term     on SIGTERM write "term" to stdout and exit 0
+func helper(mode string) {
+	switch mode {
+	case "sleep":
+		select {}
+	case "escape":
+		a := exec.Command(os.Args[0])
+		a.Env = append(os.Environ(), helperEnv+"=sleep")
+		a.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		b := exec.Command(os.Args[0])
+		b.Env = append(os.Environ(), helperEnv+"=fork-exit")
+		b.Stdout = os.Stdout
+		if a.Start() != nil || b.Start() != nil {
+			os.Exit(2)
+		}
+		fmt.Println(a.Process.Pid)
+		_ = b.Wait() // b prints its child's pid and exits: that child is orphaned
+		select {}
+	case "fork-exit":
+		c := exec.Command(os.Args[0])
+		c.Env = append(os.Environ(), helperEnv+"=sleep")
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if c.Start() != nil {
+			os.Exit(2)
+		}
+		fmt.Println(c.Process.Pid)
+		os.Exit(0)
+	case "alloc":
+		var keep [][]byte
+		for {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
+	case "term":
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM)
+		fmt.Println("ready")
+		<-ch
+		fmt.Println("term")
+		os.Exit(0)
+	}
+	os.Exit(2)
+}
+
+// testGroup creates a group named after the test below sft-test/ and
+// removes it (killing what is left) when the test ends.
+func testGroup(t *testing.T) *Group {
+	t.Helper()
+	testenv.RequireRoot(t)
+	l, err := Discover()
+	require.NoError(t, err)
+	if l.V2 == "" {
+		t.Skip("no cgroup2 hierarchy")
+	}
+	own, err := Self()
+	require.NoError(t, err)
+	g, err := New(l, own, "sft-test", EscapeName(fmt.Sprintf("%d-%s", os.Getpid(), t.Name())))
+	require.NoError(t, err)
+	require.NoError(t, g.Create())
+	t.Cleanup(func() {
+		_ = g.Kill()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := g.WaitEmpty(ctx); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		require.NoError(t, g.Remove())
+		require.NoDirExists(t, g.Dir())
+		for _, d := range g.V1Dirs() {
+			require.NoDirExists(t, d)
+		}
+	})
+	return g
+}
+
+// startIn starts the helper in mode inside g (CLONE_INTO_CGROUP) and
+// returns it with its stdout.
+func startIn(t *testing.T, g *Group, mode string) (*exec.Cmd, *os.File) {
+	t.Helper()
+	dir, err := g.OpenDir()
+	require.NoError(t, err)
+	defer dir.Close()
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	cmd.Stdout = w
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	require.NoError(t, cmd.Start())
+	w.Close()
+	t.Cleanup(func() { r.Close() })
+	go func() { _ = cmd.Wait() }()
+	return cmd, r
+}
+
+func readLine(t *testing.T, r *os.File) string {
+	t.Helper()
+	var b []byte
+	one := make([]byte, 1)
+	for {
+		n, err := r.Read(one)
+		require.NoError(t, err, "read after %q", b)
+		if n == 1 && one[0] == '\n' {
+			return string(b)
+		}
+		b = append(b, one[:n]...)
+	}
+}
+
+func TestKillFollowsEscapes(t *testing.T) {
+	t.Parallel()
+	for _, viaFreeze := range []bool{false, true} {
+		t.Run(fmt.Sprintf("freeze=%v", viaFreeze), func(t *testing.T) {
+			t.Parallel()
+			g := testGroup(t)
+			g.noKillFile = viaFreeze
+			_, out := startIn(t, g, "escape")
+			setsid, _ := strconv.Atoi(readLine(t, out))
+			orphan, _ := strconv.Atoi(readLine(t, out))
+			require.NotZero(t, setsid)
+			require.NotZero(t, orphan)
+			procs, err := g.Procs()
+			require.NoError(t, err)
+			require.Contains(t, procs, setsid)
+			require.Contains(t, procs, orphan)
+			pop, err := g.Populated()
+			require.NoError(t, err)
+			require.True(t, pop)
+
+			require.NoError(t, g.Kill())
+			require.NoError(t, g.WaitEmpty(t.Context()))
+			procs, err = g.Procs()
+			require.NoError(t, err)
+			require.Empty(t, procs)
+			// Gone from the process table or a zombie awaiting init.
+			for _, pid := range []int{setsid, orphan} {
+				require.False(t, liveProcess(pid), "pid %d alive", pid)
+			}
+		})
+	}
+}
+
+// liveProcess reports whether pid exists and is not a zombie.
+func liveProcess(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+func TestWaitEmptyHonoursContext(t *testing.T) {
+	t.Parallel()
+	g := testGroup(t)
+	startIn(t, g, "sleep")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, g.WaitEmpty(ctx), context.DeadlineExceeded)
+}
+
+func TestSignal(t *testing.T) {
+	t.Parallel()
+	g := testGroup(t)
+	_, out := startIn(t, g, "term")
+	require.Equal(t, "ready", readLine(t, out))
+	require.NoError(t, g.Signal(syscall.SIGTERM))
+	require.Equal(t, "term", readLine(t, out))
+	require.NoError(t, g.WaitEmpty(t.Context()))
+}
+
+func TestMemoryLimitOOM(t *testing.T) {
+	t.Parallel()
+	g := testGroup(t)
+	applied := g.SetLimits(Limits{MemoryBytes: 32 << 20, Tasks: 64, CPU: 0.5})
+	require.Len(t, applied, 3)
+	for _, a := range applied {
+		require.NoError(t, a.Err, a.String())
+		require.NotEmpty(t, a.Where)
+	}
+	cmd, _ := startIn(t, g, "alloc")
+	require.NoError(t, g.SyncV1())
+	// The limit is in place: the allocator is killed by the OOM killer.
+	done := make(chan struct{})
+	go func() {
+		for liveProcess(cmd.Process.Pid) {
+			time.Sleep(time.Millisecond)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("allocator not killed by the 32 MiB limit")
+	}
+	require.NoError(t, g.WaitEmpty(t.Context()))
+	require.Positive(t, g.OOMKills())
+}
+
+func TestSyncV1MovesForks(t *testing.T) {
+	t.Parallel()
+	g := testGroup(t)
+	applied := g.SetLimits(Limits{Tasks: 100})
+	require.NoError(t, applied[0].Err)
+	_, out := startIn(t, g, "escape")
+	setsid, _ := strconv.Atoi(readLine(t, out))
+	orphan, _ := strconv.Atoi(readLine(t, out))
+	require.NoError(t, g.SyncV1())
+	dir, ok := g.V1Dirs()["pids"]
+	if !ok {
+		t.Skip("pids limit in v2: nothing to sync")
+	}
+	have, err := readPids(filepath.Join(dir, "cgroup.procs"))
+	require.NoError(t, err)
+	require.Contains(t, have, setsid)
+	require.Contains(t, have, orphan)
+}
+
+func TestNewRejectsBadPaths(t *testing.T) {
+	t.Parallel()
+	l := Layout{V2: "/sys/fs/cgroup"}
+	for _, elems := range [][]string{nil, {""}, {".."}, {"a/b"}} {
+		_, err := New(l, nil, elems...)
+		require.Error(t, err, "%q", elems)
+	}
+	_, err := New(Layout{}, nil, "sft")
+	require.ErrorIs(t, err, ErrNoV2)
+}
