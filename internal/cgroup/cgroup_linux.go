@@ -58,6 +58,8 @@ type Group struct {
 	memV2 bool
 	// noKillFile forces Kill's freeze-and-kill path (tests).
 	noKillFile bool
+	// lock is the open directory holding the group's flock (Claim).
+	lock *os.File
 }
 
 // ErrNoV2 is returned when there is no cgroup2 hierarchy.
@@ -431,20 +433,29 @@ func (g *Group) OOMKills() int64 {
 	return 0
 }
 
+// limitControllers are the controllers SetLimits may use.
+var limitControllers = []string{"memory", "cpu", "pids"}
+
 // Remove deletes the group's directories (v2 and v1), then each parent
-// below the roots that has become empty. The group must be empty; parents
-// still in use by other groups stay.
+// below the roots that has become empty, and releases the lock. The group
+// must be empty; parents still in use by other groups stay.
 func (g *Group) Remove() error {
 	var errs []error
 	if err := rmdirs(g.layout.V2, g.elems); err != nil {
 		errs = append(errs, err)
 	}
-	for c := range g.v1 {
-		root := filepath.Join(g.layout.V1[c], g.own[c])
-		if err := rmdirs(root, g.elems); err != nil {
+	// Every limit controller's v1 directory, not only those this Group
+	// used: a reclaimed group's limits were set by its dead owner.
+	for _, c := range limitControllers {
+		mnt, ok := g.layout.V1[c]
+		if !ok {
+			continue
+		}
+		if err := rmdirs(filepath.Join(mnt, g.own[c]), g.elems); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	g.unlock()
 	return errors.Join(errs...)
 }
 

@@ -266,3 +266,59 @@ func TestNewRejectsBadPaths(t *testing.T) {
 	_, err := New(Layout{}, nil, "sft")
 	require.ErrorIs(t, err, ErrNoV2)
 }
+
+func TestClaim(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t)
+	l, err := Discover()
+	require.NoError(t, err)
+	own, err := Self()
+	require.NoError(t, err)
+	parent := []string{"sft-test", EscapeName(fmt.Sprintf("%d-%s", os.Getpid(), t.Name()))}
+	var groups []*Group
+	t.Cleanup(func() {
+		for _, g := range groups {
+			_ = g.Kill()
+			_ = g.WaitEmpty(context.Background())
+			require.NoError(t, g.Remove())
+		}
+		require.NoDirExists(t, filepath.Join(append([]string{l.V2}, parent...)...))
+	})
+	claim := func() (*Group, []Reclaimed) {
+		g, rec, err := Claim(t.Context(), l, own, parent, "app")
+		require.NoError(t, err)
+		groups = append(groups, g)
+		return g, rec
+	}
+
+	// First owner: a fresh group, nothing reclaimed.
+	a, rec := claim()
+	require.Empty(t, rec)
+	require.True(t, a.Owned())
+	require.Equal(t, "app", filepath.Base(a.Dir()))
+	cmd, _ := startIn(t, a, "sleep")
+
+	// A second live owner gets a sibling and leaves a's process alone.
+	b, rec := claim()
+	require.Empty(t, rec)
+	require.NotEqual(t, a.Dir(), b.Dir())
+	require.True(t, isSibling(filepath.Base(b.Dir()), "app"), b.Dir())
+	require.True(t, liveProcess(cmd.Process.Pid))
+	_, bout := startIn(t, b, "escape")
+	escaped, _ := strconv.Atoi(readLine(t, bout))
+
+	// Both owners die (their locks go): the next Claim kills both trees,
+	// keeps "app" and removes the sibling.
+	a.unlock()
+	b.unlock()
+	c, rec := claim()
+	require.Len(t, rec, 2)
+	require.Equal(t, a.Dir(), c.Dir())
+	require.NoDirExists(t, b.Dir())
+	require.False(t, liveProcess(cmd.Process.Pid))
+	require.False(t, liveProcess(escaped))
+	pop, err := c.Populated()
+	require.NoError(t, err)
+	require.False(t, pop)
+	groups = groups[2:] // a and b are reclaimed by c: c removes the directory
+}
