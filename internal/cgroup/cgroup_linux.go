@@ -60,6 +60,10 @@ type Group struct {
 	noKillFile bool
 	// lock is the open directory holding the group's flock (Claim).
 	lock *os.File
+	// killed is set once cgroup.kill was written (see Renew).
+	killed bool
+	// limits are the limits last set, applied again by Renew.
+	limits Limits
 }
 
 // ErrNoV2 is returned when there is no cgroup2 hierarchy.
@@ -127,6 +131,37 @@ func mkdirs(root string, elems []string) error {
 	}
 }
 
+// Renew makes an empty group fit for a new start. A group that was killed
+// through cgroup.kill is removed and created again (its lock taken anew,
+// its limits set again): since Linux 6.14 a process cloned into a group
+// (CLONE_INTO_CGROUP) whose kill sequence differs from its parent's
+// group's is killed at birth, which is every start after a cgroup.kill.
+// Without cgroup.kill it does nothing. It returns the limits as applied
+// again (nil if none or nothing was done).
+func (g *Group) Renew() ([]Applied, error) {
+	if !g.killed {
+		return nil, nil
+	}
+	locked := g.lock != nil
+	g.unlock()
+	if err := rmdirRetry(g.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("cgroup: renew %s: %w", g.dir, err)
+	}
+	if err := g.Create(); err != nil {
+		return nil, err
+	}
+	g.killed = false
+	if locked {
+		if ok, err := g.tryLock(); err != nil || !ok {
+			return nil, fmt.Errorf("cgroup: renew %s: another owner took it (%v)", g.dir, err)
+		}
+	}
+	if g.limits.IsZero() {
+		return nil, nil
+	}
+	return g.SetLimits(g.limits), nil
+}
+
 // OpenDir opens the v2 directory, for SysProcAttr.CgroupFD
 // (CLONE_INTO_CGROUP). The caller closes it.
 func (g *Group) OpenDir() (*os.File, error) {
@@ -145,6 +180,7 @@ func (g *Group) Add(pid int) error {
 // l, saying where it went or why not. Call it after Create and before
 // starting processes; call SyncV1 after a process was started.
 func (g *Group) SetLimits(l Limits) []Applied {
+	g.limits = l
 	var out []Applied
 	for _, s := range l.settings() {
 		a := Applied{Limit: s.limit, Value: s.v2Value}
@@ -311,6 +347,9 @@ func keyedValue(file, key string) (int64, error) {
 func (g *Group) Kill() error {
 	if !g.noKillFile {
 		err := writeFile(filepath.Join(g.dir, "cgroup.kill"), "1")
+		if err == nil {
+			g.killed = true
+		}
 		if err == nil || !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}

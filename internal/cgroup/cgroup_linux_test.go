@@ -38,7 +38,9 @@ func TestMain(m *testing.M) {
 func helper(mode string) {
 	switch mode {
 	case "sleep":
-		select {}
+		for {
+			time.Sleep(time.Hour)
+		}
 	case "escape":
 		a := exec.Command(os.Args[0])
 		a.Env = append(os.Environ(), helperEnv+"=sleep")
@@ -321,4 +323,18 @@ func TestClaim(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, pop)
 	groups = groups[2:] // a and b are reclaimed by c: c removes the directory
+}
+
+// A group is reused after Kill: the next process started into it lives.
+func TestReuseAfterKill(t *testing.T) {
+	t.Parallel()
+	g := testGroup(t)
+	startIn(t, g, "sleep")
+	require.NoError(t, g.Kill())
+	require.NoError(t, g.WaitEmpty(t.Context()))
+	_, err := g.Renew()
+	require.NoError(t, err)
+	cmd, _ := startIn(t, g, "sleep")
+	time.Sleep(100 * time.Millisecond)
+	require.True(t, liveProcess(cmd.Process.Pid))
 }

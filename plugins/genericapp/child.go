@@ -33,8 +33,13 @@ const (
 type child struct {
 	cmd  *exec.Cmd
 	pid  int // also the process group id
+	box  containment
 	log  *slog.Logger
 	name string
+	// oomBase is box.oomKills() at start; oom (valid after exited) is set
+	// when the memory limit's OOM killer killed the leader.
+	oomBase int64
+	oom     bool
 
 	exited chan struct{} // closed once the leader has exited (still a zombie)
 	exit   proc.Exit     // valid after exited
@@ -60,8 +65,9 @@ type onExitFunc func(c *child, ex proc.Exit)
 
 // startChild starts s's program through the spawner. It opens the output
 // destinations and closes the parent's copies of the child's ends.
-func startChild(sp *proc.Spawner, s *spec, log *slog.Logger, name string) (*child, error) {
+func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, name string) (*child, error) {
 	c := &child{
+		box:     box,
 		log:     log,
 		name:    name,
 		exited:  make(chan struct{}),
@@ -117,14 +123,23 @@ func startChild(sp *proc.Spawner, s *spec, log *slog.Logger, name string) (*chil
 			*o.dst = f
 		}
 	}
-	err := sp.Start(cmd)
+	c.oomBase = box.oomKills()
+	started, err := box.prepare(cmd)
+	if err != nil {
+		closeChildEnds()
+		c.closePipes()
+		return nil, fmt.Errorf("containment: %w", err)
+	}
+	err = sp.Start(cmd)
 	closeChildEnds()
 	if err != nil {
+		started(0)
 		c.closePipes()
 		return nil, err
 	}
 	c.cmd = cmd
 	c.pid = cmd.Process.Pid
+	started(c.pid)
 	streams := []string{}
 	if s.stdout == OutputLog {
 		streams = append(streams, "stdout")
@@ -169,6 +184,9 @@ func (c *child) wait(onExit onExitFunc) {
 	defer close(c.done)
 	ex, err := proc.WaitExit(c.pid)
 	c.exit, c.exitErr = ex, err
+	if ex.Signal == syscall.SIGKILL {
+		c.oom = c.box.oomKills() > c.oomBase
+	}
 	close(c.exited)
 
 	c.mu.Lock()
@@ -187,10 +205,10 @@ func (c *child) wait(onExit onExitFunc) {
 	<-c.release
 	_ = c.cmd.Wait() // reap; the exit status is already in c.exit
 	ctx, cancel := context.WithTimeout(context.Background(), groupGoneTimeout)
-	c.leftErr = proc.WaitGroupGone(ctx, c.pid)
+	c.leftErr = c.box.waitEmpty(ctx, c.pid)
 	cancel()
 	if c.leftErr != nil {
-		c.log.Error("process group members survived SIGKILL", "pgid", c.pid, "err", c.leftErr)
+		c.log.Error("processes of the tree survived SIGKILL", "pgid", c.pid, "err", c.leftErr)
 	}
 
 	drained := make(chan struct{})
@@ -215,7 +233,7 @@ func (c *child) signal(sig syscall.Signal) error {
 	if c.released {
 		return nil
 	}
-	return proc.SignalGroup(c.pid, sig)
+	return c.box.signal(c.pid, sig)
 }
 
 // killAndRelease sends SIGKILL to the group (once) and lets the waiter reap
@@ -226,8 +244,8 @@ func (c *child) killAndRelease() {
 	if c.released {
 		return
 	}
-	if err := proc.SignalGroup(c.pid, syscall.SIGKILL); err != nil {
-		c.log.Error("kill process group", "pgid", c.pid, "err", err)
+	if err := c.box.kill(c.pid); err != nil {
+		c.log.Error("kill process tree", "pgid", c.pid, "err", err)
 	}
 	c.released = true
 	close(c.release)
@@ -248,20 +266,8 @@ func (c *child) exitReason() string {
 	if c.exitErr != nil {
 		return fmt.Sprintf("process %d: %v", c.pid, c.exitErr)
 	}
+	if c.oom {
+		return fmt.Sprintf("process %d %s by the memory limit (OOM)", c.pid, c.exit)
+	}
 	return fmt.Sprintf("process %d %s", c.pid, c.exit)
-}
-
-// othersGone reports whether every member of the group but the (exited)
-// leader has exited. It scans /proc; only the Offline grace phase uses it.
-func (c *child) othersGone() bool {
-	members, err := proc.GroupMembers(c.pid, false)
-	if err != nil {
-		return false
-	}
-	for _, p := range members {
-		if p != c.pid {
-			return false
-		}
-	}
-	return true
 }

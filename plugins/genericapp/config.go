@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sftkit/sft/internal/cgroup"
 	"github.com/sftkit/sft/internal/health"
 	"github.com/sftkit/sft/internal/proc"
 	"github.com/sftkit/sft/resource"
@@ -28,6 +29,10 @@ const (
 	DefaultStopSignal = "SIGTERM"
 	DefaultStopGrace  = 10 * time.Second
 	DefaultOutput     = OutputLog
+	// DefaultStabilize is how long Online watches a program without a
+	// readiness check before it reports it online: a program that exits
+	// within it (bad arguments, port in use) makes Online fail.
+	DefaultStabilize = 200 * time.Millisecond
 )
 
 // Output destinations besides a file path.
@@ -74,6 +79,19 @@ type Config struct {
 	Readiness *health.Config `json:"readiness,omitempty"`
 	// Health, if set, is IsAlive's check; unset, IsAlive uses Readiness.
 	Health *health.Config `json:"health,omitempty"`
+	// Stabilize is how long Online waits, without a readiness check, for
+	// the program to stay up. Default 200 ms; 0 returns at once.
+	Stabilize *resource.Duration `json:"stabilize,omitempty"`
+	// MemoryLimit caps the memory of the whole process tree: bytes as a
+	// number, or a string with a unit ("512MiB", "1G", "64k"). Needs
+	// cgroups.
+	MemoryLimit any `json:"memory_limit,omitempty"`
+	// CPULimit caps the CPU time of the tree, in CPUs (0.5 = half a CPU).
+	// Needs cgroups.
+	CPULimit *float64 `json:"cpu_limit,omitempty"`
+	// TasksLimit caps the number of processes and threads of the tree.
+	// Needs cgroups.
+	TasksLimit *int64 `json:"tasks_limit,omitempty"`
 }
 
 // IDOrName is a user or group given by name ("www-data") or by numeric id
@@ -110,6 +128,8 @@ type spec struct {
 	stopGrace  time.Duration
 	ready      *health.Check
 	health     *health.Check
+	stabilize  time.Duration
+	limits     cgroup.Limits
 }
 
 // decode turns properties into a Config, classifying errors.
@@ -216,6 +236,16 @@ func (c Config) resolve() (*spec, error) {
 			return nil, err
 		}
 	}
+	s.stabilize = DefaultStabilize
+	if c.Stabilize != nil {
+		if *c.Stabilize < 0 {
+			return nil, resource.ConfigError("stabilize", c.Stabilize.D().String(), "must not be negative")
+		}
+		s.stabilize = c.Stabilize.D()
+	}
+	if s.limits, err = c.limits(); err != nil {
+		return nil, err
+	}
 	switch {
 	case c.Health != nil:
 		if s.health, err = health.New("health", *c.Health); err != nil {
@@ -225,6 +255,68 @@ func (c Config) resolve() (*spec, error) {
 		s.health = s.ready
 	}
 	return s, nil
+}
+
+// limits validates the limit properties.
+func (c Config) limits() (cgroup.Limits, error) {
+	var l cgroup.Limits
+	if c.MemoryLimit != nil {
+		n, err := parseBytes(c.MemoryLimit)
+		if err != nil {
+			return l, resource.ConfigError("memory_limit", c.MemoryLimit, "%v", err)
+		}
+		if n < 1<<20 {
+			return l, resource.ConfigError("memory_limit", c.MemoryLimit, "must be at least 1 MiB")
+		}
+		l.MemoryBytes = n
+	}
+	if c.CPULimit != nil {
+		if v := *c.CPULimit; !(v >= 0.01 && v <= 4096) {
+			return l, resource.ConfigError("cpu_limit", v, "want CPUs between 0.01 and 4096 (0.5 = half a CPU)")
+		}
+		l.CPU = *c.CPULimit
+	}
+	if c.TasksLimit != nil {
+		if *c.TasksLimit < 1 {
+			return l, resource.ConfigError("tasks_limit", *c.TasksLimit, "must be at least 1")
+		}
+		l.Tasks = *c.TasksLimit
+	}
+	return l, nil
+}
+
+// parseBytes reads a byte count: a JSON number, or a string of digits
+// with an optional unit: k, M, G, T (powers of 1024, also written KiB,
+// MiB, GiB, TiB, or with a B: KB, MB, ...).
+func parseBytes(v any) (int64, error) {
+	switch x := v.(type) {
+	case float64:
+		if x != float64(int64(x)) || x <= 0 {
+			return 0, errors.New("want a positive whole number of bytes")
+		}
+		return int64(x), nil
+	case string:
+		s := strings.TrimSpace(x)
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		n, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil || n <= 0 {
+			return 0, errors.New(`want a positive size such as "512MiB" or "1G"`)
+		}
+		unit := strings.ToLower(strings.TrimSpace(s[i:]))
+		unit = strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i")
+		shift, ok := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[unit]
+		if !ok {
+			return 0, fmt.Errorf("unknown unit %q (want k, M, G or T)", s[i:])
+		}
+		if n > (1<<62)>>shift {
+			return 0, errors.New("too large")
+		}
+		return n << shift, nil
+	}
+	return 0, fmt.Errorf("want a number of bytes or a string such as \"512MiB\", not %T", v)
 }
 
 func mergeEnv(base []string, add map[string]string) []string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,14 +25,43 @@ const closeTimeout = 30 * time.Second
 // errTerminated is the cause of an Online cancelled by Terminate.
 var errTerminated = errors.New("terminated")
 
-// New returns the genericapp resource type.
+// New returns the genericapp resource type with default Options.
 func New() resource.Type { return appType{} }
 
-type appType struct{}
+// Options configure the type. The zero value is the default.
+type Options struct {
+	// Node names this node in cgroup paths
+	// (<v2 root>/sft/<node>/<resource>). Default: $SFT_NODE, else the
+	// hostname.
+	Node string
+	// Containment is "auto" (cgroup when possible, else the fallback),
+	// "cgroup" (Open fails without cgroups) or "fallback" (never
+	// cgroups). Default: $SFT_GENERICAPP_CONTAINMENT, else "auto".
+	Containment string
+}
+
+// NewWithOptions returns the genericapp resource type configured by o.
+func NewWithOptions(o Options) resource.Type { return appType{opts: o} }
+
+type appType struct{ opts Options }
 
 var _ resource.Type = appType{}
 
 func (appType) Name() string { return TypeName }
+
+// node returns the node name for cgroup paths.
+func (t appType) node() string {
+	if t.opts.Node != "" {
+		return t.opts.Node
+	}
+	if n := os.Getenv(NodeEnv); n != "" {
+		return n
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
 
 // Validate decodes and checks the properties: every field, and that the
 // executable, the working directory, the user and group and the output
@@ -46,7 +76,10 @@ func (appType) Validate(ctx context.Context, props resource.Properties) error {
 }
 
 // Open validates the properties and returns an instance, not yet online.
-func (appType) Open(ctx context.Context, req resource.OpenRequest) (resource.Resource, error) {
+// It sets up the instance's containment (see the package documentation):
+// a leftover of a previous run of the same node and resource is killed
+// here, before anything can start a second copy.
+func (t appType) Open(ctx context.Context, req resource.OpenRequest) (resource.Resource, error) {
 	c, err := decode(req.Properties)
 	if err != nil {
 		return nil, err
@@ -55,11 +88,12 @@ func (appType) Open(ctx context.Context, req resource.OpenRequest) (resource.Res
 	if err != nil {
 		return nil, err
 	}
-	return &App{
-		name: req.Name,
-		log:  req.Log().With("resource", req.Name, "type", TypeName),
-		spec: s,
-	}, nil
+	log := req.Log().With("resource", req.Name, "type", TypeName)
+	box, err := openContainment(ctx, t.opts.Containment, t.node(), req.Name, s.limits, log)
+	if err != nil {
+		return nil, resource.NodeLocal(fmt.Errorf("genericapp %s: containment: %w", req.Name, err))
+	}
+	return &App{name: req.Name, log: log, spec: s, box: box}, nil
 }
 
 // App is a genericapp instance. It implements resource.Resource,
@@ -68,6 +102,7 @@ type App struct {
 	name    string
 	log     *slog.Logger
 	spec    *spec
+	box     containment
 	spawner *proc.Spawner // acquired by the first Online, released by Close
 
 	failure atomic.Pointer[func(error)]
@@ -98,6 +133,11 @@ func (a *App) SetFailureHandler(fn func(err error)) {
 	}
 	a.failure.Store(&fn)
 }
+
+// Containment describes how the instance's process tree is held: the
+// cgroup and the limits applied (or why not), or the weaker fallback and
+// why cgroups could not be used. It is also logged by Open.
+func (a *App) Containment() string { return a.box.describe() }
 
 // Pid returns the pid (also the process group id) of the running process,
 // or 0 when none is running.
@@ -195,7 +235,7 @@ func (a *App) start(octx context.Context) (*child, error) {
 	}
 	sp := a.spawner
 	a.mu.Unlock()
-	c, err := startChild(sp, s, a.log, a.name)
+	c, err := startChild(sp, s, a.box, a.log, a.name)
 	if err != nil {
 		return nil, classifyStart(err)
 	}
@@ -231,7 +271,7 @@ func classifyStart(err error) error {
 func (a *App) awaitReady(ctx, octx context.Context, c *child) error {
 	chk := a.spec.ready
 	if chk == nil {
-		return nil
+		return a.stabilize(octx, c)
 	}
 	wctx, cancel := context.WithCancelCause(octx)
 	defer cancel(nil)
@@ -259,6 +299,25 @@ func (a *App) awaitReady(ctx, octx context.Context, c *child) error {
 		return resource.Transient(fmt.Errorf("genericapp %s: %s before it was ready", a.name, c.exitReason()))
 	}
 	return resource.Transient(fmt.Errorf("genericapp %s: %w", a.name, err))
+}
+
+// stabilize waits the stabilization window (no readiness check): a
+// program that exits within it is not online.
+func (a *App) stabilize(octx context.Context, c *child) error {
+	if a.spec.stabilize <= 0 {
+		return nil
+	}
+	t := time.NewTimer(a.spec.stabilize)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.exited:
+		return resource.Transient(fmt.Errorf("genericapp %s: %s within the stabilization window (%v)",
+			a.name, c.exitReason(), a.spec.stabilize))
+	case <-octx.Done():
+		return fmt.Errorf("genericapp %s: Online: %w", a.name, ctxErr(octx))
+	}
 }
 
 // exited is the waiter's report of an unasked exit while online.
@@ -316,9 +375,9 @@ func (a *App) Offline(ctx context.Context) error {
 	if err := c.signal(sig); err != nil {
 		a.log.Warn("stop signal", "pgid", c.pid, "signal", proc.SignalName(sig), "err", err)
 	}
-	grace := time.NewTimer(a.spec.stopGrace)
-	defer grace.Stop()
-	graceful := a.awaitGroupExit(ctx, c, grace.C)
+	gctx, cancel := context.WithTimeout(ctx, a.spec.stopGrace)
+	graceful := a.awaitTreeExit(gctx, c)
+	cancel()
 	if !graceful && !c.hasExited() {
 		a.log.Warn("stop grace period over, killing process group", "pgid", c.pid,
 			"signal", proc.SignalName(sig), "grace", a.spec.stopGrace)
@@ -334,35 +393,17 @@ func (a *App) Offline(ctx context.Context) error {
 	return nil
 }
 
-// awaitGroupExit waits until the leader and all other group members have
-// exited (true), or the grace timer fires or ctx ends (false).
-func (a *App) awaitGroupExit(ctx context.Context, c *child, grace <-chan time.Time) bool {
+// awaitTreeExit waits until the leader and every other process of the
+// tree have exited (true), or ctx ends (false). With a cgroup it watches
+// cgroup.events; the fallback polls /proc.
+func (a *App) awaitTreeExit(ctx context.Context, c *child) bool {
 	select {
 	case <-c.exited:
-	case <-grace:
-		return false
 	case <-ctx.Done():
 		return false
 	}
-	// The leader is gone (a zombie we hold); other members may still be
-	// shutting down. Poll them, backing off, within the same grace.
-	d := time.Millisecond
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-grace:
-			return false
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-		if c.othersGone() {
-			return true
-		}
-		t.Reset(d)
-		d = min(2*d, 50*time.Millisecond)
-	}
+	// The leader is gone (a zombie we hold); others may be shutting down.
+	return c.box.waitEmpty(ctx, c.pid) == nil
 }
 
 // Terminate kills the process group at once with SIGKILL, cancels an
@@ -454,6 +495,11 @@ func (a *App) Close() error {
 		a.mu.Unlock()
 		if sp != nil {
 			sp.Release()
+		}
+		if err == nil {
+			// The tree is empty: remove the cgroup. After a failed
+			// Terminate it stays, and the next Open reclaims it.
+			err = a.box.close()
 		}
 	}
 	return err

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/sftkit/sft/internal/proc"
@@ -122,7 +123,7 @@ func helperMain(mode string) {
 		_ = os.Rename(os.Getenv("OUT")+".tmp", os.Getenv("OUT"))
 		block()
 	case "host":
-		a, err := New().Open(context.Background(), resource.OpenRequest{
+		a, err := NewWithOptions(Options{Node: os.Getenv("NODE")}).Open(context.Background(), resource.OpenRequest{
 			Name:       "host",
 			Properties: resource.Properties{"argv": []any{os.Args[0]}, "env": map[string]any{helperEnv: "sleep"}},
 		})
@@ -200,7 +201,7 @@ func open(t testing.TB, props resource.Properties, sink *logSink) *App {
 	if sink != nil {
 		req.Logger = slog.New(sink)
 	}
-	r, err := New().Open(t.Context(), req)
+	r, err := NewWithOptions(Options{Node: testNode(t)}).Open(t.Context(), req)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -211,6 +212,12 @@ func open(t testing.TB, props resource.Properties, sink *logSink) *App {
 		}
 	})
 	return a
+}
+
+// testNode is a node name of the test's own (with "sft" in it), so that
+// parallel tests' cgroups never meet.
+func testNode(t testing.TB) string {
+	return fmt.Sprintf("sft-test-%d-%s", os.Getpid(), t.Name())
 }
 
 // waitFile waits (bounded) for a file a helper writes, and for it to end
@@ -235,6 +242,15 @@ func waitFile(t testing.TB, name, suffix string) string {
 func exists(pid int) bool {
 	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 	return err == nil
+}
+
+// liveGroupMembers lists the members of process group pgid that are not
+// zombies.
+func liveGroupMembers(t testing.TB, pgid int) []int {
+	t.Helper()
+	m, err := proc.GroupMembers(pgid, false)
+	require.NoError(t, err)
+	return m
 }
 
 // waitNotAlive waits (bounded) until pid is no longer a live process.
