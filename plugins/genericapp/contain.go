@@ -286,8 +286,8 @@ func (b *fallbackBox) kill(pgid int) error { return b.signal(pgid, syscall.SIGKI
 func (b *fallbackBox) waitEmpty(ctx context.Context, pgid int) error {
 	d := time.Millisecond
 	for {
-		m := b.members(pgid)
-		if len(m) == 0 && !proc.GroupExists(pgid) {
+		m := b.members(pgid) // live ones, the (zombie) leader excluded
+		if len(m) == 0 {
 			return nil
 		}
 		select {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -442,26 +441,6 @@ func copyFile(t *testing.T, from, to string) {
 	b, err := os.ReadFile(from)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(to, b, 0o755))
-}
-
-// Pdeathsig: when the process that started the application (here a helper
-// acting as host, standing in for a plugin process) is SIGKILLed, the
-// application dies too.
-func TestAppDiesWithHost(t *testing.T) {
-	t.Parallel()
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	host := exec.Command(os.Args[0])
-	host.Env = append(os.Environ(), helperEnv+"=host", "PIDFILE="+pidFile)
-	host.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, host.Start())
-	t.Cleanup(func() { _ = syscall.Kill(-host.Process.Pid, syscall.SIGKILL); _ = host.Wait() })
-	appPid, err := strconv.Atoi(waitFile(t, pidFile, ""))
-	require.NoError(t, err)
-	require.True(t, proc.Alive(appPid))
-
-	require.NoError(t, host.Process.Kill())
-	_ = host.Wait()
-	waitNotAlive(t, appPid)
 }
 
 // Idempotence and order independence of the life-cycle calls.

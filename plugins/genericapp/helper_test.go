@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sftkit/sft/internal/proc"
+	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/resource"
 )
 
@@ -28,6 +29,8 @@ import (
 const helperEnv = "SFT_GENERICAPP_HELPER"
 
 func TestMain(m *testing.M) {
+	// Re-executed as a plugin process by plugins.Launch: serve the type.
+	plugins.Main(New())
 	if mode := os.Getenv(helperEnv); mode != "" {
 		helperMain(mode)
 		os.Exit(0)
@@ -85,6 +88,34 @@ func helperMain(mode string) {
 		writeFile(os.Getenv("PIDFILE")+".tmp", strconv.Itoa(cmd.Process.Pid))
 		_ = os.Rename(os.Getenv("PIDFILE")+".tmp", os.Getenv("PIDFILE"))
 		block()
+	case "tree":
+		// A child (spawn-one's shape) whose own child listens on $PORT:
+		// a server with a grandchild holding the port.
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"=tree-child")
+		if err := cmd.Start(); err != nil {
+			os.Exit(2)
+		}
+		block()
+	case "tree-child":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"=http")
+		if err := cmd.Start(); err != nil {
+			os.Exit(2)
+		}
+		writeFile(os.Getenv("PIDFILE")+".tmp", strconv.Itoa(os.Getpid())+" "+strconv.Itoa(cmd.Process.Pid))
+		_ = os.Rename(os.Getenv("PIDFILE")+".tmp", os.Getenv("PIDFILE"))
+		block()
+	case "alloc-later":
+		time.Sleep(300 * time.Millisecond)
+		var keep [][]byte
+		for {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
 	case "spawn-one":
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), helperEnv+"=sleep")
@@ -123,9 +154,13 @@ func helperMain(mode string) {
 		_ = os.Rename(os.Getenv("OUT")+".tmp", os.Getenv("OUT"))
 		block()
 	case "host":
+		mode := os.Getenv("APPMODE")
+		if mode == "" {
+			mode = "sleep"
+		}
 		a, err := NewWithOptions(Options{Node: os.Getenv("NODE")}).Open(context.Background(), resource.OpenRequest{
 			Name:       "host",
-			Properties: resource.Properties{"argv": []any{os.Args[0]}, "env": map[string]any{helperEnv: "sleep"}},
+			Properties: resource.Properties{"argv": []any{os.Args[0]}, "env": map[string]any{helperEnv: mode, "PIDFILE": os.Getenv("PIDFILE") + ".app"}},
 		})
 		if err != nil {
 			os.Exit(2)
