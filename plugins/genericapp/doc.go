@@ -25,23 +25,87 @@
 //	                          "expect_status": 200} | {"command": ["/usr/bin/check"]}, plus "interval" (1s) and
 //	                          "timeout" (2s) per attempt; see package internal/health
 //	health       readiness    check IsAlive runs (same shape); unset, IsAlive reuses readiness
+//	stabilize    200ms        without readiness, how long Online watches the program before reporting it online;
+//	                          an exit within it fails Online ("0" = report at once)
+//	memory_limit none         memory cap of the whole tree: bytes, or "512MiB", "1G", "64k" (powers of 1024; >= 1 MiB)
+//	cpu_limit    none         CPU cap of the tree in CPUs (0.5 = half a CPU; 0.01 to 4096)
+//	tasks_limit  none         cap on processes and threads of the tree (fork fails beyond it)
 //
 // Every property is validated by Validate and Open; errors are
 // resource.ConfigError values naming the property and the bad value.
 //
+// # Containment
+//
+// Each instance has a cgroup v2 group of its own,
+// <v2 root>/sft/<node>/<resource> (names escaped: letters, digits, '_' and
+// '-' stay, other bytes become %XX). The v2 root is found in
+// /proc/self/mountinfo: /sys/fs/cgroup on a unified system,
+// /sys/fs/cgroup/unified on a hybrid one. <node> is [Options].Node, else
+// $SFT_NODE (hosts set it for their plugin processes, which inherit it),
+// else the hostname; <resource> is the OpenRequest name. Open creates the
+// group and holds a lock on it (flock on the directory) for as long as the
+// instance lives; Close removes it.
+//
+// The program is cloned straight into the group (CLONE_INTO_CGROUP), so no
+// descendant is ever outside it, whatever it does (setsid, double fork, new
+// process groups). Offline sends stop_signal to every process of the group
+// (each through a pidfd, checked to be in the group), waits up to stop_grace
+// for the group to be empty, then kills it whole (cgroup.kill, or freeze,
+// SIGKILL each, thaw on kernels without it) and returns once cgroup.events
+// says "populated 0" (watched with inotify, not /proc polling). Terminate
+// kills the group at once. Orphans that init reaps late do not delay
+// either: a dead process leaves the group when it dies, not when reaped.
+//
+// What survives a SIGKILL of the host or of the plugin process: the
+// program itself dies at once (Pdeathsig); its descendants keep running in
+// the group, unsupervised, until the next Open of the same node and
+// resource (the relaunched plugin, within milliseconds for a plugin crash;
+// the restarted host, when it opens its resources). That Open finds the
+// group unlocked (its owner is dead), kills what runs there and waits for it
+// to be empty before returning, so there is never a second copy next to an
+// old one; it logs "killed the leftover of a previous run" with the pids.
+// If the host is never started again, they run until the machine stops. A
+// group that a live owner holds (a second host with the same node name on
+// this machine) is left alone: the instance takes a sibling group
+// <resource>.<pid>_<n> (so leftovers are still found); set SFT_NODE per
+// host to avoid that.
+//
+// Limits (memory_limit, cpu_limit, tasks_limit) go into the v2 group when
+// the v2 root enables the controller, else into the controller's v1
+// hierarchy (hybrid systems: /sys/fs/cgroup/memory, .../pids, .../cpu, in a
+// group of the same name below the plugin's own v1 group), else nowhere:
+// each limit that could not be applied is logged at Warn with the reason,
+// and [App.Containment] lists every limit and where it went. When the
+// memory limit's OOM killer kills the program, the failure says so
+// ("killed by signal SIGKILL (9) by the memory limit (OOM)").
+//
+// Without cgroups (no cgroup2 mount, no permission, a container without
+// delegation) or with [Options].Containment or $SFT_GENERICAPP_CONTAINMENT
+// set to "fallback", containment is weaker, and Open says so in a Warn log
+// and in [App.Containment]: the process is made a child subreaper
+// (PR_SET_CHILD_SUBREAPER), the program runs in its own process group with
+// SFT_GENERICAPP_INSTANCE=<node>/<resource> in its environment, and
+// Offline and Terminate signal the group, every descendant of the program
+// (by parent pid) and every process carrying that variable, polling /proc
+// until none is left. A process that clears its environment and escapes
+// the group before it is seen is not followed; orphans reparented to init
+// after a host SIGKILL are killed at the next Open only if they kept the
+// variable; limits are not applied. "cgroup" makes Open fail instead of
+// falling back.
+//
 // # Behaviour
 //
-// Online starts the program in a process group of its own (Setpgid) with
-// Pdeathsig SIGKILL, so the program dies with the process that started it
-// (the plugin, or the host when in-process) even if that process is
-// SIGKILLed. Pdeathsig fires when the forking thread exits, not the
-// process; the Go runtime retires threads that a goroutine locked and did
-// not unlock (as network-namespace code does), so programs are started from
-// one dedicated goroutine locked to its thread for as long as any instance
-// is open (see package internal/proc). If a readiness check is set, Online
-// returns only when it passes, calling resource.ReportProgress after every
-// attempt; if the program exits first, or ctx ends, Online kills the group
-// and returns a transient error.
+// Online starts the program with Pdeathsig SIGKILL, so the program dies
+// with the process that started it (the plugin, or the host when
+// in-process) even if that process is SIGKILLed. Pdeathsig fires when the
+// forking thread exits, not the process; the Go runtime retires threads
+// that a goroutine locked and did not unlock (as network-namespace code
+// does), so programs are started from one dedicated goroutine locked to its
+// thread for as long as any instance is open (see package internal/proc).
+// If a readiness check is set, Online returns only when it passes, calling
+// resource.ReportProgress after every attempt; if the program exits first,
+// or ctx ends, Online kills the tree and returns a transient error. Without
+// one, Online waits the stabilization window (stabilize).
 //
 // A waiter goroutine waits on the program's pidfd through the runtime
 // poller (no OS thread held; blocking waitid on kernels without pidfds) and
@@ -55,31 +119,20 @@
 // on its own, whatever it left in its group is killed with it. IsAlive is
 // LooksAlive plus the health check.
 //
-// Offline sends stop_signal to the group, waits up to stop_grace for the
-// leader and every other member to exit, then sends SIGKILL to the group,
-// reaps the leader and waits (up to 5 s) until the group is empty.
-// Terminate sends SIGKILL to the group at once, cancels an Online in flight
-// and waits for it, and reaps. Both are idempotent and safe to call
-// concurrently with the other methods; no zombie and no group member
-// outlives them. The leader is reaped only after the group got its
-// SIGKILL, so the group id (the leader's pid) cannot have been reused by a
-// stranger when it is signalled.
+// Offline and Terminate (see Containment) are idempotent and safe to call
+// concurrently with the other methods; no zombie and no process of the tree
+// outlives them. The leader is reaped only after the tree got its SIGKILL.
 //
 // # Limits
 //
-//   - A descendant that calls setsid() or setpgid() leaves the process
-//     group and is not reached by group signals; only cgroups could follow
-//     it (not used here). Offline and Terminate log and return an error if
-//     group members survive SIGKILL for 5 s.
-//   - Pdeathsig kills only the program itself when its parent process dies;
-//     other members of its group survive that (they are reparented to
-//     init). Killing the whole group on parent death would need a small
-//     supervising process or a cgroup.
-//   - PR_SET_CHILD_SUBREAPER is not set: a subreaper must wait for every
-//     orphan, which would race with other users of os/exec in the same
-//     process. Orphaned group members are reaped by init.
+//   - The program must stay in the foreground: any exit of it counts as a
+//     failure, and kills the rest of its tree.
 //   - Pdeathsig is cleared by the kernel when the program execs a set-user-ID
-//     or file-capability binary.
+//     or file-capability binary; the tree is still reclaimed at the next
+//     Open.
 //   - Running as another user needs root; without it Online fails with a
 //     node-local error (EPERM).
+//   - Since Linux 6.14 a process cloned into a group that was killed through
+//     cgroup.kill is killed at birth; the group is therefore recreated
+//     before each start that follows such a kill (internal/cgroup Renew).
 package genericapp
