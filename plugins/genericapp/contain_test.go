@@ -284,15 +284,22 @@ func TestContainmentModeChecked(t *testing.T) {
 }
 
 // An app that exits at once is not reported online (stabilization window).
+// The window is long here so that a slow exec on a loaded machine still
+// exits within it; Online returns as soon as the program exits.
 func TestStabilizationWindow(t *testing.T) {
 	t.Parallel()
-	a := open(t, helperProps("exit", map[string]any{"CODE": "0"}), nil)
-	err := a.Online(t.Context())
-	require.ErrorContains(t, err, "within the stabilization window")
-	props := helperProps("exit", map[string]any{"CODE": "0"})
-	props["stabilize"] = 0
+	props := resource.Properties{"argv": []any{"/bin/true"}, "stabilize": "30s"}
+	a := open(t, props, nil)
+	require.ErrorContains(t, a.Online(t.Context()), "exited with code 0 within the stabilization window (30s)")
+
+	// A program that stays up keeps Online waiting for the whole window.
+	props = helperProps("sleep", nil)
+	props["stabilize"] = "30s"
 	b := open(t, props, nil)
-	require.NoError(t, b.Online(t.Context()), "no window: reported online at once")
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, b.Online(ctx), context.DeadlineExceeded)
+	require.Zero(t, b.Pid(), "Online killed what it started")
 }
 
 // BenchmarkOfflineToTreeEmpty measures Offline (stop_grace 0) of an app
