@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,6 +59,9 @@ type Group struct {
 	memV2 bool
 	// noKillFile forces Kill's freeze-and-kill path (tests).
 	noKillFile bool
+	// mu serializes Kill and Renew (Terminate may kill while Online
+	// renews) and guards lock and killed.
+	mu sync.Mutex
 	// lock is the open directory holding the group's flock (Claim).
 	lock *os.File
 	// killed is set once cgroup.kill was written (see Renew).
@@ -139,11 +143,13 @@ func mkdirs(root string, elems []string) error {
 // Without cgroup.kill it does nothing. It returns the limits as applied
 // again (nil if none or nothing was done).
 func (g *Group) Renew() ([]Applied, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if !g.killed {
 		return nil, nil
 	}
 	locked := g.lock != nil
-	g.unlock()
+	g.unlockLocked()
 	if err := rmdirRetry(g.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("cgroup: renew %s: %w", g.dir, err)
 	}
@@ -345,6 +351,8 @@ func keyedValue(file, key string) (int64, error) {
 // sending SIGKILL to each member and thawing it. It does not wait: see
 // WaitEmpty.
 func (g *Group) Kill() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if !g.noKillFile {
 		err := writeFile(filepath.Join(g.dir, "cgroup.kill"), "1")
 		if err == nil {

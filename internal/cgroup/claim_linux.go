@@ -132,11 +132,17 @@ func (g *Group) tryLock() (bool, error) {
 		}
 		return false, fmt.Errorf("cgroup: lock %s: %w", g.dir, err)
 	}
-	g.lock = f
+	g.lock = f // callers: Claim before publishing g, or Renew holding g.mu
 	return true, nil
 }
 
 func (g *Group) unlock() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.unlockLocked()
+}
+
+func (g *Group) unlockLocked() {
 	if g.lock != nil {
 		_ = g.lock.Close()
 		g.lock = nil
@@ -144,4 +150,8 @@ func (g *Group) unlock() {
 }
 
 // Owned reports whether g holds its lock (it came from Claim).
-func (g *Group) Owned() bool { return g.lock != nil }
+func (g *Group) Owned() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lock != nil
+}

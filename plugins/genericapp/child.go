@@ -38,8 +38,9 @@ type child struct {
 	name string
 	// oomBase is box.oomKills() at start; oom (valid after exited) is set
 	// when the memory limit's OOM killer killed the leader.
-	oomBase int64
-	oom     bool
+	oomBase  int64
+	oom      bool
+	memLimit bool // a memory limit is set
 
 	exited chan struct{} // closed once the leader has exited (still a zombie)
 	exit   proc.Exit     // valid after exited
@@ -67,12 +68,13 @@ type onExitFunc func(c *child, ex proc.Exit)
 // destinations and closes the parent's copies of the child's ends.
 func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, name string) (*child, error) {
 	c := &child{
-		box:     box,
-		log:     log,
-		name:    name,
-		exited:  make(chan struct{}),
-		release: make(chan struct{}),
-		done:    make(chan struct{}),
+		box:      box,
+		memLimit: s.limits.MemoryBytes > 0,
+		log:      log,
+		name:     name,
+		exited:   make(chan struct{}),
+		release:  make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	cmd := &exec.Cmd{
 		Path: s.path,
@@ -184,8 +186,8 @@ func (c *child) wait(onExit onExitFunc) {
 	defer close(c.done)
 	ex, err := proc.WaitExit(c.pid)
 	c.exit, c.exitErr = ex, err
-	if ex.Signal == syscall.SIGKILL {
-		c.oom = c.box.oomKills() > c.oomBase
+	if ex.Signal == syscall.SIGKILL && c.memLimit {
+		c.oom = c.sawOOM()
 	}
 	close(c.exited)
 
@@ -223,6 +225,25 @@ func (c *child) wait(onExit onExitFunc) {
 	}
 	t.Stop()
 	c.closePipes()
+}
+
+// sawOOM reports whether the memory limit's OOM killer killed a process
+// since the start. The kernel counts the kill just after it sent SIGKILL
+// (and logged it), so a leader that dies at once can be seen dead before
+// the count moves: an unasked SIGKILL is checked again for up to 20 ms.
+func (c *child) sawOOM() bool {
+	for i := 0; ; i++ {
+		if c.box.oomKills() > c.oomBase {
+			return true
+		}
+		c.mu.Lock()
+		asked := c.stopping || c.released
+		c.mu.Unlock()
+		if asked || i == 20 {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // signal sends sig to the group unless it was already released (the leader

@@ -88,8 +88,10 @@ func openContainment(ctx context.Context, mode, node, res string, lim cgroup.Lim
 
 // cgroupBox is containment by a cgroup v2 group.
 type cgroupBox struct {
-	g      *cgroup.Group
-	limits []cgroup.Applied // only the starting Online writes it
+	g *cgroup.Group
+
+	mu     sync.Mutex
+	limits []cgroup.Applied // as last applied (Open, or a renewal in Online)
 }
 
 func openCgroup(ctx context.Context, node, res string, lim cgroup.Limits, log *slog.Logger) (*cgroupBox, error) {
@@ -130,7 +132,9 @@ func (b *cgroupBox) prepare(cmd *exec.Cmd) (func(int), error) {
 		return nil, err
 	}
 	if applied != nil {
+		b.mu.Lock()
 		b.limits = applied
+		b.mu.Unlock()
 	}
 	f, err := b.g.OpenDir()
 	if err != nil {
@@ -155,6 +159,8 @@ func (b *cgroupBox) oomKills() int64 { return b.g.OOMKills() }
 func (b *cgroupBox) close() error    { return b.g.Remove() }
 
 func (b *cgroupBox) describe() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	s := "cgroup " + b.g.Dir()
 	if len(b.limits) > 0 {
 		parts := make([]string, len(b.limits))

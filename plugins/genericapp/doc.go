@@ -77,7 +77,10 @@
 // each limit that could not be applied is logged at Warn with the reason,
 // and [App.Containment] lists every limit and where it went. When the
 // memory limit's OOM killer kills the program, the failure says so
-// ("killed by signal SIGKILL (9) by the memory limit (OOM)").
+// ("killed by signal SIGKILL (9) by the memory limit (OOM)"); the kernel
+// counts the kill just after sending it, so with a memory limit set a
+// SIGKILL the instance did not send is reported up to 20 ms later while
+// the count is checked again.
 //
 // Without cgroups (no cgroup2 mount, no permission, a container without
 // delegation) or with [Options].Containment or $SFT_GENERICAPP_CONTAINMENT
@@ -90,8 +93,11 @@
 // until none is left. A process that clears its environment and escapes
 // the group before it is seen is not followed; orphans reparented to init
 // after a host SIGKILL are killed at the next Open only if they kept the
-// variable; limits are not applied. "cgroup" makes Open fail instead of
-// falling back.
+// variable; limits are not applied. The subreaper setting is process-wide
+// (the plugin process, or the host when in-process): orphans of other
+// children end up there too, and tree members that exit on their own stay
+// zombies until the next Offline or Terminate reaps them. "cgroup" makes
+// Open fail instead of falling back.
 //
 // # Behaviour
 //
