@@ -126,22 +126,14 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 		}
 	}
 	c.oomBase = box.oomKills()
-	started, err := box.prepare(cmd)
-	if err != nil {
-		closeChildEnds()
-		c.closePipes()
-		return nil, fmt.Errorf("containment: %w", err)
-	}
-	err = sp.Start(cmd)
+	cmd, err := box.start(sp, cmd)
 	closeChildEnds()
 	if err != nil {
-		started(0)
 		c.closePipes()
 		return nil, err
 	}
 	c.cmd = cmd
 	c.pid = cmd.Process.Pid
-	started(c.pid)
 	streams := []string{}
 	if s.stdout == OutputLog {
 		streams = append(streams, "stdout")

@@ -2,6 +2,7 @@ package genericapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,8 +44,10 @@ const cgroupParent = "sft"
 
 // containment holds an instance's process tree together.
 type containment interface {
-	// prepare adjusts cmd before it is started.
-	prepare(cmd *exec.Cmd) (started func(pid int), err error)
+	// start starts cmd through sp inside the containment and returns
+	// the command that runs (cmd, or a copy of it if it had to be started
+	// again another way).
+	start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error)
 	// signal sends sig to the whole tree; pgid is the leader's group,
 	// whose leader is not yet reaped.
 	signal(pgid int, sig syscall.Signal) error
@@ -88,7 +92,11 @@ func openContainment(ctx context.Context, mode, node, res string, lim cgroup.Lim
 
 // cgroupBox is containment by a cgroup v2 group.
 type cgroupBox struct {
-	g *cgroup.Group
+	g   *cgroup.Group
+	log *slog.Logger
+	// noClone is set once the kernel refused CLONE_INTO_CGROUP: later
+	// starts move the program into the group after it started.
+	noClone atomic.Bool
 
 	mu     sync.Mutex
 	limits []cgroup.Applied // as last applied (Open, or a renewal in Online)
@@ -113,7 +121,7 @@ func openCgroup(ctx context.Context, node, res string, lim cgroup.Limits, log *s
 	if err != nil {
 		return nil, err
 	}
-	b := &cgroupBox{g: g}
+	b := &cgroupBox{g: g, log: log}
 	if !lim.IsZero() {
 		b.limits = g.SetLimits(lim)
 		for _, a := range b.limits {
@@ -126,28 +134,70 @@ func openCgroup(ctx context.Context, node, res string, lim cgroup.Limits, log *s
 	return b, nil
 }
 
-func (b *cgroupBox) prepare(cmd *exec.Cmd) (func(int), error) {
+func (b *cgroupBox) start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error) {
 	applied, err := b.g.Renew()
 	if err != nil {
-		return nil, err
+		return nil, containErr{err}
 	}
 	if applied != nil {
 		b.mu.Lock()
 		b.limits = applied
 		b.mu.Unlock()
 	}
-	f, err := b.g.OpenDir()
-	if err != nil {
+	if !b.noClone.Load() {
+		f, err := b.g.OpenDir()
+		if err != nil {
+			return nil, containErr{err}
+		}
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(f.Fd())
+		err = sp.Start(cmd)
+		_ = f.Close()
+		if err == nil {
+			_ = b.g.SyncV1() // limits bound to v1 hierarchies
+			return cmd, nil
+		}
+		if !cloneIntoCgroupUnsupported(err) {
+			return nil, err
+		}
+		b.noClone.Store(true)
+		b.log.Warn("the kernel cannot clone into a cgroup (Linux < 5.7): moving the program into it right after start; "+
+			"a fork in its first instant would escape", "err", err)
+		cmd = restartable(cmd)
+	}
+	if err := sp.Start(cmd); err != nil {
 		return nil, err
 	}
-	cmd.SysProcAttr.UseCgroupFD = true
-	cmd.SysProcAttr.CgroupFD = int(f.Fd())
-	return func(pid int) {
-		_ = f.Close()
-		if pid > 0 {
-			_ = b.g.SyncV1() // limits bound to v1 hierarchies
-		}
-	}, nil
+	if err := b.g.Add(cmd.Process.Pid); err != nil {
+		_ = proc.SignalGroup(cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		return nil, containErr{fmt.Errorf("move %d into %s: %w", cmd.Process.Pid, b.g.Dir(), err)}
+	}
+	_ = b.g.SyncV1()
+	return cmd, nil
+}
+
+// containErr is a failure of the containment itself (not of the program):
+// transient, whatever errno it carries.
+type containErr struct{ err error }
+
+func (e containErr) Error() string { return "containment: " + e.err.Error() }
+func (e containErr) Unwrap() error { return e.err }
+
+// cloneIntoCgroupUnsupported reports whether a start failed because the
+// kernel has no clone3 or no CLONE_INTO_CGROUP.
+func cloneIntoCgroupUnsupported(err error) bool {
+	return errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.E2BIG) ||
+		errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP)
+}
+
+// restartable returns a fresh copy of a command whose Start failed, without
+// CLONE_INTO_CGROUP.
+func restartable(cmd *exec.Cmd) *exec.Cmd {
+	attr := *cmd.SysProcAttr
+	attr.UseCgroupFD, attr.CgroupFD = false, 0
+	return &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Stdin: cmd.Stdin,
+		Stdout: cmd.Stdout, Stderr: cmd.Stderr, ExtraFiles: cmd.ExtraFiles, SysProcAttr: &attr}
 }
 
 func (b *cgroupBox) signal(_ int, sig syscall.Signal) error { return b.g.Signal(sig) }
@@ -216,15 +266,15 @@ func openFallback(node, res string, lim cgroup.Limits, why string, log *slog.Log
 	return b
 }
 
-func (b *fallbackBox) prepare(cmd *exec.Cmd) (func(int), error) {
+func (b *fallbackBox) start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error) {
 	cmd.Env = append(slices.Clip(cmd.Env), b.marker)
-	return func(pid int) {
-		if pid > 0 {
-			b.mu.Lock()
-			b.known = map[int]bool{pid: true} // a new tree
-			b.mu.Unlock()
-		}
-	}, nil
+	if err := sp.Start(cmd); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.known = map[int]bool{cmd.Process.Pid: true} // a new tree
+	b.mu.Unlock()
+	return cmd, nil
 }
 
 // members lists the live processes of the tree led by pgid and reaps the

@@ -337,3 +337,29 @@ func BenchmarkOfflineToTreeEmpty(b *testing.B) {
 	b.ReportMetric(p(0.99), "p99-us")
 	b.ReportMetric(float64(len(d)), "samples")
 }
+
+// On kernels without CLONE_INTO_CGROUP the program is moved into its
+// cgroup right after start (forced here): it and its escapes are still
+// contained.
+func TestMoveIntoCgroupAfterStart(t *testing.T) {
+	t.Parallel()
+	node := testNode(t)
+	requireCgroups(t, node)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	r, err := NewWithOptions(Options{Node: node}).Open(t.Context(), resource.OpenRequest{
+		Name: "app", Properties: helperProps("escape", map[string]any{"PIDFILE": pidFile})})
+	require.NoError(t, err)
+	a := r.(*App)
+	t.Cleanup(func() { require.NoError(t, a.Close()) })
+	box := a.box.(*cgroupBox)
+	box.noClone.Store(true)
+	require.NoError(t, a.Online(t.Context()))
+	escaped := pidsOf(t, pidFile)[0]
+	killAtEnd(t, escaped)
+	procs, err := box.g.Procs()
+	require.NoError(t, err)
+	require.Contains(t, procs, a.Pid())
+	require.Contains(t, procs, escaped)
+	require.NoError(t, a.Offline(t.Context()))
+	require.False(t, proc.Alive(escaped))
+}

@@ -48,7 +48,9 @@
 //
 // The program is cloned straight into the group (CLONE_INTO_CGROUP), so no
 // descendant is ever outside it, whatever it does (setsid, double fork, new
-// process groups). Offline sends stop_signal to every process of the group
+// process groups). On kernels without it (before Linux 5.7) the program is
+// moved into the group right after it started, with a Warn log: a fork in
+// its first instant would escape. Offline sends stop_signal to every process of the group
 // (each through a pidfd, checked to be in the group), waits up to stop_grace
 // for the group to be empty, then kills it whole (cgroup.kill, or freeze,
 // SIGKILL each, thaw on kernels without it) and returns once cgroup.events

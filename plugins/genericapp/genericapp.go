@@ -255,7 +255,10 @@ func (a *App) start(octx context.Context) (*child, error) {
 
 // classifyStart classifies an error from starting the process.
 func classifyStart(err error) error {
+	var ce containErr
 	switch {
+	case errors.As(err, &ce):
+		return resource.Transient(fmt.Errorf("genericapp: start: %w", err))
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.ENOEXEC):
 		return resource.Configuration(fmt.Errorf("genericapp: start: %w", err))
 	case errors.Is(err, syscall.EPERM):
