@@ -22,6 +22,10 @@ type Reclaimed struct {
 
 var claimSeq atomic.Uint64
 
+// ErrLeftover marks a Claim that found the group of a dead owner and could
+// not empty it: something still runs there.
+var ErrLeftover = errors.New("cgroup: leftover of a previous run still running")
+
 // Claim returns the group for one instance, parent/name below the v2 root,
 // created if needed and locked (flock on its directory, held until Remove or
 // the caller's death) so that a second live owner can tell it is taken.
@@ -69,12 +73,12 @@ func Claim(ctx context.Context, l Layout, own map[string]string, parent []string
 			if err := g.Kill(); err != nil {
 				g.unlock()
 				releaseAll(claimed)
-				return nil, reclaimed, fmt.Errorf("cgroup: kill leftover %s: %w", g.Dir(), err)
+				return nil, reclaimed, fmt.Errorf("%w: kill %s: %w", ErrLeftover, g.Dir(), err)
 			}
 			if err := g.WaitEmpty(ctx); err != nil {
 				g.unlock()
 				releaseAll(claimed)
-				return nil, reclaimed, err
+				return nil, reclaimed, fmt.Errorf("%w: %w", ErrLeftover, err)
 			}
 			reclaimed = append(reclaimed, Reclaimed{Dir: g.Dir(), Pids: pids})
 		}

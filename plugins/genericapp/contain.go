@@ -73,21 +73,18 @@ func openContainment(ctx context.Context, mode, node, res string, lim cgroup.Lim
 	default:
 		return nil, fmt.Errorf("containment mode %q: want auto, cgroup or fallback", mode)
 	}
-	if mode != ContainFallback {
-		c, err := openCgroup(ctx, node, res, lim, log)
-		if err == nil {
-			return c, nil
-		}
-		if mode == ContainCgroup {
-			return nil, err
-		}
-		why := err.Error()
-		if mode == ContainFallback {
-			why = ContainmentEnv + "=fallback"
-		}
-		return openFallback(node, res, lim, why, log), nil
+	if mode == ContainFallback {
+		return openFallback(node, res, lim, ContainmentEnv+"=fallback or Options.Containment", log), nil
 	}
-	return openFallback(node, res, lim, ContainmentEnv+"="+mode, log), nil
+	c, err := openCgroup(ctx, node, res, lim, log)
+	if err == nil {
+		return c, nil
+	}
+	if mode == ContainCgroup || errors.Is(err, cgroup.ErrLeftover) {
+		// Falling back next to a leftover would run a second copy.
+		return nil, err
+	}
+	return openFallback(node, res, lim, "cgroups unavailable: "+err.Error(), log), nil
 }
 
 // cgroupBox is containment by a cgroup v2 group.

@@ -363,3 +363,16 @@ func TestMoveIntoCgroupAfterStart(t *testing.T) {
 	require.NoError(t, a.Offline(t.Context()))
 	require.False(t, proc.Alive(escaped))
 }
+
+// SFT_GENERICAPP_CONTAINMENT=fallback disables cgroups without code
+// changes (not parallel: it sets the environment).
+func TestContainmentEnvForcesFallback(t *testing.T) {
+	t.Setenv(ContainmentEnv, ContainFallback)
+	r, err := NewWithOptions(Options{Node: testNode(t)}).Open(t.Context(),
+		resource.OpenRequest{Name: "app", Properties: helperProps("sleep", nil)})
+	require.NoError(t, err)
+	a := r.(*App)
+	t.Cleanup(func() { require.NoError(t, a.Close()) })
+	require.Contains(t, a.Containment(), "fallback")
+	require.Contains(t, a.Containment(), ContainmentEnv+"=fallback")
+}
