@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -337,4 +338,51 @@ func TestReuseAfterKill(t *testing.T) {
 	cmd, _ := startIn(t, g, "sleep")
 	time.Sleep(100 * time.Millisecond)
 	require.True(t, liveProcess(cmd.Process.Pid))
+}
+
+// BenchmarkKillToEmpty measures Kill plus WaitEmpty of a three-process
+// tree (a setsid child and an orphaned grandchild): the kernel's part of
+// genericapp's Offline-to-empty figure.
+func BenchmarkKillToEmpty(b *testing.B) {
+	testenv.RequireRoot(b)
+	l, err := Discover()
+	require.NoError(b, err)
+	own, err := Self()
+	require.NoError(b, err)
+	g, err := New(l, own, "sft-test", fmt.Sprintf("%d-bench", os.Getpid()))
+	require.NoError(b, err)
+	require.NoError(b, g.Create())
+	defer func() { require.NoError(b, g.Remove()) }()
+	var d []time.Duration
+	for b.Loop() {
+		_, err := g.Renew()
+		require.NoError(b, err)
+		dir, err := g.OpenDir()
+		require.NoError(b, err)
+		r, w, err := os.Pipe()
+		require.NoError(b, err)
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"=escape")
+		cmd.Stdout = w
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+		require.NoError(b, cmd.Start())
+		dir.Close()
+		w.Close()
+		buf := make([]byte, 64)
+		for got := 0; strings.Count(string(buf[:got]), "\n") < 2; {
+			n, err := r.Read(buf[got:])
+			require.NoError(b, err)
+			got += n
+		}
+		r.Close()
+		t0 := time.Now()
+		require.NoError(b, g.Kill())
+		require.NoError(b, g.WaitEmpty(b.Context()))
+		d = append(d, time.Since(t0))
+		_ = cmd.Wait()
+	}
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Microseconds()), "p50-us")
+	b.ReportMetric(float64(d[len(d)*99/100].Microseconds()), "p99-us")
+	b.ReportMetric(float64(len(d)), "samples")
 }
