@@ -246,21 +246,64 @@ func openFallback(node, res string, lim cgroup.Limits, why string, log *slog.Log
 	if !lim.IsZero() {
 		log.Warn("resource limits not applied: they need cgroups", "memory", lim.MemoryBytes, "cpu", lim.CPU, "tasks", lim.Tasks)
 	}
-	// Leftovers of a previous run: processes with our marker that init
-	// adopted (their supervisor died).
-	var left []int
-	if infos, err := proc.Scan(); err == nil {
-		for _, in := range infos {
-			if in.PPid == 1 && in.State != 'Z' && proc.HasEnv(in.Pid, b.marker) {
-				left = append(left, in.Pid)
-				_ = syscall.Kill(in.Pid, syscall.SIGKILL)
-			}
-		}
+	left := b.orphans()
+	for _, pid := range left {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	if len(left) > 0 {
 		log.Warn("killed the leftover of a previous run (its supervisor died)", "pids", left)
+		// Wait (bounded, polling: no event without cgroups) until they
+		// are dead, so the new run finds their ports free.
+		deadline := time.Now().Add(groupGoneTimeout)
+		for slices.ContainsFunc(left, proc.Alive) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	return b
+}
+
+// orphans lists the leftovers of a previous run: live processes with our
+// marker whose topmost marked ancestor was adopted by init (pid 1) or by
+// this process (a subreaper), that is whose supervisor died. A live
+// owner's tree hangs below its own plugin process, which has no marker,
+// and is left alone.
+func (b *fallbackBox) orphans() []int {
+	self := os.Getpid()
+	infos, err := proc.Scan()
+	if err != nil {
+		return nil
+	}
+	byPid := make(map[int]proc.Info, len(infos))
+	for _, in := range infos {
+		byPid[in.Pid] = in
+	}
+	marked := map[int]bool{}
+	isMarked := func(pid int) bool {
+		m, ok := marked[pid]
+		if !ok {
+			m = proc.HasEnv(pid, b.marker)
+			marked[pid] = m
+		}
+		return m
+	}
+	var out []int
+	for _, in := range infos {
+		if in.State == 'Z' || !isMarked(in.Pid) {
+			continue
+		}
+		top := in
+		for range 64 {
+			up, ok := byPid[top.PPid]
+			if !ok || up.Pid <= 1 || !isMarked(up.Pid) {
+				break
+			}
+			top = up
+		}
+		if top.PPid == 1 || top.PPid == self {
+			out = append(out, in.Pid)
+		}
+	}
+	return out
 }
 
 func (b *fallbackBox) start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error) {

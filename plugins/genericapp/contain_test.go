@@ -376,3 +376,43 @@ func TestContainmentEnvForcesFallback(t *testing.T) {
 	require.Contains(t, a.Containment(), "fallback")
 	require.Contains(t, a.Containment(), ContainmentEnv+"=fallback")
 }
+
+// Host SIGKILL in fallback mode: the orphans, adopted by init, are found by
+// the instance marker and killed by the next Open.
+func TestFallbackHostSIGKILLThenRestart(t *testing.T) {
+	t.Parallel()
+	node := testNode(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	host := exec.Command(os.Args[0])
+	host.Env = append(os.Environ(), helperEnv+"=host", "PIDFILE="+pidFile, "NODE="+node, "APPMODE=spawn",
+		ContainmentEnv+"="+ContainFallback)
+	host.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, host.Start())
+	t.Cleanup(func() { _ = syscall.Kill(-host.Process.Pid, syscall.SIGKILL); _ = host.Wait() })
+	leader := pidsOf(t, pidFile)[0]
+	children := append(pidsOf(t, pidFile+".app"), pidsOf(t, pidFile+".app.child")...)
+	require.Len(t, children, 3)
+	killAtEnd(t, children...)
+
+	require.NoError(t, host.Process.Kill())
+	_ = host.Wait()
+	waitNotAlive(t, leader)
+	r, err := NewWithOptions(Options{Node: node, Containment: ContainFallback}).Open(t.Context(), resource.OpenRequest{
+		Name: "host", Properties: helperProps("sleep", nil)})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.(*App).Close()) })
+	for _, p := range children {
+		require.False(t, proc.Alive(p), "old pid %d (parent %d) survived the restart's Open", p, parentOf(p))
+	}
+}
+
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	n, _ := strconv.Atoi(f[1])
+	return n
+}

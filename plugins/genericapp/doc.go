@@ -93,9 +93,10 @@
 // Offline and Terminate signal the group, every descendant of the program
 // (by parent pid) and every process carrying that variable, polling /proc
 // until none is left. A process that clears its environment and escapes
-// the group before it is seen is not followed; orphans reparented to init
-// after a host SIGKILL are killed at the next Open only if they kept the
-// variable; limits are not applied. The subreaper setting is process-wide
+// the group before it is seen is not followed; after a host or plugin
+// SIGKILL, the next Open kills the processes that carry the variable and
+// hang (through marked ancestors) below init or below the opening process,
+// waiting up to 5 s (polling) for them to die; limits are not applied. The subreaper setting is process-wide
 // (the plugin process, or the host when in-process): orphans of other
 // children end up there too, and tree members that exit on their own stay
 // zombies until the next Offline or Terminate reaps them. "cgroup" makes
