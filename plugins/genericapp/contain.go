@@ -264,9 +264,9 @@ func openFallback(node, res string, lim cgroup.Limits, why string, log *slog.Log
 
 // orphans lists the leftovers of a previous run: live processes with our
 // marker whose topmost marked ancestor was adopted by init (pid 1) or by
-// this process (a subreaper), that is whose supervisor died. A live
-// owner's tree hangs below its own plugin process, which has no marker,
-// and is left alone.
+// this process (a subreaper), or whose parent is a zombie (a leader that
+// died), that is whose supervisor died. A live owner's tree hangs below
+// its own plugin process, which has no marker, and is left alone.
 func (b *fallbackBox) orphans() []int {
 	self := os.Getpid()
 	infos, err := proc.Scan()
@@ -299,7 +299,9 @@ func (b *fallbackBox) orphans() []int {
 			}
 			top = up
 		}
-		if top.PPid == 1 || top.PPid == self {
+		// A parent that is a zombie is a dead leader whose other threads
+		// are still exiting: its children are not reparented yet.
+		if up, ok := byPid[top.PPid]; top.PPid == 1 || top.PPid == self || (ok && up.State == 'Z') {
 			out = append(out, in.Pid)
 		}
 	}

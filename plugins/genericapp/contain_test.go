@@ -402,7 +402,13 @@ func TestFallbackHostSIGKILLThenRestart(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, r.(*App).Close()) })
 	for _, p := range children {
-		require.False(t, proc.Alive(p), "old pid %d (parent %d) survived the restart's Open", p, parentOf(p))
+		if proc.Alive(p) {
+			pp := parentOf(p)
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pp))
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pp))
+			t.Errorf("old pid %d (parent %d %q, grandparent %d; children %v) survived the restart's Open; parent marked %v",
+				p, pp, cmd, parentOf(pp), children, strings.Contains(string(env), InstanceEnv))
+		}
 	}
 }
 

@@ -19,7 +19,7 @@
 //	stdout       "log"        "log" (each line to the injected logger, level Info, stream=stdout),
 //	                          "discard" (/dev/null) or an absolute file path (appended, created 0644)
 //	stderr       "log"        same as stdout, for stderr
-//	stop_signal  "SIGTERM"    signal Offline sends to the process group: "SIGTERM", "TERM", "INT", "15", ...
+//	stop_signal  "SIGTERM"    signal Offline sends to every process of the tree: "SIGTERM", "TERM", "INT", "15", ...
 //	stop_grace   10s          how long Offline waits after stop_signal before SIGKILL ("500ms", 2.5 = seconds; 0 = at once)
 //	readiness    none         check that gates Online: {"tcp": "127.0.0.1:80"} | {"http": "http://127.0.0.1/healthz",
 //	                          "expect_status": 200} | {"command": ["/usr/bin/check"]}, plus "interval" (1s) and
@@ -50,12 +50,12 @@
 // descendant is ever outside it, whatever it does (setsid, double fork, new
 // process groups). On kernels without it (before Linux 5.7) the program is
 // moved into the group right after it started, with a Warn log: a fork in
-// its first instant would escape. Offline sends stop_signal to every process of the group
-// (each through a pidfd, checked to be in the group), waits up to stop_grace
-// for the group to be empty, then kills it whole (cgroup.kill, or freeze,
-// SIGKILL each, thaw on kernels without it) and returns once cgroup.events
-// says "populated 0" (watched with inotify, not /proc polling). Terminate
-// kills the group at once. Orphans that init reaps late do not delay
+// its first instant would escape. Offline sends stop_signal to every
+// process of the group (each through a pidfd, checked to be in the group),
+// waits up to stop_grace for the group to be empty, then kills it whole
+// (cgroup.kill, or freeze, SIGKILL each, thaw on kernels without it) and
+// returns once cgroup.events says "populated 0" (watched with inotify, not
+// /proc polling). Terminate kills the group at once. Orphans that init reaps late do not delay
 // either: a dead process leaves the group when it dies, not when reaped.
 //
 // What survives a SIGKILL of the host or of the plugin process: the
@@ -125,7 +125,7 @@
 // reason ("process 1234 killed by signal SIGKILL (9)"). Any exit counts as
 // a failure, exit code 0 included: the program must stay in the foreground
 // (a daemon that forks and exits is not supported). When the program dies
-// on its own, whatever it left in its group is killed with it. IsAlive is
+// on its own, whatever it left in its tree is killed with it. IsAlive is
 // LooksAlive plus the health check.
 //
 // Offline and Terminate (see Containment) are idempotent and safe to call

@@ -112,7 +112,7 @@ type App struct {
 	callMu sync.Mutex
 
 	mu           sync.Mutex
-	cur          *child                  // the current process group, if any
+	cur          *child                  // the current process tree, if any
 	cancelOnline context.CancelCauseFunc // set while Online runs
 	onlineDone   chan struct{}           // closed when that Online returns
 	closed       bool
@@ -150,11 +150,12 @@ func (a *App) Pid() int {
 	return a.cur.pid
 }
 
-// Online starts the program in a process group of its own and, if a
-// readiness check is set, returns only once it passes (reporting progress
-// after each attempt). Online of a running instance returns nil. If the
-// program exits or the check does not pass before ctx ends, Online kills
-// the group and returns an error.
+// Online starts the program in its containment (its cgroup, or a process
+// group in the fallback) and returns once the readiness check passes
+// (reporting progress after each attempt) or, without one, once the
+// stabilization window is over. Online of a running instance returns nil.
+// If the program exits or the check does not pass before ctx ends, Online
+// kills the tree and returns an error.
 func (a *App) Online(ctx context.Context) error {
 	a.callMu.Lock()
 	defer a.callMu.Unlock()
@@ -332,7 +333,7 @@ func (a *App) exited(c *child, ex proc.Exit) {
 	a.log.Warn("process exited", "pid", c.pid, "exit", ex.String())
 }
 
-// abandon kills c's group and waits (bounded) until it is cleaned up,
+// abandon kills c's tree and waits (bounded) until it is cleaned up,
 // then forgets it.
 func (a *App) abandon(c *child) {
 	c.killAndRelease()
@@ -358,10 +359,9 @@ func (a *App) finish(ctx context.Context, c *child) error {
 	return c.leftErr
 }
 
-// Offline sends the stop signal to the process group, waits up to the
-// grace period for the leader and every other member to exit, then sends
-// SIGKILL to the group, reaps the leader and waits (bounded) until no
-// member is left. Offline of a stopped instance returns nil.
+// Offline sends the stop signal to the whole process tree, waits up to the
+// grace period for the leader and every other member to exit, then kills
+// the tree, reaps the leader and waits (bounded) until no member is left. Offline of a stopped instance returns nil.
 func (a *App) Offline(ctx context.Context) error {
 	a.callMu.Lock()
 	defer a.callMu.Unlock()
@@ -382,7 +382,7 @@ func (a *App) Offline(ctx context.Context) error {
 	graceful := a.awaitTreeExit(gctx, c)
 	cancel()
 	if !graceful && !c.hasExited() {
-		a.log.Warn("stop grace period over, killing process group", "pgid", c.pid,
+		a.log.Warn("stop grace period over, killing the process tree", "pgid", c.pid,
 			"signal", proc.SignalName(sig), "grace", a.spec.stopGrace)
 	}
 	c.killAndRelease()
@@ -409,9 +409,9 @@ func (a *App) awaitTreeExit(ctx context.Context, c *child) bool {
 	return c.box.waitEmpty(ctx, c.pid) == nil
 }
 
-// Terminate kills the process group at once with SIGKILL, cancels an
+// Terminate kills the process tree at once with SIGKILL, cancels an
 // Online in flight and waits for it, reaps the leader and waits (bounded by
-// ctx) until no member of the group is left. It is idempotent and may run
+// ctx) until no member of the tree is left. It is idempotent and may run
 // concurrently with any other method.
 func (a *App) Terminate(ctx context.Context) error {
 	a.mu.Lock()
