@@ -157,20 +157,7 @@ func TestHostSIGKILLThenRestart(t *testing.T) {
 	t.Parallel()
 	node := testNode(t)
 	requireCgroups(t, node)
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	host := exec.Command(os.Args[0])
-	host.Env = append(os.Environ(), helperEnv+"=host", "PIDFILE="+pidFile, "NODE="+node, "APPMODE=spawn")
-	host.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, host.Start())
-	t.Cleanup(func() { _ = syscall.Kill(-host.Process.Pid, syscall.SIGKILL); _ = host.Wait() })
-	leader := pidsOf(t, pidFile)[0]
-	children := append(pidsOf(t, pidFile+".app"), pidsOf(t, pidFile+".app.child")...)
-	require.Len(t, children, 3)
-	killAtEnd(t, children...)
-
-	require.NoError(t, host.Process.Kill())
-	_ = host.Wait()
-	waitNotAlive(t, leader)
+	children := sigkilledHost(t, node)
 	for _, p := range children {
 		require.True(t, proc.Alive(p), "documented: %d lives until the next Open", p)
 	}
@@ -193,6 +180,29 @@ func TestHostSIGKILLThenRestart(t *testing.T) {
 	procs, err := box.g.Procs()
 	require.NoError(t, err)
 	require.Equal(t, []int{a.Pid()}, procs, "one copy")
+}
+
+// sigkilledHost runs a helper acting as an in-process host (extra
+// environment added) with an app of two children and a grandchild on node,
+// SIGKILLs it once the tree is up, waits for the app's leader to die and
+// returns the pids of the three descendants, still running.
+func sigkilledHost(t *testing.T, node string, env ...string) []int {
+	t.Helper()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	host := exec.Command(os.Args[0])
+	host.Env = append(append(os.Environ(), helperEnv+"=host", "PIDFILE="+pidFile, "NODE="+node, "APPMODE=spawn"), env...)
+	host.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, host.Start())
+	t.Cleanup(func() { _ = syscall.Kill(-host.Process.Pid, syscall.SIGKILL); _ = host.Wait() })
+	leader := pidsOf(t, pidFile)[0]
+	children := append(pidsOf(t, pidFile+".app"), pidsOf(t, pidFile+".app.child")...)
+	require.Len(t, children, 3)
+	killAtEnd(t, children...)
+
+	require.NoError(t, host.Process.Kill())
+	_ = host.Wait()
+	waitNotAlive(t, leader)
+	return children
 }
 
 // The memory limit is enforced: the app is killed by the OOM killer and the
@@ -382,21 +392,7 @@ func TestContainmentEnvForcesFallback(t *testing.T) {
 func TestFallbackHostSIGKILLThenRestart(t *testing.T) {
 	t.Parallel()
 	node := testNode(t)
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	host := exec.Command(os.Args[0])
-	host.Env = append(os.Environ(), helperEnv+"=host", "PIDFILE="+pidFile, "NODE="+node, "APPMODE=spawn",
-		ContainmentEnv+"="+ContainFallback)
-	host.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, host.Start())
-	t.Cleanup(func() { _ = syscall.Kill(-host.Process.Pid, syscall.SIGKILL); _ = host.Wait() })
-	leader := pidsOf(t, pidFile)[0]
-	children := append(pidsOf(t, pidFile+".app"), pidsOf(t, pidFile+".app.child")...)
-	require.Len(t, children, 3)
-	killAtEnd(t, children...)
-
-	require.NoError(t, host.Process.Kill())
-	_ = host.Wait()
-	waitNotAlive(t, leader)
+	children := sigkilledHost(t, node, ContainmentEnv+"="+ContainFallback)
 	r, err := NewWithOptions(Options{Node: node, Containment: ContainFallback}).Open(t.Context(), resource.OpenRequest{
 		Name: "host", Properties: helperProps("sleep", nil)})
 	require.NoError(t, err)
