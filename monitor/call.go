@@ -101,7 +101,11 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 		timeout = tm.PendingTimeout
 	}
 	start := time.Now()
-	timer := time.NewTimer(timeout)
+	// The previous call either returns or is abandoned within its
+	// deadlock timeout: wait for the slot that long at least, so that a
+	// check that is slow but on time does not fail the next one.
+	slotWait := max(timeout, tm.DeadlockTimeout)
+	timer := time.NewTimer(slotWait)
 	defer timer.Stop()
 	select {
 	case x.sem <- struct{}{}:
@@ -109,16 +113,24 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 		return fmt.Errorf("%s: waiting for the previous call to return: %w", method, context.Cause(parent))
 	case <-timer.C:
 		// An abandoned (deadlocked) call still holds the slot.
-		return fmt.Errorf("%s: the previous call has not returned within %s: %w", method, timeout, ErrCallTimeout)
+		return fmt.Errorf("%s: the previous call has not returned within %s: %w", method, slotWait, ErrCallTimeout)
 	}
 	if err := parent.Err(); err != nil {
 		<-x.sem
 		return fmt.Errorf("%s: %w", method, context.Cause(parent))
 	}
+	if x.closed.Load() {
+		<-x.sem
+		return fmt.Errorf("%s: %w", method, ErrGroupStopping)
+	}
 	base, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	cctx := &callCtx{Context: base, deadline: time.Now().Add(timeout)}
-	timer.Reset(timeout)
+	slack := timeoutSlack // a health check is late only past its deadline
+	if pending {
+		slack = 0
+	}
+	timer.Reset(timeout + slack)
 	var ctx context.Context = cctx
 	progress := make(chan string, 1)
 	if pending {

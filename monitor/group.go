@@ -83,10 +83,12 @@ type res struct {
 	timing atomic.Pointer[resource.Timing] // resolved; replaced by UpdateGroup
 	sem    chan struct{}                   // serializes calls other than Terminate
 	push   chan error                      // pushed failures, buffered 1
+	closed atomic.Bool                     // set, holding sem, before Close: no call after it
 
 	// actor
 	state        resource.State
 	busy         bool
+	ops          int // op goroutines not yet reported back, stale ones included
 	op           opKind
 	opCancel     context.CancelCauseFunc
 	epoch        int
@@ -274,7 +276,7 @@ func (g *group) run() {
 		}
 		g.reconcile()
 		g.settle()
-		if g.stopping && g.quiescent() && !g.fencing && !g.probing {
+		if g.stopping && g.quiescent() && !g.fencing && !g.probing && g.opsDone() {
 			g.closeErr = g.closeResources()
 			if bad := g.stopFailed(); len(bad) > 0 {
 				g.closeErr = errors.Join(fmt.Errorf("group %q: %w: %v", g.name, ErrStopFailed, bad), g.closeErr)
@@ -427,6 +429,7 @@ func (g *group) event(ev groupEvent) {
 	x := ev.x
 	switch ev.kind {
 	case evOpDone:
+		x.ops--
 		if ev.epoch != x.epoch {
 			return
 		}
@@ -658,11 +661,11 @@ func (g *group) fail(x *res, d policy.Decision, cause error) {
 	g.m.log.Error("group failed", "group", g.name, "reason", g.failReason, "failover", ev.Failover)
 }
 
-// publishFailure publishes the pending EventGroupFailed once the group is
-// fully stopped, and starts the retry timer then.
-func (g *group) publishFailure() {
+// takeFailure returns the pending EventGroupFailed once the group is fully
+// stopped, and starts the retry timer then.
+func (g *group) takeFailure() *Event {
 	if g.failEv == nil || !g.quiescent() || g.fencing || g.probing || len(g.stopFailed()) > 0 {
-		return
+		return nil
 	}
 	ev := *g.failEv
 	g.failEv = nil
@@ -672,7 +675,8 @@ func (g *group) publishFailure() {
 		g.retryAt = time.Now().Add(ev.RetryAfter)
 		g.retryTimer = time.AfterFunc(ev.RetryAfter, func() { g.send(groupEvent{kind: evRetryDue, gen: gen}) })
 	}
-	g.m.publish(withGroup(ev, g.name))
+	ev = withGroup(ev, g.name)
+	return &ev
 }
 
 // reconcile starts whatever operations move the resources toward the target.
@@ -745,6 +749,17 @@ func (g *group) quiescent() bool {
 	return true
 }
 
+// opsDone: no operation goroutine is left, not even a superseded one that
+// may still call the resource (so it can be closed).
+func (g *group) opsDone() bool {
+	for _, x := range g.res {
+		if x.ops > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func (g *group) stopFailed() []string {
 	var out []string
 	for _, x := range g.res {
@@ -771,6 +786,7 @@ func (g *group) startOp(x *res, op opKind, why error) {
 		x.opCancel(nil)
 	}
 	x.busy = true
+	x.ops++
 	x.op = op
 	x.epoch++
 	epoch := x.epoch
@@ -913,10 +929,22 @@ func (g *group) stopPoller(x *res) {
 	}
 }
 
-// closeResources runs once, on the actor, when it exits (bug 4).
+// closeResources runs once, on the actor, when it exits (bug 4). It takes
+// each resource's call slot first, so that no health check is in flight or
+// starts after Close (a call abandoned as deadlocked is waited for at most
+// the deadlock timeout).
 func (g *group) closeResources() error {
 	var errs []error
 	for _, x := range g.res {
+		t := time.NewTimer(x.tm().DeadlockTimeout)
+		select {
+		case x.sem <- struct{}{}:
+			x.closed.Store(true)
+			<-x.sem
+		case <-t.C:
+			x.closed.Store(true)
+		}
+		t.Stop()
 		if c, ok := x.r.(resource.Closer); ok {
 			if err := c.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("group %q resource %q: close: %w", g.name, x.spec.Name, err))
@@ -953,7 +981,7 @@ func withGroup(e Event, name string) Event {
 // settle derives the group state, answers waiters and publishes a
 // snapshot.
 func (g *group) settle() {
-	g.publishFailure()
+	failed := g.takeFailure()
 	quiet := g.quiescent() && !g.fencing && !g.probing
 	var st resource.State
 	switch {
@@ -981,6 +1009,7 @@ func (g *group) settle() {
 			st = resource.StateOfflinePending
 		}
 	}
+	var changed *Event
 	if st != g.state {
 		from := g.state
 		g.state = st
@@ -992,9 +1021,17 @@ func (g *group) settle() {
 			reason = fmt.Sprintf("stop failed: %v", g.stopFailed())
 		}
 		g.m.log.Info("group state", "group", g.name, "from", from.String(), "to", st.String())
-		g.m.publish(Event{Kind: EventGroupStateChanged, Group: g.name, From: from, To: st, Reason: reason})
+		changed = &Event{Kind: EventGroupStateChanged, Group: g.name, From: from, To: st, Reason: reason}
 	}
-	g.publishSnapshot() // before answering, so a caller sees its effect
+	// The snapshot before the group's events and the answers, so that
+	// whoever reacts to them sees their effect.
+	g.publishSnapshot()
+	if changed != nil {
+		g.m.publish(*changed)
+	}
+	if failed != nil {
+		g.m.publish(*failed)
+	}
 	kept := g.waiters[:0]
 	for _, w := range g.waiters {
 		switch {

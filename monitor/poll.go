@@ -90,6 +90,11 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 	}
 }
 
+// timeoutSlack: a health check is timed out only once it runs past its
+// deadline, not at it: one that answers exactly at its call timeout (its own
+// timeout equal to call_timeout, bug 2) is on time.
+const timeoutSlack = time.Millisecond
+
 // watchdog bounds the health checks of one poller (and the sweep's inline
 // LooksAlive of its resource). Calls of one resource are serialized, so it
 // guards one call at a time. The timer fires at the call's deadline and
@@ -151,8 +156,11 @@ func (w *watchdog) call(parent context.Context, method string, fn func(context.C
 // called from the watchdog when the call times out.
 func (w *watchdog) run(parent context.Context, method string, fn func(context.Context) error, onExpire func()) (err error, abandoned bool) {
 	x := w.x
-	if err := parent.Err(); err != nil { // the poller is being stopped
+	if err := parent.Err(); err != nil || x.closed.Load() { // the poller is being stopped
 		<-x.sem
+		if err == nil {
+			err = context.Canceled
+		}
 		return err, false
 	}
 	tm := x.tm()
@@ -168,12 +176,12 @@ func (w *watchdog) run(parent context.Context, method string, fn func(context.Co
 	ctx.setDeadline(now.Add(tm.CallTimeout))
 	w.running = true
 	w.stage = 0
-	w.due = now.Add(tm.CallTimeout)
+	w.due = now.Add(tm.CallTimeout + timeoutSlack)
 	w.method = method
 	w.start = now
 	w.tm = tm
 	w.onExpire = onExpire
-	w.timer.Reset(tm.CallTimeout)
+	w.timer.Reset(tm.CallTimeout + timeoutSlack)
 	w.mu.Unlock()
 
 	err = fn(ctx)
@@ -219,9 +227,9 @@ func (w *watchdog) fire() {
 		terr := fmt.Errorf("%s: no answer within %s: %w", method, tm.CallTimeout, ErrCallTimeout)
 		w.cctx.expire()
 		w.cancel(terr)
-		grace := policy.DeadlockGrace(tm)
-		w.due = time.Now().Add(grace)
-		w.timer.Reset(grace)
+		// Deadlocked DeadlockTimeout after the call started.
+		w.due = w.start.Add(tm.DeadlockTimeout)
+		w.timer.Reset(time.Until(w.due))
 		onExpire := w.onExpire
 		w.onExpire = nil
 		w.mu.Unlock()
