@@ -132,6 +132,8 @@ type group struct {
 	probing    bool
 	gen        uint64 // generation of the latest command
 	waiters    []command
+	fenced     *FenceResult // a fence just finished: answer its waiters
+	probed     *ProbeResult // a probe just finished: answer its waiters
 	retryTimer *time.Timer
 	retryGen   int
 	retryAt    time.Time
@@ -324,8 +326,6 @@ func (g *group) command(c command) {
 			x.lastFailure = ""
 			x.lastFailedAt = time.Time{}
 		}
-		c.done <- result{gen: c.gen}
-		return
 	case cmdStop:
 		g.stopping = true
 		g.goOffline("group removed")
@@ -346,8 +346,6 @@ func (g *group) command(c command) {
 		g.startProbe()
 	case cmdUpdate:
 		g.update(c)
-		c.done <- result{gen: c.gen}
-		return
 	}
 	if c.done != nil {
 		g.waiters = append(g.waiters, c)
@@ -506,19 +504,7 @@ func (g *group) event(ev groupEvent) {
 			g.setState(x, resource.StateOffline, "fenced: terminated")
 		}
 		fr.Down = len(fr.StopFailed) == 0
-		kept := g.waiters[:0]
-		for _, w := range g.waiters {
-			if w.kind == cmdFence {
-				var err error
-				if !fr.Down {
-					err = fmt.Errorf("group %q: %w: %v", g.name, ErrStopFailed, fr.StopFailed)
-				}
-				w.done <- result{gen: w.gen, fence: fr, err: err}
-				continue
-			}
-			kept = append(kept, w)
-		}
-		g.waiters = kept
+		g.fenced = &fr // answered by settle, after the snapshot
 	case evProbeDone:
 		g.probing = false
 		var pr ProbeResult
@@ -542,15 +528,7 @@ func (g *group) event(ev groupEvent) {
 			g.target = resource.StateOnline
 			pr.Adopted = true
 		}
-		kept := g.waiters[:0]
-		for _, w := range g.waiters {
-			if w.kind == cmdProbe {
-				w.done <- result{gen: w.gen, probe: pr}
-				continue
-			}
-			kept = append(kept, w)
-		}
-		g.waiters = kept
+		g.probed = &pr // answered by settle, after the snapshot
 	}
 }
 
@@ -1035,6 +1013,16 @@ func (g *group) settle() {
 	kept := g.waiters[:0]
 	for _, w := range g.waiters {
 		switch {
+		case w.kind == cmdClear || w.kind == cmdUpdate: // done: the snapshot shows it
+			w.done <- result{gen: w.gen}
+		case w.kind == cmdFence && g.fenced != nil:
+			var err error
+			if !g.fenced.Down {
+				err = fmt.Errorf("group %q: %w: %v", g.name, ErrStopFailed, g.fenced.StopFailed)
+			}
+			w.done <- result{gen: w.gen, fence: *g.fenced, err: err}
+		case w.kind == cmdProbe && g.probed != nil:
+			w.done <- result{gen: w.gen, probe: *g.probed}
 		case w.kind == cmdOnline && st == resource.StateOnline:
 			w.done <- result{gen: w.gen}
 		case w.kind == cmdOnline && g.failed && quiet: // failed here and stopped
@@ -1050,6 +1038,7 @@ func (g *group) settle() {
 		}
 	}
 	g.waiters = kept
+	g.fenced, g.probed = nil, nil
 }
 
 func (g *group) publishSnapshot() {
