@@ -1004,11 +1004,11 @@ func (g *group) settle() {
 	// The snapshot before the group's events and the answers, so that
 	// whoever reacts to them sees their effect.
 	g.publishSnapshot()
-	if changed != nil {
-		g.m.publish(*changed)
-	}
 	if failed != nil {
 		g.m.publish(*failed)
+	}
+	if changed != nil {
+		g.m.publish(*changed)
 	}
 	kept := g.waiters[:0]
 	for _, w := range g.waiters {
