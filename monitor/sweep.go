@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sftkit/sft/resource"
@@ -23,7 +24,7 @@ type bucket struct {
 	every   time.Duration
 	entries map[*sweepEntry]struct{}
 	stop    chan struct{}
-	runner  int // which goroutine sweeps; guarded by sweeper.mu
+	runner  atomic.Int64 // which goroutine sweeps; changed under sweeper.mu
 	stopped bool
 }
 
@@ -64,7 +65,7 @@ func (s *sweeper) add(e *sweepEntry, every time.Duration) (remove func()) {
 
 // run sweeps b every b.every while it is b's runner. A runner stuck in an
 // inline call is replaced (respawn) and exits when the call returns.
-func (s *sweeper) run(b *bucket, runner int) {
+func (s *sweeper) run(b *bucket, runner int64) {
 	t := time.NewTicker(b.every)
 	defer t.Stop()
 	var list []*sweepEntry
@@ -75,7 +76,7 @@ func (s *sweeper) run(b *bucket, runner int) {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		if b.runner != runner {
+		if b.runner.Load() != runner {
 			s.mu.Unlock()
 			return
 		}
@@ -86,10 +87,7 @@ func (s *sweeper) run(b *bucket, runner int) {
 		s.mu.Unlock()
 		for _, e := range list {
 			s.g.sweepOne(e, func() { s.respawn(b, runner) })
-			s.mu.Lock()
-			replaced := b.runner != runner
-			s.mu.Unlock()
-			if replaced {
+			if b.runner.Load() != runner { // replaced while stuck in that call
 				return
 			}
 		}
@@ -99,14 +97,13 @@ func (s *sweeper) run(b *bucket, runner int) {
 
 // respawn hands b's sweep to a new goroutine because runner is stuck in a
 // call that outlived its timeout.
-func (s *sweeper) respawn(b *bucket, runner int) {
+func (s *sweeper) respawn(b *bucket, runner int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b.runner != runner || b.stopped {
+	if b.runner.Load() != runner || b.stopped {
 		return
 	}
-	b.runner++
-	next := b.runner
+	next := b.runner.Add(1)
 	s.g.m.wg.Go(func() { s.run(b, next) })
 }
 
