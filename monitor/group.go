@@ -517,6 +517,7 @@ func (g *group) event(ev groupEvent) {
 				g.startOp(x, opTerminate, fmt.Errorf("probe failed: %w", ev.errs[i]))
 			case ev.running[i]:
 				pr.Running = append(pr.Running, x.spec.Name)
+				g.schedulePolls(x)
 				g.setState(x, resource.StateOnline, "found running by probe: adopted")
 				g.startPoller(x)
 			default:
@@ -772,10 +773,7 @@ func (g *group) startOp(x *res, op opKind, why error) {
 	switch op {
 	case opOnline:
 		g.setState(x, resource.StateOnlinePending, "bringing online")
-		if ps, ok := x.r.(resource.PollScheduler); ok && !x.scheduled {
-			x.scheduled = true
-			ps.SetPollSchedule(x.tm())
-		}
+		g.schedulePolls(x)
 	case opOffline:
 		g.setState(x, resource.StateOfflinePending, why.Error())
 	}
@@ -890,6 +888,15 @@ func (g *group) update(c command) {
 		if g.failEv != nil {
 			g.failEv.RetryAfter = 0
 		}
+	}
+}
+
+// schedulePolls gives a resource.PollScheduler its resolved timing before
+// it first runs here (its first Online, or its adoption by Probe).
+func (g *group) schedulePolls(x *res) {
+	if ps, ok := x.r.(resource.PollScheduler); ok && !x.scheduled {
+		x.scheduled = true
+		ps.SetPollSchedule(x.tm())
 	}
 }
 
