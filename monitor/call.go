@@ -252,27 +252,34 @@ func (g *group) terminate(x *res, reason string) error {
 	return err
 }
 
-// stopHard makes sure x is down: Terminate, and if that fails, kill the
-// hosting process (resource.HostKiller). It returns nil when x is surely
-// down, else why not: the resource is then StopFailed (bug 5).
+// stopHard makes sure x is down: Terminate; if that fails, kill the
+// hosting process (resource.HostKiller) and Terminate again, on the
+// relaunched host, because what the dead process held (an address bound to
+// an interface, a unit) outlives it. It returns nil when x is surely down,
+// else why not: the resource is then StopFailed (bug 5).
 func (g *group) stopHard(x *res, reason string) error {
 	err := g.terminate(x, reason)
-	if err == nil || errors.Is(err, errHostKilled) {
+	if err == nil {
 		return nil
 	}
-	k, ok := x.r.(resource.HostKiller)
-	if !ok {
-		return fmt.Errorf("%w; the resource runs in-process and has no host to kill", err)
+	if !errors.Is(err, errHostKilled) { // not yet killed by a deadlocked Terminate
+		k, ok := x.r.(resource.HostKiller)
+		if !ok {
+			return fmt.Errorf("%w; the resource runs in-process and has no host to kill", err)
+		}
+		kreason := "terminate failed: " + err.Error()
+		kerr := k.KillHost(kreason)
+		if o := g.m.cfg.Observer; o != nil {
+			o(CallInfo{Group: g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: MethodKillHost, Err: kerr})
+		}
+		if kerr != nil {
+			return fmt.Errorf("%w; killing the host process failed: %w", err, kerr)
+		}
+		g.m.log.Warn("terminate failed, host process killed", "group", g.name, "resource", x.spec.Name, "err", err)
+		g.emitResource(x, Event{Kind: EventCallDeadlocked, Method: MethodTerminate, Reason: kreason + "; host process killed"})
 	}
-	kreason := "terminate failed: " + err.Error()
-	kerr := k.KillHost(kreason)
-	if o := g.m.cfg.Observer; o != nil {
-		o(CallInfo{Group: g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: MethodKillHost, Err: kerr})
+	if err2 := g.terminate(x, "cleaning up after the host process was killed"); err2 != nil {
+		return fmt.Errorf("%w; host process killed, then Terminate failed again: %w", err, err2)
 	}
-	if kerr != nil {
-		return fmt.Errorf("%w; killing the host process failed: %w", err, kerr)
-	}
-	g.m.log.Warn("terminate failed, host process killed", "group", g.name, "resource", x.spec.Name, "err", err)
-	g.emitResource(x, Event{Kind: EventCallDeadlocked, Method: MethodTerminate, Reason: kreason + "; host process killed"})
 	return nil
 }

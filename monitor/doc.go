@@ -46,9 +46,11 @@
 //
 // Resources and groups go through resource.State: Offline, OnlinePending,
 // Online, OfflinePending, Failed, and StopFailed. Stopping a resource means
-// Offline, then Terminate if Offline fails, then killing its hosting
-// process (resource.HostKiller) if Terminate fails. When all of these fail
-// the resource may still run here (hold its address): it is StopFailed,
+// Offline, then Terminate if Offline fails, then, if Terminate fails,
+// killing its hosting process (resource.HostKiller) and Terminate again on
+// the relaunched host: what the dead process held (an address bound to an
+// interface) outlives it. Only a Terminate that succeeds makes a resource
+// surely down. Otherwise it may still run here: it is StopFailed,
 // its group is StopFailed and never reported Offline, Offline returns an
 // error wrapping [ErrStopFailed] and an [EventStopFailed] is published. A
 // later Offline, [Monitor.Fence] or Close tries the stop again.

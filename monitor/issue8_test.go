@@ -170,16 +170,32 @@ func TestBug05_FailedStopIsStopFailed(t *testing.T) {
 			require.Equal(t, resource.StateOffline, st.State)
 		})
 	})
-	t.Run("host killed", func(t *testing.T) {
+	t.Run("host killed, then cleaned up", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			x := newRig(t, "g", r("vip"))
+			f := x.fakes["vip"]
+			x.online("g")
+			f.SetError(rt.MethodOffline, errors.New("netlink: busy"))
+			f.FailNext(rt.MethodTerminate, 1, errors.New("netlink: still busy"))
+			require.NoError(t, x.m.Offline(context.Background(), "g"))
+			require.Len(t, f.Kills(), 1, "escalated to killing the hosting process")
+			require.Equal(t, 2, f.Calls(rt.MethodTerminate), "Terminate again on the relaunched host, to clean up")
+			require.False(t, f.Up())
+		})
+	})
+	t.Run("host killed, cleanup fails", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			x := newRig(t, "g", r("vip"))
 			f := x.fakes["vip"]
 			x.online("g")
 			f.SetError(rt.MethodOffline, errors.New("netlink: busy"))
 			f.SetError(rt.MethodTerminate, errors.New("netlink: still busy"))
-			require.NoError(t, x.m.Offline(context.Background(), "g"))
-			require.Len(t, f.Kills(), 1, "escalated to killing the hosting process")
-			require.False(t, f.Up())
+			// The dead process's address is still bound: not down.
+			require.ErrorIs(t, x.m.Offline(context.Background(), "g"), monitor.ErrStopFailed)
+			require.Len(t, f.Kills(), 1)
+			st, _ := x.m.GroupStatus("g")
+			require.Equal(t, resource.StateStopFailed, st.State)
+			f.SetError(rt.MethodTerminate, nil)
 		})
 	})
 	t.Run("host cannot be killed", func(t *testing.T) {

@@ -68,8 +68,9 @@ var (
 	ErrGroupFailed   = errors.New("monitor: group failed")
 	ErrGroupStopping = errors.New("monitor: group is being removed")
 	// ErrStopFailed: a resource could not be stopped: Offline failed,
-	// Terminate failed, and its hosting process could not be killed (or
-	// it has none). It may still run here (hold its address): it is
+	// Terminate failed, and killing its hosting process (it may have none)
+	// and terminating again did not help. It may still run here (hold its
+	// address): it is
 	// StopFailed, and so is its group, until a later Offline, Fence or
 	// Close terminates it. Test with errors.Is.
 	ErrStopFailed = errors.New("monitor: stop failed, the resource may still be running")

@@ -19,7 +19,8 @@ const (
 	// the resource was terminated and awaits the restart policy.
 	StateFailed
 	// StateStopFailed: Offline failed and Terminate failed too (and, for a
-	// resource.HostKiller, killing the hosting process failed): the
+	// HostKiller, killing the hosting process and terminating again did
+	// not help): the
 	// resource may still be running here, holding its address or lock.
 	// Pacemaker's failed stop, which it fences. It is never reported
 	// Offline until a later Terminate (or fence) succeeds.
