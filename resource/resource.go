@@ -148,9 +148,12 @@ type Closer interface {
 }
 
 // HostKiller is implemented by a resource that runs in a process of its own
-// (a plugin). When a call outlives the deadlock timeout the monitor abandons
-// the call and calls KillHost, which must kill the hosting process (and its
-// process group) without waiting on the hung call. The host relaunches it.
+// (a plugin). When a call outlives the deadlock timeout, or Terminate fails,
+// the monitor calls KillHost, which must kill the hosting process (and its
+// process group) without waiting on the hung call. The host relaunches it;
+// the monitor then calls Terminate again, so that the relaunched process
+// cleans up what the dead one held (an address outlives its process), and
+// counts the resource as down only if that Terminate succeeds.
 type HostKiller interface {
 	KillHost(reason string) error
 }
