@@ -110,4 +110,3 @@ func (g *group) schedulePolls(x *res) {
 		ps.SetPollSchedule(x.tm())
 	}
 }
-
