@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/sftkit/sft/policy"
 	"github.com/sftkit/sft/resource"
 )
 
@@ -28,6 +30,8 @@ const (
 	MethodLooksAlive = "LooksAlive"
 	MethodIsAlive    = "IsAlive"
 	MethodTerminate  = "Terminate"
+	MethodProbe      = "Probe"
+	MethodKillHost   = "KillHost"
 )
 
 // CallInfo describes one finished (or abandoned) call, for metrics.
@@ -37,22 +41,71 @@ type CallInfo struct {
 	Err                           error
 }
 
+// callCtx is the context a resource's call runs under: it carries the
+// call's deadline (bug 9), which a progress report moves (Deadline returns
+// the current one), and ends at that deadline with DeadlineExceeded, or
+// earlier when the call is cancelled.
+type callCtx struct {
+	context.Context // cancelled by the monitor
+	mu              sync.Mutex
+	deadline        time.Time
+	expired         bool
+}
+
+func (c *callCtx) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline, true
+}
+
+func (c *callCtx) Err() error {
+	err := c.Context.Err()
+	if err == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.expired {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+func (c *callCtx) setDeadline(d time.Time) {
+	c.mu.Lock()
+	c.deadline = d
+	c.mu.Unlock()
+}
+
+func (c *callCtx) expire() {
+	c.mu.Lock()
+	c.expired = true
+	c.mu.Unlock()
+}
+
 // invoke runs one serialized call (all but Terminate) of x under its
 // timeout. For Online and Offline (pending) the deadline is the pending
-// timeout, extended by each progress report; on timeout the resource is
+// timeout, extended by each progress report. The call's ctx carries the
+// deadline. When the deadline passes, or parent ends (the operation was
+// superseded), the call's ctx is cancelled and a pending call is
 // terminated at once, so that a hung Online is cut short. A call that has
-// not returned DeadlockGrace after its deadline is abandoned: the hosting
-// process is killed if possible, and ErrDeadlocked is returned. The call's
+// not returned DeadlockGrace after that is abandoned: the hosting process
+// is killed if possible, and ErrDeadlocked is returned. The call's
 // goroutine keeps the serialization slot until the call really returns, so
 // no second call overlaps it.
 func (g *group) invoke(parent context.Context, x *res, method string, fn func(context.Context) error) error {
+	tm := x.tm()
 	pending := method == MethodOnline || method == MethodOffline
-	timeout := x.timing.CallTimeout
+	timeout := tm.CallTimeout
 	if pending {
-		timeout = x.timing.PendingTimeout
+		timeout = tm.PendingTimeout
 	}
 	start := time.Now()
-	timer := time.NewTimer(timeout)
+	// The previous call either returns or is abandoned within its
+	// deadlock timeout: wait for the slot that long at least, so that a
+	// check that is slow but on time does not fail the next one.
+	slotWait := max(timeout, tm.DeadlockTimeout)
+	timer := time.NewTimer(slotWait)
 	defer timer.Stop()
 	select {
 	case x.sem <- struct{}{}:
@@ -60,14 +113,25 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 		return fmt.Errorf("%s: waiting for the previous call to return: %w", method, context.Cause(parent))
 	case <-timer.C:
 		// An abandoned (deadlocked) call still holds the slot.
-		return fmt.Errorf("%s: the previous call has not returned within %s: %w", method, timeout, ErrCallTimeout)
+		return fmt.Errorf("%s: the previous call has not returned within %s: %w", method, slotWait, ErrCallTimeout)
 	}
 	if err := parent.Err(); err != nil {
 		<-x.sem
 		return fmt.Errorf("%s: %w", method, context.Cause(parent))
 	}
-	ctx, cancel := context.WithCancelCause(parent)
+	if x.closed.Load() {
+		<-x.sem
+		return fmt.Errorf("%s: %w", method, ErrGroupStopping)
+	}
+	base, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
+	cctx := &callCtx{Context: base, deadline: time.Now().Add(timeout)}
+	slack := timeoutSlack // a health check is late only past its deadline
+	if pending {
+		slack = 0
+	}
+	timer.Reset(timeout + slack)
+	var ctx context.Context = cctx
 	progress := make(chan string, 1)
 	if pending {
 		ctx = resource.WithProgress(ctx, func(msg string) {
@@ -89,7 +153,8 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 		}
 		return err
 	}
-	for {
+	var cut error
+	for cut == nil {
 		select {
 		case err := <-done:
 			if err != nil {
@@ -98,44 +163,47 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 			return observe(err)
 		case msg := <-progress:
 			g.m.log.Debug("progress", "group", g.name, "resource", x.spec.Name, "method", method, "message", msg)
+			cctx.setDeadline(time.Now().Add(timeout))
 			timer.Reset(timeout)
 		case <-parent.Done():
-			cancel(context.Cause(parent))
-			return fmt.Errorf("%s: %w", method, context.Cause(parent))
+			cut = fmt.Errorf("%s: %w", method, context.Cause(parent))
+			cancel(cut)
 		case <-timer.C:
-			terr := fmt.Errorf("%s: no answer within %s: %w", method, timeout, ErrCallTimeout)
-			cancel(terr)
-			g.emitResource(x, Event{Kind: EventCallTimedOut, Method: method, Reason: terr.Error()})
-			if pending {
-				g.terminate(x, "terminating: "+terr.Error())
-			}
-			grace := time.NewTimer(x.timing.DeadlockGrace())
-			defer grace.Stop()
-			select {
-			case err := <-done:
-				if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrCallTimeout) {
-					return observe(fmt.Errorf("%w (returned after the timeout: %v)", terr, err))
-				}
-				return observe(terr)
-			case <-parent.Done():
-				return observe(terr)
-			case <-grace.C:
-				derr := fmt.Errorf("%s: still running %s after its deadline: %w", method, x.timing.DeadlockGrace(), ErrDeadlocked)
-				g.deadlocked(x, method, derr)
-				return observe(derr)
-			}
+			cut = fmt.Errorf("%s: no answer within %s: %w", method, timeout, ErrCallTimeout)
+			cctx.expire()
+			cancel(cut)
+			g.emitResource(x, Event{Kind: EventCallTimedOut, Method: method, Reason: cut.Error(), Class: resource.ClassTransient.String()})
 		}
+	}
+	if pending {
+		g.terminate(x, "terminating: "+cut.Error())
+	}
+	grace := time.NewTimer(policy.DeadlockGrace(tm))
+	defer grace.Stop()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrCallTimeout) {
+			// Keep the class of what the call returned (bug 12).
+			return observe(fmt.Errorf("%w (returned after: %w)", cut, err))
+		}
+		return observe(cut)
+	case <-grace.C:
+		derr := fmt.Errorf("%s: still running %s after its deadline: %w", method, policy.DeadlockGrace(tm), ErrDeadlocked)
+		g.deadlocked(x, method, derr)
+		return observe(derr)
 	}
 }
 
 // deadlocked reports an abandoned call and kills the hosting process if the
-// resource offers a way.
-func (g *group) deadlocked(x *res, method string, err error) {
+// resource offers a way. It reports whether the host was killed.
+func (g *group) deadlocked(x *res, method string, err error) bool {
 	reason := err.Error()
+	killed := false
 	if k, ok := x.r.(resource.HostKiller); ok {
 		if kerr := k.KillHost(reason); kerr != nil {
 			reason += "; killing the host process failed: " + kerr.Error()
 		} else {
+			killed = true
 			reason += "; host process killed"
 		}
 	} else {
@@ -143,25 +211,37 @@ func (g *group) deadlocked(x *res, method string, err error) {
 	}
 	g.m.log.Error("call deadlocked", "group", g.name, "resource", x.spec.Name, "method", method, "reason", reason)
 	g.emitResource(x, Event{Kind: EventCallDeadlocked, Method: method, Reason: reason})
+	return killed
 }
 
+// errHostKilled: Terminate did not return but the hosting process was
+// killed, which takes the resource down with it.
+var errHostKilled = errors.New("host process killed")
+
 // terminate calls Terminate outside the serialization (it may overlap any
-// call), bounded by the call timeout and the deadlock timeout.
+// call), bounded by the call timeout and the deadlock timeout. An error
+// wrapping errHostKilled means the resource is down all the same.
 func (g *group) terminate(x *res, reason string) error {
+	tm := x.tm()
 	g.m.log.Debug("terminate", "group", g.name, "resource", x.spec.Name, "reason", reason)
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), x.timing.CallTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), tm.CallTimeout)
 	defer cancel()
 	done := make(chan error, 1)
 	g.m.wg.Go(func() { done <- x.r.Terminate(ctx) })
-	deadlock := time.NewTimer(x.timing.DeadlockTimeout)
+	deadlock := time.NewTimer(tm.DeadlockTimeout)
 	defer deadlock.Stop()
 	var err error
 	select {
 	case err = <-done:
+		if err != nil {
+			err = fmt.Errorf("%s: %w", MethodTerminate, err)
+		}
 	case <-deadlock.C:
-		err = fmt.Errorf("%s: still running after %s: %w", MethodTerminate, x.timing.DeadlockTimeout, ErrDeadlocked)
-		g.deadlocked(x, MethodTerminate, err)
+		err = fmt.Errorf("%s: still running after %s: %w", MethodTerminate, tm.DeadlockTimeout, ErrDeadlocked)
+		if g.deadlocked(x, MethodTerminate, err) {
+			err = fmt.Errorf("%w: %w", errHostKilled, err)
+		}
 	}
 	if o := g.m.cfg.Observer; o != nil {
 		o(CallInfo{Group: g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: MethodTerminate, Duration: time.Since(start), Err: err})
@@ -170,4 +250,36 @@ func (g *group) terminate(x *res, reason string) error {
 		g.m.log.Warn("terminate failed", "group", g.name, "resource", x.spec.Name, "err", err)
 	}
 	return err
+}
+
+// stopHard makes sure x is down: Terminate; if that fails, kill the
+// hosting process (resource.HostKiller) and Terminate again, on the
+// relaunched host, because what the dead process held (an address bound to
+// an interface, a unit) outlives it. It returns nil when x is surely down,
+// else why not: the resource is then StopFailed (bug 5).
+func (g *group) stopHard(x *res, reason string) error {
+	err := g.terminate(x, reason)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, errHostKilled) { // not yet killed by a deadlocked Terminate
+		k, ok := x.r.(resource.HostKiller)
+		if !ok {
+			return fmt.Errorf("%w; the resource runs in-process and has no host to kill", err)
+		}
+		kreason := "terminate failed: " + err.Error()
+		kerr := k.KillHost(kreason)
+		if o := g.m.cfg.Observer; o != nil {
+			o(CallInfo{Group: g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: MethodKillHost, Err: kerr})
+		}
+		if kerr != nil {
+			return fmt.Errorf("%w; killing the host process failed: %w", err, kerr)
+		}
+		g.m.log.Warn("terminate failed, host process killed", "group", g.name, "resource", x.spec.Name, "err", err)
+		g.emitResource(x, Event{Kind: EventCallDeadlocked, Method: MethodTerminate, Reason: kreason + "; host process killed"})
+	}
+	if err2 := g.terminate(x, "cleaning up after the host process was killed"); err2 != nil {
+		return fmt.Errorf("%w; host process killed, then Terminate failed again: %w", err, err2)
+	}
+	return nil
 }

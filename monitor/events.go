@@ -20,10 +20,13 @@ const (
 	// EventRestart: the restart policy decided to restart a resource
 	// after Delay (Reason says which restart of how many).
 	EventRestart
-	// EventGroupFailed: the group failed here. Failover says whether the
-	// policy wants it moved to another node; RetryAfter > 0 means this
-	// node tries it again after that long (RetryPeriodOnFailure) unless
-	// the group is taken offline, cleared or brought online before.
+	// EventGroupFailed: the group failed here and every resource is
+	// stopped (it is published when that is true, not when the failure
+	// is decided). Class is the failure's error class; Failover says
+	// whether the policy wants it moved to another node; RetryAfter > 0
+	// means this node tries it again after that long
+	// (RetryPeriodOnFailure) unless the group is taken offline, cleared or
+	// brought online before, or is managed.
 	EventGroupFailed
 	// EventCallTimedOut: a call (Method) outlived its timeout.
 	EventCallTimedOut
@@ -35,6 +38,10 @@ const (
 	// EventsDropped: this subscriber missed Dropped events because it
 	// did not keep up (only ever sent to that subscriber).
 	EventsDropped
+	// EventStopFailed: a resource could not be stopped (Offline failed,
+	// Terminate failed, and its host could not be killed): it is
+	// StopFailed and may still run here.
+	EventStopFailed
 )
 
 var eventKindNames = map[EventKind]string{
@@ -46,6 +53,7 @@ var eventKindNames = map[EventKind]string{
 	EventCallDeadlocked:    "call_deadlocked",
 	EventFailurePushed:     "failure_pushed",
 	EventsDropped:          "events_dropped",
+	EventStopFailed:        "stop_failed",
 }
 
 func (k EventKind) String() string {
@@ -60,6 +68,10 @@ func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), ni
 
 // Event is something the monitor did or saw.
 type Event struct {
+	// Seq numbers events in the order the monitor published them (from
+	// the same counter as GroupStatus.Seq). Gaps are events this
+	// subscriber missed or that went to nobody.
+	Seq      uint64         `json:"seq"`
 	Time     time.Time      `json:"time"`
 	Kind     EventKind      `json:"kind"`
 	Group    string         `json:"group"`
@@ -157,10 +169,11 @@ func (h *hub) remove(s *Subscription) {
 	close(s.c)
 }
 
-// publish delivers e to every subscriber without blocking.
-func (h *hub) publish(e Event) {
+// publish numbers e and delivers it to every subscriber without blocking.
+func (h *hub) publish(e Event, seq *atomic.Uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	e.Seq = seq.Add(1)
 	for s := range h.subs {
 		if s.owed > 0 {
 			select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sftkit/sft/policy"
@@ -19,11 +20,25 @@ const (
 	cmdOffline
 	cmdClear
 	cmdStop
+	cmdFence
+	cmdProbe
+	cmdUpdate
 )
 
 type command struct {
-	kind cmdKind
-	done chan error // buffered 1
+	kind    cmdKind
+	update  []ResourceSpec // cmdUpdate
+	managed bool           // cmdUpdate
+	done    chan result    // buffered 1
+	gen     uint64         // set by the actor
+}
+
+// result is what a command is answered with.
+type result struct {
+	gen   uint64
+	err   error
+	fence FenceResult
+	probe ProbeResult
 }
 
 type opKind int
@@ -42,15 +57,21 @@ const (
 	evPollFailed
 	evRestartDue
 	evRetryDue
+	evFenceDone
+	evProbeDone
 )
 
 type groupEvent struct {
-	kind   evKind
-	x      *res
-	op     opKind
-	epoch  int
-	err    error
-	pushed bool
+	kind    evKind
+	x       *res
+	op      opKind
+	epoch   int
+	gen     int // timer generation (evRestartDue, evRetryDue)
+	err     error
+	stopErr error // the resource could not be stopped (opDone)
+	pushed  bool
+	errs    []error // per resource (evFenceDone, evProbeDone)
+	running []bool  // evProbeDone
 }
 
 // res is the monitor's view of one resource. The fields below "actor" are
@@ -59,41 +80,63 @@ type res struct {
 	idx    int
 	spec   ResourceSpec
 	r      resource.Resource
-	timing policy.Timing
-	sem    chan struct{} // serializes calls other than Terminate
-	push   chan error    // pushed failures, buffered 1
+	timing atomic.Pointer[resource.Timing] // resolved; replaced by UpdateGroup
+	sem    chan struct{}                   // serializes calls other than Terminate
+	push   chan error                      // pushed failures, buffered 1
+	closed atomic.Bool                     // set, holding sem, before Close: no call after it
 
 	// actor
 	state        resource.State
 	busy         bool
+	ops          int // op goroutines not yet reported back, stale ones included
+	op           opKind
+	opCancel     context.CancelCauseFunc
 	epoch        int
 	pollCancel   context.CancelFunc
 	waitRestart  bool
 	restartTimer *time.Timer
+	restartGen   int
 	restarts     policy.History
 	restartCount int
 	lastFailure  string
 	lastFailedAt time.Time
-	closed       bool
+	retryStop    bool // a stop-failed resource gets another Terminate
+	scheduled    bool // SetPollSchedule has been called
 }
 
+func (x *res) tm() resource.Timing { return *x.timing.Load() }
+
 type group struct {
-	m    *Monitor
-	name string
-	res  []*res
-	g    *graph
-	cmds chan command
-	evs  chan groupEvent
-	quit chan struct{}
+	m     *Monitor
+	name  string
+	res   []*res
+	g     *graph
+	cmds  chan command
+	evs   chan groupEvent
+	stopC chan struct{} // closed to stop the group: independent of any ctx
+	stop  sync.Once
+	quit  chan struct{}
+
+	closeErr error // written by the actor before quit is closed
 
 	// actor
 	target     resource.State // StateOnline or StateOffline
 	state      resource.State
+	managed    bool
 	failed     bool
 	failReason string
+	failErr    error  // classified cause of the failure
+	failEv     *Event // EventGroupFailed, published once fully stopped
 	stopping   bool
+	fencing    bool
+	probing    bool
+	gen        uint64 // generation of the latest command
 	waiters    []command
+	fenced     *FenceResult // a fence just finished: answer its waiters
+	probed     *ProbeResult // a probe just finished: answer its waiters
 	retryTimer *time.Timer
+	retryGen   int
+	retryAt    time.Time
 
 	sweep sweeper
 
@@ -103,26 +146,30 @@ type group struct {
 
 func newGroup(m *Monitor, spec GroupSpec, gr *graph) *group {
 	g := &group{
-		m:      m,
-		name:   spec.Name,
-		g:      gr,
-		cmds:   make(chan command),
-		evs:    make(chan groupEvent, 16),
-		quit:   make(chan struct{}),
-		target: resource.StateOffline,
-		state:  resource.StateOffline,
+		m:       m,
+		name:    spec.Name,
+		g:       gr,
+		cmds:    make(chan command),
+		evs:     make(chan groupEvent, 16),
+		stopC:   make(chan struct{}),
+		quit:    make(chan struct{}),
+		target:  resource.StateOffline,
+		state:   resource.StateOffline,
+		managed: spec.Managed || m.cfg.Managed,
 	}
 	g.sweep.g = g
 	for i, rs := range spec.Resources {
 		rs.DependsOn = slices.Clone(rs.DependsOn)
-		g.res = append(g.res, &res{
-			idx:    i,
-			spec:   rs,
-			r:      rs.Resource,
-			timing: rs.Timing.WithDefaults(rs.TypeTiming),
-			sem:    make(chan struct{}, 1),
-			push:   make(chan error, 1),
-		})
+		x := &res{
+			idx:  i,
+			spec: rs,
+			r:    rs.Resource,
+			sem:  make(chan struct{}, 1),
+			push: make(chan error, 1),
+		}
+		t := policy.ResolveTiming(rs.Timing, rs.TypeTiming)
+		x.timing.Store(&t)
+		g.res = append(g.res, x)
 	}
 	g.publishSnapshot()
 	return g
@@ -144,23 +191,58 @@ func (g *group) installHandlers() {
 	}
 }
 
-// request sends a command to the actor and waits for its outcome.
-func (g *group) request(ctx context.Context, kind cmdKind) error {
-	c := command{kind: kind, done: make(chan error, 1)}
+// request sends a command to the actor and waits for its outcome. A ctx
+// that is already done does not send it.
+func (g *group) request(ctx context.Context, c command) result {
+	c.done = make(chan result, 1)
+	if err := ctx.Err(); err != nil {
+		return result{err: fmt.Errorf("group %q: %w", g.name, err)}
+	}
 	select {
 	case g.cmds <- c:
 	case <-g.quit:
-		return fmt.Errorf("%w: %q", ErrGroupStopping, g.name)
+		return result{err: fmt.Errorf("%w: %q", ErrGroupStopping, g.name)}
 	case <-ctx.Done():
-		return ctx.Err()
+		return result{err: fmt.Errorf("group %q: %w", g.name, ctx.Err())}
 	}
 	select {
-	case err := <-c.done:
-		return err
+	case r := <-c.done:
+		return r
 	case <-ctx.Done():
-		return fmt.Errorf("group %q: %w", g.name, ctx.Err())
+		return result{err: fmt.Errorf("group %q: %w", g.name, ctx.Err())}
 	}
 }
+
+// shutdown stops the group: the stop is delivered whatever ctx says (bug 3);
+// ctx bounds only the wait. When ctx ends first, every resource is
+// terminated (a fence, bounded by the resources' deadlock timeouts) and
+// shutdown returns; the actor then finishes on its own and closes the
+// resources when their calls have returned.
+func (g *group) shutdown(ctx context.Context) error {
+	g.stop.Do(func() { close(g.stopC) })
+	select {
+	case <-g.quit:
+		return g.closeErr
+	case <-ctx.Done():
+	}
+	c := command{kind: cmdFence, done: make(chan result, 1)}
+	select {
+	case g.cmds <- c:
+		select {
+		case r := <-c.done:
+			if !r.fence.Down {
+				return fmt.Errorf("group %q: %w (%w); %w: %v", g.name, ctx.Err(), errForced, ErrStopFailed, r.fence.StopFailed)
+			}
+		case <-g.quit:
+			return g.closeErr
+		}
+	case <-g.quit:
+		return g.closeErr
+	}
+	return fmt.Errorf("group %q: %w (%w)", g.name, ctx.Err(), errForced)
+}
+
+var errForced = errors.New("every resource terminated, calls may still be running")
 
 // send delivers an internal event unless the actor has quit.
 func (g *group) send(ev groupEvent) {
@@ -173,10 +255,14 @@ func (g *group) send(ev groupEvent) {
 func (g *group) run() {
 	defer close(g.quit)
 	defer g.stopTimers()
+	stopC := g.stopC
 	for {
 		select {
 		case c := <-g.cmds:
 			g.command(c)
+		case <-stopC:
+			stopC = nil
+			g.command(command{kind: cmdStop})
 		case ev := <-g.evs:
 			g.event(ev)
 			// Take what else is queued before reconciling and publishing
@@ -192,37 +278,49 @@ func (g *group) run() {
 		}
 		g.reconcile()
 		g.settle()
-		if g.stopping && g.quiescent() {
-			for _, w := range g.waiters {
-				w.done <- nil
+		if g.stopping && g.quiescent() && !g.fencing && !g.probing && g.opsDone() {
+			g.closeErr = g.closeResources()
+			if bad := g.stopFailed(); len(bad) > 0 {
+				g.closeErr = errors.Join(fmt.Errorf("group %q: %w: %v", g.name, ErrStopFailed, bad), g.closeErr)
 			}
+			for _, w := range g.waiters {
+				w.done <- result{gen: w.gen, err: fmt.Errorf("%w: %q", ErrGroupStopping, g.name)}
+			}
+			g.m.watchRemoved(g.name)
 			return
 		}
 	}
 }
 
 func (g *group) command(c command) {
+	g.gen++
+	c.gen = g.gen
+	reject := func(err error) {
+		if c.done != nil {
+			c.done <- result{gen: c.gen, err: err}
+		}
+	}
 	switch c.kind {
 	case cmdOnline:
-		if g.stopping {
-			c.done <- fmt.Errorf("%w: %q", ErrGroupStopping, g.name)
+		switch {
+		case g.stopping:
+			reject(fmt.Errorf("%w: %q", ErrGroupStopping, g.name))
+			return
+		case len(g.stopFailed()) > 0:
+			reject(fmt.Errorf("group %q: %w: %v: take it offline or fence it first", g.name, ErrStopFailed, g.stopFailed()))
 			return
 		}
 		if g.failed {
 			g.clearFailure("brought online by request")
 		}
 		g.target = resource.StateOnline
+		g.supersede(cmdOffline, "brought online by a later request")
 	case cmdOffline:
-		g.target = resource.StateOffline
-		g.cancelRestarts()
-		if g.retryTimer != nil { // taken offline on purpose: no retry here
-			g.retryTimer.Stop()
-			g.retryTimer = nil
-		}
+		g.goOffline("taken offline by request")
 	case cmdClear:
+		// Clear resets the failed flag and the restart counts, nothing
+		// else: a healthy online group stays online (bug 10).
 		g.clearFailure("cleared by request")
-		g.target = resource.StateOffline
-		g.cancelRestarts()
 		for _, x := range g.res {
 			x.restartCount = 0
 			x.lastFailure = ""
@@ -230,27 +328,88 @@ func (g *group) command(c command) {
 		}
 	case cmdStop:
 		g.stopping = true
+		g.goOffline("group removed")
+	case cmdFence:
+		if g.fencing {
+			break // answered with the running fence
+		}
 		g.target = resource.StateOffline
 		g.cancelRestarts()
+		g.cancelRetry()
+		g.supersede(cmdOnline, "fenced")
+		g.startFence()
+	case cmdProbe:
+		if g.target != resource.StateOffline || !g.quiescent() || g.probing || g.fencing || len(g.stopFailed()) > 0 {
+			reject(fmt.Errorf("group %q: %w: probe only an offline, idle group", g.name, ErrBusy))
+			return
+		}
+		g.startProbe()
+	case cmdUpdate:
+		g.update(c)
 	}
-	g.waiters = append(g.waiters, c)
+	if c.done != nil {
+		g.waiters = append(g.waiters, c)
+	}
+}
+
+// goOffline sets the target offline: the retry and restarts are cancelled
+// for good (their timers' events are stale from now on), in-flight Online
+// calls are cancelled (bug 7), and stop-failed resources get another
+// Terminate.
+func (g *group) goOffline(why string) {
+	g.target = resource.StateOffline
+	g.cancelRestarts()
+	g.cancelRetry()
+	for _, x := range g.res {
+		if x.busy && x.op == opOnline && x.opCancel != nil {
+			x.opCancel(fmt.Errorf("%w: %s", ErrSuperseded, why))
+		}
+		if x.state == resource.StateStopFailed {
+			x.retryStop = true
+		}
+	}
+	g.supersede(cmdOnline, why)
+}
+
+// supersede answers the waiters of kind with ErrSuperseded.
+func (g *group) supersede(kind cmdKind, why string) {
+	kept := g.waiters[:0]
+	for _, w := range g.waiters {
+		if w.kind == kind {
+			w.done <- result{gen: w.gen, err: fmt.Errorf("group %q: %w: %s", g.name, ErrSuperseded, why)}
+			continue
+		}
+		kept = append(kept, w)
+	}
+	g.waiters = kept
 }
 
 func (g *group) clearFailure(reason string) {
+	g.cancelRetry()
+	if g.failed {
+		g.m.log.Info("group failure cleared", "group", g.name, "reason", reason)
+	}
+	g.failed = false
+	g.failReason = ""
+	g.failErr = nil
+	g.failEv = nil
+	for _, x := range g.res {
+		x.restarts = nil
+	}
+}
+
+func (g *group) cancelRetry() {
+	g.retryGen++
+	g.retryAt = time.Time{}
 	if g.retryTimer != nil {
 		g.retryTimer.Stop()
 		g.retryTimer = nil
 	}
-	g.failed = false
-	g.failReason = ""
-	for _, x := range g.res {
-		x.restarts = nil
-	}
-	g.m.log.Info("group failure cleared", "group", g.name, "reason", reason)
 }
 
 func (g *group) cancelRestarts() {
 	for _, x := range g.res {
+		x.restartGen++
 		if x.restartTimer != nil {
 			x.restartTimer.Stop()
 			x.restartTimer = nil
@@ -261,24 +420,32 @@ func (g *group) cancelRestarts() {
 
 func (g *group) stopTimers() {
 	g.cancelRestarts()
-	if g.retryTimer != nil {
-		g.retryTimer.Stop()
-	}
+	g.cancelRetry()
 }
 
 func (g *group) event(ev groupEvent) {
 	x := ev.x
 	switch ev.kind {
 	case evOpDone:
+		x.ops--
 		if ev.epoch != x.epoch {
 			return
 		}
 		x.busy = false
+		x.opCancel = nil
+		if ev.stopErr != nil {
+			g.stopFailure(x, ev.err, ev.stopErr)
+			return
+		}
 		switch ev.op {
 		case opOnline:
 			if ev.err == nil {
 				g.setState(x, resource.StateOnline, "online")
 				g.startPoller(x)
+				return
+			}
+			if errors.Is(ev.err, ErrSuperseded) {
+				g.setState(x, resource.StateOffline, "online cancelled: "+ev.err.Error())
 				return
 			}
 			g.failResource(x, ev.err, "online failed")
@@ -290,6 +457,10 @@ func (g *group) event(ev groupEvent) {
 			}
 			g.setState(x, resource.StateOffline, reason)
 		case opTerminate:
+			if x.state != resource.StateFailed { // a retried stop, a probe that could not tell
+				g.setState(x, resource.StateOffline, "terminated: "+ev.err.Error())
+				return
+			}
 			g.decide(x, ev.err)
 		}
 	case evPollFailed:
@@ -303,16 +474,81 @@ func (g *group) event(ev groupEvent) {
 		g.failResource(x, ev.err, "health check failed")
 		g.startOp(x, opTerminate, ev.err)
 	case evRestartDue:
-		if ev.epoch != x.epoch || !x.waitRestart {
+		if ev.gen != x.restartGen || !x.waitRestart {
 			return
 		}
 		x.waitRestart = false
 		x.restartTimer = nil
 	case evRetryDue:
-		if g.failed && !g.stopping {
+		// A retry whose timer was cancelled (Offline, Clear, Online,
+		// Fence) is stale even if its event was already queued (bug 1).
+		if ev.gen != g.retryGen {
+			return
+		}
+		g.retryTimer = nil
+		if g.failed && !g.stopping && !g.managed {
 			g.clearFailure("retry period on failure elapsed")
 			g.target = resource.StateOnline
 		}
+	case evFenceDone:
+		g.fencing = false
+		var fr FenceResult
+		for i, x := range g.res {
+			x.busy = false
+			x.opCancel = nil
+			if err := ev.errs[i]; err != nil {
+				fr.StopFailed = append(fr.StopFailed, x.spec.Name)
+				g.stopFailure(x, nil, err)
+				continue
+			}
+			g.setState(x, resource.StateOffline, "fenced: terminated")
+		}
+		fr.Down = len(fr.StopFailed) == 0
+		g.fenced = &fr // answered by settle, after the snapshot
+	case evProbeDone:
+		g.probing = false
+		var pr ProbeResult
+		for i, x := range g.res {
+			x.busy = false
+			switch {
+			case ev.errs[i] != nil:
+				pr.Unknown = append(pr.Unknown, x.spec.Name)
+				// Cannot tell: terminate it before anything else.
+				g.startOp(x, opTerminate, fmt.Errorf("probe failed: %w", ev.errs[i]))
+			case ev.running[i]:
+				pr.Running = append(pr.Running, x.spec.Name)
+				g.schedulePolls(x)
+				g.setState(x, resource.StateOnline, "found running by probe: adopted")
+				g.startPoller(x)
+			default:
+				pr.NotRunning = append(pr.NotRunning, x.spec.Name)
+			}
+		}
+		if len(pr.Running) > 0 {
+			// Found running here: adopt it rather than start it twice.
+			g.target = resource.StateOnline
+			pr.Adopted = true
+		}
+		g.probed = &pr // answered by settle, after the snapshot
+	}
+}
+
+// stopFailure: the resource could not be stopped (Terminate failed, and
+// killing its host failed or was impossible). It may still hold its
+// address: it is StopFailed, and the group cannot stay online.
+func (g *group) stopFailure(x *res, cause, stopErr error) {
+	reason := "stop failed: " + stopErr.Error()
+	if cause != nil {
+		reason = cause.Error() + "; " + reason
+	}
+	x.lastFailure = reason
+	x.lastFailedAt = time.Now()
+	g.stopPoller(x)
+	g.setState(x, resource.StateStopFailed, reason)
+	g.m.log.Error("resource stop failed", "group", g.name, "resource", x.spec.Name, "reason", reason)
+	g.emitResource(x, Event{Kind: EventStopFailed, Reason: reason, Class: resource.ClassOf(stopErr).String()})
+	if g.target == resource.StateOnline && !g.failed {
+		g.fail(x, policy.Decision{Action: policy.ActionFailover, Reason: reason}, classify(stopErr))
 	}
 }
 
@@ -321,6 +557,17 @@ func (g *group) failResource(x *res, err error, what string) {
 	x.lastFailedAt = time.Now()
 	g.setState(x, resource.StateFailed, what+": "+err.Error())
 	g.m.log.Warn("resource failed", "group", g.name, "resource", x.spec.Name, "reason", err.Error(), "class", resource.ClassOf(err).String())
+}
+
+// classify marks an unclassified error transient, so that errors.Is with
+// the class sentinels agrees with resource.ClassOf on every error the
+// monitor reports.
+func classify(err error) error {
+	var e *resource.Error
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	return resource.Transient(err)
 }
 
 // decide applies the restart policy to a failed (and terminated) resource.
@@ -332,32 +579,50 @@ func (g *group) decide(x *res, cause error) {
 		cause = errors.New(x.lastFailure)
 	}
 	now := time.Now()
+	pol := x.spec.Restart.WithDefaults()
 	d := x.spec.Restart.Decide(now, x.restarts, cause)
+	collateral := resource.IsCollateral(cause) && resource.ClassOf(cause) == resource.ClassTransient && pol.Action != policy.NoRestart
+	if collateral {
+		// Another resource's deadlock killed the shared host: restart,
+		// but do not count it against this resource's threshold.
+		delay := max(pol.Delay, 0)
+		d = policy.Decision{Action: policy.ActionRestart, Delay: delay, Reason: "collateral failure (the hosting process was killed for another resource): restart, not counted"}
+	}
 	switch d.Action {
 	case policy.ActionRestart:
-		period := x.spec.Restart.WithDefaults().Period
-		x.restarts = x.restarts.Add(now, period)
+		if !collateral {
+			x.restarts = x.restarts.Add(now, pol.Period)
+		}
 		x.restartCount++
 		x.waitRestart = true
-		epoch := x.epoch
-		x.restartTimer = time.AfterFunc(d.Delay, func() {
-			g.send(groupEvent{kind: evRestartDue, x: x, epoch: epoch})
+		x.restartGen++
+		gen := x.restartGen
+		x.restartTimer = time.AfterFunc(max(d.Delay, 0), func() {
+			g.send(groupEvent{kind: evRestartDue, x: x, gen: gen})
 		})
 		g.m.log.Info("restarting resource", "group", g.name, "resource", x.spec.Name, "delay", d.Delay, "reason", d.Reason)
 		g.emitResource(x, Event{Kind: EventRestart, Delay: d.Delay, Reason: d.Reason})
 	default:
-		g.fail(x, d)
+		g.fail(x, d, classify(cause))
 	}
 }
 
-// fail marks the group failed here: everything goes offline and the
-// policy's verdict is published.
-func (g *group) fail(x *res, d policy.Decision) {
+// fail marks the group failed here: everything goes offline, and the
+// policy's verdict (EventGroupFailed) is published once every resource is
+// stopped (bug 6).
+func (g *group) fail(x *res, d policy.Decision, cause error) {
 	g.failed = true
 	g.failReason = fmt.Sprintf("resource %s: %s", x.spec.Name, d.Reason)
+	g.failErr = cause
 	g.target = resource.StateOffline
 	g.cancelRestarts()
-	ev := Event{Kind: EventGroupFailed, Resource: x.spec.Name, Type: x.spec.Type, Reason: g.failReason, Failover: d.Action == policy.ActionFailover}
+	for _, y := range g.res {
+		if y.busy && y.op == opOnline && y.opCancel != nil {
+			y.opCancel(fmt.Errorf("%w: the group failed", ErrSuperseded))
+		}
+	}
+	ev := Event{Kind: EventGroupFailed, Resource: x.spec.Name, Type: x.spec.Type, Reason: g.failReason,
+		Failover: d.Action == policy.ActionFailover, Class: resource.ClassOf(cause).String()}
 	retry := d.Delay
 	if d.Action == policy.ActionFailover {
 		// Until someone moves it (the cluster layer takes it offline here,
@@ -365,16 +630,39 @@ func (g *group) fail(x *res, d policy.Decision) {
 		// period, as a failover cluster does with RetryPeriodOnFailure.
 		retry = x.spec.Restart.WithDefaults().RetryPeriod
 	}
+	if g.managed {
+		retry = 0 // managed: where a failed group goes is the caller's decision
+	}
 	if retry > 0 {
 		ev.RetryAfter = retry
-		g.retryTimer = time.AfterFunc(retry, func() { g.send(groupEvent{kind: evRetryDue}) })
 	}
+	g.failEv = &ev
 	g.m.log.Error("group failed", "group", g.name, "reason", g.failReason, "failover", ev.Failover)
-	g.m.publish(withGroup(ev, g.name))
+}
+
+// takeFailure returns the pending EventGroupFailed once the group is fully
+// stopped, and starts the retry timer then.
+func (g *group) takeFailure() *Event {
+	if g.failEv == nil || !g.quiescent() || g.fencing || g.probing || len(g.stopFailed()) > 0 {
+		return nil
+	}
+	ev := *g.failEv
+	g.failEv = nil
+	if ev.RetryAfter > 0 && !g.stopping {
+		g.retryGen++
+		gen := g.retryGen
+		g.retryAt = time.Now().Add(ev.RetryAfter)
+		g.retryTimer = time.AfterFunc(ev.RetryAfter, func() { g.send(groupEvent{kind: evRetryDue, gen: gen}) })
+	}
+	ev = withGroup(ev, g.name)
+	return &ev
 }
 
 // reconcile starts whatever operations move the resources toward the target.
 func (g *group) reconcile() {
+	if g.fencing || g.probing {
+		return
+	}
 	if g.target == resource.StateOnline && !g.failed {
 		for _, i := range g.g.order {
 			x := g.res[i]
@@ -397,8 +685,15 @@ func (g *group) reconcile() {
 	}
 	for _, i := range slices.Backward(g.g.order) {
 		x := g.res[i]
-		if !x.busy && x.state == resource.StateOnline && g.dependentsDown(x) {
+		if x.busy {
+			continue
+		}
+		switch {
+		case x.state == resource.StateOnline && g.dependentsDown(x):
 			g.startOp(x, opOffline, errors.New("group going offline"))
+		case x.state == resource.StateStopFailed && x.retryStop:
+			x.retryStop = false
+			g.startOp(x, opTerminate, errors.New("retrying the failed stop"))
 		}
 	}
 }
@@ -423,6 +718,7 @@ func (g *group) dependentsDown(x *res) bool {
 	return true
 }
 
+// quiescent: nothing in flight and nothing online.
 func (g *group) quiescent() bool {
 	for _, x := range g.res {
 		if x.busy || x.state == resource.StateOnline {
@@ -432,40 +728,76 @@ func (g *group) quiescent() bool {
 	return true
 }
 
+// opsDone: no operation goroutine is left, not even a superseded one that
+// may still call the resource (so it can be closed).
+func (g *group) opsDone() bool {
+	for _, x := range g.res {
+		if x.ops > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *group) stopFailed() []string {
+	var out []string
+	for _, x := range g.res {
+		if x.state == resource.StateStopFailed {
+			out = append(out, x.spec.Name)
+		}
+	}
+	return out
+}
+
+// opCtx is the context of one operation: cancelled (with a cause) when the
+// operation is superseded.
+func (g *group) opCtx(x *res) context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	x.opCancel = cancel
+	return ctx
+}
+
 // startOp runs an operation on its own goroutine and marks the resource
 // busy until the result comes back.
 func (g *group) startOp(x *res, op opKind, why error) {
 	g.stopPoller(x)
+	if x.opCancel != nil {
+		x.opCancel(nil)
+	}
 	x.busy = true
+	x.ops++
+	x.op = op
 	x.epoch++
 	epoch := x.epoch
+	ctx := g.opCtx(x)
 	switch op {
 	case opOnline:
 		g.setState(x, resource.StateOnlinePending, "bringing online")
+		g.schedulePolls(x)
 	case opOffline:
 		g.setState(x, resource.StateOfflinePending, why.Error())
 	}
 	g.m.wg.Go(func() {
-		var err error
+		var err, stopErr error
 		switch op {
 		case opOnline:
 			for len(x.push) > 0 { // failures pushed before this Online are stale
 				<-x.push
 			}
-			err = g.invoke(context.Background(), x, MethodOnline, x.r.Online)
-			if err != nil && !errors.Is(err, ErrCallTimeout) && !errors.Is(err, ErrDeadlocked) {
-				g.terminate(x, "online failed: "+err.Error())
+			err = g.invoke(ctx, x, MethodOnline, x.r.Online)
+			if err != nil {
+				stopErr = g.stopHard(x, "online failed: "+err.Error())
 			}
 		case opOffline:
-			err = g.invoke(context.Background(), x, MethodOffline, x.r.Offline)
-			if err != nil && !errors.Is(err, ErrCallTimeout) && !errors.Is(err, ErrDeadlocked) {
-				g.terminate(x, "offline failed: "+err.Error())
+			err = g.invoke(ctx, x, MethodOffline, x.r.Offline)
+			if err != nil {
+				stopErr = g.stopHard(x, "offline failed: "+err.Error())
 			}
 		case opTerminate:
-			g.terminate(x, why.Error())
+			stopErr = g.stopHard(x, why.Error())
 			err = why
 		}
-		g.send(groupEvent{kind: evOpDone, x: x, op: op, epoch: epoch, err: err})
+		g.send(groupEvent{kind: evOpDone, x: x, op: op, epoch: epoch, err: err, stopErr: stopErr})
 	})
 }
 
@@ -483,22 +815,22 @@ func (g *group) stopPoller(x *res) {
 	}
 }
 
-// forceStop is used when Close's context ends: terminate everything.
-func (g *group) forceStop() {
-	var wg sync.WaitGroup
-	for _, x := range g.res {
-		wg.Go(func() { g.terminate(x, "monitor closing: forced") })
-	}
-	wg.Wait()
-}
-
+// closeResources runs once, on the actor, when it exits (bug 4). It takes
+// each resource's call slot first, so that no health check is in flight or
+// starts after Close (a call abandoned as deadlocked is waited for at most
+// the deadlock timeout).
 func (g *group) closeResources() error {
 	var errs []error
 	for _, x := range g.res {
-		if x.closed {
-			continue
+		t := time.NewTimer(x.tm().DeadlockTimeout)
+		select {
+		case x.sem <- struct{}{}:
+			x.closed.Store(true)
+			<-x.sem
+		case <-t.C:
+			x.closed.Store(true)
 		}
-		x.closed = true
+		t.Stop()
 		if c, ok := x.r.(resource.Closer); ok {
 			if err := c.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("group %q resource %q: close: %w", g.name, x.spec.Name, err))
@@ -535,15 +867,22 @@ func withGroup(e Event, name string) Event {
 // settle derives the group state, answers waiters and publishes a
 // snapshot.
 func (g *group) settle() {
+	failed := g.takeFailure()
+	quiet := g.quiescent() && !g.fencing && !g.probing
 	var st resource.State
 	switch {
+	case quiet && len(g.stopFailed()) > 0:
+		st = resource.StateStopFailed
 	case g.failed:
 		st = resource.StateFailed
-		if !g.quiescent() {
+		if !quiet {
 			st = resource.StateOfflinePending
 		}
 	case g.target == resource.StateOnline:
 		st = resource.StateOnline
+		if g.fencing || g.probing {
+			st = resource.StateOnlinePending
+		}
 		for _, x := range g.res {
 			if x.state != resource.StateOnline || x.busy {
 				st = resource.StateOnlinePending
@@ -552,10 +891,11 @@ func (g *group) settle() {
 		}
 	default:
 		st = resource.StateOffline
-		if !g.quiescent() {
+		if !quiet {
 			st = resource.StateOfflinePending
 		}
 	}
+	var changed *Event
 	if st != g.state {
 		from := g.state
 		g.state = st
@@ -563,36 +903,58 @@ func (g *group) settle() {
 		if reason == "" {
 			reason = "target " + g.target.String()
 		}
+		if st == resource.StateStopFailed {
+			reason = fmt.Sprintf("stop failed: %v", g.stopFailed())
+		}
 		g.m.log.Info("group state", "group", g.name, "from", from.String(), "to", st.String())
-		g.m.publish(Event{Kind: EventGroupStateChanged, Group: g.name, From: from, To: st, Reason: reason})
+		changed = &Event{Kind: EventGroupStateChanged, Group: g.name, From: from, To: st, Reason: reason}
 	}
-	g.publishSnapshot() // before answering, so a caller sees its effect
+	// The snapshot before the group's events and the answers, so that
+	// whoever reacts to them sees their effect.
+	g.publishSnapshot()
+	if failed != nil {
+		g.m.publish(*failed)
+	}
+	if changed != nil {
+		g.m.publish(*changed)
+	}
 	kept := g.waiters[:0]
 	for _, w := range g.waiters {
 		switch {
-		case w.kind == cmdClear:
-			w.done <- nil
-		case w.kind == cmdOnline && st == resource.StateOnline:
-			w.done <- nil
-		case w.kind == cmdOnline && (g.failed || g.target != resource.StateOnline):
-			reason := g.failReason
-			if !g.failed {
-				reason = "taken offline by request"
+		case w.kind == cmdClear || w.kind == cmdUpdate: // done: the snapshot shows it
+			w.done <- result{gen: w.gen}
+		case w.kind == cmdFence && g.fenced != nil:
+			var err error
+			if !g.fenced.Down {
+				err = fmt.Errorf("group %q: %w: %v", g.name, ErrStopFailed, g.fenced.StopFailed)
 			}
-			w.done <- fmt.Errorf("group %q: %w: %s", g.name, ErrGroupFailed, reason)
-		case w.kind == cmdOffline && g.quiescent() && g.target == resource.StateOffline:
-			w.done <- nil
-		case w.kind == cmdOffline && g.target == resource.StateOnline:
-			w.done <- fmt.Errorf("group %q: brought online again before it was offline", g.name)
-		default: // cmdStop is answered when the actor exits
+			w.done <- result{gen: w.gen, fence: *g.fenced, err: err}
+		case w.kind == cmdProbe && g.probed != nil:
+			w.done <- result{gen: w.gen, probe: *g.probed}
+		case w.kind == cmdOnline && st == resource.StateOnline:
+			w.done <- result{gen: w.gen}
+		case w.kind == cmdOnline && g.failed && quiet: // failed here and stopped
+			w.done <- result{gen: w.gen, err: fmt.Errorf("group %q: %w: %s: %w", g.name, ErrGroupFailed, g.failReason, g.failErr)}
+		case w.kind == cmdOffline && quiet && g.target == resource.StateOffline:
+			var err error
+			if bad := g.stopFailed(); len(bad) > 0 {
+				err = fmt.Errorf("group %q: %w: %v may still be running", g.name, ErrStopFailed, bad)
+			}
+			w.done <- result{gen: w.gen, err: err}
+		default: // cmdStop is answered when the actor exits, fence and probe by their events
 			kept = append(kept, w)
 		}
 	}
 	g.waiters = kept
+	g.fenced, g.probed = nil, nil
 }
 
 func (g *group) publishSnapshot() {
-	s := GroupStatus{Name: g.name, State: g.state, Target: g.target, Failed: g.failed, Reason: g.failReason}
+	s := GroupStatus{Name: g.name, State: g.state, Target: g.target, Failed: g.failed, Reason: g.failReason,
+		Managed: g.managed, Generation: g.gen, RetryAt: g.retryAt}
+	if g.failed && g.failErr != nil {
+		s.Class = resource.ClassOf(g.failErr).String()
+	}
 	for _, x := range g.res {
 		s.Resources = append(s.Resources, ResourceStatus{
 			Name:            x.spec.Name,
@@ -606,7 +968,13 @@ func (g *group) publishSnapshot() {
 		})
 	}
 	g.snapMu.Lock()
-	g.snap = s
+	if !s.equal(g.snap) {
+		s.Seq = g.m.seq.Add(1)
+		g.snap = s
+		g.snapMu.Unlock()
+		g.m.watchUpdate(s)
+		return
+	}
 	g.snapMu.Unlock()
 }
 

@@ -41,6 +41,7 @@ type resDef struct {
 	name    string
 	opts    []resOpt
 	instant bool
+	wrap    func(*rt.Fake) resource.Resource // the resource the monitor gets, if not the fake
 }
 
 // instantFake is a Fake whose LooksAlive the monitor may call inline from
@@ -55,7 +56,12 @@ func r(name string, opts ...resOpt) resDef { return resDef{name: name, opts: opt
 
 func newRig(t *testing.T, group string, defs ...resDef) *rig {
 	t.Helper()
-	x := &rig{t: t, m: monitor.New(monitor.Config{}), fakes: map[string]*rt.Fake{}}
+	return newRigWith(t, monitor.Config{}, group, defs...)
+}
+
+func newRigWith(t *testing.T, cfg monitor.Config, group string, defs ...resDef) *rig {
+	t.Helper()
+	x := &rig{t: t, m: monitor.New(cfg), fakes: map[string]*rt.Fake{}}
 	x.sub = x.m.Subscribe(10000)
 	spec := monitor.GroupSpec{Name: group}
 	for _, d := range defs {
@@ -65,6 +71,9 @@ func newRig(t *testing.T, group string, defs ...resDef) *rig {
 		if d.instant {
 			rs.Resource = instantFake{f}
 		}
+		if d.wrap != nil {
+			rs.Resource = d.wrap(f)
+		}
 		for _, o := range d.opts {
 			o(&rs)
 		}
@@ -72,7 +81,9 @@ func newRig(t *testing.T, group string, defs ...resDef) *rig {
 	}
 	require.NoError(t, x.m.AddGroup(spec))
 	t.Cleanup(func() {
-		require.NoError(t, x.m.Close(context.Background()))
+		if err := x.m.Close(context.Background()); !errors.Is(err, monitor.ErrClosed) {
+			require.NoError(t, err)
+		}
 		for n, f := range x.fakes {
 			require.False(t, f.Up(), "%s still up after Close", n)
 			require.True(t, f.Closed(), "%s not closed after Close", n)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sftkit/sft/policy"
 	"github.com/sftkit/sft/resource"
 )
 
@@ -21,7 +22,10 @@ import (
 // or context per call: a per-poller watchdog timer enforces the call
 // timeout and the deadlock timeout, the way the resource monitor's deadlock
 // thread does. When a check deadlocks, the watchdog reports the failure and
-// the poller, stuck in the call, exits when (if ever) the call returns.
+// the poller, stuck in the call, exits when (if ever) the call returns. The
+// sweep's inline LooksAlive runs under the same watchdog (bug 8): when it
+// overruns, the watchdog hands the sweep to a fresh goroutine, so one stuck
+// resource does not stall its group's polling.
 func (g *group) poll(ctx context.Context, x *res, epoch int) {
 	w := newWatchdog(g, x, epoch)
 	defer w.stop()
@@ -55,10 +59,11 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 	if !check(false) {
 		return
 	}
-	e := &sweepEntry{x: x, ctx: ctx, due: make(chan struct{}, 1), failed: make(chan error, 1)}
+	tm := x.tm()
+	e := &sweepEntry{x: x, w: w, ctx: ctx, due: make(chan struct{}, 1), failed: make(chan error, 1)}
 	e.instant, _ = x.r.(resource.InstantChecker)
-	defer g.sweep.add(e, x.timing.LooksAliveInterval)()
-	is := time.NewTicker(x.timing.IsAliveInterval)
+	defer g.sweep.add(e, tm.LooksAliveInterval)()
+	is := time.NewTicker(tm.IsAliveInterval)
 	defer is.Stop()
 	for {
 		select {
@@ -85,21 +90,34 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 	}
 }
 
-// watchdog bounds the health checks of one poller.
+// timeoutSlack: a health check is timed out only once it runs past its
+// deadline, not at it: one that answers exactly at its call timeout (its own
+// timeout equal to call_timeout, bug 2) is on time.
+const timeoutSlack = time.Millisecond
+
+// watchdog bounds the health checks of one poller (and the sweep's inline
+// LooksAlive of its resource). Calls of one resource are serialized, so it
+// guards one call at a time. The timer fires at the call's deadline and
+// again at the end of the deadlock grace; a firing that finds no call in
+// flight, or comes before the deadline it is armed for, is stale and does
+// nothing (bug 2: a call returning exactly at its timeout).
 type watchdog struct {
 	g     *group
 	x     *res
 	epoch int
 	timer *time.Timer
 
-	mu      sync.Mutex
-	stopped bool
-	gen     int // which call the timer is armed for
-	stage   int // 0 running, 1 timed out, 2 deadlocked (abandoned)
-	method  string
-	start   time.Time
-	cancel  context.CancelCauseFunc
-	cctx    context.Context
+	mu       sync.Mutex
+	stopped  bool
+	running  bool      // a call is in flight
+	stage    int       // 0 running, 1 timed out, 2 deadlocked (abandoned)
+	due      time.Time // when the current stage ends
+	method   string
+	start    time.Time
+	tm       resource.Timing
+	cctx     *callCtx
+	cancel   context.CancelCauseFunc
+	onExpire func() // called (once) when the current call times out
 }
 
 func newWatchdog(g *group, x *res, epoch int) *watchdog {
@@ -114,7 +132,6 @@ func (w *watchdog) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.stopped = true
-	w.gen++
 	if w.cancel != nil {
 		w.cancel(nil)
 	}
@@ -132,23 +149,39 @@ func (w *watchdog) call(parent context.Context, method string, fn func(context.C
 		// take the general path, which waits for it within the timeout.
 		return w.g.invoke(parent, x, method, fn), false
 	}
-	if err := parent.Err(); err != nil { // the poller is being stopped
+	return w.run(parent, method, fn, nil)
+}
+
+// run runs fn with the slot held (it releases it). onExpire, if set, is
+// called from the watchdog when the call times out.
+func (w *watchdog) run(parent context.Context, method string, fn func(context.Context) error, onExpire func()) (err error, abandoned bool) {
+	x := w.x
+	if err := parent.Err(); err != nil || x.closed.Load() { // the poller is being stopped
 		<-x.sem
+		if err == nil {
+			err = context.Canceled
+		}
 		return err, false
 	}
+	tm := x.tm()
+	now := time.Now()
 	w.mu.Lock()
-	if w.cctx == nil || w.cctx.Err() != nil {
+	if w.cctx == nil || w.cctx.Context.Err() != nil {
 		// One context serves every call of this poller until a call times
 		// out and cancels it.
-		w.cctx, w.cancel = context.WithCancelCause(parent)
+		base, cancel := context.WithCancelCause(parent)
+		w.cctx, w.cancel = &callCtx{Context: base}, cancel
 	}
 	ctx := w.cctx
-	w.gen++
-	gen := w.gen
+	ctx.setDeadline(now.Add(tm.CallTimeout))
+	w.running = true
 	w.stage = 0
+	w.due = now.Add(tm.CallTimeout + timeoutSlack)
 	w.method = method
-	w.start = time.Now()
-	w.timer.Reset(x.timing.CallTimeout)
+	w.start = now
+	w.tm = tm
+	w.onExpire = onExpire
+	w.timer.Reset(tm.CallTimeout + timeoutSlack)
 	w.mu.Unlock()
 
 	err = fn(ctx)
@@ -156,15 +189,16 @@ func (w *watchdog) call(parent context.Context, method string, fn func(context.C
 
 	w.mu.Lock()
 	stage := w.stage
-	if w.gen == gen {
-		w.timer.Stop()
-		w.gen++
-	}
+	w.running = false
+	w.onExpire = nil
+	w.timer.Stop()
 	start := w.start
 	w.mu.Unlock()
 	switch stage {
 	case 1:
-		err = fmt.Errorf("%s: no answer within %s: %w", method, x.timing.CallTimeout, ErrCallTimeout)
+		if err != nil || time.Since(start) > tm.CallTimeout {
+			err = fmt.Errorf("%s: no answer within %s: %w", method, tm.CallTimeout, ErrCallTimeout)
+		}
 	case 2:
 		return nil, true
 	}
@@ -182,14 +216,26 @@ func (w *watchdog) call(parent context.Context, method string, fn func(context.C
 // (abandon the call, kill the host, report the failure).
 func (w *watchdog) fire() {
 	w.mu.Lock()
-	method := w.method
+	if !w.running || time.Now().Before(w.due) {
+		w.mu.Unlock() // stale: the call returned, or a newer one is armed
+		return
+	}
+	method, tm := w.method, w.tm
 	switch w.stage {
 	case 0:
 		w.stage = 1
-		terr := fmt.Errorf("%s: no answer within %s: %w", method, w.x.timing.CallTimeout, ErrCallTimeout)
+		terr := fmt.Errorf("%s: no answer within %s: %w", method, tm.CallTimeout, ErrCallTimeout)
+		w.cctx.expire()
 		w.cancel(terr)
-		w.timer.Reset(w.x.timing.DeadlockGrace())
+		// Deadlocked DeadlockTimeout after the call started.
+		w.due = w.start.Add(tm.DeadlockTimeout)
+		w.timer.Reset(time.Until(w.due))
+		onExpire := w.onExpire
+		w.onExpire = nil
 		w.mu.Unlock()
+		if onExpire != nil {
+			onExpire()
+		}
 		w.g.emitResource(w.x, Event{Kind: EventCallTimedOut, Method: method, Reason: terr.Error()})
 		return
 	case 1:
@@ -200,7 +246,7 @@ func (w *watchdog) fire() {
 	}
 	start, report := w.start, !w.stopped
 	w.mu.Unlock()
-	derr := fmt.Errorf("%s: still running %s after its deadline: %w", method, w.x.timing.DeadlockGrace(), ErrDeadlocked)
+	derr := fmt.Errorf("%s: still running %s after its deadline: %w", method, policy.DeadlockGrace(tm), ErrDeadlocked)
 	w.g.deadlocked(w.x, method, derr)
 	if o := w.g.m.cfg.Observer; o != nil {
 		o(CallInfo{Group: w.g.name, Resource: w.x.spec.Name, Type: w.x.spec.Type, Method: method, Duration: time.Since(start), Err: derr})

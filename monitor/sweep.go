@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sftkit/sft/resource"
@@ -20,14 +21,17 @@ type sweeper struct {
 }
 
 type bucket struct {
+	every   time.Duration
 	entries map[*sweepEntry]struct{}
 	stop    chan struct{}
-	list    []*sweepEntry // reused between sweeps; owned by the bucket goroutine
+	runner  atomic.Int64 // which goroutine sweeps; changed under sweeper.mu
+	stopped bool
 }
 
 // sweepEntry is one online resource's registration.
 type sweepEntry struct {
 	x       *res
+	w       *watchdog       // the poller's: bounds the inline call too
 	ctx     context.Context // the poller's: ends when polling stops
 	instant resource.InstantChecker
 	due     chan struct{} // a LooksAlive is due (non-instant); buffered 1
@@ -42,9 +46,9 @@ func (s *sweeper) add(e *sweepEntry, every time.Duration) (remove func()) {
 	}
 	b := s.buckets[every]
 	if b == nil {
-		b = &bucket{entries: make(map[*sweepEntry]struct{}), stop: make(chan struct{})}
+		b = &bucket{every: every, entries: make(map[*sweepEntry]struct{}), stop: make(chan struct{})}
 		s.buckets[every] = b
-		s.g.m.wg.Go(func() { s.run(b, every) })
+		s.g.m.wg.Go(func() { s.run(b, 0) })
 	}
 	b.entries[e] = struct{}{}
 	return func() {
@@ -53,14 +57,18 @@ func (s *sweeper) add(e *sweepEntry, every time.Duration) (remove func()) {
 		delete(b.entries, e)
 		if len(b.entries) == 0 && s.buckets[every] == b {
 			delete(s.buckets, every)
+			b.stopped = true
 			close(b.stop)
 		}
 	}
 }
 
-func (s *sweeper) run(b *bucket, every time.Duration) {
-	t := time.NewTicker(every)
+// run sweeps b every b.every while it is b's runner. A runner stuck in an
+// inline call is replaced (respawn) and exits when the call returns.
+func (s *sweeper) run(b *bucket, runner int64) {
+	t := time.NewTicker(b.every)
 	defer t.Stop()
+	var list []*sweepEntry
 	for {
 		select {
 		case <-b.stop:
@@ -68,21 +76,41 @@ func (s *sweeper) run(b *bucket, every time.Duration) {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		b.list = b.list[:0]
+		if b.runner.Load() != runner {
+			s.mu.Unlock()
+			return
+		}
+		list = list[:0]
 		for e := range b.entries {
-			b.list = append(b.list, e)
+			list = append(list, e)
 		}
 		s.mu.Unlock()
-		for _, e := range b.list {
-			s.g.sweepOne(e)
+		for _, e := range list {
+			s.g.sweepOne(e, func() { s.respawn(b, runner) })
+			if b.runner.Load() != runner { // replaced while stuck in that call
+				return
+			}
 		}
-		clear(b.list)
+		clear(list)
 	}
 }
 
+// respawn hands b's sweep to a new goroutine because runner is stuck in a
+// call that outlived its timeout.
+func (s *sweeper) respawn(b *bucket, runner int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.runner.Load() != runner || b.stopped {
+		return
+	}
+	next := b.runner.Add(1)
+	s.g.m.wg.Go(func() { s.run(b, next) })
+}
+
 // sweepOne runs one due LooksAlive: inline for an instant resource whose
-// slot is free, else by waking its poller.
-func (g *group) sweepOne(e *sweepEntry) {
+// slot is free, under the poller's watchdog, else by waking its poller.
+// stuck is called if the inline call outlives its timeout.
+func (g *group) sweepOne(e *sweepEntry, stuck func()) {
 	if e.ctx.Err() != nil {
 		return
 	}
@@ -93,21 +121,8 @@ func (g *group) sweepOne(e *sweepEntry) {
 		default:
 			return // a check or an operation is running: skip this round
 		}
-		if e.ctx.Err() != nil {
-			<-x.sem
-			return
-		}
-		var start time.Time
-		o := g.m.cfg.Observer
-		if o != nil {
-			start = time.Now()
-		}
-		err := x.r.LooksAlive(e.ctx)
-		<-x.sem
-		if o != nil {
-			o(CallInfo{Group: g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: MethodLooksAlive, Duration: time.Since(start), Err: err})
-		}
-		if err != nil {
+		err, abandoned := e.w.run(e.ctx, MethodLooksAlive, x.r.LooksAlive, stuck)
+		if err != nil && !abandoned && e.ctx.Err() == nil {
 			select {
 			case e.failed <- err:
 			default:

@@ -75,18 +75,18 @@ func ExampleFailback_Decide() {
 }
 
 // Zero fields take the type's hints first (here a slow-starting service),
-// then the defaults; the deadlock timeout is twice the call timeout.
-func ExampleTiming_WithDefaults() {
+// then the defaults; the deadlock timeout is twice the final call timeout.
+func ExampleResolveTiming() {
 	show := func(t policy.Timing) {
 		fmt.Printf("looks-alive %s, is-alive %s, call %s, pending %s, deadlock %s\n",
 			t.LooksAliveInterval, t.IsAliveInterval, t.CallTimeout, t.PendingTimeout, t.DeadlockTimeout)
 	}
-	show(policy.Timing{}.WithDefaults())
+	show(policy.ResolveTiming(policy.Timing{}))
 
 	slowStart := resource.Timing{PendingTimeout: 5 * time.Minute, CallTimeout: 3 * time.Second}
-	show(policy.Timing{IsAliveInterval: 30 * time.Second}.WithDefaults(slowStart))
+	show(policy.ResolveTiming(policy.Timing{IsAliveInterval: 30 * time.Second}, slowStart))
 
-	fmt.Println(policy.Timing{CallTimeout: 5 * time.Second, DeadlockTimeout: 5 * time.Second}.Validate())
+	fmt.Println(policy.ValidateTiming(policy.Timing{CallTimeout: 5 * time.Second, DeadlockTimeout: 5 * time.Second}))
 	// Output:
 	// looks-alive 1s, is-alive 10s, call 2s, pending 1m0s, deadlock 4s
 	// looks-alive 1s, is-alive 30s, call 3s, pending 5m0s, deadlock 6s

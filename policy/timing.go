@@ -16,31 +16,24 @@ const (
 	DefaultPendingTimeout     = 60 * time.Second
 )
 
-// Timing says how often and how long the monitor calls a resource.
-type Timing struct {
-	// LooksAliveInterval: default 1 s.
-	LooksAliveInterval time.Duration `json:"looks_alive_interval,omitempty" yaml:"looks_alive_interval,omitempty"`
-	// IsAliveInterval: default 10 s.
-	IsAliveInterval time.Duration `json:"is_alive_interval,omitempty" yaml:"is_alive_interval,omitempty"`
-	// CallTimeout bounds LooksAlive and IsAlive: default 2 s.
-	CallTimeout time.Duration `json:"call_timeout,omitempty" yaml:"call_timeout,omitempty"`
-	// PendingTimeout bounds Online and Offline, and the gap between two
-	// progress reports: default 60 s.
-	PendingTimeout time.Duration `json:"pending_timeout,omitempty" yaml:"pending_timeout,omitempty"`
-	// DeadlockTimeout: a LooksAlive or IsAlive call still running this
-	// long after it started is deadlocked; an Online or Offline call is
-	// deadlocked when it runs DeadlockTimeout-CallTimeout past its pending
-	// deadline. The monitor then abandons it and kills the hosting process
-	// (resource.HostKiller). Default 2 x CallTimeout.
-	DeadlockTimeout time.Duration `json:"deadlock_timeout,omitempty" yaml:"deadlock_timeout,omitempty"`
-}
+// Timing is resource.Timing: one type for a resource's configuration, a
+// type's suggestion and the resolved timing. This package holds its
+// defaults, resolution (ResolveTiming), validation (ValidateTiming) and
+// derived values (DeadlockGrace).
+type Timing = resource.Timing
 
-// DefaultTiming returns the defaults.
-func DefaultTiming() Timing { return Timing{}.WithDefaults() }
+// DefaultTiming returns the defaults, resolved.
+func DefaultTiming() Timing { return ResolveTiming(Timing{}) }
 
-// WithDefaults fills zero fields from the hints, in order (a resource type's
-// resource.Timing, say), then from the defaults.
-func (t Timing) WithDefaults(hints ...resource.Timing) Timing {
+// ResolveTiming returns the final timing: every field set. Each field of t
+// that is set is final. Unset fields come from the hints, in order (a
+// resource type's suggestion, say), then from the defaults, except
+// DeadlockTimeout, which is derived from the final CallTimeout: a hinted
+// DeadlockTimeout is taken only when it is longer than the final
+// CallTimeout (a type's hint was made for its own call timeout; a larger
+// one the user configured makes it meaningless), otherwise it is
+// 2 x CallTimeout. ResolveTiming is idempotent.
+func ResolveTiming(t Timing, hints ...Timing) Timing {
 	fill := func(dst *time.Duration, vals ...time.Duration) {
 		for _, v := range vals {
 			if *dst != 0 {
@@ -54,20 +47,27 @@ func (t Timing) WithDefaults(hints ...resource.Timing) Timing {
 		fill(&t.IsAliveInterval, h.IsAliveInterval)
 		fill(&t.CallTimeout, h.CallTimeout)
 		fill(&t.PendingTimeout, h.PendingTimeout)
-		fill(&t.DeadlockTimeout, h.DeadlockTimeout)
 	}
 	fill(&t.LooksAliveInterval, DefaultLooksAliveInterval)
 	fill(&t.IsAliveInterval, DefaultIsAliveInterval)
 	fill(&t.CallTimeout, DefaultCallTimeout)
 	fill(&t.PendingTimeout, DefaultPendingTimeout)
+	if t.DeadlockTimeout == 0 {
+		for _, h := range hints {
+			if h.DeadlockTimeout > t.CallTimeout {
+				t.DeadlockTimeout = h.DeadlockTimeout
+				break
+			}
+		}
+	}
 	fill(&t.DeadlockTimeout, 2*t.CallTimeout)
 	return t
 }
 
-// Validate checks t after defaults are applied: all positive, and the
-// deadlock timeout longer than the call timeout.
-func (t Timing) Validate() error {
-	d := t.WithDefaults()
+// ValidateTiming checks t, a configuration (unset fields allowed): nothing
+// negative, and a DeadlockTimeout that is set must be longer than the
+// CallTimeout (t's own, else the default). Errors name the field.
+func ValidateTiming(t Timing) error {
 	var errs []error
 	for _, f := range []struct {
 		name string
@@ -83,18 +83,16 @@ func (t Timing) Validate() error {
 			errs = append(errs, errField(f.name, f.v, "must not be negative"))
 		}
 	}
-	if d.DeadlockTimeout > 0 && d.CallTimeout > 0 && d.DeadlockTimeout <= d.CallTimeout {
+	d := ResolveTiming(t)
+	if t.DeadlockTimeout > 0 && d.CallTimeout > 0 && d.DeadlockTimeout <= d.CallTimeout {
 		errs = append(errs, errField("deadlock_timeout", d.DeadlockTimeout, "must be longer than call_timeout (%s)", d.CallTimeout))
 	}
 	return errors.Join(errs...)
 }
 
-// Resource returns t as a resource.Timing.
-func (t Timing) Resource() resource.Timing { return resource.Timing(t) }
-
 // DeadlockGrace is how long a call may run past its own deadline before it
-// counts as deadlocked: DeadlockTimeout - CallTimeout.
-func (t Timing) DeadlockGrace() time.Duration {
-	t = t.WithDefaults()
+// counts as deadlocked: DeadlockTimeout - CallTimeout of the resolved t.
+func DeadlockGrace(t Timing) time.Duration {
+	t = ResolveTiming(t)
 	return t.DeadlockTimeout - t.CallTimeout
 }

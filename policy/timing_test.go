@@ -44,14 +44,26 @@ func TestTimingWithDefaults(t *testing.T) {
 			hints: []resource.Timing{{DeadlockTimeout: 30 * s}},
 			want:  policy.Timing{LooksAliveInterval: s, IsAliveInterval: 10 * s, CallTimeout: 2 * s, PendingTimeout: 60 * s, DeadlockTimeout: 30 * s}},
 		{name: "empty hint changes nothing", in: policy.Timing{}, hints: []resource.Timing{{}}, want: design},
+		// issue 8 bug 11: a type's deadlock hint made for its own call
+		// timeout does not survive a larger call timeout configured by the
+		// user; the unset deadlock is derived from the final call timeout.
+		{name: "bug 11: hinted deadlock below the final call timeout is derived", in: policy.Timing{CallTimeout: 10 * s},
+			hints: []resource.Timing{{CallTimeout: 4 * s, DeadlockTimeout: 8 * s}},
+			want:  policy.Timing{LooksAliveInterval: s, IsAliveInterval: 10 * s, CallTimeout: 10 * s, PendingTimeout: 60 * s, DeadlockTimeout: 20 * s}},
+		{name: "bug 11: hinted deadlock equal to the final call timeout is derived", in: policy.Timing{CallTimeout: 8 * s},
+			hints: []resource.Timing{{DeadlockTimeout: 8 * s}},
+			want:  policy.Timing{LooksAliveInterval: s, IsAliveInterval: 10 * s, CallTimeout: 8 * s, PendingTimeout: 60 * s, DeadlockTimeout: 16 * s}},
+		{name: "second hint's deadlock when the first's is too short", in: policy.Timing{CallTimeout: 10 * s},
+			hints: []resource.Timing{{DeadlockTimeout: 8 * s}, {DeadlockTimeout: 25 * s}},
+			want:  policy.Timing{LooksAliveInterval: s, IsAliveInterval: 10 * s, CallTimeout: 10 * s, PendingTimeout: 60 * s, DeadlockTimeout: 25 * s}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := tc.in.WithDefaults(tc.hints...)
+			got := policy.ResolveTiming(tc.in, tc.hints...)
 			require.Equal(t, tc.want, got)
-			require.Equal(t, got, got.WithDefaults(tc.hints...), "idempotent")
-			require.NoError(t, got.Validate())
+			require.Equal(t, got, policy.ResolveTiming(got, tc.hints...), "idempotent")
+			require.NoError(t, policy.ValidateTiming(got))
 		})
 	}
 }
@@ -64,7 +76,7 @@ func TestDefaultTiming(t *testing.T) {
 	require.Equal(t, 2*time.Second, d.CallTimeout)
 	require.Equal(t, 60*time.Second, d.PendingTimeout)
 	require.Equal(t, 2*d.CallTimeout, d.DeadlockTimeout)
-	require.Equal(t, policy.Timing{}.WithDefaults(), d)
+	require.Equal(t, policy.ResolveTiming(policy.Timing{}), d)
 }
 
 func TestTimingValidate(t *testing.T) {
@@ -104,7 +116,7 @@ func TestTimingValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := tc.in.Validate()
+			err := policy.ValidateTiming(tc.in)
 			requireValidation(t, err, tc.fields, tc.values)
 			if len(tc.fields) > 0 {
 				require.Contains(t, err.Error(), tc.also)
@@ -129,15 +141,14 @@ func TestTimingDeadlockGrace(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tc.want, tc.in.DeadlockGrace())
+			require.Equal(t, tc.want, policy.DeadlockGrace(tc.in))
 		})
 	}
 }
 
-func TestTimingResource(t *testing.T) {
+func TestTimingIsResourceTiming(t *testing.T) {
 	t.Parallel()
-	in := policy.Timing{LooksAliveInterval: 1, IsAliveInterval: 2, CallTimeout: 3, PendingTimeout: 4, DeadlockTimeout: 5}
-	r := in.Resource()
-	require.Equal(t, resource.Timing{LooksAliveInterval: 1, IsAliveInterval: 2, CallTimeout: 3, PendingTimeout: 4, DeadlockTimeout: 5}, r)
-	require.Equal(t, in, policy.Timing{}.WithDefaults(r), "a full hint round-trips")
+	in := resource.Timing{LooksAliveInterval: 1, IsAliveInterval: 2, CallTimeout: 3, PendingTimeout: 4, DeadlockTimeout: 5}
+	var p policy.Timing = in // one type: no conversion
+	require.Equal(t, in, policy.ResolveTiming(policy.Timing{}, p), "a full hint round-trips")
 }

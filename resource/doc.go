@@ -14,13 +14,20 @@
 // means "restart here", a node-local error means "this node cannot host it, move
 // it", a configuration error means "retry nowhere". Use [Transient], [NodeLocal],
 // [Configuration] and [ConfigError] to classify, and [ClassOf] or errors.Is with
-// [ErrTransient], [ErrNodeLocal], [ErrConfiguration] to test.
+// [ErrTransient], [ErrNodeLocal], [ErrConfiguration] to test. One rule decides:
+// the outermost classified error in the chain wins (inner classes are shadowed
+// for errors.Is too), and an unclassified error is transient ([IsTransient]).
 //
 // Resources grow by optional interfaces, never by changing the five methods:
 // [FailureReporter] (push a failure the moment it is known), [Closer] (release
 // the instance), [HostKiller] (kill the process that hosts the resource, used by
-// the monitor when a call deadlocks). Long Online/Offline calls report progress
-// through the context with [ReportProgress].
+// the monitor when a call deadlocks or Terminate fails), [Prober] (tell whether
+// the resource already runs here, when a node adopts a group), [PollScheduler]
+// (run the health checks elsewhere, at the monitor's timing). Long
+// Online/Offline calls report progress through the context with
+// [ReportProgress]. [Timing] is sft's one timing type; package policy resolves
+// and validates it. [StateStopFailed] is a resource that could not be stopped
+// and may still run.
 //
 // This package imports only the standard library and starts no goroutines.
 package resource

@@ -3,6 +3,7 @@ package resource
 import (
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // Class says what an error means for placement, like an OCF return code.
@@ -43,8 +44,18 @@ func ParseClass(s string) (Class, error) {
 	return 0, fmt.Errorf("resource: unknown error class %q", s)
 }
 
-// Sentinels for errors.Is: errors.Is(err, ErrNodeLocal) is true for any error
-// classified node-local, however deeply wrapped.
+// Sentinels for errors.Is: errors.Is(err, ErrNodeLocal) is true for an error
+// whose class is node-local, however deeply wrapped.
+//
+// One rule decides an error's class, for ClassOf and errors.Is alike: the
+// outermost classified error in the chain wins (the first *Error met walking
+// the chain depth-first, the order of errors.As). Inner classifications are
+// shadowed: errors.Is(NodeLocal(Configuration(x)), ErrConfiguration) is false.
+// An unclassified error is transient for ClassOf and the restart policy;
+// errors.Is cannot see a class on an error that carries none, so
+// errors.Is(plainErr, ErrTransient) is false: test with ClassOf (or
+// IsTransient), which agree. Every failure the monitor reports (events,
+// GroupStatus, Online's error) is classified, so errors.Is agrees there too.
 var (
 	ErrTransient     = errors.New("transient failure")
 	ErrNodeLocal     = errors.New("node cannot host resource")
@@ -94,8 +105,81 @@ func quoteValue(v any) string {
 	return fmt.Sprintf("%v", v)
 }
 
-// Unwrap returns the underlying error.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the underlying error. When that holds classified errors of
+// its own, they are shadowed (see ErrTransient): the chain still matches
+// every other error (errors.Is, errors.As) but no longer the inner classes.
+func (e *Error) Unwrap() error {
+	var inner *Error
+	if e.Err != nil && errors.As(e.Err, &inner) {
+		return shadow{e.Err}
+	}
+	return e.Err
+}
+
+// shadow wraps the chain under a classified error so that the class
+// sentinels no longer match inside it: the outermost class wins.
+type shadow struct{ err error }
+
+func (s shadow) Error() string { return s.err.Error() }
+
+func (s shadow) Is(target error) bool {
+	if isClassSentinel(target) {
+		return false
+	}
+	if s.err == target {
+		return true
+	}
+	if x, ok := s.err.(interface{ Is(error) bool }); ok {
+		return x.Is(target)
+	}
+	return false
+}
+
+func (s shadow) As(target any) bool {
+	if x, ok := s.err.(interface{ As(any) bool }); ok && x.As(target) {
+		return true
+	}
+	v := reflect.ValueOf(target)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return false
+	}
+	if t := v.Elem().Type(); reflect.TypeOf(s.err).AssignableTo(t) {
+		v.Elem().Set(reflect.ValueOf(s.err))
+		return true
+	}
+	return false
+}
+
+func (s shadow) Unwrap() []error {
+	var next []error
+	switch x := s.err.(type) {
+	case *Error:
+		if x.Err != nil {
+			next = []error{x.Err}
+		}
+	case interface{ Unwrap() error }:
+		if u := x.Unwrap(); u != nil {
+			next = []error{u}
+		}
+	case interface{ Unwrap() []error }:
+		next = x.Unwrap()
+	}
+	out := make([]error, 0, len(next))
+	for _, e := range next {
+		if e != nil {
+			out = append(out, shadow{e})
+		}
+	}
+	return out
+}
+
+func isClassSentinel(err error) bool {
+	return err == ErrTransient || err == ErrNodeLocal || err == ErrConfiguration
+}
+
+// IsTransient reports whether err is transient under the rule above:
+// classified transient, or not classified at all. It agrees with ClassOf.
+func IsTransient(err error) bool { return ClassOf(err) == ClassTransient }
 
 // Is makes errors.Is(err, ErrConfiguration) (and the other sentinels) match
 // the error's class.

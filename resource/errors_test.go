@@ -142,3 +142,56 @@ func TestClassString(t *testing.T) {
 		t.Errorf("Class(9).String() = %q", got)
 	}
 }
+
+type custom struct{ error }
+
+func (c custom) Unwrap() error { return c.error }
+
+// issue 8 bug 12: one rule, the outermost class wins, for ClassOf and
+// errors.Is alike; inner classes are shadowed but other errors still match.
+func TestBug12_OutermostClassWinsForIsAndClassOf(t *testing.T) {
+	t.Parallel()
+	base := errors.New("boom")
+	deep := fmt.Errorf("ctx: %w", custom{resource.Configuration(base)})
+	tests := []struct {
+		name string
+		err  error
+		want resource.Class
+	}{
+		{"direct nesting", resource.NodeLocal(resource.Configuration(base)), resource.ClassNodeLocal},
+		{"wrapped nesting", resource.Configuration(fmt.Errorf("x: %w", resource.NodeLocal(base))), resource.ClassConfiguration},
+		{"transient over node-local", resource.Transient(resource.NodeLocal(base)), resource.ClassTransient},
+		{"through a custom wrapper", resource.NodeLocal(deep), resource.ClassNodeLocal},
+		{"joined outer", resource.Configuration(errors.Join(base, resource.NodeLocal(base))), resource.ClassConfiguration},
+	}
+	sentinel := map[resource.Class]error{
+		resource.ClassTransient: resource.ErrTransient, resource.ClassNodeLocal: resource.ErrNodeLocal, resource.ClassConfiguration: resource.ErrConfiguration,
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := resource.ClassOf(tt.err); got != tt.want {
+				t.Fatalf("ClassOf = %v, want %v", got, tt.want)
+			}
+			for c, s := range sentinel {
+				if got := errors.Is(tt.err, s); got != (c == tt.want) {
+					t.Errorf("errors.Is(err, %v) = %v, want %v", s, got, c == tt.want)
+				}
+			}
+			if !errors.Is(tt.err, base) {
+				t.Error("the underlying error is lost")
+			}
+			var e *resource.Error
+			if !errors.As(tt.err, &e) || e.Class != tt.want {
+				t.Errorf("errors.As finds %v, want the outermost (%v)", e, tt.want)
+			}
+		})
+	}
+	var c custom
+	if !errors.As(resource.NodeLocal(deep), &c) {
+		t.Error("errors.As cannot reach a custom error under a shadowed class")
+	}
+	if !resource.IsTransient(base) || resource.IsTransient(resource.NodeLocal(base)) {
+		t.Error("IsTransient disagrees with ClassOf")
+	}
+}

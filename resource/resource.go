@@ -85,15 +85,29 @@ func (r OpenRequest) Log() *slog.Logger {
 	return r.Logger
 }
 
-// Timing is a type's suggestion for how often and how long the monitor
-// calls its resources. Zero fields mean "no opinion": the monitor falls back
-// to the group's configuration and then to the defaults in package policy.
+// Timing says how often and how long the monitor calls a resource. It is
+// the one timing type of sft: a resource's configuration, a type's
+// suggestion (TimingProvider) and the final, resolved timing the monitor
+// runs with (policy.ResolveTiming, handed to a PollScheduler) all use it.
+// A zero field means "not set": resolution fills it from the next layer
+// (type suggestion, then package policy's defaults) or derives it from the
+// final values of the others (DeadlockTimeout from CallTimeout).
 type Timing struct {
-	LooksAliveInterval time.Duration
-	IsAliveInterval    time.Duration
-	CallTimeout        time.Duration
-	PendingTimeout     time.Duration
-	DeadlockTimeout    time.Duration
+	// LooksAliveInterval: how often LooksAlive runs. Default 1 s.
+	LooksAliveInterval time.Duration `json:"looks_alive_interval,omitempty" yaml:"looks_alive_interval,omitempty"`
+	// IsAliveInterval: how often IsAlive runs. Default 10 s.
+	IsAliveInterval time.Duration `json:"is_alive_interval,omitempty" yaml:"is_alive_interval,omitempty"`
+	// CallTimeout bounds LooksAlive, IsAlive and Terminate. Default 2 s.
+	CallTimeout time.Duration `json:"call_timeout,omitempty" yaml:"call_timeout,omitempty"`
+	// PendingTimeout bounds Online and Offline, and the gap between two
+	// progress reports. Default 60 s.
+	PendingTimeout time.Duration `json:"pending_timeout,omitempty" yaml:"pending_timeout,omitempty"`
+	// DeadlockTimeout: a call still running this long after it started
+	// (for Online and Offline: DeadlockTimeout-CallTimeout past their
+	// pending deadline) is abandoned and the hosting process killed
+	// (HostKiller). Must be longer than CallTimeout. Default 2 x the final
+	// CallTimeout.
+	DeadlockTimeout time.Duration `json:"deadlock_timeout,omitempty" yaml:"deadlock_timeout,omitempty"`
 }
 
 // TimingProvider is implemented by a Type that has default timing (a
@@ -134,11 +148,32 @@ type Closer interface {
 }
 
 // HostKiller is implemented by a resource that runs in a process of its own
-// (a plugin). When a call outlives the deadlock timeout the monitor abandons
-// the call and calls KillHost, which must kill the hosting process (and its
-// process group) without waiting on the hung call. The host relaunches it.
+// (a plugin). When a call outlives the deadlock timeout, or Terminate fails,
+// the monitor calls KillHost, which must kill the hosting process (and its
+// process group) without waiting on the hung call. The host relaunches it;
+// the monitor then calls Terminate again, so that the relaunched process
+// cleans up what the dead one held (an address outlives its process), and
+// counts the resource as down only if that Terminate succeeds.
 type HostKiller interface {
 	KillHost(reason string) error
+}
+
+// Prober is implemented by a resource that can tell whether it is already
+// up on this node without having been brought online by this process: a
+// leftover address, a unit still running after the host restarted. The
+// monitor probes a group it adopts (monitor.AddGroup with Probe set) before
+// deciding anything, as WSFC and Pacemaker probe on start. Probe returns
+// (true, nil) when the resource runs here, (false, nil) when it surely does
+// not, and an error when it cannot tell (the monitor then treats it as
+// possibly running and terminates it before any Online).
+//
+// A resource that is not a Prober is probed with IsAlive: nil means up. That
+// is right for a resource whose IsAlive looks at the system (is the address
+// bound, is the unit active) and wrong for one that answers from its own
+// memory, which says "down" before its first Online; such a resource must
+// implement Prober to be adopted.
+type Prober interface {
+	Probe(ctx context.Context) (running bool, err error)
 }
 
 type progressKey struct{}

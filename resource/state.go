@@ -18,9 +18,16 @@ const (
 	// StateFailed: a call failed or timed out, or a failure was reported;
 	// the resource was terminated and awaits the restart policy.
 	StateFailed
+	// StateStopFailed: Offline failed and Terminate failed too (and, for a
+	// HostKiller, killing the hosting process and terminating again did
+	// not help): the
+	// resource may still be running here, holding its address or lock.
+	// Pacemaker's failed stop, which it fences. It is never reported
+	// Offline until a later Terminate (or fence) succeeds.
+	StateStopFailed
 )
 
-var stateNames = [...]string{"Offline", "OnlinePending", "Online", "OfflinePending", "Failed"}
+var stateNames = [...]string{"Offline", "OnlinePending", "Online", "OfflinePending", "Failed", "StopFailed"}
 
 func (s State) String() string {
 	if s >= 0 && int(s) < len(stateNames) {

@@ -20,6 +20,7 @@ func TestState(t *testing.T) {
 		{resource.StateOnline, "Online", false},
 		{resource.StateOfflinePending, "OfflinePending", true},
 		{resource.StateFailed, "Failed", false},
+		{resource.StateStopFailed, "StopFailed", false}, // issue 8 bug 5
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -200,7 +200,8 @@ type Restart struct {
 	RetryPeriod Duration `yaml:"retry_period"`
 }
 
-// Timing is a resource's timing (policy.Timing).
+// Timing is a resource's timing as written in YAML; PolicyTiming converts
+// it to sft's one timing type (resource.Timing, alias policy.Timing).
 type Timing struct {
 	// LooksAliveInterval: default the type's, else 1s.
 	LooksAliveInterval Duration `yaml:"looks_alive_interval"`

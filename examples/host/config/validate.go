@@ -272,7 +272,7 @@ func (v *validator) resources(ctx context.Context, gp string, rs []Resource, reg
 		pr := r.Restart.PolicyRestart()
 		pr.Action = policy.RestartDefault // checked above
 		v.policyErrs(rp+".restart", pr.Validate())
-		v.policyErrs(rp+".timing", r.Timing.PolicyTiming().Validate())
+		v.policyErrs(rp+".timing", policy.ValidateTiming(r.Timing.PolicyTiming()))
 	}
 	// Dependencies: names exist, no self or duplicate, no cycle.
 	for ri, r := range rs {
