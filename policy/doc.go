@@ -8,6 +8,17 @@
 // action, the delay before it, and a reason a person can read, so the monitor
 // and the cluster can log why they did what they did.
 //
+// Placement ([Cluster.Place], [Cluster.PlaceAll]) decides which node runs
+// each group, with a reason per node (Nomad's AllocMetric in small): a group
+// stays on a healthy owner; when the owner is lost or the group failed there,
+// it goes to the next node by preference among its possible owners, then to
+// the least loaded, avoiding nodes that host a group of the same
+// anti-affinity class when another node can take it; failovers are throttled
+// by Failover (past the threshold the group stays offline, with the reason);
+// it fails back or rebalances per Failback only to a node that has been up
+// for the group's StablePeriod. Witnesses, down nodes, nodes in maintenance,
+// non-possible owners and banned nodes never receive a group.
+//
 // The knobs are named after their failover-cluster counterparts:
 //
 //	sft                          WSFC
@@ -18,5 +29,6 @@
 //	Failover.Threshold / Period  FailoverThreshold / FailoverPeriod
 //	Failback                     AutoFailbackType, FailbackWindowStart / End
 //	Owners.Preferred / Possible  preferred owners / possible owners
+//	Group.AntiAffinity           AntiAffinityClassNames
 //	Timing                       LooksAlivePollInterval, IsAlivePollInterval, PendingTimeout, DeadlockTimeout
 package policy
