@@ -26,6 +26,14 @@
 //     send time + Window. The cluster package states and enforces the
 //     inequality between Lease and Window that makes this safe.
 //
+// A report that a peer is silent may reach a third node late, or be the
+// last one it got from this node for up to Window. So that no stale
+// report can join a majority against a peer that holds a fresh lease, a
+// node echoes a peer's heartbeats only after it has heard the peer without
+// a break for EchoHoldoff (2 x Window): by then every report in which it
+// called the peer silent has been superseded or has expired. A lease is
+// therefore first granted EchoHoldoff after a node (re)joins.
+//
 // Heartbeats carry the sender's incarnation (a number that grows across
 // restarts) and a sequence number: older or repeated datagrams on a path
 // are dropped, and an echo counts only for this node's incarnation.
@@ -74,6 +82,11 @@ type Config struct {
 	Window time.Duration
 	// Lease: see the package doc.
 	Lease time.Duration
+	// EchoHoldoff is how long this node must have heard a peer without a
+	// break before it echoes the peer's heartbeats (0: 2 x Window). See
+	// the package doc: it outlasts any report of this node that still
+	// calls the peer silent.
+	EchoHoldoff time.Duration
 }
 
 // Validate checks c.
@@ -92,6 +105,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, resource.ConfigError(d.name, d.v, "must be positive"))
 		}
+	}
+	if c.EchoHoldoff < 0 {
+		errs = append(errs, resource.ConfigError("echo_holdoff", c.EchoHoldoff, "must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -144,6 +160,7 @@ type peer struct {
 	heard     []time.Time // per path; zero: never
 	last      []msgID     // per path: newest accepted
 	newest    msgID       // newest from this peer on any path
+	since     time.Time   // heard without a break since (zero: silent)
 	echoed    uint64      // newest of our seqs it echoed (our incarnation)
 	suspects  []string    // its newest report
 	pathDown  []bool
@@ -171,6 +188,9 @@ func New(cfg Config, inc uint64) (*Detector, error) {
 	}
 	if cfg.Paths == 0 {
 		cfg.Paths = 1
+	}
+	if cfg.EchoHoldoff == 0 {
+		cfg.EchoHoldoff = 2 * cfg.Window
 	}
 	return &Detector{cfg: cfg, inc: inc, sent: map[uint64]time.Time{}, peers: map[string]*peer{}}, nil
 }
@@ -212,11 +232,12 @@ func (d *Detector) Tick(now time.Time) []Outgoing {
 	var out []Outgoing
 	for _, name := range d.Peers() {
 		p := d.peers[name]
+		hb := Heartbeat{From: d.cfg.Self, To: name, Incarnation: d.inc, Seq: d.seq, Suspects: suspects}
+		if !p.since.IsZero() && now.Sub(p.since) >= d.cfg.EchoHoldoff {
+			hb.EchoIncarnation, hb.Echo = p.newest.inc, p.newest.seq
+		}
 		for path := range d.cfg.Paths {
-			out = append(out, Outgoing{Path: path, Msg: Heartbeat{
-				From: d.cfg.Self, To: name, Incarnation: d.inc, Seq: d.seq,
-				EchoIncarnation: p.newest.inc, Echo: p.newest.seq, Suspects: suspects,
-			}})
+			out = append(out, Outgoing{Path: path, Msg: hb})
 		}
 	}
 	return out
@@ -257,6 +278,9 @@ func (d *Detector) Receive(now time.Time, path int, hb Heartbeat) error {
 	}
 	p.last[path] = id
 	p.heard[path] = now
+	if p.since.IsZero() {
+		p.since = now
+	}
 	if id.after(p.newest) {
 		if id.inc != p.newest.inc {
 			p.echoed = 0 // a restarted peer echoes afresh
@@ -309,11 +333,25 @@ func (d *Detector) Dead() []string {
 }
 
 // Check updates paths, silence, agreement and the lease at now, and
-// returns what changed. Call it after every Tick and Receive, or at least
-// every Interval. A node that has been frozen must call Check (and act on
-// LeaseLost) before anything else when it runs again.
+// returns what changed, the lease first. Call it after every Tick and
+// Receive, or at least every Interval. A node that has been frozen must
+// call Check (and act on LeaseLost) before anything else when it runs
+// again.
 func (d *Detector) Check(now time.Time) []Event {
 	var evs []Event
+	until, ok := d.Lease(now)
+	if ok != d.lease {
+		if ok {
+			evs = append(evs, Event{Kind: LeaseGained, At: now, Detail: "runs until " + until.Format(time.StampMilli)})
+		} else {
+			detail := fmt.Sprintf("no heartbeat sent within the last %s was echoed by a quorum", d.cfg.Lease)
+			if !until.IsZero() {
+				detail = fmt.Sprintf("ran out %s ago", now.Sub(until))
+			}
+			evs = append(evs, Event{Kind: LeaseLost, At: now, Detail: detail})
+		}
+		d.lease = ok
+	}
 	for _, name := range d.Peers() {
 		p := d.peers[name]
 		down := 0
@@ -336,6 +374,9 @@ func (d *Detector) Check(now time.Time) []Event {
 			p.pathDown[path] = isDown
 		}
 		silent := down == d.cfg.Paths
+		if silent {
+			p.since = time.Time{}
+		}
 		if silent != p.silent {
 			if silent {
 				evs = append(evs, Event{Kind: PeerSilent, Node: name, At: now,
@@ -347,19 +388,6 @@ func (d *Detector) Check(now time.Time) []Event {
 		}
 	}
 	evs = append(evs, d.agree(now)...)
-	until, ok := d.Lease(now)
-	if ok != d.lease {
-		if ok {
-			evs = append(evs, Event{Kind: LeaseGained, At: now, Detail: "runs until " + until.Format(time.StampMilli)})
-		} else {
-			detail := fmt.Sprintf("no heartbeat sent within the last %s was echoed by a quorum", d.cfg.Lease)
-			if !until.IsZero() {
-				detail = fmt.Sprintf("ran out %s ago", now.Sub(until))
-			}
-			evs = append(evs, Event{Kind: LeaseLost, At: now, Detail: detail})
-		}
-		d.lease = ok
-	}
 	return evs
 }
 

@@ -15,6 +15,10 @@ const ms = time.Millisecond
 
 var cfg = detector.Config{Interval: 10 * ms, Window: 500 * ms, Lease: 300 * ms}
 
+// warm is long enough for every node to hold its lease (the echo holdoff
+// is 2 x Window).
+const warm = 2 * time.Second
+
 func sim(t *testing.T, c detector.Config, names ...string) *hbsim.Net {
 	t.Helper()
 	n, err := hbsim.New(c, names...)
@@ -34,11 +38,11 @@ func TestSteadyState(t *testing.T) {
 		require.Empty(t, x.D.Dead(), x.Name)
 		require.Equal(t, []string{}, append([]string{}, x.D.Dead()...))
 	}
-	// The lease is first gained when the echo of the first heartbeat
-	// (sent at the first step, 1 ms) comes back in b's second round
-	// (11 ms), read at the next step.
+	// The lease is first gained when the peers, having heard a for the
+	// echo holdoff (2 x Window from the first datagram at 2 ms), echo its
+	// heartbeat in their next round (1.011 s), read at the next step.
 	e, _ := n.Node("a").First(detector.LeaseGained, "")
-	require.Equal(t, hbsim.Epoch.Add(12*ms), e.Global)
+	require.Equal(t, hbsim.Epoch.Add(1012*ms), e.Global)
 }
 
 // A node that dies (no datagram in or out) is silent to each survivor
@@ -48,10 +52,10 @@ func TestSteadyState(t *testing.T) {
 func TestNodeDies(t *testing.T) {
 	t.Parallel()
 	n := sim(t, cfg, "a", "b", "c")
-	n.Run(time.Second, ms)
+	n.Run(warm, ms)
 	dead := n.Now
 	n.Drop = func(from, to string, _ int) bool { return from == "c" || to == "c" }
-	n.Run(time.Second, ms)
+	n.Run(warm, ms)
 	for _, x := range []string{"a", "b"} {
 		e, ok := n.Node(x).First(detector.PeerSilent, "c")
 		require.True(t, ok)
@@ -71,9 +75,13 @@ func TestNodeDies(t *testing.T) {
 	require.Equal(t, 2, n.Node("c").Count(detector.PeerSilent))
 	require.Zero(t, n.Node("c").Count(detector.NodeDead), "isolated, c cannot get anyone to agree")
 
-	// c comes back: heard again, alive again, lease again.
+	// c comes back: heard again, alive again, and a lease again after the
+	// echo holdoff.
 	n.Drop = nil
 	n.Run(100*ms, ms)
+	_, ok = n.Node("c").D.Lease(n.Now)
+	require.False(t, ok, "no echo before the holdoff")
+	n.Run(2*cfg.Window, ms)
 	for _, x := range []string{"a", "b"} {
 		_, ok := n.Node(x).First(detector.PeerHeard, "c")
 		require.True(t, ok)
@@ -91,7 +99,7 @@ func TestOnePathLost(t *testing.T) {
 	c := cfg
 	c.Paths = 2
 	n := sim(t, c, "a", "b", "c")
-	n.Run(time.Second, ms)
+	n.Run(warm, ms)
 	n.Drop = func(from, to string, path int) bool {
 		return path == 1 && (from == "a" && to == "b" || from == "b" && to == "a")
 	}
@@ -119,7 +127,7 @@ func TestOnePathLost(t *testing.T) {
 func TestAgreementNeedsMajority(t *testing.T) {
 	t.Parallel()
 	n := sim(t, cfg, "a", "b", "c")
-	n.Run(time.Second, ms)
+	n.Run(warm, ms)
 	n.Drop = func(from, to string, _ int) bool { return from == "c" && to == "a" }
 	n.Run(2*time.Second, ms)
 	_, ok := n.Node("a").First(detector.PeerSilent, "c")
@@ -133,7 +141,7 @@ func TestAgreementNeedsMajority(t *testing.T) {
 	require.True(t, ok, "b still echoes c: c keeps its lease")
 
 	n.Drop = func(from, to string, _ int) bool { return from == "c" }
-	n.Run(time.Second, ms)
+	n.Run(warm, ms)
 	for _, x := range []string{"a", "b"} {
 		_, ok := n.Node(x).First(detector.NodeDead, "c")
 		require.True(t, ok, x)
@@ -144,13 +152,13 @@ func TestAgreementNeedsMajority(t *testing.T) {
 func TestAgreementFiveNodes(t *testing.T) {
 	t.Parallel()
 	n := sim(t, cfg, "a", "b", "c", "d", "e")
-	n.Run(time.Second, ms)
+	n.Run(warm, ms)
 	// e is heard only by d and c.
 	n.Drop = func(from, to string, _ int) bool { return from == "e" && (to == "a" || to == "b") }
-	n.Run(time.Second, ms)
+	n.Run(warm, ms)
 	require.Zero(t, n.Node("a").Count(detector.NodeDead), "2 of 4 suspect e")
 	n.Drop = func(from, to string, _ int) bool { return from == "e" && to != "d" }
-	n.Run(time.Second, ms)
+	n.Run(warm, ms)
 	d, ok := n.Node("a").First(detector.NodeDead, "e")
 	require.True(t, ok)
 	require.Contains(t, d.Detail, "suspected by a, b, c (3 of 4 others; 3 needed)")
@@ -191,21 +199,25 @@ func TestReceiveRejects(t *testing.T) {
 	require.NoError(t, d.Receive(now, 0, detector.Heartbeat{From: "b", To: "a", Incarnation: 5, Seq: 2, EchoIncarnation: 1, Echo: 7}))
 	_, ok := d.Lease(now)
 	require.False(t, ok)
-	// Nor an echo from another incarnation of ours.
-	out := d.Tick(now)
+	// a echoes b only once it has heard b for the holdoff (2 x Window).
+	out := d.Tick(now.Add(999 * ms))
 	require.Len(t, out, 1)
-	require.Equal(t, detector.Heartbeat{From: "a", To: "b", Incarnation: 1, Seq: 1, EchoIncarnation: 5, Echo: 2}, out[0].Msg)
-	require.NoError(t, d.Receive(now, 0, detector.Heartbeat{From: "b", To: "a", Incarnation: 5, Seq: 3, EchoIncarnation: 2, Echo: 1}))
-	_, ok = d.Lease(now)
+	require.Equal(t, detector.Heartbeat{From: "a", To: "b", Incarnation: 1, Seq: 1}, out[0].Msg)
+	sent := now.Add(time.Second)
+	out = d.Tick(sent)
+	require.Equal(t, detector.Heartbeat{From: "a", To: "b", Incarnation: 1, Seq: 2, EchoIncarnation: 5, Echo: 2}, out[0].Msg)
+	// An echo from another incarnation of ours makes no lease.
+	require.NoError(t, d.Receive(sent, 0, detector.Heartbeat{From: "b", To: "a", Incarnation: 5, Seq: 3, EchoIncarnation: 2, Echo: 2}))
+	_, ok = d.Lease(sent)
 	require.False(t, ok)
 	// The right echo does.
-	require.NoError(t, d.Receive(now.Add(ms), 0, detector.Heartbeat{From: "b", To: "a", Incarnation: 5, Seq: 4, EchoIncarnation: 1, Echo: 1}))
-	until, ok := d.Lease(now.Add(ms))
+	require.NoError(t, d.Receive(sent.Add(ms), 0, detector.Heartbeat{From: "b", To: "a", Incarnation: 5, Seq: 4, EchoIncarnation: 1, Echo: 2}))
+	until, ok := d.Lease(sent.Add(ms))
 	require.True(t, ok)
-	require.Equal(t, now.Add(300*ms), until, "Lease after the echoed heartbeat was sent")
+	require.Equal(t, sent.Add(300*ms), until, "Lease after the echoed heartbeat was sent")
 	// b restarts (higher incarnation, seq from 1): accepted.
-	require.NoError(t, d.Receive(now.Add(2*ms), 0, detector.Heartbeat{From: "b", To: "a", Incarnation: 6, Seq: 1}))
-	_, ok = d.Lease(now.Add(2 * ms))
+	require.NoError(t, d.Receive(sent.Add(2*ms), 0, detector.Heartbeat{From: "b", To: "a", Incarnation: 6, Seq: 1}))
+	_, ok = d.Lease(sent.Add(2 * ms))
 	require.False(t, ok, "a restarted peer has echoed nothing of ours yet")
 
 	d.RemovePeer("b")
@@ -224,9 +236,9 @@ func TestLeaseLostDetail(t *testing.T) {
 	n.Run(50*ms, ms)
 	require.Zero(t, n.Node("a").Count(detector.LeaseLost), "never had one")
 	n.Drop = nil
-	n.Run(time.Second, ms)
+	n.Run(2*time.Second, ms)
 	n.Drop = func(string, string, int) bool { return true }
-	n.Run(time.Second, ms)
+	n.Run(warm, ms)
 	e, ok := n.Node("a").First(detector.LeaseLost, "")
 	require.True(t, ok)
 	require.Contains(t, e.Detail, "ran out 0s ago")
@@ -236,9 +248,9 @@ func TestLeaseLostDetail(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
-	_, err := detector.New(detector.Config{Paths: -1, Window: -1}, 1)
+	_, err := detector.New(detector.Config{Paths: -1, Window: -1, EchoHoldoff: -1}, 1)
 	require.ErrorIs(t, err, resource.ErrConfiguration)
-	for _, s := range []string{`self ""`, "paths -1", "interval 0s", "window -1ns", "lease 0s"} {
+	for _, s := range []string{`self ""`, "paths -1", "interval 0s", "window -1ns", "lease 0s", "echo_holdoff -1ns"} {
 		require.ErrorContains(t, err, s)
 	}
 	_, err = hbsim.New(detector.Config{}, "a")

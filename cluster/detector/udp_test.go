@@ -141,6 +141,7 @@ func TestListenUDPErrors(t *testing.T) {
 		Detector: detector.Config{Self: "a", Interval: time.Millisecond, Window: time.Second, Lease: time.Second},
 		Listen:   []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
 		Key:      key,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	c := base
 	c.Listen = nil
