@@ -15,8 +15,9 @@
 // the least loaded, avoiding nodes that host a group of the same
 // anti-affinity class when another node can take it; failovers are throttled
 // by Failover (past the threshold the group stays offline, with the reason);
-// it fails back or rebalances per Failback only to a node that has been up
-// for the group's StablePeriod. Witnesses, down nodes, nodes in maintenance,
+// it fails back or rebalances per Failback only to a node that came up
+// after the group moved and has been up for the group's StablePeriod since.
+// Witnesses, down nodes, nodes in maintenance,
 // non-possible owners and banned nodes never receive a group.
 //
 // The knobs are named after their failover-cluster counterparts:

@@ -69,8 +69,9 @@ type Node struct {
 	// (default 0). The placement adds one per group the node owns.
 	Load int
 	// HealthySince is when the node last came up. A group fails back to
-	// the node only once it has been up for the group's StablePeriod. The
-	// zero time means "up for as long as anyone knows".
+	// the node only if it came up after the group came to its owner, and
+	// has been up for the group's StablePeriod since. The zero time means
+	// "up for as long as anyone knows".
 	HealthySince time.Time
 }
 
@@ -98,9 +99,16 @@ type Group struct {
 
 	// Owner is the node the group is on ("" when it is on none).
 	Owner string
+	// Since is when the group came to Owner. It fails back (or rebalances)
+	// only to a node that came up after that: failback follows a node's
+	// return, so it does not undo a failover or a manual move to a node
+	// that was up all along.
+	Since time.Time
 	// Failed: the group failed on Owner and gave up restarting there
 	// (restart threshold reached, or a node-local failure): it must fail
-	// over to another node.
+	// over to another node. Failed with no Owner: it was left offline
+	// (failover threshold reached, nowhere to go) until a person clears
+	// it.
 	Failed bool
 	// Bans keep the group off nodes.
 	Bans []Ban
@@ -238,7 +246,11 @@ func (r NodeReason) String() string { return r.Node + ": " + r.Reason }
 type Placement struct {
 	Decision
 	Group string
-	Nodes []NodeReason
+	// Throttled: ActionStayFailed because the failover threshold was
+	// reached (the group stays offline until a person clears it), not
+	// because no node can host it now.
+	Throttled bool
+	Nodes     []NodeReason
 }
 
 // Explain is the decision followed by one line per node.
@@ -358,7 +370,7 @@ func (c Cluster) place(gi int) Placement {
 	if owned {
 		p.Decision = c.stay(g, owner, cands)
 	} else {
-		p.Decision = c.move(g, ownerState, cands)
+		p.Decision, p.Throttled = c.move(g, ownerState, cands)
 	}
 	return p
 }
@@ -438,7 +450,12 @@ func (c Cluster) stay(g Group, owner candidate, cands []candidate) Decision {
 	if !best.better(owner) {
 		return stay
 	}
-	if since := best.node.HealthySince; !since.IsZero() && c.Now.Sub(since) < g.StablePeriod {
+	if best.node.HealthySince.Before(g.Since) {
+		stay.Reason += fmt.Sprintf("; %s would be better (%s) but was up when the group came here (failback follows a node's return)",
+			best.node.Name, best.describe(g))
+		return stay
+	}
+	if since := best.node.HealthySince; c.Now.Sub(since) < g.StablePeriod {
 		stay.Delay = since.Add(g.StablePeriod).Sub(c.Now)
 		stay.Reason += fmt.Sprintf("; %s would be better (%s) but has been up only %s of the stable period %s",
 			best.node.Name, best.describe(g), c.Now.Sub(since), g.StablePeriod)
@@ -460,11 +477,14 @@ func (c Cluster) stay(g Group, owner candidate, cands []candidate) Decision {
 	return Decision{Action: ActionMove, Node: best.node.Name, Reason: why + ": " + fb.Reason}
 }
 
-// move decides for a group that must leave its owner (or has none).
-func (c Cluster) move(g Group, ownerState string, cands []candidate) Decision {
+// move decides for a group that must leave its owner (or has none), and
+// says whether the failover threshold stopped it.
+func (c Cluster) move(g Group, ownerState string, cands []candidate) (Decision, bool) {
 	var counted bool // a failover, counted against the threshold
 	var why string
 	switch {
+	case g.Failed && g.Owner == "":
+		return Decision{Action: ActionStayFailed, Reason: "failed: it stays offline until a person clears it"}, false
 	case g.Failed:
 		counted, why = true, "failed on "+g.Owner
 	case g.Owner == "":
@@ -477,9 +497,9 @@ func (c Cluster) move(g Group, ownerState string, cands []candidate) Decision {
 	if len(cands) == 0 {
 		if ownerState == reasonMaintenance && !g.Failed {
 			return Decision{Action: ActionNone, Node: g.Owner,
-				Reason: why + ", but no other node can host it: it stays until one can"}
+				Reason: why + ", but no other node can host it: it stays until one can"}, false
 		}
-		return Decision{Action: ActionStayFailed, Reason: why + "; no node can host it"}
+		return Decision{Action: ActionStayFailed, Reason: why + "; no node can host it"}, false
 	}
 	if counted {
 		hosts := 0
@@ -489,16 +509,17 @@ func (c Cluster) move(g Group, ownerState string, cands []candidate) Decision {
 			}
 		}
 		if d := g.Failover.Decide(c.Now, g.Failovers, hosts); d.Action != ActionFailover {
-			return Decision{Action: ActionStayFailed, Reason: why + "; " + d.Reason + ": it stays offline"}
+			return Decision{Action: ActionStayFailed, Reason: why + "; " + d.Reason + ": it stays offline"}, true
 		}
 	}
 	target := cands[0]
-	if g.Failed && target.rank != target.pref {
+	if g.Failed && slices.ContainsFunc(cands, func(cd candidate) bool { return cd.pref < target.pref }) {
+		// A more preferred node was passed over: say why.
 		why += "; next after " + g.Owner + " in order of preference"
 	}
 	d := Decision{Action: ActionMove, Node: target.node.Name, Reason: why + ": " + target.node.Name + " (" + target.describe(g) + ")"}
 	if counted {
 		d.Action = ActionFailover
 	}
-	return d
+	return d, false
 }

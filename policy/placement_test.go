@@ -52,13 +52,14 @@ func TestPlace(t *testing.T) {
 		node   string
 		delay  time.Duration
 		reason string            // substring of the decision's reason
+		thr    bool              // Throttled
 		why    map[string]string // node -> substring of its reason
 	}{
 		{name: "first placement: most preferred", nodes: up("c", "b", "a"),
 			group:  policy.Group{Name: "g", Owners: abc},
 			action: policy.ActionMove, node: "a", reason: "not placed yet: a (preferred #1, load 0)",
 			why: map[string]string{"b": "preferred #2, load 0", "c": "preferred #3"}},
-		{name: "stays on a healthy owner that is not preferred (failback prevented)", nodes: up("a", "b", "c"),
+		{name: "stays on a healthy owner that is not preferred (failback prevented)", nodes: with(up("a", "b", "c"), "a", since(time.Hour)),
 			group:  policy.Group{Name: "g", Owners: abc, Owner: "c"},
 			action: policy.ActionNone, node: "c",
 			reason: "stays on its owner c: healthy; a is better (preferred #1, load 0) than c (preferred #3, load 0), but failback is prevented"},
@@ -93,7 +94,7 @@ func TestPlace(t *testing.T) {
 			why: map[string]string{"b": "the group failed here"}},
 		{name: "group failed on the last preferred: wraps to the first", nodes: up("a", "b", "c"),
 			group:  policy.Group{Name: "g", Owners: abc, Owner: "c", Failed: true},
-			action: policy.ActionFailover, node: "a", reason: "failed on c; next after c in order of preference: a"},
+			action: policy.ActionFailover, node: "a", reason: "failed on c: a (preferred #1"},
 		{name: "group failed: non-preferred owners after the preferred ones", nodes: up("a", "b", "x"),
 			group:  policy.Group{Name: "g", Owners: policy.Owners{Preferred: []string{"a", "b"}}, Owner: "a", Failed: true},
 			action: policy.ActionFailover, node: "b"},
@@ -104,7 +105,7 @@ func TestPlace(t *testing.T) {
 			group: policy.Group{Name: "g", Owners: abc, Owner: "a", Failed: true,
 				Failovers: ago(time.Hour, 2*time.Hour)}, // default threshold: 3 nodes - 1 = 2 in 6 h
 			action: policy.ActionStayFailed,
-			reason: "failed on a; failover threshold reached: 2 failovers within 6h0m0s (threshold 2): it stays offline"},
+			reason: "failed on a; failover threshold reached: 2 failovers within 6h0m0s (threshold 2): it stays offline", thr: true},
 		{name: "failovers outside the period do not count", nodes: up("a", "b", "c"),
 			group: policy.Group{Name: "g", Owners: abc, Owner: "a", Failed: true,
 				Failovers: ago(7*time.Hour, 8*time.Hour)},
@@ -112,7 +113,7 @@ func TestPlace(t *testing.T) {
 		{name: "witness does not count towards the default threshold",
 			nodes:  []policy.Node{{Name: "a", State: policy.NodeDown}, {Name: "b"}, {Name: "w", State: policy.NodeWitness}},
 			group:  policy.Group{Name: "g", Owner: "a", Failovers: ago(time.Hour)}, // 2 hosts: threshold 1
-			action: policy.ActionStayFailed, reason: "threshold 1"},
+			action: policy.ActionStayFailed, reason: "threshold 1", thr: true},
 		{name: "node-local ban", nodes: up("a", "b", "c"),
 			group: policy.Group{Name: "g", Owners: abc, Owner: "a", Failed: true,
 				Bans: []policy.Ban{{Node: "b", Reason: "node-local failure: no such interface eth9"}}},
@@ -135,6 +136,9 @@ func TestPlace(t *testing.T) {
 		{name: "owner no longer a possible owner: moves", nodes: up("a", "b"),
 			group:  policy.Group{Name: "g", Owners: policy.Owners{Possible: []string{"b"}}, Owner: "a"},
 			action: policy.ActionMove, node: "b", reason: "owner a may not keep it: not a possible owner"},
+		{name: "failed and offline: stays so until cleared", nodes: up("a", "b"),
+			group:  policy.Group{Name: "g", Owners: abc, Failed: true},
+			action: policy.ActionStayFailed, reason: "failed: it stays offline until a person clears it"},
 		{name: "no node at all", nodes: nil, group: policy.Group{Name: "g"},
 			action: policy.ActionStayFailed, reason: "not placed yet; no node can host it"},
 
@@ -150,15 +154,22 @@ func TestPlace(t *testing.T) {
 		{name: "failback stable period is configurable", nodes: with(up("a", "b"), "a", since(10*time.Second)),
 			group:  policy.Group{Name: "g", Owners: abc, Owner: "b", Failback: immediate, StablePeriod: 5 * time.Second},
 			action: policy.ActionMove, node: "a"},
-		{name: "failback waits after the group failed on the preferred node", nodes: up("a", "b"),
+		{name: "failback waits after the group failed on the preferred node", nodes: with(up("a", "b"), "a", since(time.Hour)),
 			group: policy.Group{Name: "g", Owners: abc, Owner: "b", Failback: immediate,
 				LastFailure: map[string]time.Time{"a": t0.Add(-5 * time.Second)}},
 			action: policy.ActionNone, node: "b", delay: 25 * time.Second,
 			reason: "but the group failed there 5s ago"},
-		{name: "failback window closed: waits for it", nodes: up("a", "b"),
+		{name: "failback window closed: waits for it", nodes: with(up("a", "b"), "a", since(time.Hour)),
 			group:  policy.Group{Name: "g", Owners: abc, Owner: "b", Failback: office},
 			action: policy.ActionNone, node: "b", delay: 21 * time.Hour,
 			reason: "but waiting for the failback window 09:00-11:00"},
+		{name: "no failback to a node that was up when the group came (a failover or a move)",
+			nodes:  with(up("a", "b"), "a", since(time.Hour)),
+			group:  policy.Group{Name: "g", Owners: abc, Owner: "b", Failback: immediate, Since: t0.Add(-time.Minute)},
+			action: policy.ActionNone, node: "b", reason: "a would be better (preferred #1, load 0) but was up when the group came here"},
+		{name: "failback to a node that returned after the group came", nodes: with(up("a", "b"), "a", since(time.Hour)),
+			group:  policy.Group{Name: "g", Owners: abc, Owner: "b", Failback: immediate, Since: t0.Add(-2 * time.Hour)},
+			action: policy.ActionMove, node: "a"},
 		{name: "failback to the best node only (a not stable: no move to b)",
 			nodes:  with(up("a", "b", "c"), "a", since(time.Second)),
 			group:  policy.Group{Name: "g", Owners: abc, Owner: "c", Failback: immediate},
@@ -195,6 +206,7 @@ func TestPlace(t *testing.T) {
 			require.Equal(t, tc.node, p.Node, p.Explain())
 			require.Equal(t, tc.delay, p.Delay, p.Explain())
 			require.Contains(t, p.Reason, tc.reason)
+			require.Equal(t, tc.thr, p.Throttled)
 			require.Len(t, p.Nodes, len(tc.nodes))
 			for node, why := range tc.why {
 				i := slices.IndexFunc(p.Nodes, func(r policy.NodeReason) bool { return r.Node == node })
@@ -476,6 +488,7 @@ func clusterFrom(data []byte, now time.Time) policy.Cluster {
 		}
 		if next(2) == 0 {
 			g.Owner = names[next(5)]
+			g.Since = now.Add(-time.Duration(next(90)) * time.Second)
 		}
 		for range next(3) {
 			g.Bans = append(g.Bans, policy.Ban{Node: []string{"", "a", "b", "c"}[next(4)], Reason: "fuzz"})

@@ -70,6 +70,10 @@ type SetOwner struct {
 	PrevEpoch uint64 `json:"prev_epoch"`
 	Kind      Kind   `json:"kind"`
 	Reason    string `json:"reason,omitempty"`
+	// Failed (with KindOffline) leaves the group failed: it stays offline
+	// until ClearFailure (the failover threshold was reached, or no node
+	// can host it).
+	Failed bool `json:"failed,omitempty"`
 }
 
 // RecordFailure records that a group failed on a node and gave up there.

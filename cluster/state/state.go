@@ -206,6 +206,8 @@ func (s *State) setOwner(at time.Time, c SetOwner) error {
 	g.Owner, g.Kind, g.Reason, g.Changed = c.Owner, c.Kind, c.Reason, at
 	if c.Owner != "" {
 		g.Failed = false
+	} else if c.Failed {
+		g.Failed = true
 	}
 	if c.Kind == KindFailover {
 		g.Failovers = g.Failovers.Add(at, KeepFailovers)
@@ -364,7 +366,7 @@ func (s *State) Cluster(now time.Time, groups []policy.Group) policy.Cluster {
 	}
 	for _, g := range groups {
 		if st := s.Groups[g.Name]; st != nil {
-			g.Owner, g.Failed = st.Owner, st.Failed
+			g.Owner, g.Failed, g.Since = st.Owner, st.Failed, st.Changed
 			g.Bans = slices.Clone(st.Bans)
 			g.Failovers = slices.Clone(st.Failovers)
 			g.LastFailure = maps.Clone(st.LastFailure)

@@ -70,6 +70,11 @@ func TestApply(t *testing.T) {
 				require.Empty(t, s.Groups["g"].Owner)
 				require.Equal(t, uint64(2), s.Groups["g"].Epoch)
 			}},
+		{name: "offline and failed", entry: at(time.Minute, state.SetOwner{Group: "g", PrevEpoch: 1, Kind: state.KindOffline, Failed: true, Reason: "threshold"}),
+			check: func(t *testing.T, s *state.State) {
+				require.True(t, s.Groups["g"].Failed)
+				require.Equal(t, "threshold", s.Groups["g"].Reason)
+			}},
 		{name: "empty owner needs kind offline", entry: at(0, state.SetOwner{Group: "g", PrevEpoch: 1, Kind: state.KindMove}), field: "owner", value: `""`},
 		{name: "owner must be a node", entry: at(0, state.SetOwner{Group: "g", Owner: "x", PrevEpoch: 1, Kind: state.KindMove}), field: "node", value: `"x"`},
 		{name: "a witness owns nothing", entry: at(0, state.SetOwner{Group: "g", Owner: "w", PrevEpoch: 1, Kind: state.KindMove}), field: "owner", value: `"w"`},
@@ -204,6 +209,7 @@ func TestEncodeDecode(t *testing.T) {
 		state.RemoveNode{Node: "a"},
 		state.SetNodeState{Node: "a", State: policy.NodeMaintenance, Reason: "r"},
 		state.SetOwner{Group: "g", Owner: "a", PrevEpoch: 7, Kind: state.KindFailback, Reason: "r"},
+		state.SetOwner{Group: "g", PrevEpoch: 8, Kind: state.KindOffline, Reason: "r", Failed: true},
 		state.RecordFailure{Group: "g", Node: "a", Class: resource.ClassConfiguration, Reason: "r"},
 		state.ClearFailure{Group: "g"},
 		state.Ban{Group: "g", Node: "a", Reason: "r"},
@@ -294,6 +300,7 @@ func TestCluster(t *testing.T) {
 	require.Len(t, c.Groups, 2)
 	g := c.Groups[0]
 	require.Equal(t, "a", g.Owner)
+	require.Equal(t, t0.Add(2*time.Second), g.Since)
 	require.True(t, g.Failed)
 	require.Len(t, g.Bans, 1)
 	require.Equal(t, []string{"b", "a"}, g.Owners.Preferred)
