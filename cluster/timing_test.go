@@ -261,7 +261,7 @@ func TestTimingLoss(t *testing.T) {
 				rng := rand.New(rand.NewPCG(1, uint64(loss*100)))
 				n.Drop = func(from, to string, _ int) bool { return (from == "a" || to == "a") && rng.Float64() < loss }
 				s := watch(n, "a", tm.Drop)
-				n.Run(60*time.Second, 2*ms)
+				n.Run(60*time.Second, 5*ms)
 				require.True(t, s.declared.IsZero(), "a declared dead")
 				require.Zero(t, n.Node("a").Count(detector.LeaseLost))
 				require.Equal(t, 1, n.Node("a").Count(detector.LeaseGained))

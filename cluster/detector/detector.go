@@ -177,6 +177,7 @@ type Detector struct {
 	seq   uint64
 	sent  map[uint64]time.Time // our seq -> send time, pruned after Lease
 	peers map[string]*peer
+	names []string // the peers' names, sorted
 	lease bool
 }
 
@@ -209,14 +210,18 @@ func (d *Detector) AddPeer(name string, now time.Time) error {
 	}
 	n := d.cfg.Paths
 	d.peers[name] = &peer{name: name, added: now, heard: make([]time.Time, n), last: make([]msgID, n), pathDown: make([]bool, n)}
+	d.names = slices.Sorted(maps.Keys(d.peers))
 	return nil
 }
 
 // RemovePeer stops watching a node.
-func (d *Detector) RemovePeer(name string) { delete(d.peers, name) }
+func (d *Detector) RemovePeer(name string) {
+	delete(d.peers, name)
+	d.names = slices.Sorted(maps.Keys(d.peers))
+}
 
 // Peers lists the peers, sorted.
-func (d *Detector) Peers() []string { return slices.Sorted(maps.Keys(d.peers)) }
+func (d *Detector) Peers() []string { return slices.Clone(d.names) }
 
 // Tick makes this round's heartbeats: one per peer per path, all with the
 // next sequence number, and remembers when it was sent.
@@ -230,7 +235,7 @@ func (d *Detector) Tick(now time.Time) []Outgoing {
 	}
 	suspects := d.suspects()
 	var out []Outgoing
-	for _, name := range d.Peers() {
+	for _, name := range d.names {
 		p := d.peers[name]
 		hb := Heartbeat{From: d.cfg.Self, To: name, Incarnation: d.inc, Seq: d.seq, Suspects: suspects}
 		if !p.since.IsZero() && now.Sub(p.since) >= d.cfg.EchoHoldoff {
@@ -245,7 +250,7 @@ func (d *Detector) Tick(now time.Time) []Outgoing {
 
 func (d *Detector) suspects() []string {
 	var out []string
-	for _, name := range d.Peers() {
+	for _, name := range d.names {
 		if d.peers[name].silent {
 			out = append(out, name)
 		}
@@ -324,7 +329,7 @@ func (d *Detector) Silent(peer string) bool {
 // Dead lists the nodes declared dead at the last Check, sorted.
 func (d *Detector) Dead() []string {
 	var out []string
-	for _, name := range d.Peers() {
+	for _, name := range d.names {
 		if d.peers[name].dead {
 			out = append(out, name)
 		}
@@ -352,7 +357,7 @@ func (d *Detector) Check(now time.Time) []Event {
 		}
 		d.lease = ok
 	}
-	for _, name := range d.Peers() {
+	for _, name := range d.names {
 		p := d.peers[name]
 		down := 0
 		for path, at := range p.heard {
@@ -397,13 +402,13 @@ func (d *Detector) agree(now time.Time) []Event {
 	n := len(d.peers) + 1
 	need := (n-1)/2 + 1
 	var evs []Event
-	for _, name := range d.Peers() {
+	for _, name := range d.names {
 		p := d.peers[name]
 		var by []string
 		if p.silent {
 			by = append(by, d.cfg.Self)
 		}
-		for _, rn := range d.Peers() {
+		for _, rn := range d.names {
 			r := d.peers[rn]
 			if rn != name && !r.silent && slices.Contains(r.suspects, name) {
 				by = append(by, rn)
