@@ -12,8 +12,9 @@
 // each group, with a reason per node (Nomad's AllocMetric in small): a group
 // stays on a healthy owner; when the owner is lost or the group failed there,
 // it goes to the next node by preference among its possible owners, then to
-// the least loaded, avoiding nodes that host a group of the same
-// anti-affinity class when another node can take it; failovers are throttled
+// the least loaded; before preference and load, it avoids nodes that host
+// groups of a shared anti-affinity class (fewest such groups first, so a
+// class spreads even when it cannot avoid sharing); failovers are throttled
 // by Failover (past the threshold the group stays offline, with the reason);
 // it fails back or rebalances per Failback only to a node that came up
 // after the group moved and has been up for the group's StablePeriod since.

@@ -270,7 +270,7 @@ func (c Cluster) Place(group string) (Placement, error) {
 	if i < 0 {
 		return Placement{}, errField("group", group, "no such group")
 	}
-	return c.place(i), nil
+	return c.place(i, c.occupancy()), nil
 }
 
 // PlaceAll places every group in order (the order is the priority: an
@@ -279,36 +279,70 @@ func (c Cluster) Place(group string) (Placement, error) {
 func (c Cluster) PlaceAll() []Placement {
 	work := c
 	work.Groups = slices.Clone(c.Groups)
+	occ := work.occupancy()
 	out := make([]Placement, len(c.Groups))
 	for i := range work.Groups {
-		p := work.place(i)
+		p := work.place(i, occ)
 		out[i] = p
 		g := &work.Groups[i]
 		switch p.Action {
 		case ActionMove, ActionFailover:
+			occ.move(i, g.Owner, p.Node)
 			g.Owner, g.Failed = p.Node, false
 		case ActionStayFailed:
+			occ.move(i, g.Owner, "")
 			g.Owner = ""
 		}
 	}
 	return out
 }
 
+// occupancy lists, per node, the groups it owns (indexes into
+// Cluster.Groups, ascending), so a pass over many groups does not scan
+// them all for every node.
+type occupancy map[string][]int
+
+func (c Cluster) occupancy() occupancy {
+	o := occupancy{}
+	for i, g := range c.Groups {
+		if g.Owner != "" {
+			o[g.Owner] = append(o[g.Owner], i)
+		}
+	}
+	return o
+}
+
+func (o occupancy) move(i int, from, to string) {
+	if j, ok := slices.BinarySearch(o[from], i); ok {
+		o[from] = slices.Delete(o[from], j, j+1)
+	}
+	if to != "" {
+		j, _ := slices.BinarySearch(o[to], i)
+		o[to] = slices.Insert(o[to], j, i)
+	}
+}
+
+// maxConflictNames bounds the groups a node's reason names for
+// anti-affinity; the rest are counted.
+const maxConflictNames = 3
+
 // candidate is an eligible node with its ranking key.
 type candidate struct {
 	node      Node
 	index     int // position in Cluster.Nodes: the last tie-breaker
-	conflicts []string
+	conflicts int      // groups of a shared anti-affinity class on the node
+	names     []string // the first maxConflictNames of them, "g (class c)"
 	pref      int // position among the preferred owners; len(Preferred) for the others
 	rank      int // pref, rotated to start after the owner when the group failed there
 	load      int // Node.Load plus the other groups it owns
 }
 
-// better reports whether a ranks strictly before b on anti-affinity,
-// preference and load (not on the node order).
+// better reports whether a ranks strictly before b: fewer groups of a
+// shared anti-affinity class, then preference, then load (not on the node
+// order).
 func (a candidate) better(b candidate) bool {
-	if c := cmp.Compare(min(len(a.conflicts), 1), min(len(b.conflicts), 1)); c != 0 {
-		return c < 0
+	if a.conflicts != b.conflicts {
+		return a.conflicts < b.conflicts
 	}
 	if a.rank != b.rank {
 		return a.rank < b.rank
@@ -333,14 +367,17 @@ func (a candidate) describe(g Group) string {
 	} else {
 		s = fmt.Sprintf("possible owner, load %d", a.load)
 	}
-	if len(a.conflicts) > 0 {
-		s += ", anti-affinity with " + strings.Join(a.conflicts, ", ")
+	if a.conflicts > 0 {
+		s += ", anti-affinity with " + strings.Join(a.names, ", ")
+		if more := a.conflicts - len(a.names); more > 0 {
+			s += fmt.Sprintf(" and %d more", more)
+		}
 	}
 	return s
 }
 
 // place decides for c.Groups[gi].
-func (c Cluster) place(gi int) Placement {
+func (c Cluster) place(gi int, occ occupancy) Placement {
 	g := c.Groups[gi].WithDefaults()
 	p := Placement{Group: g.Name, Nodes: make([]NodeReason, 0, len(c.Nodes))}
 	var cands []candidate
@@ -359,7 +396,7 @@ func (c Cluster) place(gi int) Placement {
 			p.Nodes = append(p.Nodes, NodeReason{Node: n.Name, Reason: why})
 			continue
 		}
-		cd := c.candidate(gi, g, i)
+		cd := c.candidate(gi, g, i, occ)
 		p.Nodes = append(p.Nodes, NodeReason{Node: n.Name, Eligible: true, Reason: cd.describe(g)})
 		cands = append(cands, cd)
 		if n.Name == g.Owner {
@@ -405,7 +442,7 @@ func (c Cluster) exclude(g Group, n Node) string {
 	return ""
 }
 
-func (c Cluster) candidate(gi int, g Group, ni int) candidate {
+func (c Cluster) candidate(gi int, g Group, ni int, occ occupancy) candidate {
 	n := c.Nodes[ni]
 	cd := candidate{node: n, index: ni, load: n.Load, pref: preference(g, n.Name)}
 	cd.rank = cd.pref
@@ -417,14 +454,18 @@ func (c Cluster) candidate(gi int, g Group, ni int) candidate {
 		slots := len(g.Owners.Preferred) + 1
 		cd.rank = ((cd.pref-preference(g, g.Owner)-1)%slots + slots) % slots
 	}
-	for j, o := range c.Groups {
-		if j == gi || o.Owner != n.Name {
+	for _, j := range occ[n.Name] {
+		if j == gi {
 			continue
 		}
 		cd.load++
+		o := c.Groups[j]
 		for _, class := range o.AntiAffinity {
 			if slices.Contains(g.AntiAffinity, class) {
-				cd.conflicts = append(cd.conflicts, fmt.Sprintf("%s (class %s)", o.Name, class))
+				if cd.conflicts < maxConflictNames {
+					cd.names = append(cd.names, fmt.Sprintf("%s (class %s)", o.Name, class))
+				}
+				cd.conflicts++
 				break
 			}
 		}
