@@ -329,12 +329,12 @@ const maxConflictNames = 3
 // candidate is an eligible node with its ranking key.
 type candidate struct {
 	node      Node
-	index     int // position in Cluster.Nodes: the last tie-breaker
+	index     int      // position in Cluster.Nodes: the last tie-breaker
 	conflicts int      // groups of a shared anti-affinity class on the node
 	names     []string // the first maxConflictNames of them, "g (class c)"
-	pref      int // position among the preferred owners; len(Preferred) for the others
-	rank      int // pref, rotated to start after the owner when the group failed there
-	load      int // Node.Load plus the other groups it owns
+	pref      int      // position among the preferred owners; len(Preferred) for the others
+	rank      int      // pref, rotated to start after the owner when the group failed there
+	load      int      // Node.Load plus the other groups it owns
 }
 
 // better reports whether a ranks strictly before b: fewer groups of a
