@@ -104,8 +104,14 @@
 //
 // # What is not wired yet
 //
+//   - Persistent raft storage: raft-boltdb v2.3.1 (the newest release the
+//     module proxy here offers) does not build against raft v1.8.0, whose
+//     go-metrics v0.7.0 dropped the compat package raft-boltdb imports;
+//     raft-boltdb has removed that import upstream (PR 67) but not released
+//     it here. Either take that release when it comes, or pin raft v1.7.3
+//     (go-metrics v0.5.4), which FIELD-NOTES did not measure.
 //   - The node runtime: raft over a real transport (TCP on the
-//     interconnect) with raft-boltdb storage, the leader loop that turns
+//     interconnect), the leader loop that turns
 //     detector verdicts into SetNodeState and placements into SetOwner, the
 //     owner loop that brings groups online with their epoch and fences on
 //     LeaseLost.
