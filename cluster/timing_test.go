@@ -3,6 +3,8 @@ package cluster_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -330,5 +332,88 @@ func TestTimingStaleReport(t *testing.T) {
 				require.Contains(t, s.violation, "c declared a dead")
 			}
 		})
+	}
+}
+
+// chaos drives a random network for a while: every 50-400 ms a new
+// condition (all well, a node cut off, one direction of a link cut, a node
+// frozen for up to 3 windows, a lossy node); clocks at the worst rates the
+// profile allows. A safety watcher per node checks throughout that no
+// node is declared dead while its lease runs.
+func chaos(t *testing.T, tm cluster.Timing, seed uint64, names []string, d time.Duration) []*safety {
+	t.Helper()
+	n, err := hbsim.New(tm.Detector("", 1), names...)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(seed, 42))
+	for _, x := range n.Nodes {
+		x.Rate = 1 + tm.ClockRate*(2*rng.Float64()-1)
+	}
+	var watchers []*safety
+	for _, name := range names {
+		watchers = append(watchers, &safety{net: n, owner: n.Node(name), drop: tm.Drop, margin: time.Duration(1<<63 - 1)})
+	}
+	n.OnStep = func() {
+		for _, w := range watchers {
+			w.step()
+		}
+	}
+	pick := func() string { return names[rng.IntN(len(names))] }
+	for end := n.Now.Add(d); n.Now.Before(end); {
+		for _, x := range n.Nodes {
+			x.Frozen = false
+		}
+		a, b := pick(), pick()
+		loss := rng.Float64() * 0.5
+		switch rng.IntN(5) {
+		case 0:
+			n.Drop = nil
+		case 1:
+			n.Drop = func(from, to string, _ int) bool { return from == a || to == a }
+		case 2:
+			n.Drop = func(from, to string, _ int) bool { return from == a && to == b }
+		case 3:
+			n.Drop = nil
+			n.Node(a).Frozen = true
+			n.Run(time.Duration(rng.Int64N(int64(3*tm.Window))), 2*ms)
+			continue
+		case 4:
+			n.Drop = func(from, to string, _ int) bool { return (from == a || to == a) && rng.Float64() < loss }
+		}
+		n.Run(50*ms+time.Duration(rng.Int64N(int64(350*ms))), 2*ms)
+	}
+	return watchers
+}
+
+// Randomized attacks (hashicorp/raft's fuzzy tests in small): several
+// seeds, three and five nodes, both profiles; no node is ever declared
+// dead while its lease (plus the drop budget) runs. SFT_CHAOS_SEEDS runs
+// more seeds.
+func TestTimingChaos(t *testing.T) {
+	t.Parallel()
+	seeds := 4
+	if s := os.Getenv("SFT_CHAOS_SEEDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		require.NoError(t, err, "SFT_CHAOS_SEEDS")
+		seeds = n
+	}
+	for _, profile := range cluster.Profiles() {
+		for _, names := range [][]string{{"a", "b", "c"}, {"a", "b", "c", "d", "e"}} {
+			t.Run(fmt.Sprintf("%s/%d nodes", profile, len(names)), func(t *testing.T) {
+				t.Parallel()
+				tm, _ := cluster.Profile(profile)
+				declared, minMargin := 0, time.Duration(1<<63-1)
+				for seed := range uint64(seeds) {
+					for _, w := range chaos(t, tm, seed, names, 15*time.Second) {
+						require.Empty(t, w.violation, "seed %d", seed)
+						if !w.declared.IsZero() {
+							declared++
+							minMargin = min(minMargin, w.margin)
+						}
+					}
+				}
+				require.Positive(t, declared, "the chaos declared someone dead at least once")
+				t.Logf("%d nodes declared dead over %d seeds; smallest margin beyond the drop budget: %s", declared, seeds, minMargin)
+			})
+		}
 	}
 }
