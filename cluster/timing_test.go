@@ -412,7 +412,7 @@ func TestTimingChaos(t *testing.T) {
 					}
 				}
 				require.Positive(t, declared, "the chaos declared someone dead at least once")
-				t.Logf("%d nodes declared dead over %d seeds; smallest margin beyond the drop budget: %s", declared, seeds, minMargin)
+				t.Logf("%s, %d nodes: %d declared dead (at least once per seed) over %d seeds; smallest margin beyond the drop budget: %s", profile, len(names), declared, seeds, minMargin)
 			})
 		}
 	}
