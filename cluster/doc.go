@@ -72,10 +72,12 @@
 // before anything else when it runs again after a stall. The tests attack
 // the inequality with a simulated network and skewed clocks: a partition,
 // both asymmetric partitions, a frozen owner, a stale report, 20 % and
-// 40 % loss for 60 s; and, to show the checker can fail, a configuration
-// Validate refuses and a detector without the echo holdoff.
+// 40 % loss for 60 s, and randomized runs of all of these on three and
+// five nodes with every node watched (TestTimingChaos); and, to show the
+// checker can fail, a configuration Validate refuses and a detector
+// without the echo holdoff.
 //
-// # Losses, measured by arithmetic
+// # Loss: the arithmetic
 //
 // With heartbeats every 10 ms and independent loss p on a link, a false
 // "silent" needs W/10ms datagrams lost in a row: at p = 0.4 and W = 500 ms,

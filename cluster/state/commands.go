@@ -31,7 +31,8 @@ type AddNode struct {
 	Witness bool     `json:"witness,omitempty"`
 }
 
-// RemoveNode removes a node. It must own no group.
+// RemoveNode removes a node. It must own no group; pending moves to it
+// are cancelled.
 type RemoveNode struct {
 	Node string `json:"node"`
 }

@@ -154,6 +154,11 @@ func (s *State) removeNode(c RemoveNode) error {
 		}
 	}
 	delete(s.Nodes, c.Node)
+	for _, g := range s.Groups {
+		if g.MoveTo == c.Node {
+			g.MoveTo = "" // a pending move there can no longer happen
+		}
+	}
 	return nil
 }
 

@@ -192,6 +192,14 @@ func TestGroupLife(t *testing.T) {
 	require.Empty(t, s.Groups)
 }
 
+func TestRemoveNodeCancelsMoves(t *testing.T) {
+	t.Parallel()
+	s := build(t, append(base(), at(0, state.MoveGroup{Group: "g", To: "b"}))...)
+	require.Equal(t, "b", s.Groups["g"].MoveTo)
+	require.NoError(t, s.Apply(at(0, state.RemoveNode{Node: "b"})))
+	require.Empty(t, s.Groups["g"].MoveTo)
+}
+
 func TestZeroStateApplies(t *testing.T) {
 	t.Parallel()
 	var s state.State
