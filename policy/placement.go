@@ -554,8 +554,8 @@ func (c Cluster) move(g Group, ownerState string, cands []candidate) (Decision, 
 		}
 	}
 	target := cands[0]
-	if g.Failed && slices.ContainsFunc(cands, func(cd candidate) bool { return cd.pref < target.pref }) {
-		// A more preferred node was passed over: say why.
+	if g.Failed && slices.ContainsFunc(cands, func(cd candidate) bool { return cd.conflicts == target.conflicts && cd.pref < target.pref }) {
+		// A more preferred node was passed over for the rotation: say so.
 		why += "; next after " + g.Owner + " in order of preference"
 	}
 	d := Decision{Action: ActionMove, Node: target.node.Name, Reason: why + ": " + target.node.Name + " (" + target.describe(g) + ")"}
