@@ -10,6 +10,19 @@
 // action, the delay before it, and a reason a person can read, so the monitor
 // and the cluster can log why they did what they did.
 //
+// Placement ([Cluster.Place], [Cluster.PlaceAll]) decides which node runs
+// each group, with a reason per node (Nomad's AllocMetric in small): a group
+// stays on a healthy owner; when the owner is lost or the group failed there,
+// it goes to the next node by preference among its possible owners, then to
+// the least loaded; before preference and load, it avoids nodes that host
+// groups of a shared anti-affinity class (fewest such groups first, so a
+// class spreads even when it cannot avoid sharing); failovers are throttled
+// by Failover (past the threshold the group stays offline, with the reason);
+// it fails back or rebalances per Failback only to a node that came up
+// after the group moved and has been up for the group's StablePeriod since.
+// Witnesses, down nodes, nodes in maintenance,
+// non-possible owners and banned nodes never receive a group.
+//
 // The knobs are named after their failover-cluster counterparts:
 //
 //	sft                          WSFC
@@ -20,5 +33,6 @@
 //	Failover.Threshold / Period  FailoverThreshold / FailoverPeriod
 //	Failback                     AutoFailbackType, FailbackWindowStart / End
 //	Owners.Preferred / Possible  preferred owners / possible owners
+//	Group.AntiAffinity           AntiAffinityClassNames
 //	Timing                       LooksAlivePollInterval, IsAlivePollInterval, PendingTimeout, DeadlockTimeout
 package policy
