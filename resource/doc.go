@@ -22,5 +22,9 @@
 // the monitor when a call deadlocks). Long Online/Offline calls report progress
 // through the context with [ReportProgress].
 //
+// [Lifecycle] is the plumbing a type would otherwise write itself: a call's
+// context that Terminate cancels, a commit that Terminate's return makes
+// impossible (no late write), and an idempotent cleanup under one mutex.
+//
 // This package imports only the standard library and starts no goroutines.
 package resource
