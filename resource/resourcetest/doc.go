@@ -26,7 +26,7 @@
 // works inside a testing/synctest bubble: a blocked call is durably blocked
 // and its timestamps are the bubble's fake time.
 //
-// For resource types, [Conformance] and [ConformanceWith] run the contract
+// For resource types, [Suite] runs the contract
 // of resource.Resource as subtests: Online then healthy, Offline idempotent,
 // Terminate from every state and while Online hangs, context cancellation
 // and deadlines, Close. Every bundled type runs it; so can anyone's plugin.
