@@ -11,7 +11,7 @@ import (
 	"github.com/sftkit/sft/internal/procutil"
 	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/resource"
-	)
+)
 
 // InProcess serves types in this process through the real gRPC shims over
 // go-plugin's test connection and returns a host for them. The host is
