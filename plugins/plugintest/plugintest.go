@@ -61,8 +61,7 @@ func Launch(t testing.TB, cfg plugins.Config) *plugins.Host {
 // otherwise it runs the tests, then fails the run if any child process of
 // the test binary is left over, and exits.
 func Main(m *testing.M, types ...resource.Type) {
-	plugins.Main(types...)
-	mainServes.Store(&types)
+	ServeIfPlugin(types...)
 	code := m.Run()
 	if code == 0 {
 		if err := NoChildren(10 * time.Second); err != nil {
@@ -71,6 +70,15 @@ func Main(m *testing.M, types ...resource.Type) {
 		}
 	}
 	os.Exit(code)
+}
+
+// ServeIfPlugin is the first line of a TestMain that does more than Main
+// does: in a process started as a plugin it serves types and exits
+// (plugins.Main); otherwise it records types as the ones the test binary
+// serves, for Suite's plugin-process mode, and returns.
+func ServeIfPlugin(types ...resource.Type) {
+	plugins.Main(types...)
+	mainServes.Store(&types)
 }
 
 // NoChildren waits up to wait for the test process to have no child

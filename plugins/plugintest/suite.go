@@ -104,7 +104,7 @@ func runMode(t *testing.T, mode Mode, typ resource.Type, o Options) {
 	case ModePluginProcess:
 		served := mainServes.Load()
 		if served == nil {
-			t.Fatalf("plugintest.Suite: %s needs the package's TestMain to call plugintest.Main(m, <the type>), which serves it when the test binary runs as a plugin; or leave %s out of Options.Modes", mode, mode)
+			t.Fatalf("plugintest.Suite: %s needs the package's TestMain to call plugintest.Main(m, <the type>) (or plugintest.ServeIfPlugin), which serves it when the test binary runs as a plugin; or leave %s out of Options.Modes", mode, mode)
 		}
 		if !slices.ContainsFunc(*served, func(s resource.Type) bool { return s.Name() == typ.Name() }) {
 			t.Fatalf("plugintest.Suite: TestMain's plugintest.Main does not serve type %q; pass it to Main", typ.Name())
