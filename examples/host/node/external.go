@@ -47,7 +47,7 @@ func launchExternal(ctx context.Context, i int, p config.ExternalPlugin, pc conf
 		Path:            p.Path,
 		SHA256:          p.SHA256,
 		DisableAutoMTLS: !pc.AutoMTLSOn(),
-		Logger:          log.With("plugin", p.Path),
+		Logger:          log,
 		OnProcess:       onProcess,
 	})
 	if err != nil {
