@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -51,6 +52,10 @@ func launchExternal(ctx context.Context, i int, p config.ExternalPlugin, pc conf
 		OnProcess:       onProcess,
 	})
 	if err != nil {
+		var re *resource.Error
+		if errors.As(err, &re) && re.Field == "SHA256" {
+			return nil, &config.Error{Path: fmt.Sprintf("plugins.external[%d].sha256", i), Value: p.SHA256, Msg: re.Err.Error()}
+		}
 		return nil, &config.Error{Path: field, Value: p.Path, Msg: fmt.Sprintf("starting the plugin: %v", err)}
 	}
 	for _, t := range h.Types() {
