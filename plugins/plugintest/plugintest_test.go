@@ -116,11 +116,15 @@ var brokenCases = map[string]struct {
 	breakOnlineIgnoresCtx:    {plugintest.AllModes, resourcetest.RuleReturnOnCtx},
 	// Through a plugin the server shim cancels a call on Terminate, so a
 	// Terminate that does not is caught where the type runs in-process.
-	breakTerminateKeepsOn:    {[]plugintest.Mode{plugintest.ModeInProcess}, resourcetest.RuleTerminateOnline},
-	breakLooksAliveIgnoreCtx: {[]plugintest.Mode{plugintest.ModeInProcess}, resourcetest.RuleReturnOnCtx},
-	breakLooksAliveSlow:      {[]plugintest.Mode{plugintest.ModeInProcess}, resourcetest.RuleLooksAliveCheap},
-	breakRecreates:           {plugintest.AllModes, resourcetest.RuleStaysDown},
-	breakValidateAccepts:     {plugintest.AllModes, resourcetest.RuleBadProperties},
+	breakTerminateKeepsOn: {[]plugintest.Mode{plugintest.ModeInProcess}, resourcetest.RuleTerminateOnline},
+	// Through a plugin the plugin-side sweep runs it and the host kills the
+	// plugin when it outlives its ctx.
+	breakLooksAliveIgnoreCtx: {plugintest.AllModes, resourcetest.RuleReturnOnCtx},
+	// Through a plugin the proxy answers LooksAlive from memory: the
+	// budget is a property of the type, checked in-process.
+	breakLooksAliveSlow:  {[]plugintest.Mode{plugintest.ModeInProcess}, resourcetest.RuleLooksAliveCheap},
+	breakRecreates:       {plugintest.AllModes, resourcetest.RuleStaysDown},
+	breakValidateAccepts: {plugintest.AllModes, resourcetest.RuleBadProperties},
 }
 
 const (

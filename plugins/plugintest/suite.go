@@ -120,7 +120,7 @@ func runMode(t *testing.T, mode Mode, typ resource.Type, o Options) {
 // SuiteHost runs resourcetest.Suite on the type named typeName that h
 // serves, for a host the test configured itself. Unlike Suite it cannot
 // see the plugin's deadlock reports unless the test passes them (see
-// resourcetest.Options.Outlived).
+// resourcetest.Options.PluginExits).
 func SuiteHost(t *testing.T, h *plugins.Host, typeName string, o resourcetest.Options) {
 	t.Helper()
 	suiteOn(t, h, typeName, nil, o)
@@ -133,7 +133,7 @@ func suiteOn(t *testing.T, h *plugins.Host, typeName string, w *watch, o resourc
 		t.Fatalf("plugintest: the plugin does not serve type %q", typeName)
 	}
 	if w != nil {
-		o.Outlived = w.take
+		o.PluginExits = w.take
 	}
 	resourcetest.Suite(t, typ, o)
 }
@@ -168,7 +168,11 @@ func watched(o Options) (plugins.Config, *watch) {
 	cfg.OnProcess = func(e plugins.ProcessEvent) {
 		if e.Kind == plugins.ProcessExited {
 			w.mu.Lock()
-			w.exits = append(w.exits, fmt.Sprintf("plugin process %d exited: %v", e.Pid, e.Err))
+			who := fmt.Sprintf("plugin process %d", e.Pid)
+			if e.Pid == 0 {
+				who = "the in-process plugin server"
+			}
+			w.exits = append(w.exits, fmt.Sprintf("%s stopped: %v", who, e.Err))
 			w.mu.Unlock()
 		}
 		if user != nil {

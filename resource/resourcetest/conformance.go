@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ const (
 	RuleClose           = "Close must succeed after Offline or Terminate"
 	RuleNoPushOnOffline = "a graceful Offline must not push a failure"
 	RuleNoReturn        = "every call must return"
+	RuleNoCrash         = "the resource must not make its plugin process exit"
 )
 
 // Instance is one instance the suite opened: what the hooks get, so that a
@@ -122,11 +124,14 @@ type Options struct {
 	// window and must stay false (RuleStaysDown). Default 500 ms.
 	Recheck time.Duration
 
-	// Outlived, set by package plugintest, reports calls on the far side of
-	// a process boundary that had not returned Grace after their ctx ended
-	// (the plugin's deadlock reports). The suite asks after the subtests
-	// whose calls' contexts end, once Grace has passed.
-	Outlived func() []string
+	// PluginExits, set by package plugintest, reports the plugin process
+	// exits since it was last called: the host kills a plugin whose call
+	// outlived its ctx by Grace (RuleReturnOnCtx, which a gRPC deadline
+	// would otherwise hide), and a crash is a bug too (RuleNoCrash). The
+	// suite asks before each subtest, before reporting a failure (the exit
+	// is then the cause reported) and Grace after the last subtest; an exit
+	// stops the suite.
+	PluginExits func() []string
 }
 
 func (o *Options) defaults() {
@@ -192,6 +197,8 @@ func (o *Options) required() []string {
 //     and Online then returns an error within o.Grace; Up is false.
 //   - OnlineDeadline: a hanging Online with a ctx deadline of o.Deadline
 //     returns an error wrapping context.DeadlineExceeded within o.Grace.
+//   - NoCallOutlivedItsCtx (o.PluginExits only): no plugin process exited,
+//     also o.Grace after the last subtest.
 func Suite(t *testing.T, typ resource.Type, o Options) {
 	t.Helper()
 	if typ == nil {
@@ -217,13 +224,15 @@ type suite struct {
 
 	mu     sync.Mutex
 	failed map[string]string // rule -> the subtest that broke it first
-	// stopped: a call did not return; the remaining subtests would only
-	// wait for the same hang, so they are skipped.
+	// stopped: a call did not return or the plugin died; the remaining
+	// subtests would only fail the same way, so they are skipped.
 	stopped string
+	exits   []string // plugin exits told but not yet reported
 }
 
-// hangRules are the rules whose breach stops the suite.
-var hangRules = map[string]bool{RuleReturnOnCtx: true, RuleNoReturn: true, RuleTerminateOnline: true}
+// stopRules are the rules whose breach stops the suite: the remaining
+// subtests would hang too, or fail only because the plugin process is gone.
+var stopRules = map[string]bool{RuleReturnOnCtx: true, RuleNoReturn: true, RuleTerminateOnline: true, RuleNoCrash: true}
 
 func (s *suite) runAll(t *testing.T) {
 	t.Run("Properties", s.properties)
@@ -296,7 +305,6 @@ func (s *suite) runAll(t *testing.T) {
 			c.callCtx(ctx, m.name+" with a "+s.o.Deadline.String()+" ctx deadline", m.fn)
 			cancel()
 		}
-		c.outlived()
 	})
 	s.run(t, "LooksAliveIsCheap", false, func(c *check) {
 		if s.o.LooksAliveBudget < 0 {
@@ -343,7 +351,6 @@ func (s *suite) runAll(t *testing.T) {
 			c.fail(RuleTerminateOnline, "the hanging Online did not return within %v (Options.Grace) after Terminate returned", s.o.Grace)
 		}
 		c.up(false, "after Terminate of a hanging Online")
-		c.outlived()
 	})
 	s.run(t, "OnlineDeadline", true, func(c *check) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.o.Deadline)
@@ -357,10 +364,27 @@ func (s *suite) runAll(t *testing.T) {
 		case <-time.After(time.Until(deadlineOf(ctx)) + s.o.Grace):
 			c.fail(RuleReturnOnCtx, "the hanging Online did not return within %v (Options.Grace) after its %v ctx deadline", s.o.Grace, s.o.Deadline)
 		}
-		c.outlived()
+		if s.o.PluginExits != nil {
+			// Across a process boundary the deadline returned the call
+			// here; the plugin's Online must end by itself too, before
+			// Terminate comes to its rescue.
+			time.Sleep(s.o.Grace + s.o.Grace/2)
+			if rule, msg, ok := s.pluginExited(0); ok {
+				c.fail(rule, "%s", msg)
+			}
+		}
 		c.terminate()
 		c.up(false, "after Terminate")
 	})
+	if s.o.PluginExits != nil {
+		// The host kills a plugin whose call outlived its ctx by Grace.
+		t.Run("NoCallOutlivedItsCtx", func(t *testing.T) {
+			time.Sleep(s.o.Grace + s.o.Grace/2)
+			if rule, msg, ok := s.pluginExited(0); ok {
+				(&check{t: t, s: s}).fail(rule, "%s", msg)
+			}
+		})
+	}
 }
 
 func deadlineOf(ctx context.Context) time.Time {
@@ -479,6 +503,9 @@ func (s *suite) run(t *testing.T, name string, hang bool, body func(c *check)) {
 		if stopped != "" {
 			t.Skipf("skipped: %s", stopped)
 		}
+		if rule, msg, ok := s.pluginExited(0); ok {
+			(&check{t: t, s: s}).fail(rule, "before this subtest: %s", msg)
+		}
 		if hang && s.o.Hang == nil && s.o.HangProperties == nil {
 			t.Skipf("no hanging Online: %s", s.o.NoHang)
 		}
@@ -529,16 +556,27 @@ func (c *check) failNoStop(rule, format string, args ...any) {
 
 func (c *check) report(rule, msg string, stop bool) {
 	c.t.Helper()
+	if r, m, ok := c.s.pluginExited(500 * time.Millisecond); ok {
+		// The plugin process is gone: that is the bug, not what it broke.
+		rule, msg, stop = r, m+"\n(seen as: "+msg+")", true
+	}
 	c.s.mu.Lock()
 	first, seen := c.s.failed[rule]
+	stopped := c.s.stopped
 	if !seen {
 		c.s.failed[rule] = c.t.Name()
-		if hangRules[rule] {
-			c.s.stopped = fmt.Sprintf("%s broke %q, so the remaining subtests would hang too", c.t.Name(), rule)
+		if stopRules[rule] {
+			c.s.stopped = fmt.Sprintf("%s broke %q, so the remaining subtests would fail the same way", c.t.Name(), rule)
 		}
 	}
 	c.s.mu.Unlock()
 	switch {
+	case !seen && stopped != "" && !stopRules[rule]:
+		// A consequence of the bug that stopped the suite.
+		c.t.Logf("also, after the suite stopped (rule: %s): %s", rule, msg)
+		if stop {
+			c.t.FailNow()
+		}
 	case seen && first != c.t.Name():
 		if stop {
 			c.t.Skipf("same bug as %s (rule: %s): %s", first, rule, msg)
@@ -694,18 +732,35 @@ func (c *check) close(cl resource.Closer) {
 	}
 }
 
-// outlived waits o.Grace (and a little) for the far side of a process
-// boundary to report calls that outlived their ctx, then fails on any.
-func (c *check) outlived() {
-	c.t.Helper()
-	if c.s.o.Outlived == nil {
-		return
+// pluginExited reports a plugin process exit (waiting up to wait for one
+// to be told) as the rule it breaks and a message.
+func (s *suite) pluginExited(wait time.Duration) (rule, msg string, ok bool) {
+	if s.o.PluginExits == nil {
+		return "", "", false
 	}
-	time.Sleep(c.s.o.Grace + c.s.o.Grace/2)
-	if calls := c.s.o.Outlived(); len(calls) > 0 {
-		slices.Sort(calls)
-		c.fail(RuleReturnOnCtx, "in the plugin, a call outlived its ctx by more than %v: %v", c.s.o.Grace, calls)
+	deadline := time.Now().Add(wait)
+	var exits []string
+	for {
+		s.mu.Lock()
+		s.exits = append(s.exits, s.o.PluginExits()...)
+		exits = s.exits
+		s.exits = nil
+		s.mu.Unlock()
+		if len(exits) > 0 || !time.Now().Before(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
+	if len(exits) == 0 {
+		return "", "", false
+	}
+	slices.Sort(exits)
+	for _, e := range exits {
+		if strings.Contains(e, "deadlocked") {
+			return RuleReturnOnCtx, fmt.Sprintf("in the plugin, a call outlived its ctx by more than %v (Options.Grace), so the host killed the plugin: %v", s.o.Grace, exits), true
+		}
+	}
+	return RuleNoCrash, fmt.Sprintf("the plugin process exited: %v", exits), true
 }
 
 // hangOnline makes Online hang, starts it with ctx and returns its result
