@@ -31,6 +31,7 @@ const (
 	RuleOnlineDeadline  = "Online past its ctx deadline must return an error wrapping context.DeadlineExceeded"
 	RuleLooksAliveCheap = "LooksAlive must be cheap"
 	RuleValidateGood    = "Validate must accept the properties Open accepts"
+	RuleOpen            = "Open must accept valid properties"
 	RuleBadProperties   = "Validate and Open must reject a bad property with a configuration error naming it"
 	RuleClose           = "Close must succeed after Offline or Terminate"
 	RuleNoPushOnOffline = "a graceful Offline must not push a failure"
@@ -521,7 +522,7 @@ func (s *suite) run(t *testing.T, name string, hang bool, body func(c *check)) {
 			return err
 		})
 		if err != nil {
-			t.Fatalf("Open(%v): %v", props, err)
+			c.fail(RuleOpen, "Open(%v): %v", props, err)
 		}
 		c.r = r
 		c.in = Instance{Name: t.Name(), Properties: props, Resource: r}
