@@ -29,5 +29,9 @@
 // and validates it. [StateStopFailed] is a resource that could not be stopped
 // and may still run.
 //
+// [Lifecycle] is the plumbing a type would otherwise write itself: a call's
+// context that Terminate cancels, a commit that Terminate's return makes
+// impossible (no late write), and an idempotent cleanup under one mutex.
+//
 // This package imports only the standard library and starts no goroutines.
 package resource

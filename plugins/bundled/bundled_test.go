@@ -17,6 +17,7 @@ import (
 	"github.com/sftkit/sft/plugins/bundled"
 	"github.com/sftkit/sft/plugins/plugintest"
 	"github.com/sftkit/sft/resource"
+	"github.com/sftkit/sft/resource/resourcetest"
 )
 
 // The test binary is the host; re-executed, bundled.Main makes it the
@@ -67,8 +68,8 @@ func TestGenericAppConformanceThroughPluginProcess(t *testing.T) {
 		dirs[t.Name()] = d
 		return d
 	}
-	plugintest.ConformanceHost(t, h, "genericapp", plugintest.Options{
-		PropertiesFor: func(t *testing.T) resource.Properties {
+	plugintest.SuiteHost(t, h, "genericapp", resourcetest.Options{
+		Properties: func(t *testing.T) resource.Properties {
 			d := dir(t)
 			return resource.Properties{
 				"argv":       []any{"/bin/sh", "-c", "echo $$ >> " + filepath.Join(d, "pids") + "; exec sleep 1000"},
@@ -80,13 +81,14 @@ func TestGenericAppConformanceThroughPluginProcess(t *testing.T) {
 				},
 			}
 		},
-		Up: func(t *testing.T, _ resource.Resource) bool {
+		Up: func(t *testing.T, _ resourcetest.Instance) bool {
 			return slices.ContainsFunc(pids(t, filepath.Join(dir(t), "pids")), procutil.Alive)
 		},
-		Hang: func(t *testing.T, _ resource.Resource) <-chan struct{} {
+		Hang: func(t *testing.T, _ resourcetest.Instance) <-chan struct{} {
 			require.NoError(t, os.WriteFile(filepath.Join(dir(t), "hang"), nil, 0o600))
 			return nil
 		},
+		NoBadProperties: "genericapp's TestSuite checks its bad properties",
 	})
 }
 

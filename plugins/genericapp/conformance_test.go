@@ -1,90 +1,75 @@
 package genericapp
 
 import (
-	"net/http"
-	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/sftkit/sft/internal/proc"
+	"github.com/sftkit/sft/plugins/plugintest"
 	"github.com/sftkit/sft/resource"
 	"github.com/sftkit/sft/resource/resourcetest"
 )
 
-// gate is a readiness endpoint the test controls: 200, or 503 while hung.
-type gate struct {
-	srv     *httptest.Server
-	hang    atomic.Bool
-	mu      sync.Mutex
-	hanging chan struct{} // closed at the first 503 after Hang
-}
-
-func newGate(t *testing.T) *gate {
-	g := &gate{}
-	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !g.hang.Load() {
-			return
-		}
-		g.mu.Lock()
-		if g.hanging != nil {
-			close(g.hanging)
-			g.hanging = nil
-		}
-		g.mu.Unlock()
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	t.Cleanup(g.srv.Close)
-	return g
-}
-
-// TestConformance runs the resource contract suite against real instances
-// running a real process, with a real HTTP readiness check that the Hang
-// option turns into a never-ready one.
-func TestConformance(t *testing.T) {
+// TestSuite runs the resource contract suite against real instances
+// running a real program, in-process and through the gRPC shims (package
+// plugins/bundled runs it in a plugin process). The program writes its pid
+// to files; Up looks for any process group it started (a zombie counts).
+// A readiness command that fails while a "hang" file exists makes Online
+// hang.
+func TestSuite(t *testing.T) {
 	var mu sync.Mutex
-	gates := map[resource.Resource]*gate{}
-	pgids := map[resource.Resource][]int{}
-	resourcetest.ConformanceWith(t, resourcetest.Options{
-		New: func(t *testing.T) resource.Resource {
-			g := newGate(t)
-			props := helperProps("sleep", nil)
-			props["readiness"] = map[string]any{"http": g.srv.URL + "/ready", "interval": "10ms"}
-			props["stop_grace"] = "5s"
-			r, err := New().Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: props})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mu.Lock()
-			gates[r] = g
-			mu.Unlock()
-			return r
-		},
-		// Up: the current process runs, or any process group this
-		// instance ever started still has a member (a zombie counts).
-		Up: func(t *testing.T, r resource.Resource) bool {
-			mu.Lock()
-			defer mu.Unlock()
-			if pid := r.(*App).Pid(); pid != 0 {
-				pgids[r] = append(pgids[r], pid)
-			}
-			for _, pg := range pgids[r] {
-				if proc.GroupExists(pg) {
-					return true
+	dirs := map[string]string{} // instance -> its directory
+	dir := func(t *testing.T, name string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if d, ok := dirs[name]; ok {
+			return d
+		}
+		d := t.TempDir()
+		dirs[name] = d
+		return d
+	}
+	plugintest.Suite(t, New(), plugintest.Options{
+		Options: resourcetest.Options{
+			Properties: func(t *testing.T) resource.Properties {
+				d := dir(t, t.Name())
+				return resource.Properties{
+					"argv":       []any{"/bin/sh", "-c", "echo $$ >> " + filepath.Join(d, "pids") + "; echo $$ > " + filepath.Join(d, "pid") + "; exec sleep 1000"},
+					"stop_grace": "5s",
+					"readiness": map[string]any{
+						// Ready once this start's program is running.
+						"command":  []any{"/bin/sh", "-c", "kill -0 \"$(cat " + filepath.Join(d, "pid") + ")\" 2>/dev/null && test ! -e " + filepath.Join(d, "hang")},
+						"interval": "10ms",
+					},
 				}
-			}
-			return false
+			},
+			Up: func(t *testing.T, in resourcetest.Instance) bool {
+				b, _ := os.ReadFile(filepath.Join(dir(t, in.Name), "pids"))
+				for _, f := range strings.Fields(string(b)) {
+					if pid, err := strconv.Atoi(f); err == nil && proc.GroupExists(pid) {
+						return true
+					}
+				}
+				return false
+			},
+			Hang: func(t *testing.T, in resourcetest.Instance) <-chan struct{} {
+				if err := os.WriteFile(filepath.Join(dir(t, in.Name), "hang"), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return nil
+			},
+			BadProperties: []resourcetest.BadProperties{
+				{Name: "no argv", Properties: resource.Properties{"argv": []any{}}, Field: "argv"},
+				{Name: "relative dir", Properties: resource.Properties{"argv": []any{"/bin/true"}, "dir": "tmp"}, Field: "dir"},
+				{Name: "missing program", Properties: resource.Properties{"argv": []any{"/nonexistent/prog"}}, Field: "argv"},
+				{Name: "bad env name", Properties: resource.Properties{"argv": []any{"/bin/true"}, "env": map[string]any{"A=B": "x"}}, Field: "env"},
+				{Name: "negative stop_grace", Properties: resource.Properties{"argv": []any{"/bin/true"}, "stop_grace": "-1s"}, Field: "stop_grace"},
+			},
 		},
-		Hang: func(t *testing.T, r resource.Resource) <-chan struct{} {
-			mu.Lock()
-			g := gates[r]
-			mu.Unlock()
-			ch := make(chan struct{})
-			g.mu.Lock()
-			g.hanging = ch
-			g.mu.Unlock()
-			g.hang.Store(true)
-			return ch
-		},
+		Modes: []plugintest.Mode{plugintest.ModeInProcess, plugintest.ModeGRPC},
 	})
 }

@@ -18,23 +18,6 @@ import (
 	"github.com/sftkit/sft/resource"
 )
 
-// TestConformanceThroughPlugin runs the contract suite on instances living
-// in a plugin process.
-func TestConformanceThroughPlugin(t *testing.T) {
-	e := newEnv(t, map[string]string{"plug.service": sleeperUnit})
-	h := plugintest.Launch(t, plugins.Config{DisableAutoMTLS: true})
-	plugintest.ConformanceHost(t, h, TypeName, plugintest.Options{
-		Properties: e.props(resource.Properties{"service": "plug"}),
-		Up: func(t *testing.T, r resource.Resource) bool {
-			return e.status(t, "plug.service").Active.Up() || len(e.pids(t, "plug.service")) > 0
-		},
-		Hang: func(t *testing.T, r resource.Resource) <-chan struct{} {
-			e.writeUnit(t, "plug.service", hangUnit)
-			return nil
-		},
-	})
-}
-
 // TestThroughPluginErrorsAndFailures: the configuration error naming the
 // service property and the pushed failure of a killed unit cross the
 // process boundary.

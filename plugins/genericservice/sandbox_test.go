@@ -17,7 +17,6 @@ import (
 
 	"github.com/sftkit/sft/internal/systemdsandbox"
 	"github.com/sftkit/sft/internal/testenv"
-	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/plugins/plugintest"
 	"github.com/sftkit/sft/resource"
 )
@@ -28,7 +27,7 @@ import (
 // goroutines.
 func TestMain(m *testing.M) {
 	systemdsandbox.Main()
-	plugins.Main(New())
+	plugintest.ServeIfPlugin(New())
 	code := m.Run()
 	if code == 0 {
 		if err := plugintest.NoChildren(10 * time.Second); err != nil {

@@ -3,7 +3,6 @@ package genericservice
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/sftkit/sft/resource"
-	"github.com/sftkit/sft/resource/resourcetest"
 )
 
 // TestOnlineOffline: Online starts the unit (systemd says active, a process
@@ -229,35 +227,6 @@ func TestHealthAndReadiness(t *testing.T) {
 	if err := r.LooksAlive(guardCtx(t)); err != nil {
 		t.Fatalf("LooksAlive (manager state only): %v", err)
 	}
-}
-
-// TestConformance runs the resource contract suite against real systemd,
-// one fresh unit per subtest.
-func TestConformance(t *testing.T) {
-	e := newEnv(t, nil)
-	n := 0
-	units := map[resource.Resource]string{}
-	resourcetest.ConformanceWith(t, resourcetest.Options{
-		New: func(t *testing.T) resource.Resource {
-			n++
-			unit := fmt.Sprintf("conf%d.service", n)
-			e.writeUnit(t, unit, sleeperUnit)
-			r, err := e.typ.Open(guardCtx(t), resource.OpenRequest{Name: t.Name(), Properties: e.props(resource.Properties{"service": unit})})
-			if err != nil {
-				t.Fatal(err)
-			}
-			units[r] = unit
-			return r
-		},
-		Up: func(t *testing.T, r resource.Resource) bool {
-			unit := units[r]
-			return e.status(t, unit).Active.Up() || len(e.pids(t, unit)) > 0
-		},
-		Hang: func(t *testing.T, r resource.Resource) <-chan struct{} {
-			e.writeUnit(t, units[r], hangUnit)
-			return nil
-		},
-	})
 }
 
 // TestReconnectAfterConnectionLoss: the connections to systemd break (here

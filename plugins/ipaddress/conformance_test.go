@@ -1,37 +1,37 @@
 package ipaddress
 
 import (
-	"sync"
 	"testing"
-	"time"
 
+	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/plugins/plugintest"
 	"github.com/sftkit/sft/resource"
 	"github.com/sftkit/sft/resource/resourcetest"
 )
 
-// TestConformance runs the resource contract suite against real instances
-// in a namespace, with the default probe timing: Up looks at the kernel's
-// addresses directly, Hang makes Online wait in a minute-long probe.
-func TestConformance(t *testing.T) {
+// TestSuite runs the resource contract suite against real instances in a
+// namespace, in-process, through the gRPC shims and in a plugin process
+// (this test binary, see TestMain): Up looks at the kernel's addresses
+// directly, and a one-probe, one-minute probe wait makes Online hang.
+func TestSuite(t *testing.T) {
 	families(t, func(t *testing.T, v6 bool) {
 		l := newLab(t, v6)
-		resourcetest.ConformanceWith(t, resourcetest.Options{
-			New: func(t *testing.T) resource.Resource {
-				r, err := NewType().Open(t.Context(), resource.OpenRequest{Name: "vip", Properties: l.props(l.a, nil)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return r
+		plugintest.Suite(t, NewType(), plugintest.Options{
+			Options: resourcetest.Options{
+				Properties: func(t *testing.T) resource.Properties { return l.props(l.a, nil) },
+				Up:         func(t *testing.T, in resourcetest.Instance) bool { return l.has(t, l.a) },
+				HangProperties: func(t *testing.T, p resource.Properties) resource.Properties {
+					p["probe_count"], p["probe_wait"] = 1, "1m"
+					return p
+				},
+				BadProperties: []resourcetest.BadProperties{
+					{Name: "no prefix length", Properties: l.props(l.a, resource.Properties{"address": "192.0.2.10"}), Field: "address"},
+					{Name: "missing interface", Properties: l.props(l.a, resource.Properties{"interface": "nope0"}), Field: "interface"},
+					{Name: "probe wait too long", Properties: l.props(l.a, resource.Properties{"probe_wait": "1h"}), Field: "probe_wait"},
+					{Name: "relative netns", Properties: l.props(l.a, resource.Properties{"netns": "ns1"}), Field: "netns"},
+				},
 			},
-			Up: func(t *testing.T, r resource.Resource) bool { return l.has(t, l.a) },
-			Hang: func(t *testing.T, r resource.Resource) <-chan struct{} {
-				in := r.(*instance)
-				in.cfg.ProbeCount, in.cfg.ProbeWait = 1, time.Hour
-				probing := make(chan struct{})
-				var once sync.Once
-				in.hookProbing = func() { once.Do(func() { close(probing) }) }
-				return probing
-			},
+			Config: plugins.Config{DisableAutoMTLS: true},
 		})
 	})
 }

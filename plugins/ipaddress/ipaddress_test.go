@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sftkit/sft/internal/testenv"
-	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/plugins/plugintest"
 	"github.com/sftkit/sft/resource"
 )
@@ -24,7 +23,7 @@ import (
 // (plugin_test.go); otherwise it runs the tests and then fails the run on
 // leaked goroutines or left-over child processes.
 func TestMain(m *testing.M) {
-	plugins.Main(NewType())
+	plugintest.ServeIfPlugin(NewType())
 	code := m.Run()
 	if code == 0 {
 		if err := plugintest.NoChildren(10 * time.Second); err != nil {

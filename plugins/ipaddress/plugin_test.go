@@ -25,19 +25,6 @@ func pluginType(t *testing.T) resource.Type {
 	return typ
 }
 
-// TestConformanceThroughPlugin runs the contract suite on instances living
-// in a plugin process, managing an address in the test's namespace.
-func TestConformanceThroughPlugin(t *testing.T) {
-	families(t, func(t *testing.T, v6 bool) {
-		l := newLab(t, v6)
-		h := plugintest.Launch(t, plugins.Config{DisableAutoMTLS: true})
-		plugintest.ConformanceHost(t, h, TypeName, plugintest.Options{
-			Properties: l.props(l.a, nil),
-			Up:         func(t *testing.T, r resource.Resource) bool { return l.has(t, l.a) },
-		})
-	})
-}
-
 // TestThroughPluginErrorsAndFailures: error classes and fields, and pushed
 // failures, survive the process boundary.
 func TestThroughPluginErrorsAndFailures(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"github.com/sftkit/sft/internal/procutil"
 	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/resource"
-	"github.com/sftkit/sft/resource/resourcetest"
 )
 
 // InProcess serves types in this process through the real gRPC shims over
@@ -62,7 +61,7 @@ func Launch(t testing.TB, cfg plugins.Config) *plugins.Host {
 // otherwise it runs the tests, then fails the run if any child process of
 // the test binary is left over, and exits.
 func Main(m *testing.M, types ...resource.Type) {
-	plugins.Main(types...)
+	ServeIfPlugin(types...)
 	code := m.Run()
 	if code == 0 {
 		if err := NoChildren(10 * time.Second); err != nil {
@@ -71,6 +70,15 @@ func Main(m *testing.M, types ...resource.Type) {
 		}
 	}
 	os.Exit(code)
+}
+
+// ServeIfPlugin is the first line of a TestMain that does more than Main
+// does: in a process started as a plugin it serves types and exits
+// (plugins.Main); otherwise it records types as the ones the test binary
+// serves, for Suite's plugin-process mode, and returns.
+func ServeIfPlugin(types ...resource.Type) {
+	plugins.Main(types...)
+	mainServes.Store(&types)
 }
 
 // NoChildren waits up to wait for the test process to have no child
@@ -91,56 +99,4 @@ func NoChildren(wait time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// Options configure Conformance and ConformanceHost.
-type Options struct {
-	// Properties open every instance. Each instance is named after its
-	// subtest (t.Name()), so Hang can find the type's own instance.
-	Properties resource.Properties
-	// PropertiesFor, if set, returns the properties of the subtest's
-	// instance instead of Properties (a per-test pid file, say).
-	PropertiesFor func(t *testing.T) resource.Properties
-	// Config configures the in-process host of Conformance (ignored by
-	// ConformanceHost).
-	Config plugins.Config
-	// Up, Hang, Timeout are resourcetest.Options' fields; Up and Hang get
-	// the proxy.
-	Up      func(t *testing.T, r resource.Resource) bool
-	Hang    func(t *testing.T, r resource.Resource) <-chan struct{}
-	Timeout time.Duration
-}
-
-// Conformance runs the resource contract suite on typ's instances opened
-// through the real gRPC shims in this process (InProcess).
-func Conformance(t *testing.T, typ resource.Type, o Options) {
-	t.Helper()
-	h := InProcess(t, o.Config, typ)
-	ConformanceHost(t, h, typ.Name(), o)
-}
-
-// ConformanceHost runs the resource contract suite on instances of the type
-// named typeName opened through h (in-process or a real plugin process).
-func ConformanceHost(t *testing.T, h *plugins.Host, typeName string, o Options) {
-	t.Helper()
-	typ, ok := h.Type(typeName)
-	if !ok {
-		t.Fatalf("plugintest: the plugin does not serve type %q", typeName)
-	}
-	resourcetest.ConformanceWith(t, resourcetest.Options{
-		New: func(t *testing.T) resource.Resource {
-			props := o.Properties
-			if o.PropertiesFor != nil {
-				props = o.PropertiesFor(t)
-			}
-			r, err := typ.Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: props})
-			if err != nil {
-				t.Fatalf("plugintest: Open: %v", err)
-			}
-			return r
-		},
-		Up:      o.Up,
-		Hang:    o.Hang,
-		Timeout: o.Timeout,
-	})
 }

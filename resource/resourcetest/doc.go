@@ -26,8 +26,13 @@
 // works inside a testing/synctest bubble: a blocked call is durably blocked
 // and its timestamps are the bubble's fake time.
 //
-// For resource types, [Conformance] and [ConformanceWith] run the contract
-// of resource.Resource as subtests: Online then healthy, Offline idempotent,
-// Terminate from every state and while Online hangs, context cancellation
-// and deadlines, Close. Every bundled type runs it; so can anyone's plugin.
+// For resource types, [Suite] runs the contract of resource.Resource as
+// subtests on instances of a resource.Type: Validate and Open refuse bad
+// properties naming the field; Online brings the resource up and Offline
+// and Terminate leave nothing behind (probed by the Up hook, and again a
+// while later); Terminate works from every state and makes a hanging
+// Online return; every call returns soon after its ctx ends; LooksAlive is
+// cheap. A failure names its rule ([RuleDownAfterStop], ...) once. Package
+// plugins/plugintest runs the same suite through the gRPC shims and in a
+// plugin process; every bundled type runs it, and so can anyone's plugin.
 package resourcetest

@@ -7,22 +7,15 @@ import (
 	"github.com/sftkit/sft/resource/resourcetest"
 )
 
-// fakeOptions runs the conformance suite against the unscripted Fake, with
-// the probes a real type would provide.
-func fakeOptions() resourcetest.Options {
+// fakeOptions runs the conformance suite against typ's unscripted Fakes,
+// with the probes a real type would provide.
+func fakeOptions(typ *resourcetest.Type) resourcetest.Options {
 	return resourcetest.Options{
-		New: func(t *testing.T) resource.Resource {
-			f := resourcetest.NewFake(t.Name())
-			t.Cleanup(func() {
-				if v := f.Violations(); len(v) > 0 {
-					t.Errorf("the suite broke the contract: %v", v)
-				}
-			})
-			return f
+		Up: func(t *testing.T, in resourcetest.Instance) bool {
+			return typ.Instance(in.Name).Up()
 		},
-		Up: func(t *testing.T, r resource.Resource) bool { return r.(*resourcetest.Fake).Up() },
-		Hang: func(t *testing.T, r resource.Resource) <-chan struct{} {
-			f := r.(*resourcetest.Fake)
+		Hang: func(t *testing.T, in resourcetest.Instance) <-chan struct{} {
+			f := typ.Instance(in.Name)
 			f.Block(resourcetest.MethodOnline, 1, resourcetest.Cancelable)
 			hanging := make(chan struct{})
 			go func() {
@@ -32,18 +25,35 @@ func fakeOptions() resourcetest.Options {
 			}()
 			return hanging
 		},
+		BadProperties: []resourcetest.BadProperties{
+			{Name: "negative failures", Properties: resource.Properties{"online_failures": -1}, Field: "online_failures"},
+			{Name: "unknown property", Properties: resource.Properties{"color": "red"}, Field: "color"},
+		},
 	}
 }
 
-func TestConformanceFake(t *testing.T) {
+func TestSuiteFake(t *testing.T) {
 	t.Parallel()
-	resourcetest.ConformanceWith(t, fakeOptions())
+	typ := resourcetest.NewType("fake")
+	resourcetest.Suite(t, typ, fakeOptions(typ))
+	if typ.Validations() == 0 {
+		t.Error("the suite never called Validate")
+	}
+	for _, f := range typ.Instances() {
+		if v := f.Violations(); len(v) > 0 {
+			t.Errorf("the suite broke the contract on %s: %v", f.Name(), v)
+		}
+	}
 }
 
-func TestConformanceFakeMinimal(t *testing.T) {
+func TestSuiteFakeMinimal(t *testing.T) {
 	t.Parallel()
-	// The plain entry point, and a Fake offering no optional interface.
-	resourcetest.Conformance(t, func(t *testing.T) resource.Resource {
-		return resourcetest.Hidden(resourcetest.NewFake(t.Name()), resourcetest.CapFailureReporter|resourcetest.CapCloser|resourcetest.CapHostKiller)
+	// A Fake offering no optional interface, with every hook opted out.
+	typ := resourcetest.NewType("fake")
+	typ.Hide(resourcetest.CapFailureReporter | resourcetest.CapCloser | resourcetest.CapHostKiller)
+	resourcetest.Suite(t, typ, resourcetest.Options{
+		NoUp:            "a Fake's state is in memory",
+		NoHang:          "testing the opt-out",
+		NoBadProperties: "testing the opt-out",
 	})
 }

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 
 	"github.com/sftkit/sft/resource"
@@ -65,13 +64,15 @@ func (t lockType) Open(_ context.Context, req resource.OpenRequest) (resource.Re
 	return &Lock{cfg: c, log: req.Log()}, nil
 }
 
-// Lock is one lock instance.
+// Lock is one lock instance. Its resource.Lifecycle does the plumbing:
+// Terminate cancels an Online in flight, and a lock taken by an Online that
+// Terminate overtook is dropped instead of kept.
 type Lock struct {
 	cfg props
 	log *slog.Logger
 
-	mu sync.Mutex
-	f  *os.File // held lock, nil when offline
+	life resource.Lifecycle
+	f    *os.File // held lock, nil when offline; guarded by life
 }
 
 var _ resource.Resource = (*Lock)(nil)
@@ -82,12 +83,12 @@ func (l *Lock) Path() string { return l.cfg.Path }
 // Online opens the file and takes the lock without blocking: a lock held
 // by someone else is a transient error (try again later, or elsewhere).
 func (l *Lock) Online(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	_, call := l.life.Begin(ctx) // Online never waits; Terminate still overtakes it
+	defer call.End()
+	if err := call.Err(); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f != nil {
+	if l.holding() {
 		return nil
 	}
 	f, err := os.OpenFile(l.cfg.Path, os.O_RDWR|os.O_CREATE, os.FileMode(l.cfg.Mode))
@@ -104,38 +105,43 @@ func (l *Lock) Online(ctx context.Context) error {
 		}
 		return fmt.Errorf("flock %s: %w", l.cfg.Path, err)
 	}
-	l.f = f
+	if err := call.Commit(func() { l.f = f }); err != nil {
+		f.Close() // Terminate came first, or ctx ended: drop the lock
+		return err
+	}
 	l.log.Info("lock taken", "path", l.cfg.Path)
 	return nil
 }
 
 // Offline releases the lock.
-func (l *Lock) Offline(context.Context) error {
-	l.release()
-	return nil
-}
+func (l *Lock) Offline(context.Context) error { return l.Terminate(context.Background()) }
 
-// Terminate releases the lock at once: closing the file drops it.
+// Terminate releases the lock at once (closing the file drops it) and
+// cancels an Online in flight. Idempotent.
 func (l *Lock) Terminate(context.Context) error {
-	l.release()
-	return nil
-}
-
-func (l *Lock) release() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f != nil {
-		l.f.Close()
+	return l.life.Terminate(func() error {
+		if l.f == nil {
+			return nil
+		}
+		err := l.f.Close()
 		l.f = nil
 		l.log.Info("lock released", "path", l.cfg.Path)
-	}
+		return err
+	})
+}
+
+func (l *Lock) holding() bool {
+	return l.life.Locked(func() error {
+		if l.f == nil {
+			return errors.New("lock not held")
+		}
+		return nil
+	}) == nil
 }
 
 // LooksAlive answers from memory: do we hold the lock?
 func (l *Lock) LooksAlive(context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	if !l.holding() {
 		return errors.New("lock not held")
 	}
 	return nil
@@ -143,22 +149,22 @@ func (l *Lock) LooksAlive(context.Context) error {
 
 // IsAlive also checks that the path still names the file we locked: a lock
 // on a deleted or replaced file protects nothing.
-func (l *Lock) IsAlive(ctx context.Context) error {
-	if err := l.LooksAlive(ctx); err != nil {
-		return err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	held, err := l.f.Stat()
-	if err != nil {
-		return err
-	}
-	now, err := os.Stat(l.cfg.Path)
-	if err != nil {
-		return fmt.Errorf("lock file: %w", err)
-	}
-	if !os.SameFile(held, now) {
-		return fmt.Errorf("%s was replaced: the lock protects nothing", l.cfg.Path)
-	}
-	return nil
+func (l *Lock) IsAlive(context.Context) error {
+	return l.life.Locked(func() error {
+		if l.f == nil {
+			return errors.New("lock not held")
+		}
+		held, err := l.f.Stat()
+		if err != nil {
+			return err
+		}
+		now, err := os.Stat(l.cfg.Path)
+		if err != nil {
+			return fmt.Errorf("lock file: %w", err)
+		}
+		if !os.SameFile(held, now) {
+			return fmt.Errorf("%s was replaced: the lock protects nothing", l.cfg.Path)
+		}
+		return nil
+	})
 }

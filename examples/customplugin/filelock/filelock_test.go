@@ -33,52 +33,26 @@ func props(t *testing.T) resource.Properties {
 	return resource.Properties{"path": filepath.Join(t.TempDir(), "x.lock")}
 }
 
-func up(t *testing.T, r resource.Resource) bool {
-	return lockedBySomeone(t, r.(*filelock.Lock).Path())
-}
+// TestMain lets the suite run the type in a real plugin process: the test
+// binary, re-executed, serves it.
+func TestMain(m *testing.M) { plugintest.Main(m, filelock.New()) }
 
-func TestConformance(t *testing.T) {
-	resourcetest.ConformanceWith(t, resourcetest.Options{
-		New: func(t *testing.T) resource.Resource {
-			r, err := filelock.New().Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: props(t)})
-			require.NoError(t, err)
-			return r
+// TestSuite runs the contract suite in-process, through the gRPC shims and
+// in a plugin process.
+func TestSuite(t *testing.T) {
+	plugintest.Suite(t, filelock.New(), plugintest.Options{Options: resourcetest.Options{
+		Properties: props,
+		Up: func(t *testing.T, in resourcetest.Instance) bool {
+			return lockedBySomeone(t, in.Properties["path"].(string))
 		},
-		Up: up,
-	})
-}
-
-func TestConformanceThroughGRPC(t *testing.T) {
-	var paths = map[string]string{}
-	plugintest.Conformance(t, filelock.New(), plugintest.Options{
-		PropertiesFor: func(t *testing.T) resource.Properties {
-			p := props(t)
-			paths[t.Name()] = p["path"].(string)
-			return p
+		NoHang: "Online never waits: it takes the lock without blocking or fails",
+		BadProperties: []resourcetest.BadProperties{
+			{Name: "missing path", Properties: resource.Properties{}, Field: "path"},
+			{Name: "relative path", Properties: resource.Properties{"path": "x.lock"}, Field: "path"},
+			{Name: "bad mode", Properties: resource.Properties{"path": "/tmp/x", "mode": 4096}, Field: "mode"},
+			{Name: "unknown", Properties: resource.Properties{"path": "/tmp/x", "color": "red"}, Field: "color"},
 		},
-		Up: func(t *testing.T, _ resource.Resource) bool { return lockedBySomeone(t, paths[t.Name()]) },
-	})
-}
-
-func TestValidate(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		props resource.Properties
-		field string
-	}{
-		{"missing path", resource.Properties{}, "path"},
-		{"relative path", resource.Properties{"path": "x.lock"}, "path"},
-		{"bad mode", resource.Properties{"path": "/tmp/x", "mode": 4096}, "mode"},
-		{"unknown", resource.Properties{"path": "/tmp/x", "color": "red"}, "color"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := filelock.New().Validate(t.Context(), tc.props)
-			require.ErrorIs(t, err, resource.ErrConfiguration)
-			var re *resource.Error
-			require.ErrorAs(t, err, &re)
-			require.Equal(t, tc.field, re.Field)
-		})
-	}
+	}})
 }
 
 func TestReplacedFileFailsIsAlive(t *testing.T) {

@@ -134,7 +134,12 @@ func loadConfig(path string, env Env, fn func(*config.Config)) (*config.Config, 
 	if err != nil {
 		return nil, name, err
 	}
-	if err := cfg.Validate(context.Background(), name, pos, node.ValidationRegistry(), self); err != nil {
+	reg, done, err := node.ValidationRegistryFor(context.Background(), cfg.Plugins)
+	if err != nil {
+		return nil, name, err
+	}
+	defer done()
+	if err := cfg.Validate(context.Background(), name, pos, reg, self); err != nil {
 		return nil, name, err
 	}
 	return cfg, name, nil

@@ -139,6 +139,9 @@ type Plugins struct {
 	// automatic mutual TLS (about 40 ms per plugin start). Default true;
 	// false relies on the plugin socket's private directory.
 	AutoMTLS *bool `yaml:"auto_mtls"`
+	// External lists plugin binaries serving types of their own; see
+	// ExternalPlugin. Default none.
+	External []ExternalPlugin `yaml:"external"`
 }
 
 // AutoMTLSOn reports whether automatic mutual TLS is on (the default).

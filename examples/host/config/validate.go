@@ -59,6 +59,7 @@ func (c *Config) Validate(ctx context.Context, name string, pos *Positions, reg 
 	default:
 		v.add("plugins.mode", c.Plugins.Mode, "want %s or %s", PluginModeProcess, PluginModeInProcess)
 	}
+	v.externalPlugins(c.Plugins.External)
 	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
 	v.groups(ctx, c.Groups, reg, self)
 	if len(v.errs) == 0 {

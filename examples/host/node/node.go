@@ -167,10 +167,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}, []string{"event"})
 	reg := opts.Registry
 	var phost *plugins.Host
+	onProcess := func(e plugins.ProcessEvent) { procEvents.WithLabelValues(e.Kind).Inc() }
 	if reg == nil {
-		r, h, err := openTypes(ctx, cfg.Plugins, n.log.With("component", "plugins"), func(e plugins.ProcessEvent) {
-			procEvents.WithLabelValues(e.Kind).Inc()
-		})
+		r, h, err := openTypes(ctx, cfg.Plugins, n.log.With("component", "plugins"), onProcess)
 		if err != nil {
 			return err
 		}
@@ -183,9 +182,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 		}
 	}
 
+	ext, err := openExternal(ctx, cfg.Plugins, reg, n.log.With("component", "plugins"), onProcess)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, ext.Close)
+
 	// Monitor, metrics, event consumer.
 	n.met = newMetrics(func() monitor.Status { return n.mon.Status() })
 	n.met.reg.MustRegister(procEvents)
+	ext.register(n.met.reg)
 	monLevel := slog.LevelWarn
 	if cfg.Log.Level == "debug" {
 		monLevel = slog.LevelDebug
