@@ -390,10 +390,3 @@ func (d *decoder) anyValue(n *yaml.Node, path string) any {
 	d.errorf(n, path, nil, "unsupported YAML node")
 	return nil
 }
-
-// asErrors returns err as Errors if it is one.
-func asErrors(err error) (Errors, bool) {
-	var es Errors
-	ok := errors.As(err, &es)
-	return es, ok
-}
