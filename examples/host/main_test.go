@@ -191,7 +191,7 @@ func TestEndToEnd(t *testing.T) {
 
 	out, errOut, code := runCLI(t, bin, "validate", cfgPath)
 	require.Equal(t, 0, code, errOut)
-	require.Equal(t, cfgPath+": ok (1 groups, 1 resources)\n", out)
+	require.Equal(t, cfgPath+": ok (1 group, 1 resource)\n", out)
 
 	host := exec.Command(bin, "run", "-config", cfgPath, "-socket", sock)
 	stdout, err := host.StdoutPipe()
@@ -353,12 +353,12 @@ func TestCLIWithoutHost(t *testing.T) {
 	require.Contains(t, errOut, `unknown command "frobnicate"`)
 	out, _, code := runCLI(t, bin, "validate")
 	require.Equal(t, 0, code)
-	require.Equal(t, "quickstart.yaml (built in): ok (1 groups, 1 resources)\n", out)
+	require.Equal(t, "quickstart.yaml (built in): ok (1 group, 1 resource)\n", out)
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("groups:\n  - name: g\n    resources:\n      - {name: r, type: genericapp, properties: {argv: [/nonexistent]}}\n"), 0o600))
 	_, errOut, code = runCLI(t, bin, "validate", bad)
 	require.Equal(t, 1, code)
-	require.Equal(t, bad+":4:50: groups[0].resources[0].properties.argv \"/nonexistent\": no such file or directory\n"+bad+": 1 problem(s)\n", errOut)
+	require.Equal(t, bad+":4:50: groups[0].resources[0].properties.argv \"/nonexistent\": no such file or directory\n"+bad+": 1 problem\n", errOut)
 }
 
 // startHost runs bin with args and returns once it printed its banner.

@@ -14,18 +14,23 @@ import (
 // Defaults of the fields whose zero value means "default". Every field's
 // default is also written next to it in reference.yaml.
 const (
-	DefaultLogLevel          = "info"
-	DefaultLogFormat         = "json"
-	DefaultPluginMode        = PluginModeProcess
-	DefaultAlertTimeout      = 5 * time.Second
-	DefaultAlertRetries      = 5
-	DefaultAlertBackoff      = time.Second
-	DefaultAlertMaxBackoff   = 30 * time.Second
-	DefaultAlertQueue        = 64
-	DefaultShutdownTimeout   = 90 * time.Second
-	DefaultOperationTimeout  = 2 * time.Minute
-	DefaultEventHistory      = 256
-	SelfPlaceholder          = "${self}"
+	DefaultLogLevel         = "info"
+	DefaultLogFormat        = "json"
+	DefaultPluginMode       = PluginModeProcess
+	DefaultAlertTimeout     = 5 * time.Second
+	DefaultAlertRetries     = 5
+	DefaultAlertBackoff     = time.Second
+	DefaultAlertMaxBackoff  = 30 * time.Second
+	DefaultAlertQueue       = 64
+	DefaultShutdownTimeout  = 90 * time.Second
+	DefaultOperationTimeout = 2 * time.Minute
+	DefaultEventHistory     = 256
+	SelfPlaceholder         = "${self}"
+	// InstancePlaceholder is replaced by a random token made at each node
+	// start: an app given it (the quick start's demo) can prove to its
+	// readiness check that it is this node's app, not another's on the
+	// same port.
+	InstancePlaceholder      = "${instance}"
 	PluginModeProcess        = "process"
 	PluginModeInProcess      = "inprocess"
 	AlertFailed              = "failed"
@@ -187,7 +192,8 @@ type Resource struct {
 	DependsOn []string `yaml:"depends_on"`
 	// Properties are the type's properties, validated by the type. The
 	// string "${self}" anywhere in a property value is replaced by the
-	// path of this host binary.
+	// path of this host binary, "${instance}" by a random token made at
+	// each node start.
 	Properties map[string]any `yaml:"properties"`
 	// Restart is the restart policy.
 	Restart Restart `yaml:"restart"`
@@ -357,28 +363,39 @@ func (a API) ReadToken() (string, error) {
 }
 
 // ExpandSelf returns a deep copy of props with SelfPlaceholder replaced by
-// self in every string.
+// self in every string (InstancePlaceholder stays).
 func ExpandSelf(props map[string]any, self string) map[string]any {
+	return Expand(props, strings.NewReplacer(SelfPlaceholder, self))
+}
+
+// ExpandAll returns a deep copy of props with SelfPlaceholder replaced by
+// self and InstancePlaceholder by instance in every string.
+func ExpandAll(props map[string]any, self, instance string) map[string]any {
+	return Expand(props, strings.NewReplacer(SelfPlaceholder, self, InstancePlaceholder, instance))
+}
+
+// Expand returns a deep copy of props with r applied to every string.
+func Expand(props map[string]any, r *strings.Replacer) map[string]any {
 	if props == nil {
 		return nil
 	}
-	return expand(props, self).(map[string]any)
+	return expand(props, r).(map[string]any)
 }
 
-func expand(v any, self string) any {
+func expand(v any, r *strings.Replacer) any {
 	switch x := v.(type) {
 	case string:
-		return strings.ReplaceAll(x, SelfPlaceholder, self)
+		return r.Replace(x)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = expand(e, self)
+			out[k] = expand(e, r)
 		}
 		return out
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = expand(e, self)
+			out[i] = expand(e, r)
 		}
 		return out
 	}

@@ -413,7 +413,7 @@ func (v *validator) resources(ctx context.Context, gp string, rs []Resource, reg
 			if _, ok := reg.Lookup(r.Type); !ok {
 				v.add(rp+".type", r.Type, "unknown resource type (known: %s)", strings.Join(reg.Names(), ", "))
 			} else {
-				v.properties(rp+".properties", reg.Validate(ctx, r.Type, resource.Properties(ExpandSelf(r.Properties, self))))
+				v.properties(rp+".properties", reg.Validate(ctx, r.Type, resource.Properties(ExpandAll(r.Properties, self, "validate"))))
 			}
 		}
 		if r.Restart.Action != "" {
