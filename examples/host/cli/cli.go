@@ -465,6 +465,10 @@ func cmdRun(args []string, env Env) int {
 	var (
 		nodeMu  sync.Mutex
 		running *node.Node
+		// aborting closes at the second signal; abortCode then yields
+		// the exit code once Abort is done (and env.exit was called).
+		aborting  = make(chan struct{})
+		abortCode = make(chan int, 1)
 	)
 	go func() {
 		s, ok := <-sigs
@@ -477,6 +481,7 @@ func cmdRun(args []string, env Env) int {
 			return
 		}
 		fmt.Fprintf(env.Stderr, "second signal (%v): terminating every resource and plugin process, then exiting\n", s)
+		close(aborting)
 		nodeMu.Lock()
 		n := running
 		nodeMu.Unlock()
@@ -488,6 +493,7 @@ func cmdRun(args []string, env Env) int {
 			code = 128 + int(sig)
 		}
 		env.exit(code)
+		abortCode <- code // only reached when env.Exit returns (tests)
 	}()
 	if env.Signals == nil {
 		go watchGoRun(ctx, env, cancel)
@@ -503,6 +509,11 @@ func cmdRun(args []string, env Env) int {
 			banner(env.Stdout, n, name, quick)
 		},
 	})
+	select {
+	case <-aborting: // Abort unblocked the graceful stop: the abort exits
+		return <-abortCode
+	default:
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "host: %v\n", err)
 		return 1
