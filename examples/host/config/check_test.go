@@ -58,6 +58,13 @@ func TestMachineStateIsAWarningInCheck(t *testing.T) {
 	require.Equal(t, `t.yaml:1:67: groups[0].resources[0].properties.netns "`+missing+`": cannot open network namespace: stat `+missing+`: no such file or directory (an error at run)`, warns[0].Error())
 	require.EqualError(t, verr, `t.yaml:1:67: groups[0].resources[0].properties.netns "`+missing+`": cannot open network namespace: stat `+missing+`: no such file or directory`)
 
+	sock := filepath.Join(t.TempDir(), "missing", "h.sock")
+	warns, cerr, verr = check(t, "api: {socket: "+sock+"}\ngroups: [{name: g, resources: [{name: r, type: fake}]}]\n")
+	require.NoError(t, cerr)
+	require.Len(t, warns, 1)
+	require.Contains(t, warns[0].Error(), `t.yaml:1:7: api.socket "`+sock+`": directory `+filepath.Dir(sock)+`: no such file or directory (an error at run)`)
+	require.ErrorContains(t, verr, "directory "+filepath.Dir(sock)+": no such file or directory")
+
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "token")
 	require.NoError(t, os.WriteFile(tok, []byte("0123456789abcdef0123\n"), 0o644))

@@ -92,7 +92,7 @@ groups:
 node: {name: n1}
 log: {level: debug, format: text, file: /var/log/sft.log}
 api:
-  socket: /run/sft/h.sock
+  socket: /tmp/h.sock
   tcp: "[::1]:7070"
   token: 0123456789abcdef
   operation_timeout: 30s
@@ -134,7 +134,7 @@ groups:
 `, check: func(t *testing.T, c *config.Config) {
 			require.Equal(t, "n1", c.NodeName())
 			require.False(t, c.Plugins.AutoMTLSOn())
-			require.Equal(t, "/run/sft/h.sock", c.SocketPath())
+			require.Equal(t, "/tmp/h.sock", c.SocketPath())
 			require.Equal(t, config.Duration(30*time.Second), c.API.OperationTimeout)
 			require.False(t, c.Groups[0].IsAutostart())
 			ip := c.Groups[0].Resources[0]

@@ -225,8 +225,12 @@ func (v *validator) log(l Log) {
 	default:
 		v.add("log.format", l.Format, "want json or text")
 	}
-	if l.File != "" && !filepath.IsAbs(l.File) {
-		v.add("log.file", l.File, "must be an absolute path")
+	if l.File != "" {
+		if !filepath.IsAbs(l.File) {
+			v.add("log.file", l.File, "must be an absolute path")
+		} else {
+			v.dirExists("log.file", l.File)
+		}
 	}
 }
 
@@ -237,6 +241,8 @@ func (v *validator) api(a API) {
 			v.add("api.socket", a.Socket, "must be an absolute path")
 		case len(a.Socket) > maxSocketPath:
 			v.add("api.socket", a.Socket, "too long for a unix socket (%d bytes, at most %d)", len(a.Socket), maxSocketPath)
+		default:
+			v.dirExists("api.socket", a.Socket)
 		}
 	}
 	if a.TCP != "" {
@@ -262,6 +268,19 @@ func (v *validator) api(a API) {
 	v.nonNegative("api.operation_timeout", a.OperationTimeout)
 	if a.EventHistory < 0 {
 		v.add("api.event_history", a.EventHistory, "must not be negative")
+	}
+}
+
+// dirExists checks that the directory of file exists (run creates the
+// file, not its directory): a machine-state check.
+func (v *validator) dirExists(path, file string) {
+	dir := filepath.Dir(file)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		v.machine(path, file, "directory %s: %v", dir, unwrapPath(err))
+	case !fi.IsDir():
+		v.machine(path, file, "%s is not a directory", dir)
 	}
 }
 
