@@ -5,21 +5,17 @@
 //
 //	go run ./examples/host
 //
-// See README.md in this directory.
+// The same program installs as `sftd` (go install ./examples/host/sftd);
+// `go install ./examples/host` would name it "host", like the DNS lookup
+// tool. See README.md in this directory.
 package main
 
 import (
-	_ "embed"
 	"os"
 
 	"github.com/sftkit/sft/examples/host/cli"
 	"github.com/sftkit/sft/examples/host/node"
 )
-
-// quickstart is the configuration used when none is given.
-//
-//go:embed quickstart.yaml
-var quickstart []byte
 
 func main() {
 	// First: when this binary was re-executed as the plugin process of its
@@ -27,5 +23,5 @@ func main() {
 	// process drops the handshake variables once connected, so the demo
 	// app it starts from this same binary runs as a normal command.)
 	node.PluginMain()
-	os.Exit(cli.Main(os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Quickstart: quickstart}))
+	os.Exit(cli.Main(os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr}))
 }

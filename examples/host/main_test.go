@@ -191,7 +191,7 @@ func TestEndToEnd(t *testing.T) {
 
 	out, errOut, code := runCLI(t, bin, "validate", cfgPath)
 	require.Equal(t, 0, code, errOut)
-	require.Equal(t, cfgPath+": ok (1 groups, 1 resources)\n", out)
+	require.Equal(t, cfgPath+": ok (1 group, 1 resource)\n", out)
 
 	host := exec.Command(bin, "run", "-config", cfgPath, "-socket", sock)
 	stdout, err := host.StdoutPipe()
@@ -240,8 +240,28 @@ func TestEndToEnd(t *testing.T) {
 	// Status through the CLI.
 	out, errOut, code = runCLI(t, bin, "status", "-socket", sock)
 	require.Equal(t, 0, code, errOut)
-	require.Regexp(t, regexp.MustCompile(`(?m)^GROUP\s+OWNER\s+STATE\s+RESOURCE\s+TYPE\s+RESOURCE STATE\s+RESTARTS\s+LAST FAILURE$`), out)
-	require.Regexp(t, regexp.MustCompile(`(?m)^demo\s+quickstart\s+Online\s+web\s+genericapp\s+Online\s+0\s+-$`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^GROUP\s+OWNER\s+STATE\s+RESOURCE\s+TYPE\s+RESOURCE STATE\s+RESTARTS IN PERIOD\s+TOTAL RESTARTS\s+LAST FAILURE$`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^demo\s+quickstart\s+Online\s+web\s+genericapp\s+Online\s+0 in 5m\s+0\s+-$`), out)
+	// Counters exist before anything happened.
+	require.Contains(t, httpGet(t, "http://"+metricsAddr+"/metrics"), `sft_resource_restarts_total{group="demo",resource="web",type="genericapp"} 0`)
+
+	// A second node on the same config (another socket) finds the port
+	// taken by the first node's app: its readiness check must not take
+	// that app for its own, so its group never comes online.
+	sock2 := filepath.Join(dir, "host2.sock")
+	host2, exited2, _, _ := startHost(t, bin, "run", "-config", cfgPath, "-socket", sock2, "-metrics-listen", "off", "-node", "second")
+	c2 := api.NewUnixClient(sock2)
+	defer c2.Close()
+	var seen []string
+	waitEvent(t, c2, 0, func(e api.Event) bool {
+		seen = append(seen, e.String())
+		return e.Kind == "restart" || e.Kind == "group_failed"
+	})
+	for _, e := range seen {
+		require.NotContains(t, e, "group_state_changed demo: OnlinePending -> Online", "the second node took the first node's app for its own")
+	}
+	require.NoError(t, host2.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, <-exited2)
 
 	// Kill the app.
 	pid1, err := strconv.Atoi(strings.TrimSpace(httpGet(t, "http://"+appAddr+"/pid")))
@@ -263,11 +283,12 @@ func TestEndToEnd(t *testing.T) {
 	// The restart in the CLI's events, the status and the metrics.
 	out, errOut, code = runCLI(t, bin, "events", "-socket", sock)
 	require.Equal(t, 0, code, errOut)
-	require.Contains(t, out, "failure_pushed demo/web: failure reported by the resource: genericapp demo/web: process "+strconv.Itoa(pid1)+" killed by signal")
+	require.Contains(t, out, "failure_pushed demo/web: genericapp demo/web: process "+strconv.Itoa(pid1)+" killed by signal")
+	require.NotContains(t, out, "failure reported by the resource")
 	require.Contains(t, out, "restart demo/web: restart 1 of 5 within 5m0s [delay 500ms]")
 	out, _, code = runCLI(t, bin, "status", "-socket", sock)
 	require.Equal(t, 0, code)
-	require.Regexp(t, regexp.MustCompile(`(?m)^demo\s+quickstart\s+Online\s+web\s+genericapp\s+Online\s+1\s+\d\d:\d\d:\d\d failure reported`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^demo\s+quickstart\s+Online\s+web\s+genericapp\s+Online\s+1 in 5m\s+1\s+\d\d:\d\d:\d\d genericapp demo/web: process \d+ killed by signal`), out)
 	m := httpGet(t, "http://"+metricsAddr+"/metrics")
 	require.Contains(t, m, `sft_resource_restarts_total{group="demo",resource="web",type="genericapp"} 1`)
 	require.Contains(t, m, `sft_resource_failures_pushed_total{group="demo",resource="web",type="genericapp"} 1`)
@@ -353,12 +374,12 @@ func TestCLIWithoutHost(t *testing.T) {
 	require.Contains(t, errOut, `unknown command "frobnicate"`)
 	out, _, code := runCLI(t, bin, "validate")
 	require.Equal(t, 0, code)
-	require.Equal(t, "quickstart.yaml (built in): ok (1 groups, 1 resources)\n", out)
+	require.Equal(t, "quickstart.yaml (built in): ok (1 group, 1 resource)\n", out)
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("groups:\n  - name: g\n    resources:\n      - {name: r, type: genericapp, properties: {argv: [/nonexistent]}}\n"), 0o600))
 	_, errOut, code = runCLI(t, bin, "validate", bad)
 	require.Equal(t, 1, code)
-	require.Equal(t, bad+":4:50: groups[0].resources[0].properties.argv \"/nonexistent\": no such file or directory\n"+bad+": 1 problem(s)\n", errOut)
+	require.Equal(t, bad+":4:50: groups[0].resources[0].properties.argv \"/nonexistent\": no such file or directory\n"+bad+": 1 problem\n", errOut)
 }
 
 // startHost runs bin with args and returns once it printed its banner.

@@ -75,8 +75,13 @@ func TestGenericAppConformanceThroughPluginProcess(t *testing.T) {
 				"argv":       []any{"/bin/sh", "-c", "echo $$ >> " + filepath.Join(d, "pids") + "; exec sleep 1000"},
 				"stop_grace": "2s",
 				"readiness": map[string]any{
-					// Ready once the program wrote its pid (Up reads it), unless Hang.
-					"command":  []any{"/bin/sh", "-c", "test -s " + filepath.Join(d, "pids") + " && test ! -e " + filepath.Join(d, "hang")},
+					// Ready once this start's program wrote its pid (Up reads
+					// it), unless Hang. The file keeps the pids of earlier
+					// starts, so "the file is not empty" is already true on a
+					// second Online before the new program ran: the check is
+					// that the newest pid is alive (the earlier programs are
+					// gone once Offline or Terminate returned).
+					"command":  []any{"/bin/sh", "-c", "test ! -e " + filepath.Join(d, "hang") + " && pid=$(tail -n 1 " + filepath.Join(d, "pids") + ") && kill -0 \"$pid\""},
 					"interval": "10ms",
 				},
 			}

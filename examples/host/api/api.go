@@ -26,6 +26,25 @@ type GroupStatus struct {
 	Owner string `json:"owner"`
 	// Autostart says whether the group comes online when the node starts.
 	Autostart bool `json:"autostart"`
+	// Resources replaces the monitor's list with one that adds the
+	// node's restart tallies.
+	Resources []ResourceStatus `json:"resources"`
+}
+
+// ResourceStatus is one resource: the monitor's snapshot plus restart
+// tallies named so they cannot be confused. (The monitor's "restarts"
+// counts since the node started or the group was last cleared.)
+type ResourceStatus struct {
+	monitor.ResourceStatus
+	// RestartsInPeriod is how many restarts the restart policy counts
+	// now: those within the last RestartPeriod since the group last
+	// failed or was cleared. The events say "restart N of THRESHOLD".
+	RestartsInPeriod int `json:"restarts_in_period"`
+	// RestartPeriod is the policy's period, e.g. "15m0s".
+	RestartPeriod string `json:"restart_period,omitempty"`
+	// RestartsTotal counts every restart since the node started; it is
+	// never reset (sft_resource_restarts_total in /metrics).
+	RestartsTotal int `json:"restarts_total"`
 }
 
 // Event is one monitor event as the API streams it (one JSON object per
@@ -119,6 +138,9 @@ type Backend interface {
 
 // Errors a Backend returns that map to HTTP status codes.
 var (
+	// ErrUnreachable: the client could not connect to the node (none
+	// runs at that socket or address, or it refused the connection).
+	ErrUnreachable = errors.New("cannot reach the sft host")
 	// ErrNotFound: no such group (404).
 	ErrNotFound = errors.New("no such group")
 	// ErrConflict: the request cannot be done in the current state or

@@ -73,7 +73,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("cannot reach the sft host at %s: %w", c.where, err)
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, c.where, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()

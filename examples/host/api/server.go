@@ -130,7 +130,7 @@ func (s *Server) auth(next http.Handler, allowUID int) http.Handler {
 				return
 			}
 		default:
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			tok, ok := bearer(r.Header.Get("Authorization"))
 			if s.token == "" || !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="sft"`)
 				writeErr(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
@@ -214,7 +214,9 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		code := http.StatusInternalServerError
 		switch {
 		case errors.Is(err, ErrNotFound):
-			code = http.StatusNotFound
+			// Said once: `no such group "x"`, whatever the backend wrapped.
+			writeErr(w, http.StatusNotFound, fmt.Errorf("%w %q", ErrNotFound, group))
+			return
 		case errors.Is(err, ErrConflict):
 			code = http.StatusConflict
 		case errors.Is(err, context.DeadlineExceeded):
@@ -270,4 +272,16 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// bearer returns the token of an "Authorization: Bearer TOKEN" header. The
+// scheme is matched case-insensitively (RFC 7235 section 2.1), and any
+// run of spaces may separate it from the token.
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimLeft(tok, " ")
+	return tok, tok != ""
 }

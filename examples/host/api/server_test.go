@@ -34,9 +34,9 @@ type stub struct {
 func (s *stub) NodeName() string { return "n1" }
 func (s *stub) Status() api.Status {
 	return api.Status{Node: "n1", Groups: []api.GroupStatus{{
-		GroupStatus: monitor.GroupStatus{Name: "g", State: resource.StateOnline, Target: resource.StateOnline,
-			Resources: []monitor.ResourceStatus{{Name: "r", Type: "fake", State: resource.StateOnline, Restarts: 2}}},
-		Owner: "n1", Autostart: true,
+		GroupStatus: monitor.GroupStatus{Name: "g", State: resource.StateOnline, Target: resource.StateOnline},
+		Resources:   []api.ResourceStatus{{ResourceStatus: monitor.ResourceStatus{Name: "r", Type: "fake", State: resource.StateOnline, Restarts: 2}, RestartsTotal: 3}},
+		Owner:       "n1", Autostart: true,
 	}}}
 }
 func (s *stub) act(a, g string) error {
@@ -111,6 +111,7 @@ func TestUnixSocket(t *testing.T) {
 	require.Equal(t, "n1", st.Groups[0].Owner)
 	require.Equal(t, resource.StateOnline, st.Groups[0].State)
 	require.Equal(t, 2, st.Groups[0].Resources[0].Restarts)
+	require.Equal(t, 3, st.Groups[0].Resources[0].RestartsTotal)
 
 	res, err := c.Action(ctx, "g", "offline")
 	require.NoError(t, err)
@@ -129,7 +130,7 @@ func TestUnixSocket(t *testing.T) {
 		code          int
 		msg           string
 	}{
-		{"nope", "online", http.StatusNotFound, "online nope: no such group"},
+		{"nope", "online", http.StatusNotFound, `no such group "nope"`},
 		{"slow", "offline", http.StatusGatewayTimeout, "offline slow: context deadline exceeded"},
 		{"broken", "online", http.StatusInternalServerError, "online broken: group failed: boom"},
 		{"g", "explode", http.StatusNotFound, `unknown action "explode" (want online, offline, clear or move)`},
@@ -192,6 +193,23 @@ func TestTCPNeedsToken(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&eb))
 	require.Equal(t, "missing or wrong bearer token", eb.Error)
 	require.Equal(t, `Bearer realm="sft"`, resp.Header.Get("WWW-Authenticate"))
+
+	// The scheme is case-insensitive (RFC 7235); the token is not.
+	for auth, want := range map[string]int{
+		"bearer 0123456789abcdef0":  http.StatusOK,
+		"BEARER  0123456789abcdef0": http.StatusOK,
+		"Bearer 0123456789ABCDEF0":  http.StatusUnauthorized,
+		"Basic 0123456789abcdef0":   http.StatusUnauthorized,
+		"Bearer":                    http.StatusUnauthorized,
+	} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/status", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, want, resp.StatusCode, auth)
+	}
 }
 
 func TestTCPWithoutTokenRefusesEverything(t *testing.T) {

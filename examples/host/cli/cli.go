@@ -9,7 +9,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -26,71 +30,244 @@ const DemoHTTPCommand = "demo-http"
 // Env is what Main needs from the process.
 type Env struct {
 	Stdout, Stderr io.Writer
-	// Quickstart is the embedded default configuration.
+	// Quickstart is the default configuration. Default: the package's
+	// Quickstart.
 	Quickstart []byte
 	// Getenv reads environment variables. Default os.Getenv.
 	Getenv func(string) string
 	// Signals, if set, replaces SIGINT/SIGTERM handling for run: the node
 	// stops when the channel yields or closes (tests).
 	Signals <-chan os.Signal
+	// Exit ends the process after a second signal. Default os.Exit.
+	Exit func(code int)
 }
 
-const usage = `sft example host: runs resources and groups on this node.
+func (e Env) exit(code int) {
+	if e.Exit != nil {
+		e.Exit(code)
+		return
+	}
+	os.Exit(code)
+}
 
-Usage:
-  host                              run the node on the built-in quick-start config
-  host run [-config FILE] [flags]   run the node (Ctrl-C / SIGTERM: graceful stop)
-  host validate [FILE]              check a config (default: the quick start)
-  host status [-json]               table of groups and resources
-  host online GROUP                 bring a group online and wait
-  host offline GROUP                take a group offline and wait
-  host clear GROUP                  reset a failed group (it stays offline)
-  host move GROUP NODE              move a group (only to this node until the cluster layer lands)
-  host events [-follow] [-json]     recent events; -follow streams new ones
-  host simulate                     replay failures against a config (needs the cluster layer)
+// Name is the command's name in usage texts. `go install
+// ./examples/host/sftd` installs it under this name; `go run
+// ./examples/host` runs the same program.
+const Name = "sftd"
 
-Client commands find the node by -socket PATH (or $SFT_SOCKET, or the socket
-named by -config FILE, or the default socket), or by -addr HOST:PORT with
--token-file FILE (or $SFT_ADDR and $SFT_TOKEN) for the loopback TCP API.
+// command is one subcommand: its help (args, a sentence, an example) and
+// what runs it.
+type command struct {
+	name, args string
+	summary    string // one sentence, shown in the overview
+	more       string // more sentences for the command's help
+	example    string
+	run        func(args []string, env Env) int
+}
+
+// commands is the command table: Main's dispatch, the usage and every
+// command's -h come from it.
+var commands []command
+
+func init() {
+	action := func(name string) func([]string, Env) int {
+		return func(args []string, env Env) int { return cmdAction(name, args, env) }
+	}
+	commands = []command{
+		{"run", "[-config FILE] [flags]", "Run the node on a config (default: the built-in quick start).",
+			"Its groups come online, the API and metrics listen. SIGINT or SIGTERM takes every group offline in order, then stops; a second signal terminates every resource and plugin process at once and exits 128+N. A config with no resource is refused unless -allow-empty.",
+			"run -config examples/host/reference.yaml", cmdRun},
+		{"validate", "[FILE]", "Check a config (default: the built-in quick start).",
+			"Every problem is listed as FILE:LINE:COL: PATH VALUE: REASON; what run would refuse is an error here. Problems that depend on this machine's state (a network namespace not created yet, a token file readable by others) and a config with nothing to run are warnings. Exit status 1 on errors.",
+			"validate examples/host/reference.yaml", cmdValidate},
+		{"status", "[-json] [client flags]", "Show the groups and resources of the running node.",
+			"RESTARTS IN PERIOD is what the restart policy counts now (events say \"restart N of THRESHOLD\"); TOTAL RESTARTS counts every restart since the node started.",
+			"status", cmdStatus},
+		{"online", "GROUP [client flags]", "Bring a group online and wait until it is (or failed).", "", "online web", action("online")},
+		{"offline", "GROUP [client flags]", "Take a group offline and wait until it is.", "", "offline web", action("offline")},
+		{"clear", "GROUP [client flags]", "Reset a failed group's failure and restart counts; it stays offline.", "", "clear web", action("clear")},
+		{"move", "GROUP NODE [client flags]", "Move a group to a node (only to this node until the cluster layer lands).", "", "move web node1", cmdMove},
+		{"events", "[-follow] [-json] [client flags]", "Print recent events; -follow keeps streaming new ones.", "", "events -follow", cmdEvents},
+		{"simulate", "", "Replay failures against a config (needs the cluster layer; not available yet).", "", "simulate", cmdSimulate},
+		{"version", "", "Print the module version, the VCS commit and the Go version.", "", "version", cmdVersion},
+		{"help", "[COMMAND]", "Show the usage, or one command's help.", "", "help run", cmdHelp},
+	}
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+const clientHelp = `Client flags: -socket PATH (or $SFT_SOCKET, or the socket named by
+-config FILE, or the default socket), or -addr HOST:PORT with -token-file
+FILE (or $SFT_ADDR and $SFT_TOKEN) for the loopback TCP API.
 `
 
+// usage is the overview: every command with its arguments and sentence.
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "%s: sft's example host; runs resources and groups on this node.\n\nUsage:\n", Name)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s\tRun the node on the built-in quick start (the same as `%s run`).\n", Name, Name)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s %s %s\t%s\n", Name, c.name, c.args, c.summary)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\n%s\n`%s help COMMAND` or `%s COMMAND -h` shows a command's flags and an example.\n", clientHelp, Name, Name)
+	fmt.Fprintln(w, "Exit status: 0 success, 1 failure, 2 usage error; run: 128+N after a second signal N.")
+}
+
+// wrap breaks s into lines of at most width characters.
+func wrap(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 && n+1+len(w) > width {
+			b.WriteByte('\n')
+			n = 0
+		} else if i > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
+}
+
+// commandHelp prints one command's help: arguments, sentence, flags and
+// an example.
+func commandHelp(w io.Writer, c command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: %s %s %s\n\n%s\n", Name, c.name, c.args, c.summary)
+	if c.more != "" {
+		fmt.Fprintf(w, "%s\n", wrap(c.more, 76))
+	}
+	if fs != nil {
+		var flags strings.Builder
+		fs.SetOutput(&flags)
+		fs.PrintDefaults()
+		if flags.Len() > 0 {
+			fmt.Fprintf(w, "\nFlags:\n%s", flags.String())
+		}
+	}
+	if strings.Contains(c.args, "client flags") {
+		fmt.Fprintf(w, "\n%s", clientHelp)
+	}
+	fmt.Fprintf(w, "\nExample:\n  %s %s\n", Name, c.example)
+}
+
 // Main runs the command line and returns the exit code: 0 success, 1
-// failure, 2 usage error.
+// failure, 2 usage error (and 128+N when run stopped at a second signal N).
 func Main(args []string, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
+	}
+	if env.Quickstart == nil {
+		env.Quickstart = Quickstart
 	}
 	if len(args) == 0 {
 		return cmdRun(nil, env)
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "run":
-		return cmdRun(rest, env)
-	case "validate":
-		return cmdValidate(rest, env)
-	case "status":
-		return cmdStatus(rest, env)
-	case "online", "offline", "clear":
-		return cmdAction(cmd, rest, env)
-	case "move":
-		return cmdMove(rest, env)
-	case "events":
-		return cmdEvents(rest, env)
-	case "simulate":
-		fmt.Fprintln(env.Stderr, "simulate: not available until the cluster layer lands (it replays node and group failures against the cluster's placement)")
-		return 1
 	case DemoHTTPCommand:
 		return demoHTTP(rest, env.Stdout, env.Stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(env.Stdout, usage)
+	case "-h", "-help", "--help":
+		usage(env.Stdout)
 		return 0
+	case "-version", "--version":
+		return cmdVersion(nil, env)
 	}
-	fmt.Fprintf(env.Stderr, "unknown command %q\n\n%s", cmd, usage)
+	if c, ok := lookup(cmd); ok {
+		return c.run(rest, env)
+	}
+	fmt.Fprintf(env.Stderr, "%s: unknown command %q\n\n", Name, cmd)
+	usage(env.Stderr)
 	return 2
 }
 
-// parse parses flags interleaved with positional arguments.
+func cmdHelp(args []string, env Env) int {
+	fs := newFlags("help", env)
+	args, err := fs.parse(args)
+	if err != nil {
+		return parseExit(err)
+	}
+	switch len(args) {
+	case 0:
+		usage(env.Stdout)
+		return 0
+	case 1:
+		c, ok := lookup(args[0])
+		if !ok {
+			fmt.Fprintf(env.Stderr, "help: unknown command %q\n", args[0])
+			return 2
+		}
+		// The command's own -h prints its help with its flags.
+		return c.run([]string{"-h"}, env)
+	}
+	fmt.Fprintln(env.Stderr, "help: want at most one COMMAND")
+	return 2
+}
+
+func cmdSimulate(args []string, env Env) int {
+	fs := newFlags("simulate", env)
+	if _, err := fs.parse(args); err != nil {
+		return parseExit(err)
+	}
+	fmt.Fprintln(env.Stderr, "simulate: not available until the cluster layer lands (it replays node and group failures against the cluster's placement)")
+	return 1
+}
+
+// cmdVersion prints what debug.ReadBuildInfo knows: the module version
+// ("(devel)" when built from a checkout), the VCS commit and time, and
+// the Go version.
+func cmdVersion(args []string, env Env) int {
+	fs := newFlags("version", env)
+	if _, err := fs.parse(args); err != nil {
+		return parseExit(err)
+	}
+	fmt.Fprintln(env.Stdout, versionLine())
+	return 0
+}
+
+func versionLine() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return Name + " (no build information) " + runtime.Version()
+	}
+	version := bi.Main.Version
+	if version == "" {
+		version = "(devel)"
+	}
+	var rev, at, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	commit := "commit unknown"
+	if rev != "" {
+		commit = "commit " + rev + dirty
+		if at != "" {
+			commit += " " + at
+		}
+	}
+	return fmt.Sprintf("%s %s %s (%s) %s", Name, bi.Main.Path, version, commit, bi.GoVersion)
+}
+
+// parse parses flags interleaved with positional arguments. -h and -help
+// return flag.ErrHelp after the command's help went to standard output.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
@@ -106,64 +283,121 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func newFlags(name string, env Env) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	return fs
+// parseExit is the exit code for a parse error: 0 for -h, else 2.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
 
-// loadConfig reads path (or the quick start) and applies fn before
-// validating.
-func loadConfig(path string, env Env, fn func(*config.Config)) (*config.Config, string, error) {
+// flagSet is a command's flag set: errors go to standard error, -h
+// prints the command's help to standard output.
+type flagSet struct {
+	*flag.FlagSet
+	name string
+	env  Env
+}
+
+func newFlags(name string, env Env) flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {} // parse prints the help or the short usage
+	return flagSet{FlagSet: fs, name: name, env: env}
+}
+
+// parse parses args (flags and positional arguments interleaved). On -h
+// it prints the command's help to standard output and returns
+// flag.ErrHelp; on a bad flag it adds the short usage to the error flag
+// printed.
+func (f flagSet) parse(args []string) ([]string, error) {
+	pos, err := parse(f.FlagSet, args)
+	if err == nil {
+		return pos, nil
+	}
+	c, _ := lookup(f.name)
+	if errors.Is(err, flag.ErrHelp) {
+		commandHelp(f.env.Stdout, c, f.FlagSet)
+		f.SetOutput(f.env.Stderr)
+		return nil, err
+	}
+	fmt.Fprintf(f.env.Stderr, "Usage: %s %s %s  (%s help %s for more)\n", Name, c.name, c.args, Name, c.name)
+	return nil, err
+}
+
+// loadConfig reads path (or the quick start), applies fn and validates:
+// for run (check false) with Validate, for the validate command (check
+// true) with Check, whose machine-state problems are warnings.
+func loadConfig(path string, env Env, check bool, fn func(*config.Config)) (cfg *config.Config, name string, warnings config.Errors, err error) {
 	name, data := "quickstart.yaml (built in)", env.Quickstart
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, path, err
+			return nil, path, nil, err
 		}
 		name, data = path, b
 	}
 	cfg, pos, err := config.Parse(name, data)
 	if err != nil {
-		return nil, name, err
+		return nil, name, nil, err
 	}
 	if fn != nil {
 		fn(cfg)
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return nil, name, err
+		return nil, name, nil, err
 	}
 	reg, done, err := node.ValidationRegistryFor(context.Background(), cfg.Plugins)
 	if err != nil {
-		return nil, name, err
+		return nil, name, nil, err
 	}
 	defer done()
-	if err := cfg.Validate(context.Background(), name, pos, reg, self); err != nil {
-		return nil, name, err
+	if check {
+		warnings, err = cfg.Check(context.Background(), name, pos, reg, self)
+	} else {
+		err = cfg.Validate(context.Background(), name, pos, reg, self)
 	}
-	return cfg, name, nil
+	if err != nil {
+		return nil, name, warnings, err
+	}
+	return cfg, name, warnings, nil
+}
+
+// plural is "1 group", "2 groups".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func printWarnings(w io.Writer, ws config.Errors) {
+	for _, e := range ws {
+		fmt.Fprintf(w, "warning: %v\n", e)
+	}
 }
 
 func cmdValidate(args []string, env Env) int {
 	fs := newFlags("validate", env)
-	file := fs.String("config", "", "config `file` (default: the built-in quick start)")
-	pos, err := parse(fs, args)
+	file := fs.String("config", "", "config `file` (the same as the FILE argument)")
+	pos, err := fs.parse(args)
 	if err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if len(pos) > 1 || (len(pos) == 1 && *file != "") {
-		fmt.Fprintln(env.Stderr, "validate: want at most one config file")
+		fmt.Fprintln(env.Stderr, "validate: want at most one config FILE")
 		return 2
 	}
 	if len(pos) == 1 {
 		*file = pos[0]
 	}
-	cfg, name, err := loadConfig(*file, env, nil)
+	cfg, name, warnings, err := loadConfig(*file, env, true, nil)
+	printWarnings(env.Stderr, warnings)
 	if err != nil {
 		var es config.Errors
 		if errors.As(err, &es) {
-			fmt.Fprintf(env.Stderr, "%s\n%s: %d problem(s)\n", err, name, len(es))
+			fmt.Fprintf(env.Stderr, "%s\n%s: %s\n", err, name, plural(len(es), "problem", "problems"))
 		} else {
 			fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
 		}
@@ -173,7 +407,11 @@ func cmdValidate(args []string, env Env) int {
 	for _, g := range cfg.Groups {
 		nres += len(g.Resources)
 	}
-	fmt.Fprintf(env.Stdout, "%s: ok (%d groups, %d resources)\n", name, len(cfg.Groups), nres)
+	ok := "ok"
+	if len(warnings) > 0 {
+		ok = "ok with " + plural(len(warnings), "warning", "warnings")
+	}
+	fmt.Fprintf(env.Stdout, "%s: %s (%s, %s)\n", name, ok, plural(len(cfg.Groups), "group", "groups"), plural(nres, "resource", "resources"))
 	return 0
 }
 
@@ -184,15 +422,16 @@ func cmdRun(args []string, env Env) int {
 	metrics := fs.String("metrics-listen", "", "metrics `host:port` (overrides metrics.listen; \"off\" disables)")
 	nodeName := fs.String("node", "", "node `name` (overrides node.name)")
 	mode := fs.String("plugins", "", "plugin `mode`: process or inprocess (overrides plugins.mode)")
-	pos, err := parse(fs, args)
+	allowEmpty := fs.Bool("allow-empty", false, "run even if the config has no resource (the node then manages nothing)")
+	pos, err := fs.parse(args)
 	if err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(env.Stderr, "run: unexpected argument %q (use -config FILE)\n", pos[0])
 		return 2
 	}
-	cfg, name, err := loadConfig(*file, env, func(c *config.Config) {
+	cfg, name, _, err := loadConfig(*file, env, false, func(c *config.Config) {
 		if *socket != "" {
 			c.API.Socket = *socket
 		}
@@ -215,6 +454,10 @@ func cmdRun(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "%s: invalid configuration\n", name)
 		return 1
 	}
+	if cfg.Empty() && !*allowEmpty {
+		fmt.Fprintf(env.Stderr, "run: %s has no resources: this node would manage nothing (-allow-empty runs it anyway)\n", name)
+		return 1
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := env.Signals
@@ -224,29 +467,96 @@ func cmdRun(args []string, env Env) int {
 		defer signal.Stop(ch)
 		sigs = ch
 	}
+	var (
+		nodeMu  sync.Mutex
+		running *node.Node
+		// aborting closes at the second signal; abortCode then yields
+		// the exit code once Abort is done (and env.exit was called).
+		aborting  = make(chan struct{})
+		abortCode = make(chan int, 1)
+	)
 	go func() {
 		s, ok := <-sigs
 		if ok {
-			fmt.Fprintf(env.Stderr, "received %v: stopping (every group goes offline)\n", s)
+			fmt.Fprintf(env.Stderr, "received %v: stopping (every group goes offline; a second signal terminates everything at once)\n", s)
 		}
 		cancel()
-		if _, ok := <-sigs; ok {
-			fmt.Fprintln(env.Stderr, "second signal: exiting at once")
-			os.Exit(1)
+		s, ok = <-sigs
+		if !ok {
+			return
 		}
+		fmt.Fprintf(env.Stderr, "second signal (%v): terminating every resource and plugin process, then exiting\n", s)
+		close(aborting)
+		nodeMu.Lock()
+		n := running
+		nodeMu.Unlock()
+		if n != nil {
+			n.Abort(abortBound)
+		}
+		code := 128 + 15
+		if sig, ok := s.(syscall.Signal); ok {
+			code = 128 + int(sig)
+		}
+		env.exit(code)
+		abortCode <- code // only reached when env.Exit returns (tests)
 	}()
+	if env.Signals == nil {
+		go watchGoRun(ctx, env, cancel)
+	}
 	quick := *file == ""
 	err = node.Run(ctx, node.Options{
 		Config: cfg,
 		Stderr: env.Stderr,
-		Ready:  func(n *node.Node) { banner(env.Stdout, n, name, quick) },
+		Ready: func(n *node.Node) {
+			nodeMu.Lock()
+			running = n
+			nodeMu.Unlock()
+			banner(env.Stdout, n, name, quick)
+		},
 	})
+	select {
+	case <-aborting: // Abort unblocked the graceful stop: the abort exits
+		return <-abortCode
+	default:
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "host: %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(env.Stdout, "host: stopped cleanly")
 	return 0
+}
+
+// abortBound bounds each step of the second-signal exit: Terminate of
+// every resource (in parallel), then the plugin processes' stop.
+const abortBound = 2 * time.Second
+
+// watchGoRun makes the node notice the death of `go run`: go run does not
+// pass SIGTERM on to the program it built, and dies, leaving the node
+// running as an orphan. When this process was started by a `go` process,
+// a parent change (the parent died; the node was re-parented) stops the
+// node as SIGTERM would. A node started any other way is left alone (a
+// shell that exits after `sftd run &` must not stop it).
+func watchGoRun(ctx context.Context, env Env, stop func()) {
+	ppid := os.Getppid()
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ppid))
+	if err != nil || strings.TrimSpace(string(comm)) != "go" {
+		return
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if os.Getppid() != ppid {
+				fmt.Fprintf(env.Stderr, "the go run process (pid %d) is gone: stopping (every group goes offline)\n", ppid)
+				stop()
+				return
+			}
+		}
+	}
 }
 
 // banner tells a new user where everything is.
@@ -272,7 +582,7 @@ func banner(w io.Writer, n *node.Node, name string, quick bool) {
 	for _, g := range cfg.Groups {
 		for _, r := range g.Resources {
 			line := fmt.Sprintf("  group %s: resource %s (%s)", g.Name, r.Name, r.Type)
-			if u := checkURL(r.Properties); u != "" {
+			if u := checkURL(config.ExpandAll(r.Properties, "", n.Instance())); u != "" {
 				line += " checked at " + u
 				if appURL == "" {
 					appURL = u
@@ -285,7 +595,7 @@ func banner(w io.Writer, n *node.Node, name string, quick bool) {
 	fmt.Fprintf(w, "  %s status%s\n", self, sockFlag)
 	fmt.Fprintf(w, "  %s events -follow%s\n", self, sockFlag)
 	if quick && appURL != "" {
-		base := strings.TrimSuffix(appURL, "/healthz")
+		base, _, _ := strings.Cut(appURL, "/healthz")
 		fmt.Fprintf(w, "  kill -9 $(curl -s %s/pid)   # the app dies; sft restarts it\n", base)
 	}
 	if n.MetricsAddr() != "" {
@@ -357,10 +667,10 @@ func (c conn) client(env Env) (*api.Client, error) {
 
 func cmdStatus(args []string, env Env) int {
 	fs := newFlags("status", env)
-	c := connFlags(fs)
+	c := connFlags(fs.FlagSet)
 	asJSON := fs.Bool("json", false, "print the raw JSON status")
-	if _, err := parse(fs, args); err != nil {
-		return 2
+	if _, err := fs.parse(args); err != nil {
+		return parseExit(err)
 	}
 	cl, err := c.client(env)
 	if err != nil {
@@ -372,8 +682,7 @@ func cmdStatus(args []string, env Env) int {
 	defer cancel()
 	st, err := cl.Status(ctx)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "status: %v\n", err)
-		return 1
+		return clientFailed(env, "status", err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
@@ -385,10 +694,12 @@ func cmdStatus(args []string, env Env) int {
 	return 0
 }
 
-// PrintStatus writes the status table.
+// PrintStatus writes the status table. RESTARTS IN PERIOD is what the
+// restart policy counts now (the events' "restart N of THRESHOLD"), with
+// the period; TOTAL RESTARTS counts every restart since the node started.
 func PrintStatus(w io.Writer, st api.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tOWNER\tSTATE\tRESOURCE\tTYPE\tRESOURCE STATE\tRESTARTS\tLAST FAILURE")
+	fmt.Fprintln(tw, "GROUP\tOWNER\tSTATE\tRESOURCE\tTYPE\tRESOURCE STATE\tRESTARTS IN PERIOD\tTOTAL RESTARTS\tLAST FAILURE")
 	var notes []string
 	for _, g := range st.Groups {
 		gstate := g.State.String()
@@ -403,7 +714,7 @@ func PrintStatus(w io.Writer, st api.Status) {
 		}
 		rs := g.Resources
 		if len(rs) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\n", g.Name, g.Owner, gstate)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\n", g.Name, g.Owner, gstate)
 		}
 		for i, r := range rs {
 			gname, owner, gs := g.Name, g.Owner, gstate
@@ -421,13 +732,39 @@ func PrintStatus(w io.Writer, st api.Status) {
 					last = r.LastFailureTime.Local().Format("15:04:05") + " " + last
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", gname, owner, gs, r.Name, r.Type, rstate, r.Restarts, oneLine(last))
+			inPeriod := strconv.Itoa(r.RestartsInPeriod)
+			if r.RestartPeriod != "" {
+				inPeriod += " in " + shortDuration(r.RestartPeriod)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", gname, owner, gs, r.Name, r.Type, rstate, inPeriod, r.RestartsTotal, oneLine(last))
 		}
 	}
 	_ = tw.Flush()
 	for _, n := range notes {
 		fmt.Fprintln(w, n)
 	}
+}
+
+// shortDuration drops the zero units of a Go duration string: "15m0s" is
+// "15m", "1h0m0s" is "1h".
+func shortDuration(s string) string {
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// clientFailed prints a client command's error; when no node listens
+// there, it says how to start one.
+func clientFailed(env Env, cmd string, err error) int {
+	fmt.Fprintf(env.Stderr, "%s: %v\n", cmd, err)
+	if errors.Is(err, api.ErrUnreachable) && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
+		fmt.Fprintf(env.Stderr, "%s: no node is running there: start one with `%s run` (or `go run ./examples/host`), or point -socket/-addr at it\n", cmd, Name)
+	}
+	return 1
 }
 
 func oneLine(s string) string {
@@ -440,10 +777,10 @@ func oneLine(s string) string {
 
 func cmdAction(action string, args []string, env Env) int {
 	fs := newFlags(action, env)
-	c := connFlags(fs)
-	pos, err := parse(fs, args)
+	c := connFlags(fs.FlagSet)
+	pos, err := fs.parse(args)
 	if err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintf(env.Stderr, "%s: want exactly one GROUP\n", action)
@@ -457,8 +794,7 @@ func cmdAction(action string, args []string, env Env) int {
 	defer cl.Close()
 	res, err := cl.Action(context.Background(), pos[0], action)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "%s: %v\n", action, err)
-		return 1
+		return clientFailed(env, action, err)
 	}
 	fmt.Fprintf(env.Stdout, "group %s: %s\n", res.Group, res.Status.State)
 	return 0
@@ -466,10 +802,10 @@ func cmdAction(action string, args []string, env Env) int {
 
 func cmdMove(args []string, env Env) int {
 	fs := newFlags("move", env)
-	c := connFlags(fs)
-	pos, err := parse(fs, args)
+	c := connFlags(fs.FlagSet)
+	pos, err := fs.parse(args)
 	if err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if len(pos) != 2 {
 		fmt.Fprintln(env.Stderr, "move: want GROUP NODE")
@@ -483,8 +819,7 @@ func cmdMove(args []string, env Env) int {
 	defer cl.Close()
 	res, err := cl.Move(context.Background(), pos[0], pos[1])
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "move: %v\n", err)
-		return 1
+		return clientFailed(env, "move", err)
 	}
 	fmt.Fprintf(env.Stdout, "group %s: %s on %s\n", res.Group, res.Status.State, res.Status.Owner)
 	return 0
@@ -492,12 +827,12 @@ func cmdMove(args []string, env Env) int {
 
 func cmdEvents(args []string, env Env) int {
 	fs := newFlags("events", env)
-	c := connFlags(fs)
+	c := connFlags(fs.FlagSet)
 	follow := fs.Bool("follow", false, "keep streaming new events")
 	fs.BoolVar(follow, "f", false, "short for -follow")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
-	if _, err := parse(fs, args); err != nil {
-		return 2
+	if _, err := fs.parse(args); err != nil {
+		return parseExit(err)
 	}
 	cl, err := c.client(env)
 	if err != nil {
@@ -516,8 +851,7 @@ func cmdEvents(args []string, env Env) int {
 		return err
 	})
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "events: %v\n", err)
-		return 1
+		return clientFailed(env, "events", err)
 	}
 	return 0
 }

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,26 +21,29 @@ import (
 
 func TestPrintStatus(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local)
+	res := func(r monitor.ResourceStatus, inPeriod, total int) api.ResourceStatus {
+		return api.ResourceStatus{ResourceStatus: r, RestartsInPeriod: inPeriod, RestartPeriod: "15m0s", RestartsTotal: total}
+	}
 	st := api.Status{Node: "n1", Groups: []api.GroupStatus{
 		{Owner: "n1", Autostart: true, GroupStatus: monitor.GroupStatus{
-			Name: "web", State: resource.StateOnline, Target: resource.StateOnline,
-			Resources: []monitor.ResourceStatus{
-				{Name: "vip", Type: "ipaddress", State: resource.StateOnline},
-				{Name: "app", Type: "genericapp", State: resource.StateOnline, Restarts: 2, LastFailure: "process 1 exited\nwith code 1", LastFailureTime: at},
-			}}},
+			Name: "web", State: resource.StateOnline, Target: resource.StateOnline},
+			Resources: []api.ResourceStatus{
+				res(monitor.ResourceStatus{Name: "vip", Type: "ipaddress", State: resource.StateOnline}, 0, 0),
+				res(monitor.ResourceStatus{Name: "app", Type: "genericapp", State: resource.StateOnline, Restarts: 2, LastFailure: "process 1 exited\nwith code 1", LastFailureTime: at}, 2, 7),
+			}},
 		{Owner: "n1", GroupStatus: monitor.GroupStatus{
-			Name: "db", State: resource.StateFailed, Target: resource.StateOffline, Failed: true, Reason: "resource x: restart threshold reached",
-			Resources: []monitor.ResourceStatus{{Name: "x", Type: "genericservice", State: resource.StateFailed, RestartPending: true}}}},
-		{Owner: "n1", GroupStatus: monitor.GroupStatus{Name: "idle", State: resource.StateOffline, Target: resource.StateOffline,
-			Resources: []monitor.ResourceStatus{{Name: "r", Type: "genericapp", State: resource.StateOffline}}}},
+			Name: "db", State: resource.StateFailed, Target: resource.StateOffline, Failed: true, Reason: "resource x: restart threshold reached"},
+			Resources: []api.ResourceStatus{res(monitor.ResourceStatus{Name: "x", Type: "genericservice", State: resource.StateFailed, RestartPending: true}, 0, 0)}},
+		{Owner: "n1", GroupStatus: monitor.GroupStatus{Name: "idle", State: resource.StateOffline, Target: resource.StateOffline},
+			Resources: []api.ResourceStatus{res(monitor.ResourceStatus{Name: "r", Type: "genericapp", State: resource.StateOffline}, 0, 0)}},
 	}}
 	var b bytes.Buffer
 	PrintStatus(&b, st)
-	want := `GROUP  OWNER  STATE             RESOURCE  TYPE            RESOURCE STATE            RESTARTS  LAST FAILURE
-web    n1     Online            vip       ipaddress       Online                    0         -
-                                app       genericapp      Online                    2         03:04:05 process 1 exited with code 1
-db     n1     Failed            x         genericservice  Failed (restart pending)  0         -
-idle   n1     Offline (manual)  r         genericapp      Offline                   0         -
+	want := `GROUP  OWNER  STATE             RESOURCE  TYPE            RESOURCE STATE            RESTARTS IN PERIOD  TOTAL RESTARTS  LAST FAILURE
+web    n1     Online            vip       ipaddress       Online                    0 in 15m            0               -
+                                app       genericapp      Online                    2 in 15m            7               03:04:05 process 1 exited with code 1
+db     n1     Failed            x         genericservice  Failed (restart pending)  0 in 15m            0               -
+idle   n1     Offline (manual)  r         genericapp      Offline                   0 in 15m            0               -
 group db failed: resource x: restart threshold reached
 `
 	require.Equal(t, want, b.String())
@@ -70,7 +77,82 @@ func TestSimulateNeedsTheClusterLayer(t *testing.T) {
 func TestUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	require.Equal(t, 0, Main([]string{"help"}, Env{Stdout: &out, Stderr: &errb}))
-	require.Contains(t, out.String(), "host move GROUP NODE")
+	require.Contains(t, out.String(), "sftd move GROUP NODE")
+	require.Contains(t, out.String(), "sftd validate [FILE]")
 	require.Equal(t, 2, Main([]string{"move", "g"}, Env{Stdout: &out, Stderr: &errb}))
 	require.Contains(t, errb.String(), "move: want GROUP NODE")
+}
+
+// TestCommandHelp: every command's -h (and `help CMD`) prints its
+// arguments, a sentence and an example to standard output and exits 0; a
+// bad flag exits 2 with the short usage on standard error.
+func TestCommandHelp(t *testing.T) {
+	for _, c := range commands {
+		for _, args := range [][]string{{c.name, "-h"}, {c.name, "--help"}, {"help", c.name}} {
+			var out, errb bytes.Buffer
+			require.Equal(t, 0, Main(args, Env{Stdout: &out, Stderr: &errb}), "%v", args)
+			require.Empty(t, errb.String(), "%v", args)
+			h := out.String()
+			require.True(t, strings.HasPrefix(h, "Usage: sftd "+c.name+" "+c.args+"\n\n"+c.summary), "%v: %q", args, h)
+			require.Contains(t, h, "\nExample:\n  sftd "+c.example+"\n", "%v", args)
+		}
+		if c.name == "help" {
+			continue
+		}
+		var out, errb bytes.Buffer
+		require.Equal(t, 2, Main([]string{c.name, "-no-such-flag"}, Env{Stdout: &out, Stderr: &errb}), c.name)
+		require.Contains(t, errb.String(), "flag provided but not defined: -no-such-flag\nUsage: sftd "+c.name)
+	}
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, Main([]string{"help", "run"}, Env{Stdout: &out, Stderr: &errb}))
+	require.Contains(t, out.String(), "-allow-empty")
+	require.Equal(t, 2, Main([]string{"help", "nosuch"}, Env{Stdout: &out, Stderr: &errb}))
+	require.Contains(t, errb.String(), `help: unknown command "nosuch"`)
+}
+
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, Main([]string{"version"}, Env{Stdout: &out, Stderr: &errb}))
+	require.Regexp(t, `^sftd \S+ \S+ \((commit [0-9a-f]+|commit unknown).*\) go1\.\d+`, out.String())
+	require.Contains(t, out.String(), runtime.Version())
+}
+
+// TestValidateCountsAndWarnings: plurals are right, and a config with
+// nothing to run validates with a warning while run refuses it.
+func TestValidateCountsAndWarnings(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+		return p
+	}
+	two := write("two.yaml", "groups:\n  - {name: a, resources: [{name: r, type: genericapp, properties: {argv: [/bin/sleep, '1000']}}, {name: s, type: genericapp, properties: {argv: [/bin/sleep, '1000']}}]}\n  - {name: b, resources: [{name: r, type: genericapp, properties: {argv: [/bin/sleep, '1000']}}]}\n")
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, Main([]string{"validate", two}, Env{Stdout: &out, Stderr: &errb}))
+	require.Equal(t, two+": ok (2 groups, 3 resources)\n", out.String())
+	out.Reset()
+	require.Equal(t, 0, Main([]string{"validate"}, Env{Stdout: &out, Stderr: &errb}))
+	require.Equal(t, "quickstart.yaml (built in): ok (1 group, 1 resource)\n", out.String())
+
+	for _, text := range []string{"", "# nothing\n", "groups: []\n"} {
+		empty := write("empty.yaml", text)
+		out.Reset()
+		errb.Reset()
+		require.Equal(t, 0, Main([]string{"validate", empty}, Env{Stdout: &out, Stderr: &errb}))
+		require.Equal(t, empty+": ok with 1 warning (0 groups, 0 resources)\n", out.String())
+		require.Regexp(t, "^warning: "+regexp.QuoteMeta(empty)+":(1:1:)? groups: no resources: this node would run nothing", errb.String())
+		errb.Reset()
+		require.Equal(t, 1, Main([]string{"run", "-config", empty}, Env{Stdout: &out, Stderr: &errb}))
+		require.Equal(t, "run: "+empty+" has no resources: this node would manage nothing (-allow-empty runs it anyway)\n", errb.String())
+	}
+}
+
+// TestStatusWithoutNodeHints: with nothing listening, a client command
+// says so and how to start a node.
+func TestStatusWithoutNodeHints(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	var out, errb bytes.Buffer
+	require.Equal(t, 1, Main([]string{"status", "-socket", sock}, Env{Stdout: &out, Stderr: &errb}))
+	require.Contains(t, errb.String(), "status: cannot reach the sft host at "+sock)
+	require.Contains(t, errb.String(), "status: no node is running there: start one with `sftd run` (or `go run ./examples/host`)")
 }

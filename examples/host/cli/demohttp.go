@@ -20,7 +20,9 @@ import (
 // application. It serves on a loopback address only:
 //
 //	GET /        a greeting with its pid
-//	GET /healthz 200 "ok" (the readiness and health check)
+//	GET /healthz 200 "ok" (the readiness and health check); with
+//	             ?instance=T, 200 only if it was started with --instance T
+//	             (409 otherwise: another node's app holds the port)
 //	GET /pid     its process id (so you can kill it)
 //
 // It exits 0 on SIGTERM or SIGINT. --allow-any-address lifts the loopback
@@ -30,6 +32,7 @@ func demoHTTP(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo-http", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8380", "loopback `address` to serve on")
+	instance := fs.String("instance", "", "`token` this app was started with: /healthz?instance=T answers 200 only for this token (409 otherwise), so a readiness check can tell this app from another one on the same port")
 	anyAddr := fs.Bool("allow-any-address", false, "allow a non-loopback address (the namespace demo serves on its virtual IP inside a private network namespace)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -49,7 +52,14 @@ func demoHTTP(args []string, stdout, stderr io.Writer) int {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "hello from the sft demo app (pid %d)\n", pid)
 	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if got := r.URL.Query().Get("instance"); got != "" && got != *instance {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprintf(w, "not instance %q: this is pid %d of another instance\n", got, pid)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
 	mux.HandleFunc("GET /pid", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, strconv.Itoa(pid)+"\n") })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

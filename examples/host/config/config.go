@@ -14,18 +14,23 @@ import (
 // Defaults of the fields whose zero value means "default". Every field's
 // default is also written next to it in reference.yaml.
 const (
-	DefaultLogLevel          = "info"
-	DefaultLogFormat         = "json"
-	DefaultPluginMode        = PluginModeProcess
-	DefaultAlertTimeout      = 5 * time.Second
-	DefaultAlertRetries      = 5
-	DefaultAlertBackoff      = time.Second
-	DefaultAlertMaxBackoff   = 30 * time.Second
-	DefaultAlertQueue        = 64
-	DefaultShutdownTimeout   = 90 * time.Second
-	DefaultOperationTimeout  = 2 * time.Minute
-	DefaultEventHistory      = 256
-	SelfPlaceholder          = "${self}"
+	DefaultLogLevel         = "info"
+	DefaultLogFormat        = "json"
+	DefaultPluginMode       = PluginModeProcess
+	DefaultAlertTimeout     = 5 * time.Second
+	DefaultAlertRetries     = 5
+	DefaultAlertBackoff     = time.Second
+	DefaultAlertMaxBackoff  = 30 * time.Second
+	DefaultAlertQueue       = 64
+	DefaultShutdownTimeout  = 90 * time.Second
+	DefaultOperationTimeout = 2 * time.Minute
+	DefaultEventHistory     = 256
+	SelfPlaceholder         = "${self}"
+	// InstancePlaceholder is replaced by a random token made at each node
+	// start: an app given it (the quick start's demo) can prove to its
+	// readiness check that it is this node's app, not another's on the
+	// same port.
+	InstancePlaceholder      = "${instance}"
 	PluginModeProcess        = "process"
 	PluginModeInProcess      = "inprocess"
 	AlertFailed              = "failed"
@@ -38,6 +43,17 @@ const (
 
 // Config is the whole host configuration, as read from YAML. Zero fields
 // take the defaults documented on each field (and in reference.yaml).
+//
+// A field with a `max` struct tag has that upper bound (a number, or a Go
+// duration for Duration fields); Validate enforces it and reference.yaml
+// states it. The bounds keep every derived value (2 x call_timeout, the
+// alert queue's allocation, doubled backoffs) far from overflow.
+//
+// To add a top-level section: a struct type with yaml (and max) tags, a
+// field here, its defaults in WithDefaults, its cross-field checks in a
+// method of validator called from Validate, and its documentation in
+// reference.yaml. Decoding (strict keys, positions, kinds, bounds) follows
+// from the tags.
 type Config struct {
 	// Node describes this node.
 	Node Node `yaml:"node"`
@@ -53,7 +69,7 @@ type Config struct {
 	Plugins Plugins `yaml:"plugins"`
 	// ShutdownTimeout bounds the graceful shutdown (all groups offline);
 	// past it, what is still online is terminated. Default 90s.
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout" max:"1h"`
 	// Groups are the groups this node runs.
 	Groups []Group `yaml:"groups"`
 }
@@ -92,10 +108,10 @@ type API struct {
 	TokenFile string `yaml:"token_file"`
 	// OperationTimeout bounds how long an online/offline/clear request
 	// waits for the group to get there. Default 2m.
-	OperationTimeout Duration `yaml:"operation_timeout"`
+	OperationTimeout Duration `yaml:"operation_timeout" max:"1h"`
 	// EventHistory is how many recent events `events` shows before it
 	// follows. Default 256.
-	EventHistory int `yaml:"event_history"`
+	EventHistory int `yaml:"event_history" max:"100000"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -117,17 +133,17 @@ type Alerts struct {
 	// Default: all three.
 	On []string `yaml:"on"`
 	// Timeout bounds one delivery attempt. Default 5s.
-	Timeout Duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout" max:"10m"`
 	// Retries is how often a failed delivery is retried. Default 5;
 	// -1 means no retry.
-	Retries int `yaml:"retries"`
+	Retries int `yaml:"retries" max:"100"`
 	// Backoff is the first retry delay, doubled per retry. Default 1s.
-	Backoff Duration `yaml:"backoff"`
+	Backoff Duration `yaml:"backoff" max:"1h"`
 	// MaxBackoff caps the retry delay. Default 30s.
-	MaxBackoff Duration `yaml:"max_backoff"`
+	MaxBackoff Duration `yaml:"max_backoff" max:"24h"`
 	// Queue is how many alerts may wait for delivery; more are dropped
 	// (and counted). Default 64.
-	Queue int `yaml:"queue"`
+	Queue int `yaml:"queue" max:"10000"`
 }
 
 // Plugins configures where resource types run.
@@ -162,9 +178,9 @@ type Group struct {
 // Failover is the group's failover policy (policy.Failover).
 type Failover struct {
 	// Threshold: failovers allowed within Period. Default nodes - 1.
-	Threshold int `yaml:"threshold"`
+	Threshold int `yaml:"threshold" max:"1000"`
 	// Period: default 6h.
-	Period Duration `yaml:"period"`
+	Period Duration `yaml:"period" max:"720h"`
 }
 
 // Resource is one resource of a group.
@@ -179,7 +195,8 @@ type Resource struct {
 	DependsOn []string `yaml:"depends_on"`
 	// Properties are the type's properties, validated by the type. The
 	// string "${self}" anywhere in a property value is replaced by the
-	// path of this host binary.
+	// path of this host binary, "${instance}" by a random token made at
+	// each node start.
 	Properties map[string]any `yaml:"properties"`
 	// Restart is the restart policy.
 	Restart Restart `yaml:"restart"`
@@ -193,29 +210,30 @@ type Restart struct {
 	// no-restart.
 	Action string `yaml:"action"`
 	// Threshold: restarts allowed within Period. Default 3.
-	Threshold int `yaml:"threshold"`
+	Threshold int `yaml:"threshold" max:"1000"`
 	// Period: default 15m.
-	Period Duration `yaml:"period"`
-	// Delay before a restart. Default 500ms.
-	Delay Duration `yaml:"delay"`
-	// RetryPeriod: try a resource left failed again after this long.
-	// Default 1h.
-	RetryPeriod Duration `yaml:"retry_period"`
+	Period Duration `yaml:"period" max:"720h"`
+	// Delay before a restart. Unset (nil): 500ms; 0: restart at once;
+	// negative: an error.
+	Delay *Duration `yaml:"delay" max:"1h"`
+	// RetryPeriod: try a resource left failed again after this long;
+	// negative: never. Default 1h.
+	RetryPeriod Duration `yaml:"retry_period" max:"720h"`
 }
 
 // Timing is a resource's timing as written in YAML; PolicyTiming converts
 // it to sft's one timing type (resource.Timing, alias policy.Timing).
 type Timing struct {
 	// LooksAliveInterval: default the type's, else 1s.
-	LooksAliveInterval Duration `yaml:"looks_alive_interval"`
+	LooksAliveInterval Duration `yaml:"looks_alive_interval" max:"1h"`
 	// IsAliveInterval: default the type's, else 10s.
-	IsAliveInterval Duration `yaml:"is_alive_interval"`
+	IsAliveInterval Duration `yaml:"is_alive_interval" max:"24h"`
 	// CallTimeout bounds LooksAlive and IsAlive: default 2s.
-	CallTimeout Duration `yaml:"call_timeout"`
+	CallTimeout Duration `yaml:"call_timeout" max:"1h"`
 	// PendingTimeout bounds Online and Offline: default 60s.
-	PendingTimeout Duration `yaml:"pending_timeout"`
+	PendingTimeout Duration `yaml:"pending_timeout" max:"24h"`
 	// DeadlockTimeout: default 2 x call_timeout.
-	DeadlockTimeout Duration `yaml:"deadlock_timeout"`
+	DeadlockTimeout Duration `yaml:"deadlock_timeout" max:"2h"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("500ms",
@@ -233,7 +251,14 @@ func (g Group) IsAutostart() bool { return g.Autostart == nil || *g.Autostart }
 // PolicyRestart converts r (already validated) to a policy.Restart.
 func (r Restart) PolicyRestart() policy.Restart {
 	a, _ := policy.ParseRestartAction(r.Action)
-	return policy.Restart{Action: a, Threshold: r.Threshold, Period: r.Period.D(), Delay: r.Delay.D(), RetryPeriod: r.RetryPeriod.D()}
+	var delay time.Duration // policy default
+	if r.Delay != nil {
+		delay = r.Delay.D()
+		if delay == 0 {
+			delay = -1 // policy: negative means no delay
+		}
+	}
+	return policy.Restart{Action: a, Threshold: r.Threshold, Period: r.Period.D(), Delay: delay, RetryPeriod: r.RetryPeriod.D()}
 }
 
 // PolicyTiming converts t to a policy.Timing.
@@ -342,28 +367,39 @@ func (a API) ReadToken() (string, error) {
 }
 
 // ExpandSelf returns a deep copy of props with SelfPlaceholder replaced by
-// self in every string.
+// self in every string (InstancePlaceholder stays).
 func ExpandSelf(props map[string]any, self string) map[string]any {
+	return Expand(props, strings.NewReplacer(SelfPlaceholder, self))
+}
+
+// ExpandAll returns a deep copy of props with SelfPlaceholder replaced by
+// self and InstancePlaceholder by instance in every string.
+func ExpandAll(props map[string]any, self, instance string) map[string]any {
+	return Expand(props, strings.NewReplacer(SelfPlaceholder, self, InstancePlaceholder, instance))
+}
+
+// Expand returns a deep copy of props with r applied to every string.
+func Expand(props map[string]any, r *strings.Replacer) map[string]any {
 	if props == nil {
 		return nil
 	}
-	return expand(props, self).(map[string]any)
+	return expand(props, r).(map[string]any)
 }
 
-func expand(v any, self string) any {
+func expand(v any, r *strings.Replacer) any {
 	switch x := v.(type) {
 	case string:
-		return strings.ReplaceAll(x, SelfPlaceholder, self)
+		return r.Replace(x)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = expand(e, self)
+			out[k] = expand(e, r)
 		}
 		return out
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = expand(e, self)
+			out[i] = expand(e, r)
 		}
 		return out
 	}

@@ -34,6 +34,14 @@ func (fakeType) Validate(_ context.Context, p resource.Properties) error {
 			if u, _ := m["url"].(string); !strings.HasPrefix(u, "http://") {
 				return resource.ConfigError("check.url", m["url"], "want an http:// URL")
 			}
+		case "netns":
+			if s, _ := p[k].(string); s != "" {
+				if _, err := os.Stat(s); err != nil {
+					return resource.ConfigError("netns", s, "cannot open network namespace: %v", err)
+				}
+			}
+		case "two":
+			return errors.Join(resource.ConfigError("two.a", 1, "bad a"), resource.ConfigError("two.b", 2, "bad b"))
 		case "count", "ratio", "on", "list", "nothing", "when":
 		default:
 			return resource.ConfigError(k, nil, "unknown property")
@@ -84,7 +92,7 @@ groups:
 node: {name: n1}
 log: {level: debug, format: text, file: /var/log/sft.log}
 api:
-  socket: /run/sft/h.sock
+  socket: /tmp/h.sock
   tcp: "[::1]:7070"
   token: 0123456789abcdef
   operation_timeout: 30s
@@ -126,7 +134,7 @@ groups:
 `, check: func(t *testing.T, c *config.Config) {
 			require.Equal(t, "n1", c.NodeName())
 			require.False(t, c.Plugins.AutoMTLSOn())
-			require.Equal(t, "/run/sft/h.sock", c.SocketPath())
+			require.Equal(t, "/tmp/h.sock", c.SocketPath())
 			require.Equal(t, config.Duration(30*time.Second), c.API.OperationTimeout)
 			require.False(t, c.Groups[0].IsAutostart())
 			ip := c.Groups[0].Resources[0]
@@ -193,7 +201,49 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		// Decoding.
 		{name: "syntax error", yaml: "groups: [\n", want: []string{
-			"t.yaml: line 1: did not find expected node content"}},
+			"t.yaml:2:1: YAML syntax: did not find expected node content"}},
+		{name: "syntax error on the right line", yaml: "node:\n  name: [a\nlog: {}\n", want: []string{
+			"t.yaml:2:3: YAML syntax: did not find expected ',' or ']'"}},
+		{name: "tab in indentation", yaml: "groups:\n  - name: g\n\tresources: []\n", want: []string{
+			"t.yaml:3:1: tab in indentation: YAML indents with spaces"}},
+		{name: "huge integer", yaml: "alerts: {queue: 9999999999999999999999}\n", want: []string{
+			`t.yaml:1:17: alerts.queue "9999999999999999999999": too large (max 10000)`}},
+		{name: "huge duration", yaml: "shutdown_timeout: 99999999999h\n", want: []string{
+			`t.yaml:1:19: shutdown_timeout "99999999999h": too large (max 1h)`}},
+		{name: "bounds", yaml: `alerts: {queue: 9999999999999, retries: 101, timeout: 11m, backoff: 2h, max_backoff: 25h}
+api: {event_history: 100001, operation_timeout: 61m}
+shutdown_timeout: 2h
+groups:
+  - name: g
+    failover: {threshold: 1001, period: 721h}
+    resources:
+      - name: r
+        type: fake
+        restart: {threshold: 1001, period: 721h, delay: 2h, retry_period: 721h}
+        timing: {call_timeout: 2000000h, looks_alive_interval: 2h, is_alive_interval: 25h, pending_timeout: 25h, deadlock_timeout: 3h}
+`, want: []string{
+			`t.yaml:1:10: alerts.queue 9999999999999: too large (max 10000)`,
+			`t.yaml:1:32: alerts.retries 101: too large (max 100)`,
+			`t.yaml:1:46: alerts.timeout "11m0s": too large (max 10m)`,
+			`t.yaml:1:60: alerts.backoff "2h0m0s": too large (max 1h)`,
+			`t.yaml:1:73: alerts.max_backoff "25h0m0s": too large (max 24h)`,
+			`t.yaml:2:7: api.event_history 100001: too large (max 100000)`,
+			`t.yaml:2:30: api.operation_timeout "1h1m0s": too large (max 1h)`,
+			`t.yaml:3:1: shutdown_timeout "2h0m0s": too large (max 1h)`,
+			`t.yaml:6:16: groups[0].failover.threshold 1001: too large (max 1000)`,
+			`t.yaml:6:33: groups[0].failover.period "721h0m0s": too large (max 720h)`,
+			`t.yaml:10:19: groups[0].resources[0].restart.threshold 1001: too large (max 1000)`,
+			`t.yaml:10:36: groups[0].resources[0].restart.period "721h0m0s": too large (max 720h)`,
+			`t.yaml:10:50: groups[0].resources[0].restart.delay "2h0m0s": too large (max 1h)`,
+			`t.yaml:10:61: groups[0].resources[0].restart.retry_period "721h0m0s": too large (max 720h)`,
+			`t.yaml:11:18: groups[0].resources[0].timing.call_timeout "2000000h0m0s": too large (max 1h)`,
+			`t.yaml:11:42: groups[0].resources[0].timing.looks_alive_interval "2h0m0s": too large (max 1h)`,
+			`t.yaml:11:68: groups[0].resources[0].timing.is_alive_interval "25h0m0s": too large (max 24h)`,
+			`t.yaml:11:92: groups[0].resources[0].timing.pending_timeout "25h0m0s": too large (max 24h)`,
+			`t.yaml:11:114: groups[0].resources[0].timing.deadlock_timeout "3h0m0s": too large (max 2h)`,
+			`t.yaml:11:114: groups[0].resources[0].timing.deadlock_timeout "3h0m0s": must be longer than call_timeout (2000000h0m0s)`}},
+		{name: "negative restart delay", yaml: "groups: [{name: g, resources: [{name: r, type: fake, restart: {delay: -1s}}]}]\n", want: []string{
+			`t.yaml:1:64: groups[0].resources[0].restart.delay "-1s": must not be negative (0 restarts at once)`}},
 		{name: "two documents", yaml: "node: {}\n---\nnode: {}\n", want: []string{
 			"t.yaml:2:1: want one YAML document, found a second one"}},
 		{name: "top level not a mapping", yaml: "- a\n", want: []string{

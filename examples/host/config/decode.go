@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,15 +89,18 @@ func (es Errors) Error() string {
 // name is used in error messages (a file name). On error the result is nil
 // and the error is an Errors.
 func Parse(name string, data []byte) (*Config, *Positions, error) {
+	if e := tabIndent(name, data); e != nil {
+		return nil, nil, Errors{e}
+	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, Errors{{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return nil, nil, Errors{syntaxError(name, data, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, nil, Errors{{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+			return nil, nil, Errors{syntaxError(name, data, err)}
 		}
 		return nil, nil, Errors{{File: name, Pos: Pos{extra.Line, extra.Column}, Msg: "want one YAML document, found a second one"}}
 	}
@@ -113,6 +117,51 @@ func Parse(name string, data []byte) (*Config, *Positions, error) {
 		return nil, nil, d.errs
 	}
 	return &cfg, d.pos, nil
+}
+
+// tabIndent finds a tab in a line's indentation, which YAML forbids (the
+// YAML parser reports it at the line before, without a column).
+func tabIndent(name string, data []byte) *Error {
+	for i, line := range strings.Split(string(data), "\n") {
+		indent := len(line) - len(strings.TrimLeft(line, " \t"))
+		rest := strings.TrimSpace(line)
+		if rest == "" || strings.HasPrefix(rest, "#") {
+			continue
+		}
+		if j := strings.IndexByte(line[:indent], '\t'); j >= 0 {
+			return &Error{File: name, Pos: Pos{i + 1, j + 1}, Msg: "tab in indentation: YAML indents with spaces"}
+		}
+	}
+	return nil
+}
+
+var (
+	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
+	// yamlParserRE matches the messages of the YAML parser (as opposed to
+	// its scanner): go.yaml.in/yaml/v3 prints their line 0-based.
+	yamlParserRE = regexp.MustCompile(`^(did not find expected|found undefined tag handle|found duplicate|found incompatible)`)
+)
+
+// syntaxError turns a YAML parser error into an Error with a position: the
+// parser names the line (the start of the construct it could not finish);
+// the column is that of the line's first character that is not blank (the
+// parser does not say more).
+func syntaxError(name string, data []byte, err error) *Error {
+	msg := err.Error()
+	m := yamlLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return &Error{File: name, Msg: strings.TrimPrefix(msg, "yaml: ")}
+	}
+	msg = msg[len(m[0]):]
+	line, _ := strconv.Atoi(m[1])
+	if yamlParserRE.MatchString(msg) {
+		line++
+	}
+	lines := strings.Split(string(data), "\n")
+	line = max(1, min(line, len(lines)))
+	l := lines[line-1]
+	col := len(l) - len(strings.TrimLeft(l, " \t")) + 1
+	return &Error{File: name, Pos: Pos{line, col}, Msg: "YAML syntax: " + msg}
 }
 
 // Positions maps field paths to where they are in the source.
@@ -140,6 +189,8 @@ type decoder struct {
 	pos   *Positions
 	errs  Errors
 	nodes int
+	// limit is the max tag of the field being decoded, for "too large".
+	limit string
 }
 
 func (d *decoder) errorf(n *yaml.Node, path string, value any, format string, args ...any) {
@@ -238,8 +289,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetString(n.Value)
 	case reflect.Int:
 		var i int
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+		// An integer too large for int64 is tagged !!float by the parser.
+		huge := n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" && intRE.MatchString(n.Value)
+		if !huge && (n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int") {
 			d.errorf(n, path, scalarValue(n), "want an integer")
+			return
+		}
+		if huge || n.Decode(&i) != nil {
+			d.errorf(n, path, n.Value, "too large (max %s)", d.max(strconv.Itoa(math.MaxInt)))
 			return
 		}
 		v.SetInt(int64(i))
@@ -270,10 +327,28 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 	}
 	td, err := time.ParseDuration(n.Value)
 	if err != nil {
+		if durationRE.MatchString(n.Value) { // well formed: only too large
+			d.errorf(n, path, n.Value, "too large (max %s)", d.max(time.Duration(math.MaxInt64).String()))
+			return
+		}
 		d.errorf(n, path, n.Value, `not a duration (want e.g. "500ms", "2s" or "1m30s")`)
 		return
 	}
 	v.SetInt(int64(td))
+}
+
+var intRE = regexp.MustCompile(`^[-+]?[0-9][0-9_]*$`)
+
+// durationRE matches what time.ParseDuration accepts, whatever the size.
+var durationRE = regexp.MustCompile(`^[-+]?(0|(\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// max is the bound to name in a "too large" message: the field's max tag,
+// else what the Go type holds.
+func (d *decoder) max(typeMax string) string {
+	if d.limit != "" {
+		return d.limit
+	}
+	return typeMax
 }
 
 // fieldsOf lists the YAML names of a struct type's fields with their index.
@@ -317,7 +392,9 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		}
 		seen[k.Value] = true
 		d.pos.m[fp] = Pos{k.Line, k.Column}
+		d.limit = v.Type().Field(fi).Tag.Get("max")
 		d.decode(val, v.Field(fi), fp)
+		d.limit = ""
 	}
 }
 
@@ -389,11 +466,4 @@ func (d *decoder) anyValue(n *yaml.Node, path string) any {
 	}
 	d.errorf(n, path, nil, "unsupported YAML node")
 	return nil
-}
-
-// asErrors returns err as Errors if it is one.
-func asErrors(err error) (Errors, bool) {
-	var es Errors
-	ok := errors.As(err, &es)
-	return es, ok
 }

@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sftkit/sft/policy"
 	"github.com/sftkit/sft/resource"
@@ -41,12 +45,44 @@ func Load(ctx context.Context, name string, data []byte, reg *resource.Registry,
 	return cfg, nil
 }
 
-// Validate checks every field of c. Resource properties are checked by their
-// type, looked up in reg (with "${self}" replaced by self first). name and
-// pos (from Parse; may be nil) place the errors in the source. The error,
-// if any, is an Errors.
+// Validate checks every field of c as `run` needs it: whatever would stop
+// the node from starting is an error here first (bounds included, see the
+// max tags on Config). Resource properties are checked by their type,
+// looked up in reg (with "${self}" replaced by self first). name and pos
+// (from Parse; may be nil) place the errors in the source. The error, if
+// any, is an Errors. Checks that depend on this machine's state (a network
+// namespace or directory that does not exist yet, a token file missing or
+// readable by others) are errors here; see Check.
 func (c *Config) Validate(ctx context.Context, name string, pos *Positions, reg *resource.Registry, self string) error {
-	v := &validator{file: name, pos: pos}
+	_, err := c.check(ctx, name, pos, reg, self, false)
+	return err
+}
+
+// Check is Validate for the `validate` command: problems that depend on
+// the state of this machine (see Validate) are returned as warnings, as is
+// a configuration with no resource to run; everything else is an error.
+// The error, if any, is an Errors.
+func (c *Config) Check(ctx context.Context, name string, pos *Positions, reg *resource.Registry, self string) (warnings Errors, err error) {
+	return c.check(ctx, name, pos, reg, self, true)
+}
+
+// Empty reports whether c has no resource to run (no group, or groups
+// without resources).
+func (c *Config) Empty() bool {
+	for _, g := range c.Groups {
+		if len(g.Resources) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Config) check(ctx context.Context, name string, pos *Positions, reg *resource.Registry, self string, machineWarns bool) (Errors, error) {
+	v := &validator{file: name, pos: pos, machineWarns: machineWarns}
+	v.bounds("", reflect.ValueOf(c).Elem())
+	if c.Empty() {
+		v.warn("groups", nil, "no resources: this node would run nothing (run refuses without -allow-empty)")
+	}
 	v.node(c)
 	v.log(c.Log)
 	v.api(c.API)
@@ -62,28 +98,109 @@ func (c *Config) Validate(ctx context.Context, name string, pos *Positions, reg 
 	v.externalPlugins(c.Plugins.External)
 	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
 	v.groups(ctx, c.Groups, reg, self)
+	sortErrors(v.warns)
 	if len(v.errs) == 0 {
-		return nil
+		return v.warns, nil
 	}
-	// Source order; errors without a position keep their place at the end.
-	sort.SliceStable(v.errs, func(i, j int) bool {
-		a, b := v.errs[i].Pos, v.errs[j].Pos
+	sortErrors(v.errs)
+	return v.warns, v.errs
+}
+
+// sortErrors sorts es in source order; errors without a position keep their
+// place at the end.
+func sortErrors(es Errors) {
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i].Pos, es[j].Pos
 		if a.Line == 0 || b.Line == 0 {
 			return a.Line != 0 && b.Line == 0
 		}
 		return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
 	})
-	return v.errs
 }
 
 type validator struct {
 	file string
 	pos  *Positions
 	errs Errors
+	// machineWarns: problems that depend on the machine's state are
+	// warnings (Check), not errors (Validate).
+	machineWarns bool
+	warns        Errors
 }
 
 func (v *validator) add(path string, value any, format string, args ...any) {
 	v.errs = append(v.errs, &Error{File: v.file, Pos: v.pos.Of(path), Path: path, Value: value, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) warn(path string, value any, format string, args ...any) {
+	v.warns = append(v.warns, &Error{File: v.file, Pos: v.pos.Of(path), Path: path, Value: value, Msg: fmt.Sprintf(format, args...)})
+}
+
+// machine reports a problem that depends on this machine's state: a
+// warning for Check, an error for Validate.
+func (v *validator) machine(path string, value any, format string, args ...any) {
+	if v.machineWarns {
+		v.warn(path, value, format+" (an error at run)", args...)
+		return
+	}
+	v.add(path, value, format, args...)
+}
+
+// bounds checks every field with a max tag, walking structs, pointers and
+// slices; path is v's path.
+func (v *validator) bounds(path string, val reflect.Value) {
+	switch val.Kind() {
+	case reflect.Pointer:
+		if !val.IsNil() {
+			v.bounds(path, val.Elem())
+		}
+	case reflect.Slice:
+		if val.Type().Elem().Kind() == reflect.Struct {
+			for i := range val.Len() {
+				v.bounds(fmt.Sprintf("%s[%d]", path, i), val.Index(i))
+			}
+		}
+	case reflect.Struct:
+		t := val.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			fp := join(path, name)
+			fv := val.Field(i)
+			if limit := f.Tag.Get("max"); limit != "" {
+				v.max(fp, fv, limit)
+				continue
+			}
+			v.bounds(fp, fv)
+		}
+	}
+}
+
+// max checks one bounded field (Duration, *Duration or int).
+func (v *validator) max(path string, fv reflect.Value, limit string) {
+	if fv.Kind() == reflect.Pointer {
+		if fv.IsNil() {
+			return
+		}
+		fv = fv.Elem()
+	}
+	if fv.Type() == durationType {
+		lim, err := time.ParseDuration(limit)
+		if err != nil {
+			panic(fmt.Sprintf("config: bad max tag %q on %s", limit, path))
+		}
+		if d := Duration(fv.Int()); d.D() > lim {
+			v.add(path, d.String(), "too large (max %s)", limit)
+		}
+		return
+	}
+	lim, err := strconv.ParseInt(limit, 10, 64)
+	if err != nil {
+		panic(fmt.Sprintf("config: bad max tag %q on %s", limit, path))
+	}
+	if fv.Int() > lim {
+		v.add(path, fv.Int(), "too large (max %s)", limit)
+	}
 }
 
 func (v *validator) nonNegative(path string, d Duration) {
@@ -109,8 +226,12 @@ func (v *validator) log(l Log) {
 	default:
 		v.add("log.format", l.Format, "want json or text")
 	}
-	if l.File != "" && !filepath.IsAbs(l.File) {
-		v.add("log.file", l.File, "must be an absolute path")
+	if l.File != "" {
+		if !filepath.IsAbs(l.File) {
+			v.add("log.file", l.File, "must be an absolute path")
+		} else {
+			v.dirExists("log.file", l.File)
+		}
 	}
 }
 
@@ -121,6 +242,8 @@ func (v *validator) api(a API) {
 			v.add("api.socket", a.Socket, "must be an absolute path")
 		case len(a.Socket) > maxSocketPath:
 			v.add("api.socket", a.Socket, "too long for a unix socket (%d bytes, at most %d)", len(a.Socket), maxSocketPath)
+		default:
+			v.dirExists("api.socket", a.Socket)
 		}
 	}
 	if a.TCP != "" {
@@ -136,13 +259,61 @@ func (v *validator) api(a API) {
 		// Never echo the token itself.
 		v.add("api.token", nil, "too short (%d characters, at least %d)", len(a.Token), minTokenLen)
 	}
-	if a.TokenFile != "" && !filepath.IsAbs(a.TokenFile) {
-		v.add("api.token_file", a.TokenFile, "must be an absolute path")
+	if a.TokenFile != "" {
+		if !filepath.IsAbs(a.TokenFile) {
+			v.add("api.token_file", a.TokenFile, "must be an absolute path")
+		} else if a.Token == "" {
+			v.tokenFile(a.TokenFile)
+		}
 	}
 	v.nonNegative("api.operation_timeout", a.OperationTimeout)
 	if a.EventHistory < 0 {
 		v.add("api.event_history", a.EventHistory, "must not be negative")
 	}
+}
+
+// dirExists checks that the directory of file exists (run creates the
+// file, not its directory): a machine-state check.
+func (v *validator) dirExists(path, file string) {
+	dir := filepath.Dir(file)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		v.machine(path, file, "directory %s: %v", dir, unwrapPath(err))
+	case !fi.IsDir():
+		v.machine(path, file, "%s is not a directory", dir)
+	}
+}
+
+// tokenFile checks what run checks of the token file: it exists, holds a
+// long enough token, and is not readable by group or others (like ssh with
+// a private key, run refuses it: chmod 600).
+func (v *validator) tokenFile(path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		v.machine("api.token_file", path, "%v", unwrapPath(err))
+		return
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		v.machine("api.token_file", path, "readable or writable by others (mode %04o): chmod 600 it", fi.Mode().Perm())
+		return
+	}
+	b, err := os.ReadFile(path)
+	switch tok := strings.TrimSpace(string(b)); {
+	case err != nil:
+		v.machine("api.token_file", path, "%v", unwrapPath(err))
+	case len(tok) < minTokenLen:
+		v.machine("api.token_file", path, "token too short (%d characters, at least %d)", len(tok), minTokenLen)
+	}
+}
+
+// unwrapPath drops the *PathError's repetition of the path.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // hostPort checks a listen address; loopback requires a loopback IP.
@@ -262,13 +433,16 @@ func (v *validator) resources(ctx context.Context, gp string, rs []Resource, reg
 			if _, ok := reg.Lookup(r.Type); !ok {
 				v.add(rp+".type", r.Type, "unknown resource type (known: %s)", strings.Join(reg.Names(), ", "))
 			} else {
-				v.properties(rp+".properties", reg.Validate(ctx, r.Type, resource.Properties(ExpandSelf(r.Properties, self))))
+				v.properties(rp+".properties", reg.Validate(ctx, r.Type, resource.Properties(ExpandAll(r.Properties, self, "validate"))))
 			}
 		}
 		if r.Restart.Action != "" {
 			if _, err := policy.ParseRestartAction(r.Restart.Action); err != nil {
 				v.add(rp+".restart.action", r.Restart.Action, "want no-restart, restart-no-failover or restart-then-failover")
 			}
+		}
+		if r.Restart.Delay != nil && *r.Restart.Delay < 0 {
+			v.add(rp+".restart.delay", r.Restart.Delay.String(), "must not be negative (0 restarts at once)")
 		}
 		pr := r.Restart.PolicyRestart()
 		pr.Action = policy.RestartDefault // checked above
@@ -369,9 +543,26 @@ func (v *validator) policyErrs(prefix string, err error) {
 	}
 }
 
+// machineProperties are the properties (of any type) that name a path on
+// this machine; an error about one whose path does not exist is a problem
+// of the machine's state (see Check): a network namespace the demo script
+// has not created yet, a working directory made at deployment.
+var machineProperties = map[string]bool{"netns": true, "dir": true}
+
 // properties adds a type's validation errors under prefix.
 func (v *validator) properties(prefix string, err error) {
-	v.policyErrs(prefix, err)
+	for _, e := range flatten(err) {
+		var re *resource.Error
+		if errors.As(e, &re) && machineProperties[re.Field] {
+			if p, ok := re.Value.(string); ok && filepath.IsAbs(p) {
+				if _, serr := os.Stat(p); errors.Is(serr, fs.ErrNotExist) {
+					v.machine(prefix+"."+re.Field, p, "%v", re.Err)
+					continue
+				}
+			}
+		}
+		v.policyErrs(prefix, e)
+	}
 }
 
 // valueOf prints durations as durations.

@@ -3,6 +3,12 @@
 // runs their groups on a monitor, serves the control API and the
 // Prometheus metrics, writes the structured event log and fires alerts.
 //
+// On a single node nothing can move: a failure whose policy asks for a
+// failover is logged, streamed and alerted as a plain failure ("failed; no
+// other node to fail over to"). Status adds restart tallies (within the
+// policy's period, and in total), every counter exists at 0 from the
+// start, and Abort is the second signal's last resort.
+//
 // The resource types are wired in one place, types.go: BundledTypes,
 // PluginMain (the self re-exec hook main calls first) and openTypes.
 package node

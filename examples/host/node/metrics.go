@@ -104,6 +104,10 @@ func newMetrics(status func() monitor.Status) *metrics {
 	m.alertsSent = counter("sft_alerts_sent_total", "Alerts delivered.", []string{"kind"})
 	m.alertsFailed = counter("sft_alerts_failed_total", "Alerts given up after all retries.", []string{"kind"})
 	m.alertsDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "sft_alerts_dropped_total", Help: "Alerts dropped because the alert queue was full."})
+	for _, k := range []string{alert.KindFailed, alert.KindFailover, alert.KindRecovery} {
+		m.alertsSent.WithLabelValues(k)
+		m.alertsFailed.WithLabelValues(k)
+	}
 	m.alertsAttempts = prometheus.NewCounter(prometheus.CounterOpts{Name: "sft_alert_attempts_total", Help: "Alert delivery attempts, retries included."})
 	r.MustRegister(m.events, m.eventsDropped, m.alertsDropped, m.alertsAttempts)
 	r.MustRegister(&statusCollector{
@@ -115,6 +119,21 @@ func newMetrics(status func() monitor.Status) *metrics {
 	})
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// initResource makes a resource's counters exist at 0 before anything
+// happened, so that a query (or `grep ^sft_resource_restarts_total`) finds
+// them from the start.
+func (m *metrics) initResource(group, name, typ string) {
+	for _, c := range []*prometheus.CounterVec{m.restarts, m.pushed, m.failures} {
+		c.WithLabelValues(group, name, typ)
+	}
+}
+
+// initGroup makes a group's counters exist at 0.
+func (m *metrics) initGroup(group string) {
+	m.groupFailures.WithLabelValues(group)
+	m.failovers.WithLabelValues(group)
 }
 
 // observeCall is the monitor's Observer.

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +56,7 @@ type Node struct {
 	met       *metrics
 	hook      *alert.Hook
 	autostart map[string]bool
+	instance  string // replaces config.InstancePlaceholder
 
 	socketPath  string
 	tcpAddr     string
@@ -63,6 +68,23 @@ type Node struct {
 	followers map[chan api.Event]struct{}
 	evClosed  bool
 	degraded  map[string]bool
+	// restarts per "group/resource": every restart (total) and the times
+	// of those the restart policy still counts (its history, reset with
+	// the group's failure), guarded by evMu.
+	restarts map[string]*restartCount
+	periods  map[string]time.Duration // "group/resource" -> restart period
+
+	// For Abort: every resource opened, and the plugin host.
+	opened  []resource.Resource
+	phost   *plugins.Host
+	abortMu sync.Mutex
+	aborted bool
+}
+
+// restartCount is one resource's restart tally.
+type restartCount struct {
+	total  int
+	recent []time.Time
 }
 
 // NodeName is the node's name (api.Backend).
@@ -76,6 +98,16 @@ func (n *Node) TCPAddr() string { return n.tcpAddr }
 
 // MetricsAddr is the metrics listener's address, if any.
 func (n *Node) MetricsAddr() string { return n.metricsAddr }
+
+// Instance is the random token this node start put in place of
+// config.InstancePlaceholder.
+func (n *Node) Instance() string { return n.instance }
+
+func randomToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
 
 // Config is the node's configuration (with defaults).
 func (n *Node) Config() config.Config { return n.cfg }
@@ -152,6 +184,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		autostart: map[string]bool{},
 		followers: map[chan api.Event]struct{}{},
 		degraded:  map[string]bool{},
+		instance:  randomToken(),
+		restarts:  map[string]*restartCount{},
+		periods:   map[string]time.Duration{},
 	}
 	var cleanups []func()
 	defer func() {
@@ -165,6 +200,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Name: "sft_plugin_process_events_total",
 		Help: "Plugin process life events: started, relaunched (after an exit or a kill), exited (unexpectedly).",
 	}, []string{"event"})
+	for _, k := range []string{plugins.ProcessStarted, plugins.ProcessRelaunched, plugins.ProcessExited} {
+		procEvents.WithLabelValues(k)
+	}
 	reg := opts.Registry
 	var phost *plugins.Host
 	onProcess := func(e plugins.ProcessEvent) { procEvents.WithLabelValues(e.Kind).Inc() }
@@ -174,6 +212,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 			return err
 		}
 		reg, phost = r, h
+		n.phost = h
 		if h != nil {
 			cleanups = append(cleanups, func() {
 				_ = h.Close()
@@ -228,7 +267,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 			rlog := n.log.With("group", g.Name, "resource", r.Name, "type", r.Type)
 			res, err := reg.Open(ctx, r.Type, resource.OpenRequest{
 				Name:       g.Name + "/" + r.Name,
-				Properties: resource.Properties(config.ExpandSelf(r.Properties, self)),
+				Properties: resource.Properties(config.ExpandAll(r.Properties, self, n.instance)),
 				Logger:     rlog,
 			})
 			if err != nil {
@@ -237,6 +276,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 				}
 				return fmt.Errorf("group %s: resource %s: %w", g.Name, r.Name, err)
 			}
+			n.abortMu.Lock()
+			n.opened = append(n.opened, res)
+			n.abortMu.Unlock()
+			key := g.Name + "/" + r.Name
+			n.restarts[key] = &restartCount{}
+			n.periods[key] = r.Restart.PolicyRestart().WithDefaults().Period
+			n.met.initResource(g.Name, r.Name, r.Type)
 			var tt resource.Timing
 			if t, ok := reg.Lookup(r.Type); ok {
 				if tp, ok := t.(resource.TimingProvider); ok {
@@ -255,6 +301,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 			return err
 		}
 		n.autostart[g.Name] = g.IsAutostart()
+		n.met.initGroup(g.Name)
 	}
 
 	// API and metrics listeners.
@@ -371,6 +418,8 @@ func (n *Node) consume(sub *monitor.Subscription) {
 		n.evMu.Unlock()
 	}()
 	for e := range sub.C() {
+		e = localize(e)
+		n.countRestarts(e)
 		n.met.observeEvent(e)
 		n.logEvent(e)
 		n.alerts(e)
@@ -464,45 +513,181 @@ func (n *Node) fire(a alert.Alert) {
 // Status implements api.Backend.
 func (n *Node) Status() api.Status {
 	st := n.mon.Status()
-	out := api.Status{Node: n.name, Time: time.Now(), Groups: make([]api.GroupStatus, 0, len(st.Groups))}
+	now := time.Now()
+	out := api.Status{Node: n.name, Time: now, Groups: make([]api.GroupStatus, 0, len(st.Groups))}
+	n.evMu.Lock()
+	defer n.evMu.Unlock()
 	for _, g := range st.Groups {
-		out.Groups = append(out.Groups, api.GroupStatus{GroupStatus: g, Owner: n.name, Autostart: n.autostart[g.Name]})
+		g.Reason = localizeReason(g.Reason)
+		ag := api.GroupStatus{GroupStatus: g, Owner: n.name, Autostart: n.autostart[g.Name]}
+		for _, r := range g.Resources {
+			r.LastFailure = localizeReason(r.LastFailure)
+			ar := api.ResourceStatus{ResourceStatus: r, RestartPeriod: n.periods[g.Name+"/"+r.Name].String()}
+			if c := n.restarts[g.Name+"/"+r.Name]; c != nil {
+				ar.RestartsTotal = c.total
+				ar.RestartsInPeriod = recent(c.recent, now, n.periods[g.Name+"/"+r.Name])
+			}
+			ag.Resources = append(ag.Resources, ar)
+		}
+		out.Groups = append(out.Groups, ag)
 	}
 	return out
 }
 
-func mapErr(err error) error {
+// recent counts the times within period before now.
+func recent(ts []time.Time, now time.Time, period time.Duration) int {
+	c := 0
+	for _, t := range ts {
+		if now.Sub(t) < period {
+			c++
+		}
+	}
+	return c
+}
+
+// countRestarts keeps the restart tallies: every EventRestart counts in
+// the total and in the policy's window; the window starts anew when a
+// failed group recovers or is cleared, as the monitor's policy history
+// does.
+func (n *Node) countRestarts(e monitor.Event) {
+	n.evMu.Lock()
+	defer n.evMu.Unlock()
+	switch {
+	case e.Kind == monitor.EventRestart:
+		if c := n.restarts[e.Group+"/"+e.Resource]; c != nil {
+			c.total++
+			c.recent = append(c.recent, e.Time)
+			if len(c.recent) > 1000 { // the threshold's bound: older ones no longer count
+				c.recent = c.recent[1:]
+			}
+		}
+	case e.Kind == monitor.EventGroupStateChanged && e.To == resource.StateOnline && n.degraded[e.Group]:
+		n.resetRecentLocked(e.Group)
+	}
+}
+
+func (n *Node) resetRecentLocked(group string) {
+	for key, c := range n.restarts {
+		if strings.HasPrefix(key, group+"/") {
+			c.recent = nil
+		}
+	}
+}
+
+func mapErr(group string, err error) error {
 	if errors.Is(err, monitor.ErrNoSuchGroup) {
-		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+		return fmt.Errorf("%w %q", api.ErrNotFound, group)
 	}
 	return err
 }
 
 // Online implements api.Backend.
 func (n *Node) Online(ctx context.Context, group string) error {
-	return mapErr(n.mon.Online(ctx, group))
+	return mapErr(group, n.mon.Online(ctx, group))
 }
 
 // Offline implements api.Backend.
 func (n *Node) Offline(ctx context.Context, group string) error {
-	return mapErr(n.mon.Offline(ctx, group))
+	return mapErr(group, n.mon.Offline(ctx, group))
 }
 
 // Clear implements api.Backend.
 func (n *Node) Clear(ctx context.Context, group string) error {
-	return mapErr(n.mon.Clear(ctx, group))
+	err := n.mon.Clear(ctx, group)
+	if err == nil {
+		n.evMu.Lock()
+		n.resetRecentLocked(group)
+		n.evMu.Unlock()
+	}
+	return mapErr(group, err)
 }
 
 // Move implements api.Backend: without the cluster layer a group can only
 // be "moved" to this node (which brings it online here).
 func (n *Node) Move(ctx context.Context, group, node string) error {
 	if _, err := n.mon.GroupStatus(group); err != nil {
-		return mapErr(err)
+		return mapErr(group, err)
 	}
 	if node != n.name {
 		return fmt.Errorf("%w: no cluster layer yet: group %s can only run on this node (%s), not %s", api.ErrConflict, group, n.name, node)
 	}
-	return mapErr(n.mon.Online(ctx, group))
+	return mapErr(group, n.mon.Online(ctx, group))
+}
+
+// Abort is the last resort of a second SIGINT/SIGTERM: it does not wait
+// for an orderly shutdown. Every resource the node opened is Terminated,
+// in parallel, each bounded by bound; then the plugin processes are
+// stopped (also bounded by bound) and the API socket is removed. It
+// returns when that is done or bound has passed twice; the caller exits.
+// Abort is safe to call once the node is Ready and at most once matters.
+func (n *Node) Abort(bound time.Duration) {
+	n.abortMu.Lock()
+	if n.aborted {
+		n.abortMu.Unlock()
+		return
+	}
+	n.aborted = true
+	opened := slices.Clone(n.opened)
+	n.abortMu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range opened {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), bound)
+			defer cancel()
+			if err := r.Terminate(ctx); err != nil {
+				n.log.Error("abort: terminate failed", "err", err)
+			}
+		})
+	}
+	waitFor(&wg, bound)
+	if n.phost != nil {
+		var pw sync.WaitGroup
+		pw.Go(func() { _ = n.phost.Close() })
+		waitFor(&pw, bound)
+	}
+	if n.socketPath != "" {
+		_ = os.Remove(n.socketPath)
+	}
+	n.log.Warn("aborted: resources terminated, plugin processes stopped", "resources", len(opened))
+}
+
+// waitFor waits for wg, at most d.
+func waitFor(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// localize rewrites an event for a single node, where nothing can move: a
+// failure whose policy asks for a failover is a plain failure here (no
+// failover alert, no "failing the group over"), and a failure a resource
+// pushed says what happened rather than naming a health check.
+func localize(e monitor.Event) monitor.Event {
+	e.Reason = localizeReason(e.Reason)
+	if e.Kind == monitor.EventGroupFailed {
+		e.Failover = false
+	}
+	return e
+}
+
+// The monitor's and the policy's wording this node rewrites (see
+// localize). Once they say it themselves, these replacements find nothing.
+const (
+	pushedPrefix   = "health check failed: failure reported by the resource: "
+	pushedLast     = "failure reported by the resource: "
+	failoverSuffix = ": failing the group over"
+	noFailover     = ": failed; no other node to fail over to"
+)
+
+func localizeReason(s string) string {
+	s = strings.ReplaceAll(s, pushedPrefix, "")
+	s = strings.ReplaceAll(s, pushedLast, "")
+	return strings.ReplaceAll(s, failoverSuffix, noFailover)
 }
 
 // Events implements api.Backend.

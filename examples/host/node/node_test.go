@@ -110,7 +110,7 @@ func TestNodeLifecycle(t *testing.T) {
 		Alerts:  config.Alerts{Webhook: hook.URL, Backoff: config.Duration(time.Millisecond)},
 		Groups: []config.Group{
 			{Name: "g1", Resources: []config.Resource{
-				{Name: "base", Type: "fake", Restart: config.Restart{Delay: config.Duration(time.Millisecond)}},
+				{Name: "base", Type: "fake", Restart: config.Restart{Delay: new(config.Duration(time.Millisecond))}},
 				{Name: "top", Type: "fake", DependsOn: []string{"base"}},
 			}},
 			{Name: "g2", Autostart: &no, Resources: []config.Resource{{Name: "r", Type: "fake"}}},
@@ -154,6 +154,18 @@ func TestNodeLifecycle(t *testing.T) {
 	require.Equal(t, resource.StateOffline, st.Groups[1].State)
 	require.False(t, st.Groups[1].Autostart)
 
+	// Counters exist from the start, at 0.
+	m0 := scrape(t, n.MetricsAddr())
+	for _, want := range []string{
+		`sft_resource_restarts_total{group="g2",resource="r",type="fake"} 0`,
+		`sft_resource_failures_pushed_total{group="g1",resource="top",type="fake"} 0`,
+		`sft_resource_failures_total{group="g2",resource="r",type="fake"} 0`,
+		`sft_group_failures_total{group="g2"} 0`,
+		`sft_alerts_sent_total{kind="failed"} 0`,
+	} {
+		require.Contains(t, m0, want)
+	}
+
 	// A pushed failure: restarted, visible in events and metrics, and a
 	// recovery alert once the group is online again.
 	base := typ.Instance("g1/base")
@@ -163,6 +175,14 @@ func TestNodeLifecycle(t *testing.T) {
 	r := waitEvent(t, c, last, func(e api.Event) bool { return e.Kind == "restart" && e.Resource == "base" })
 	require.Equal(t, "restart 1 of 3 within 15m0s", r.Reason)
 	waitEvent(t, c, r.Seq, groupIs("g1", "Online"))
+	st, err = c.Status(bctx)
+	require.NoError(t, err)
+	rb := st.Groups[0].Resources[0]
+	require.Equal(t, "base", rb.Name)
+	require.Equal(t, 1, rb.RestartsInPeriod)
+	require.Equal(t, 1, rb.RestartsTotal)
+	require.Equal(t, "15m0s", rb.RestartPeriod)
+	require.Equal(t, "process exited", rb.LastFailure, "a pushed failure says what happened")
 
 	m := scrape(t, n.MetricsAddr())
 	require.Contains(t, m, `sft_resource_restarts_total{group="g1",resource="base",type="fake"} 1`)
@@ -179,15 +199,18 @@ func TestNodeLifecycle(t *testing.T) {
 	last = r.Seq
 	require.True(t, base.PushFailure(resource.NodeLocal(errors.New("address held by another host"))))
 	gf := waitEvent(t, c, last, func(e api.Event) bool { return e.Kind == "group_failed" })
-	require.True(t, gf.Failover)
+	// A single node: nothing can move, so no failover, and it says so.
+	require.False(t, gf.Failover)
+	require.Equal(t, "resource base: this node cannot host the resource: failed; no other node to fail over to", gf.Reason)
 	waitEvent(t, c, gf.Seq, groupIs("g1", "Failed"))
 	a := <-alerts // the first alert: a restart in place raised none
-	require.Equal(t, alert.KindFailover, a.Kind)
+	require.Equal(t, alert.KindFailed, a.Kind)
 	require.Equal(t, "g1", a.Group)
 	require.Equal(t, "n1", a.Node)
 	require.Equal(t, "base", a.Resource)
-	require.True(t, a.Failover)
-	require.Contains(t, a.Reason, "this node cannot host the resource")
+	require.False(t, a.Failover)
+	require.Contains(t, a.Reason, "this node cannot host the resource: failed; no other node to fail over to")
+	require.NotContains(t, a.Reason, "failing the group over")
 	st, err = c.Status(bctx)
 	require.NoError(t, err)
 	require.True(t, st.Groups[0].Failed)
@@ -205,7 +228,14 @@ func TestNodeLifecycle(t *testing.T) {
 	a = <-alerts
 	require.Equal(t, alert.KindRecovery, a.Kind)
 	require.Equal(t, "g1", a.Group)
-	require.Contains(t, scrape(t, n.MetricsAddr()), `sft_group_failovers_total{group="g1"} 1`)
+	m = scrape(t, n.MetricsAddr())
+	require.Contains(t, m, `sft_group_failures_total{group="g1"} 1`)
+	require.Contains(t, m, `sft_group_failovers_total{group="g1"} 0`)
+	st, err = c.Status(bctx)
+	require.NoError(t, err)
+	rb = st.Groups[0].Resources[0]
+	require.Equal(t, 0, rb.RestartsInPeriod, "the policy's count starts anew once the failed group is back")
+	require.Equal(t, 1, rb.RestartsTotal, "the total is never reset")
 
 	// Offline and online of the manual group; unknown group is a 404.
 	_, err = c.Action(bctx, "g2", "online")
@@ -216,6 +246,7 @@ func TestNodeLifecycle(t *testing.T) {
 	_, err = c.Action(bctx, "nope", "online")
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, http.StatusNotFound, se.Code)
+	require.Equal(t, `no such group "nope"`, se.Msg, "said once")
 
 	// The event log is JSON, one event per line.
 	require.Contains(t, logs.String(), `"msg":"event","node":"n1","kind":"group_failed","group":"g1","resource":"base"`)
