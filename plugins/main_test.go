@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/internal/proc"
 )
 
 // roleEnv makes the test binary play a part other than the test runner: the
@@ -57,10 +57,10 @@ func TestMain(m *testing.M) {
 // checkNoChildren fails when a child process of the test outlives the suite.
 // go-plugin reaps a plugin in a goroutine; give it a moment.
 func checkNoChildren() error {
-	var kids []procutil.Stat
+	var kids []proc.Stat
 	for range 100 {
 		var err error
-		kids, err = procutil.Children(os.Getpid())
+		kids, err = proc.Children(os.Getpid())
 		if err != nil {
 			return err
 		}

@@ -8,8 +8,9 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/internal/proc"
 	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/plugins/internal/inproc"
 	"github.com/sftkit/sft/resource"
 	"github.com/sftkit/sft/resource/resourcetest"
 )
@@ -19,18 +20,19 @@ import (
 // closed when the test ends. cfg.Path only names the plugin in messages.
 func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugins.Host {
 	t.Helper()
-	ps, err := plugins.PluginSet(cfg.Logger, types...)
+	ps, err := inproc.PluginSet(cfg.Logger, types...)
 	if err != nil {
 		t.Fatalf("plugintest: %v", err)
 	}
 	client, _ := plugin.TestPluginGRPCConn(t, false, ps)
 	// client.Close asks the server to stop (go-plugin's controller
 	// Shutdown), then closes the connection: the in-process "exit".
-	h, err := plugins.ConnectInProcess(t.Context(), cfg, client, func() { _ = client.Close() })
+	raw, err := inproc.Connect(t.Context(), cfg, client, func() { _ = client.Close() })
 	if err != nil {
 		_ = client.Close()
 		t.Fatalf("plugintest: %v", err)
 	}
+	h := raw.(*plugins.Host)
 	t.Cleanup(func() {
 		if err := h.Close(); err != nil {
 			t.Errorf("plugintest: closing host: %v", err)
@@ -79,7 +81,7 @@ func Main(m *testing.M, types ...resource.Type) {
 func NoChildren(wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		kids, err := procutil.Children(os.Getpid())
+		kids, err := proc.Children(os.Getpid())
 		if err != nil {
 			return err
 		}
