@@ -73,35 +73,15 @@ func (l *lineage) backoffLocked(now time.Time) time.Duration {
 }
 
 // ensure returns the live process, launching one if there is none: after
-// the backoff, unless cleanup is set.
+// the backoff, unless cleanup is set. The backoff is waited without holding
+// the launch slot, so a cleanup launch is never stuck behind a background
+// relaunch (or a call) that waits for it.
 func (l *lineage) ensure(ctx context.Context, cleanup bool) (*gen, error) {
-	select {
-	case l.launch <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("plugins: waiting for plugin start: %w", context.Cause(ctx))
-	case <-l.h.ctx.Done():
-		return nil, errHostClosed
-	}
-	defer func() { <-l.launch }()
-	if !l.h.beginLaunch() {
-		return nil, errHostClosed
-	}
-	defer l.h.launches.Done()
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil, errHostClosed
-	}
-	if g := l.cur; g != nil && !g.isDead() {
-		l.mu.Unlock()
-		return g, nil
-	}
-	var delay time.Duration
-	if !cleanup {
-		delay = l.backoffLocked(time.Now())
-	}
-	l.mu.Unlock()
-	if delay > 0 {
+	for {
+		g, delay, err := l.tryLaunch(ctx, cleanup)
+		if g != nil || err != nil {
+			return g, err
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -113,6 +93,39 @@ func (l *lineage) ensure(ctx context.Context, cleanup bool) (*gen, error) {
 			return nil, errHostClosed
 		}
 	}
+}
+
+// tryLaunch returns the live process, or launches one, or says how long
+// the backoff still is.
+func (l *lineage) tryLaunch(ctx context.Context, cleanup bool) (*gen, time.Duration, error) {
+	select {
+	case l.launch <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, fmt.Errorf("plugins: waiting for plugin start: %w", context.Cause(ctx))
+	case <-l.h.ctx.Done():
+		return nil, 0, errHostClosed
+	}
+	defer func() { <-l.launch }()
+	if !l.h.beginLaunch() {
+		return nil, 0, errHostClosed
+	}
+	defer l.h.launches.Done()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, 0, errHostClosed
+	}
+	if g := l.cur; g != nil && !g.isDead() {
+		l.mu.Unlock()
+		return g, 0, nil
+	}
+	if !cleanup {
+		if delay := l.backoffLocked(time.Now()); delay > 0 {
+			l.mu.Unlock()
+			return nil, delay, nil
+		}
+	}
+	l.mu.Unlock()
 	g, err := l.h.start(ctx, l)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -120,14 +133,14 @@ func (l *lineage) ensure(ctx context.Context, cleanup bool) (*gen, error) {
 		l.failures++
 		l.lastDeath = time.Now()
 		l.relaunchLocked()
-		return nil, err
+		return nil, 0, err
 	}
 	if l.closed {
 		l.h.bg.Go(func() { g.shutdown(l.h.cfg.StopTimeout) })
-		return nil, errHostClosed
+		return nil, 0, errHostClosed
 	}
 	l.cur = g
-	return g, nil
+	return g, 0, nil
 }
 
 // died records the death of g for the backoff and starts the background

@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 		hs.ProtocolVersion = 99
 		_ = Serve(ServeConfig{handshake: &hs}, scriptedType{})
 		os.Exit(0)
+	case "diehandshake":
+		// Killed before it answers the handshake (issue 8 bug 23).
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
 	case "host":
 		helperHost()
 		os.Exit(0)

@@ -33,8 +33,12 @@ type grpcServer struct {
 	nextID uint64
 	insts  map[uint64]*instance
 
-	events   eventQueue
-	sweepers map[time.Duration]*sweeper
+	events eventQueue
+
+	// What Info announces; tests change them to play older plugins.
+	protocol     uint32
+	capabilities []string
+	sweepers     map[time.Duration]*sweeper
 }
 
 func newGRPCServer(types []resource.Type, logger *slog.Logger) (*grpcServer, error) {
@@ -43,6 +47,8 @@ func newGRPCServer(types []resource.Type, logger *slog.Logger) (*grpcServer, err
 		logger: logger,
 		insts:  make(map[uint64]*instance),
 		events: newEventQueue(),
+
+		capabilities: []string{capLooksAliveLoop, capEvents, capSchedule, capCycle},
 	}
 	for _, t := range types {
 		if t == nil || t.Name() == "" {
@@ -64,8 +70,8 @@ func (s *grpcServer) push(ev *pb.Event) { s.events.push(ev) }
 
 func (s *grpcServer) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, error) {
 	resp := &pb.InfoResponse{
-		Protocol:     protocolVersion,
-		Capabilities: []string{capLooksAliveLoop, capEvents, capSchedule, capCycle},
+		Protocol:     cmp32(s.protocol, protocolVersion),
+		Capabilities: s.capabilities,
 		Pid:          int64(os.Getpid()),
 	}
 	for _, name := range s.order {
@@ -76,6 +82,13 @@ func (s *grpcServer) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, e
 		resp.Types = append(resp.Types, timingToPB(name, timing))
 	}
 	return resp, nil
+}
+
+func cmp32(v, def uint32) uint32 {
+	if v != 0 {
+		return v
+	}
+	return def
 }
 
 func (s *grpcServer) typ(name string) (resource.Type, error) {

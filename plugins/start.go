@@ -118,8 +118,11 @@ func (h *Host) startError(run *pluginRunner, err error) error {
 			h.cfg.Path, m[1], protocolVersion, errProtocolMismatch)
 	}
 	first, _, _ := strings.Cut(msg, "\n")
+	// go-plugin saw the plugin's stdout end: the process was exiting before
+	// the host killed anything.
+	eof := strings.Contains(msg, "Failed to read any lines") || strings.Contains(msg, "exited before we could connect")
 	if run != nil {
-		if ex, died := run.diedDuringHandshake(h.cfg.StopTimeout); died {
+		if ex, died := run.diedDuringHandshake(h.cfg.StopTimeout, eof); died {
 			return fmt.Errorf("plugins: plugin %s (pid %d) %s during its handshake, before it served: %s", h.cfg.Path, run.pid, ex, first)
 		}
 	}
@@ -258,8 +261,9 @@ func (r *pluginRunner) killGroup() {
 }
 
 // diedDuringHandshake waits up to timeout for the process's exit after a
-// failed handshake and reports how it ended when the host did not kill it.
-func (r *pluginRunner) diedDuringHandshake(timeout time.Duration) (proc.Exit, bool) {
+// failed handshake and reports how it ended when the host did not kill it
+// (exiting: it was known to be on its way out before the host's kill).
+func (r *pluginRunner) diedDuringHandshake(timeout time.Duration, exiting bool) (proc.Exit, bool) {
 	if r.pid == 0 {
 		return proc.Exit{}, false
 	}
@@ -273,7 +277,9 @@ func (r *pluginRunner) diedDuringHandshake(timeout time.Duration) (proc.Exit, bo
 	r.mu.Lock()
 	killed := r.killed
 	r.mu.Unlock()
-	return r.exit, !killed && r.exitErr == nil
+	// A process that exited on its own, or was killed by another signal,
+	// died; a SIGKILL may be ours (the kill after a failed handshake).
+	return r.exit, r.exitErr == nil && (exiting || !(killed && r.exit.Signal == syscall.SIGKILL))
 }
 
 func (r *pluginRunner) Wait(context.Context) error {
