@@ -279,7 +279,8 @@ func TestEndToEnd(t *testing.T) {
 	// relaunched and the app restarted.
 	var pluginPid int
 	for pid, cmdline := range procsOf(t, bin) {
-		if strings.TrimSpace(cmdline) == bin && ppid(t, pid) == host.Process.Pid {
+		// A plugin process is named "sft-plugin: NAME" (plugins.Config.Name).
+		if strings.TrimSpace(cmdline) == "sft-plugin: "+filepath.Base(bin) && ppid(t, pid) == host.Process.Pid {
 			pluginPid = pid
 		}
 	}
