@@ -15,7 +15,7 @@ import (
 
 // remoteType is a resource.Type served by a plugin process.
 type remoteType struct {
-	h        *Host
+	h        *Pool
 	name     string
 	timing   resource.Timing
 	isolated bool

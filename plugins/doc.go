@@ -16,7 +16,7 @@
 // # Host side
 //
 // [Launch] starts a plugin binary ([Config].Path, or the running executable
-// re-executed) and returns a [Host] whose [Host.Types] are ordinary
+// re-executed) and returns a [Pool] whose [Pool.Types] are ordinary
 // resource.Types: register them in a resource.Registry and the monitor
 // cannot tell their instances from in-process ones. go-plugin's handshake
 // cookie and protocol version are always checked; AutoMTLS is on unless

@@ -118,7 +118,7 @@ func (s *deathStream) Recv() (*pb.Event, error) {
 	}
 }
 
-// fakePlugin launches fakeRPC "processes" for a Host.
+// fakePlugin launches fakeRPC "processes" for a Pool.
 type fakePlugin struct {
 	mu     sync.Mutex
 	procs  []*fakeRPC
@@ -147,9 +147,9 @@ func (fp *fakePlugin) kinds() []string {
 	return out
 }
 
-// launchFake returns a Host whose processes are fakeRPCs. Call it inside a
+// launchFake returns a Pool whose processes are fakeRPCs. Call it inside a
 // synctest bubble.
-func launchFake(t *testing.T, cfg Config) (*Host, *fakePlugin) {
+func launchFake(t *testing.T, cfg Config) (*Pool, *fakePlugin) {
 	t.Helper()
 	fp := &fakePlugin{}
 	cfg.Path = "fake"
@@ -162,7 +162,7 @@ func launchFake(t *testing.T, cfg Config) (*Host, *fakePlugin) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHost(cfg, pin)
+	h := newPool(cfg, pin)
 	h.start = func(ctx context.Context, l *lineage) (*gen, error) {
 		fp.mu.Lock()
 		f := newFakeRPC(1000 + len(fp.procs))

@@ -36,10 +36,10 @@ func pluginSet(logger *slog.Logger, types ...resource.Type) (plugin.PluginSet, e
 	return plugin.PluginSet{pluginName: &grpcPlugin{server: srv}}, nil
 }
 
-// connectInProcess returns a Host for a plugin served in this process over
+// connectInProcess returns a Pool for a plugin served in this process over
 // a go-plugin connection (see inproc.Connect). Config.Path only names the
 // plugin in messages.
-func connectInProcess(ctx context.Context, cfg Config, c plugin.ClientProtocol, stop func()) (*Host, error) {
+func connectInProcess(ctx context.Context, cfg Config, c plugin.ClientProtocol, stop func()) (*Pool, error) {
 	if cfg.Path == "" {
 		cfg.Path = "in-process"
 	}
@@ -47,7 +47,7 @@ func connectInProcess(ctx context.Context, cfg Config, c plugin.ClientProtocol, 
 	if err != nil {
 		return nil, err
 	}
-	h := newHost(cfg, pin)
+	h := newPool(cfg, pin)
 	var once sync.Once
 	stopOnce := func() { once.Do(stop) }
 	started := false

@@ -12,7 +12,7 @@ import (
 	"github.com/sftkit/sft/resource"
 )
 
-func openFake(t *testing.T, h *Host) resource.Resource {
+func openFake(t *testing.T, h *Pool) resource.Resource {
 	t.Helper()
 	typ, ok := h.Type("fake")
 	require.True(t, ok)

@@ -20,12 +20,12 @@ import (
 // a wait. When a process dies while instances are open on the lineage, a
 // background relaunch starts it again after the backoff without waiting for
 // a call, retrying (with growing backoff) until a process runs, the
-// instances are closed or the Host is: so after a crash loop a process is
+// instances are closed or the Pool is: so after a crash loop a process is
 // ready when the monitor retries the resources (its restart policy, or
 // RetryPeriod for a failed group), and Config.OnProcess reports the
 // relaunch to whoever wants to retry sooner.
 type lineage struct {
-	h      *Host
+	h      *Pool
 	launch chan struct{} // one launch at a time
 
 	mu          sync.Mutex
@@ -90,7 +90,7 @@ func (l *lineage) ensure(ctx context.Context, cleanup bool) (*gen, error) {
 			return nil, fmt.Errorf("plugins: relaunch backoff (%s): %w", delay, context.Cause(ctx))
 		case <-l.h.ctx.Done():
 			t.Stop()
-			return nil, errHostClosed
+			return nil, errPoolClosed
 		}
 	}
 }
@@ -103,17 +103,17 @@ func (l *lineage) tryLaunch(ctx context.Context, cleanup bool) (*gen, time.Durat
 	case <-ctx.Done():
 		return nil, 0, fmt.Errorf("plugins: waiting for plugin start: %w", context.Cause(ctx))
 	case <-l.h.ctx.Done():
-		return nil, 0, errHostClosed
+		return nil, 0, errPoolClosed
 	}
 	defer func() { <-l.launch }()
 	if !l.h.beginLaunch() {
-		return nil, 0, errHostClosed
+		return nil, 0, errPoolClosed
 	}
 	defer l.h.launches.Done()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return nil, 0, errHostClosed
+		return nil, 0, errPoolClosed
 	}
 	if g := l.cur; g != nil && !g.isDead() {
 		l.mu.Unlock()
@@ -137,7 +137,7 @@ func (l *lineage) tryLaunch(ctx context.Context, cleanup bool) (*gen, time.Durat
 	}
 	if l.closed {
 		l.h.bg.Go(func() { g.shutdown(l.h.cfg.StopTimeout) })
-		return nil, 0, errHostClosed
+		return nil, 0, errPoolClosed
 	}
 	l.cur = g
 	return g, 0, nil

@@ -117,7 +117,7 @@ func (l *logRecorder) find(msg string) (slog.Record, bool) {
 }
 
 // launch starts the test binary as a plugin serving scriptedType.
-func launch(t *testing.T, mutate func(*Config)) (*Host, *logRecorder) {
+func launch(t *testing.T, mutate func(*Config)) (*Pool, *logRecorder) {
 	t.Helper()
 	rec := &logRecorder{}
 	cfg := Config{Env: []string{roleEnv + "=plugin"}, Logger: slog.New(rec)}

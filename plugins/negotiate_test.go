@@ -12,8 +12,8 @@ import (
 	"github.com/sftkit/sft/resource"
 )
 
-// connectServer serves s in this process and connects a Host to it.
-func connectServer(t *testing.T, s *grpcServer) (*Host, error) {
+// connectServer serves s in this process and connects a Pool to it.
+func connectServer(t *testing.T, s *grpcServer) (*Pool, error) {
 	t.Helper()
 	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{pluginName: &grpcPlugin{server: s}})
 	h, err := connectInProcess(t.Context(), Config{DisableAutoMTLS: true}, client, func() { _ = client.Close() })

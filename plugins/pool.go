@@ -12,10 +12,10 @@ import (
 	"github.com/sftkit/sft/resource"
 )
 
-// Host runs the plugin processes of one plugin binary and hands out its
-// types. Instances of all types share one process unless isolated. A Host is
+// Pool runs the plugin processes of one plugin binary and hands out its
+// types. Instances of all types share one process unless isolated. A Pool is
 // safe for concurrent use.
-type Host struct {
+type Pool struct {
 	cfg    Config
 	pin    []byte
 	logger *slog.Logger
@@ -39,9 +39,9 @@ type Host struct {
 }
 
 // Launch starts the plugin binary, asks it which types it serves and
-// returns a Host handing them out. The process is relaunched as needed
+// returns a Pool handing them out. The process is relaunched as needed
 // later; Close stops it.
-func Launch(ctx context.Context, cfg Config) (*Host, error) {
+func Launch(ctx context.Context, cfg Config) (*Pool, error) {
 	cfg, pin, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func Launch(ctx context.Context, cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := newHost(cfg, pin)
+	h := newPool(cfg, pin)
 	h.sockDir = sockDir
 	h.spawner = proc.Acquire()
 	h.start = h.startProcess
@@ -58,8 +58,8 @@ func Launch(ctx context.Context, cfg Config) (*Host, error) {
 	return h.init(ctx)
 }
 
-func newHost(cfg Config, pin []byte) *Host {
-	h := &Host{
+func newPool(cfg Config, pin []byte) *Pool {
+	h := &Pool{
 		cfg:      cfg,
 		pin:      pin,
 		logger:   cfg.Logger.With("plugin", cfg.Path),
@@ -70,14 +70,14 @@ func newHost(cfg Config, pin []byte) *Host {
 	return h
 }
 
-func (h *Host) notify(e ProcessEvent) {
+func (h *Pool) notify(e ProcessEvent) {
 	if h.cfg.OnProcess != nil {
 		h.cfg.OnProcess(e)
 	}
 }
 
 // init starts the shared process and learns the types.
-func (h *Host) init(ctx context.Context) (*Host, error) {
+func (h *Pool) init(ctx context.Context) (*Pool, error) {
 	g, err := h.shared.ensure(ctx, false)
 	if err != nil {
 		_ = h.Close()
@@ -98,7 +98,7 @@ func (h *Host) init(ctx context.Context) (*Host, error) {
 }
 
 // Types returns the types the plugin serves, in its order.
-func (h *Host) Types() []resource.Type {
+func (h *Pool) Types() []resource.Type {
 	out := make([]resource.Type, 0, len(h.order))
 	for _, name := range h.order {
 		out = append(out, h.types[name])
@@ -107,13 +107,13 @@ func (h *Host) Types() []resource.Type {
 }
 
 // Type returns the type named name.
-func (h *Host) Type(name string) (resource.Type, bool) {
+func (h *Pool) Type(name string) (resource.Type, bool) {
 	t, ok := h.types[name]
 	return t, ok
 }
 
 // Register adds every type of the plugin to r.
-func (h *Host) Register(r *resource.Registry) error {
+func (h *Pool) Register(r *resource.Registry) error {
 	for _, t := range h.Types() {
 		if err := r.Register(t); err != nil {
 			return err
@@ -123,7 +123,7 @@ func (h *Host) Register(r *resource.Registry) error {
 }
 
 // Pid is the process id of the shared plugin process, 0 when none runs.
-func (h *Host) Pid() int {
+func (h *Pool) Pid() int {
 	if g := h.shared.current(); g != nil {
 		return g.pid
 	}
@@ -135,7 +135,7 @@ func (h *Host) Pid() int {
 // backoffs. Instances still open fail with ErrPluginExited afterwards, and
 // every later call (Open, Online, Offline, Terminate, ...) fails at once
 // with it.
-func (h *Host) Close() error {
+func (h *Pool) Close() error {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -167,7 +167,7 @@ func (h *Host) Close() error {
 }
 
 // beginLaunch registers a launch in flight; false once h is closed.
-func (h *Host) beginLaunch() bool {
+func (h *Pool) beginLaunch() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -177,27 +177,27 @@ func (h *Host) beginLaunch() bool {
 	return true
 }
 
-func (h *Host) newLineage() *lineage {
+func (h *Pool) newLineage() *lineage {
 	return &lineage{h: h, launch: make(chan struct{}, 1)}
 }
 
 // newIsolated returns a process lineage for one instance.
-func (h *Host) newIsolated() (*lineage, error) {
+func (h *Pool) newIsolated() (*lineage, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, errHostClosed
+		return nil, errPoolClosed
 	}
 	l := h.newLineage()
 	h.isolated[l] = struct{}{}
 	return l, nil
 }
 
-func (h *Host) dropIsolated(l *lineage) {
+func (h *Pool) dropIsolated(l *lineage) {
 	h.mu.Lock()
 	delete(h.isolated, l)
 	h.mu.Unlock()
 	l.shutdown()
 }
 
-var errHostClosed = fmt.Errorf("%w: plugin host closed", ErrPluginExited)
+var errPoolClosed = fmt.Errorf("%w: plugin pool closed", ErrPluginExited)

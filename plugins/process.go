@@ -196,5 +196,5 @@ func (g *gen) shutdown(timeout time.Duration) {
 	}
 	g.killGroup()
 	<-done
-	g.die(errHostClosed, nil)
+	g.die(errPoolClosed, nil)
 }

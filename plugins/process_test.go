@@ -23,7 +23,7 @@ import (
 	"github.com/sftkit/sft/resource"
 )
 
-func open(t *testing.T, h *Host, name string, props resource.Properties) resource.Resource {
+func open(t *testing.T, h *Pool, name string, props resource.Properties) resource.Resource {
 	t.Helper()
 	typ, ok := h.Type("scripted")
 	require.True(t, ok)
@@ -418,14 +418,14 @@ func TestCloseWithFrozenPluginDoesNotHang(t *testing.T) {
 // TestPluginSurvivesRetiredThreads: a goroutine that exits while locked to
 // its OS thread makes the runtime end that thread, and Pdeathsig fires when
 // the forking thread ends (go.dev/issue/27505). The launch below runs on such
-// a thread; the Host forks from a thread of its own, so the plugin lives on.
+// a thread; the Pool forks from a thread of its own, so the plugin lives on.
 // (With Go 1.26 on the reference machine a minimal reproduction did not lose
 // its child either way, so this guards the property rather than proving the
 // spawner thread necessary.)
 func TestPluginSurvivesRetiredThreads(t *testing.T) {
 	t.Parallel()
 	type launched struct {
-		h   *Host
+		h   *Pool
 		err error
 	}
 	res := make(chan launched, 1)

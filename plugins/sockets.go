@@ -12,11 +12,11 @@ import (
 	"github.com/sftkit/sft/internal/proc"
 )
 
-// socketDirPrefix names a Host's socket directory in $TMPDIR:
+// socketDirPrefix names a Pool's socket directory in $TMPDIR:
 // sft-plugins-<pid of the host>-<random>.
 const socketDirPrefix = "sft-plugins-"
 
-// makeSocketDir creates the Host's private (0700) directory for its
+// makeSocketDir creates the Pool's private (0700) directory for its
 // plugins' unix sockets (go-plugin's default is a file in $TMPDIR per start,
 // left behind by every plugin that is killed rather than stopped). Each
 // plugin process gets a subdirectory, removed when the process is reaped;

@@ -32,7 +32,7 @@ import (
 const argv0Prefix = "sft-plugin: "
 
 // startProcess launches one plugin process and connects to it.
-func (h *Host) startProcess(ctx context.Context, l *lineage) (*gen, error) {
+func (h *Pool) startProcess(ctx context.Context, l *lineage) (*gen, error) {
 	cmd := exec.Command(h.cfg.Path, h.cfg.Args...)
 	cmd.Args[0] = argv0Prefix + h.cfg.Name
 	cmd.Env = append(os.Environ(), h.cfg.Env...)
@@ -60,7 +60,7 @@ func (h *Host) startProcess(ctx context.Context, l *lineage) (*gen, error) {
 			run, err = newPluginRunner(h.spawner, cmd, sockDir)
 			return run, err
 		},
-		// Each process gets its own socket directory inside the Host's
+		// Each process gets its own socket directory inside the Pool's
 		// private one; it is removed when the process is reaped.
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: h.sockDir},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -111,7 +111,7 @@ var pluginVersionRe = regexp.MustCompile(`Plugin version: (\d+)`)
 // startError explains a failed start: a protocol version mismatch names
 // both versions; a process that died during the handshake says so and how
 // (go-plugin's own message would guess at the architecture).
-func (h *Host) startError(run *pluginRunner, err error) error {
+func (h *Pool) startError(run *pluginRunner, err error) error {
 	msg := err.Error()
 	if m := pluginVersionRe.FindStringSubmatch(msg); m != nil && strings.Contains(strings.ToLower(msg), "incompatible api version") {
 		return fmt.Errorf("plugins: plugin %s speaks protocol version %s, this host speaks version %d: rebuild the plugin against a matching sft (%w)",
@@ -136,7 +136,7 @@ var errProtocolMismatch = errors.New("protocol version mismatch")
 // newGen checks a freshly connected plugin (Info, capabilities) and opens
 // its event stream. killGroup kills the process group at once; stop stops
 // the plugin gracefully (go-plugin's Kill) and reaps it.
-func (h *Host) newGen(ctx context.Context, l *lineage, rpc pb.ResourcePluginClient, pid int, killGroup, stop func()) (*gen, error) {
+func (h *Pool) newGen(ctx context.Context, l *lineage, rpc pb.ResourcePluginClient, pid int, killGroup, stop func()) (*gen, error) {
 	ictx, cancel := context.WithTimeout(ctx, h.cfg.StartTimeout)
 	info, err := rpc.Info(ictx, &pb.InfoRequest{})
 	cancel()
@@ -192,7 +192,7 @@ func fileSHA256(path string) string {
 }
 
 // pluginRunner is go-plugin's runner.Runner for a plugin process. It forks
-// on the Host's spawner thread (Pdeathsig follows that thread) and kills the
+// on the Pool's spawner thread (Pdeathsig follows that thread) and kills the
 // process group race-free, the way package proc documents: a watcher waits
 // for the leader's exit without reaping it, kills the group while the
 // leader, a zombie, still reserves the group id, and only then does Wait

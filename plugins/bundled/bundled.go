@@ -23,7 +23,7 @@ func Main() { plugins.Main(Types()...) }
 // Launch re-executes the running binary (whose main called Main) as the
 // bundled plugin process, registers its types in reg when reg is not nil,
 // and returns the host. cfg.Path is ignored. Close the host when done.
-func Launch(ctx context.Context, cfg plugins.Config, reg *resource.Registry) (*plugins.Host, error) {
+func Launch(ctx context.Context, cfg plugins.Config, reg *resource.Registry) (*plugins.Pool, error) {
 	cfg.Path = ""
 	h, err := plugins.Launch(ctx, cfg)
 	if err != nil {

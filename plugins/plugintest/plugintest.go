@@ -18,7 +18,7 @@ import (
 // InProcess serves types in this process through the real gRPC shims over
 // go-plugin's test connection and returns a host for them. The host is
 // closed when the test ends. cfg.Path only names the plugin in messages.
-func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugins.Host {
+func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugins.Pool {
 	t.Helper()
 	ps, err := inproc.PluginSet(cfg.Logger, types...)
 	if err != nil {
@@ -32,7 +32,7 @@ func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugin
 		_ = client.Close()
 		t.Fatalf("plugintest: %v", err)
 	}
-	h := raw.(*plugins.Host)
+	h := raw.(*plugins.Pool)
 	t.Cleanup(func() {
 		if err := h.Close(); err != nil {
 			t.Errorf("plugintest: closing host: %v", err)
@@ -44,7 +44,7 @@ func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugin
 // Launch starts the test binary as a plugin process serving the types its
 // TestMain passes to Main, and returns the host; the host is closed when
 // the test ends. cfg.Path is ignored.
-func Launch(t testing.TB, cfg plugins.Config) *plugins.Host {
+func Launch(t testing.TB, cfg plugins.Config) *plugins.Pool {
 	t.Helper()
 	cfg.Path = ""
 	h, err := plugins.Launch(t.Context(), cfg)
@@ -123,7 +123,7 @@ func Conformance(t *testing.T, typ resource.Type, o Options) {
 
 // ConformanceHost runs the resource contract suite on instances of the type
 // named typeName opened through h (in-process or a real plugin process).
-func ConformanceHost(t *testing.T, h *plugins.Host, typeName string, o Options) {
+func ConformanceHost(t *testing.T, h *plugins.Pool, typeName string, o Options) {
 	t.Helper()
 	typ, ok := h.Type(typeName)
 	if !ok {

@@ -166,7 +166,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Help: "Plugin process life events: started, relaunched (after an exit or a kill), exited (unexpectedly).",
 	}, []string{"event"})
 	reg := opts.Registry
-	var phost *plugins.Host
+	var phost *plugins.Pool
 	if reg == nil {
 		r, h, err := openTypes(ctx, cfg.Plugins, n.log.With("component", "plugins"), func(e plugins.ProcessEvent) {
 			procEvents.WithLabelValues(e.Kind).Inc()

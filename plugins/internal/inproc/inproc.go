@@ -21,7 +21,7 @@ var (
 	// process; logs of the types go to logger (nil discards).
 	PluginSet func(logger *slog.Logger, types ...resource.Type) (plugin.PluginSet, error)
 
-	// Connect returns a *plugins.Host for a plugin served in this process
+	// Connect returns a *plugins.Pool for a plugin served in this process
 	// over c (plugin.TestPluginGRPCConn with PluginSet). cfg is a
 	// plugins.Config. stop stops the in-process server; KillHost calls it
 	// to emulate a process death, and such a plugin is never relaunched.
