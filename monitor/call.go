@@ -17,7 +17,7 @@ var (
 	ErrCallTimeout = errors.New("call timed out")
 	// ErrDeadlocked: a call outlived the deadlock timeout, ignoring its
 	// context and Terminate; the monitor abandoned it and, if the resource
-	// is a resource.HostKiller, killed its hosting process.
+	// is a resource.ProcessKiller, killed its hosting process.
 	ErrDeadlocked = errors.New("call deadlocked")
 )
 
@@ -132,8 +132,8 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 // resource offers a way.
 func (g *group) deadlocked(x *res, method string, err error) {
 	reason := err.Error()
-	if k, ok := x.r.(resource.HostKiller); ok {
-		if kerr := k.KillHost(reason); kerr != nil {
+	if k, ok := x.r.(resource.ProcessKiller); ok {
+		if kerr := k.KillProcess(reason); kerr != nil {
 			reason += "; killing the host process failed: " + kerr.Error()
 		} else {
 			reason += "; host process killed"

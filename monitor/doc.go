@@ -18,7 +18,7 @@
 // the resource Failed and calls Terminate (a timed-out Online or Offline is
 // terminated while it still hangs, to cut it short). A call still running
 // past the deadlock timeout is abandoned; if the resource is a
-// resource.HostKiller (a plugin-backed resource) its hosting process is
+// resource.ProcessKiller (a plugin-backed resource) its hosting process is
 // killed, which makes the call return. Then the restart policy
 // (policy.Restart) decides: restart after the delay, or fail the group.
 // While a resource is down, the resources that depend on it are taken

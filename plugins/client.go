@@ -162,7 +162,7 @@ type proxy struct {
 var (
 	_ resource.Resource        = (*proxy)(nil)
 	_ resource.FailureReporter = (*proxy)(nil)
-	_ resource.HostKiller      = (*proxy)(nil)
+	_ resource.ProcessKiller   = (*proxy)(nil)
 	_ resource.Closer          = (*proxy)(nil)
 )
 
@@ -402,11 +402,11 @@ func (p *proxy) SetFailureHandler(fn func(err error)) {
 	p.mu.Unlock()
 }
 
-// KillHost kills the plugin process hosting the instance (its whole
+// KillProcess kills the plugin process hosting the instance (its whole
 // process group) without waiting for the hung call; every instance it
 // hosted fails with ErrPluginExited. The next Online or Terminate
 // relaunches it.
-func (p *proxy) KillHost(reason string) error {
+func (p *proxy) KillProcess(reason string) error {
 	p.mu.Lock()
 	g := p.g
 	p.mu.Unlock()
@@ -510,7 +510,7 @@ func (p *proxy) onEvent(g *gen, ev *pb.Event) {
 var (
 	_ resource.Resource        = (*proxy)(nil)
 	_ resource.FailureReporter = (*proxy)(nil)
-	_ resource.HostKiller      = (*proxy)(nil)
+	_ resource.ProcessKiller   = (*proxy)(nil)
 	_ resource.Closer          = (*proxy)(nil)
 	_ resource.InstantChecker  = (*proxy)(nil)
 	_ resource.PollScheduler   = (*proxy)(nil)

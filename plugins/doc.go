@@ -26,7 +26,7 @@
 // Progress reports (resource.ReportProgress) in the plugin's Online and
 // Offline reach the host ctx's progress function.
 //
-// Every proxy implements resource.FailureReporter, resource.HostKiller and
+// Every proxy implements resource.FailureReporter, resource.ProcessKiller and
 // resource.Closer:
 //
 //   - A plugin process that exits or is killed fails every online instance
@@ -39,7 +39,7 @@
 //     a process that lived a minute, else with backoff doubling from 100 ms
 //     to 10 s) and reopens the instance there; Terminate then lets the type
 //     clean up what the dead process left (an address, say).
-//   - KillHost kills the plugin's whole process group (SIGKILL; go-plugin's
+//   - KillProcess kills the plugin's whole process group (SIGKILL; go-plugin's
 //     Kill would block forever on a frozen plugin and orphan its children)
 //     without waiting for the hung call; the monitor calls it at the
 //     deadlock timeout.

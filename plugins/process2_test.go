@@ -85,7 +85,7 @@ func TestRunnerKillsGroupBeforeReaping(t *testing.T) {
 }
 
 // TestCollateralFailures: issue 8 bug 18. When the host kills a shared
-// plugin process for one instance (KillHost at the monitor's deadlock
+// plugin process for one instance (KillProcess at the monitor's deadlock
 // timeout, or a deadlock the plugin reported), the failures pushed to the
 // other instances are marked resource.Collateral, so they do not count
 // against their own restart thresholds; the culprit's own is not.
@@ -108,7 +108,7 @@ func TestCollateralFailures(t *testing.T) {
 		rs[i].(resource.FailureReporter).SetFailureHandler(fs[i].handler)
 		require.NoError(t, rs[i].Online(t.Context()))
 	}
-	require.NoError(t, rs[0].(resource.HostKiller).KillHost("r0 deadlocked"))
+	require.NoError(t, rs[0].(resource.ProcessKiller).KillProcess("r0 deadlocked"))
 	for i := range rs {
 		waitFor(t, "failure "+strconv.Itoa(i), func() bool { return len(fs[i].get()) == 1 })
 		require.ErrorIs(t, fs[i].get()[0], ErrPluginExited)

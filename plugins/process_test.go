@@ -242,7 +242,7 @@ func TestPluginKilledMidCall(t *testing.T) {
 	require.Equal(t, ProcessEvent{Kind: ProcessRelaunched, Pid: h.Pid()}, events[2])
 }
 
-func TestKillHostKillsProcessGroup(t *testing.T) {
+func TestKillProcessKillsProcessGroup(t *testing.T) {
 	t.Parallel()
 	h, _ := launch(t, func(c *Config) { c.MinBackoff = time.Millisecond })
 	pid := h.Pid()
@@ -266,7 +266,7 @@ func TestKillHostKillsProcessGroup(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, proc.Alive(child))
 
-	require.NoError(t, r.(resource.HostKiller).KillHost("deadlock timeout"))
+	require.NoError(t, r.(resource.ProcessKiller).KillProcess("deadlock timeout"))
 	waitFor(t, "the grandchild to die with the group", func() bool { return !proc.Alive(child) })
 	waitFor(t, "the plugin to die", func() bool { return !proc.Alive(pid) })
 	waitFor(t, "the neighbour's failure", func() bool { return len(f.get()) == 1 })
@@ -290,7 +290,7 @@ func TestIsolatedInstanceHasItsOwnProcess(t *testing.T) {
 	shared.(resource.FailureReporter).SetFailureHandler(fsh.handler)
 	require.NoError(t, iso.Online(t.Context()))
 	require.NoError(t, shared.Online(t.Context()))
-	require.NoError(t, iso.(resource.HostKiller).KillHost("test"))
+	require.NoError(t, iso.(resource.ProcessKiller).KillProcess("test"))
 	waitFor(t, "the isolated instance's failure", func() bool { return len(fi.get()) == 1 })
 	require.NoError(t, shared.IsAlive(t.Context()), "the shared process is untouched")
 	require.NoError(t, shared.LooksAlive(t.Context()))
@@ -456,7 +456,7 @@ func TestIsolateConfig(t *testing.T) {
 	b.(resource.FailureReporter).SetFailureHandler(fb.handler)
 	require.NoError(t, a.Online(t.Context()))
 	require.NoError(t, b.Online(t.Context()))
-	require.NoError(t, a.(resource.HostKiller).KillHost("test"))
+	require.NoError(t, a.(resource.ProcessKiller).KillProcess("test"))
 	waitFor(t, "a's failure", func() bool { return len(fa.get()) == 1 })
 	require.NoError(t, b.IsAlive(t.Context()))
 	require.Empty(t, fb.get(), "b runs in another process")

@@ -31,7 +31,7 @@ type Timing struct {
 	// long after it started is deadlocked; an Online or Offline call is
 	// deadlocked when it runs DeadlockTimeout-CallTimeout past its pending
 	// deadline. The monitor then abandons it and kills the hosting process
-	// (resource.HostKiller). Default 2 x CallTimeout.
+	// (resource.ProcessKiller). Default 2 x CallTimeout.
 	DeadlockTimeout time.Duration `json:"deadlock_timeout,omitempty" yaml:"deadlock_timeout,omitempty"`
 }
 

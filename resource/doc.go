@@ -18,7 +18,7 @@
 //
 // Resources grow by optional interfaces, never by changing the five methods:
 // [FailureReporter] (push a failure the moment it is known), [Closer] (release
-// the instance), [HostKiller] (kill the process that hosts the resource, used by
+// the instance), [ProcessKiller] (kill the process that hosts the resource, used by
 // the monitor when a call deadlocks). Long Online/Offline calls report progress
 // through the context with [ReportProgress].
 //

@@ -133,12 +133,12 @@ type Closer interface {
 	Close() error
 }
 
-// HostKiller is implemented by a resource that runs in a process of its own
+// ProcessKiller is implemented by a resource that runs in a process of its own
 // (a plugin). When a call outlives the deadlock timeout the monitor abandons
-// the call and calls KillHost, which must kill the hosting process (and its
+// the call and calls KillProcess, which must kill the hosting process (and its
 // process group) without waiting on the hung call. The host relaunches it.
-type HostKiller interface {
-	KillHost(reason string) error
+type ProcessKiller interface {
+	KillProcess(reason string) error
 }
 
 type progressKey struct{}

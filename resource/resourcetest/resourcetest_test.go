@@ -44,6 +44,6 @@ func TestConformanceFakeMinimal(t *testing.T) {
 	t.Parallel()
 	// The plain entry point, and a Fake offering no optional interface.
 	resourcetest.Conformance(t, func(t *testing.T) resource.Resource {
-		return resourcetest.Hidden(resourcetest.NewFake(t.Name()), resourcetest.CapFailureReporter|resourcetest.CapCloser|resourcetest.CapHostKiller)
+		return resourcetest.Hidden(resourcetest.NewFake(t.Name()), resourcetest.CapFailureReporter|resourcetest.CapCloser|resourcetest.CapProcessKiller)
 	})
 }

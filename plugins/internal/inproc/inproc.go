@@ -23,7 +23,7 @@ var (
 
 	// Connect returns a *plugins.Pool for a plugin served in this process
 	// over c (plugin.TestPluginGRPCConn with PluginSet). cfg is a
-	// plugins.Config. stop stops the in-process server; KillHost calls it
+	// plugins.Config. stop stops the in-process server; KillProcess calls it
 	// to emulate a process death, and such a plugin is never relaunched.
 	Connect func(ctx context.Context, cfg any, c plugin.ClientProtocol, stop func()) (any, error)
 )
