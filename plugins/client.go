@@ -159,13 +159,6 @@ type proxy struct {
 	sched resource.Timing // from SetPollSchedule; zero fields: not set
 }
 
-var (
-	_ resource.Resource        = (*proxy)(nil)
-	_ resource.FailureReporter = (*proxy)(nil)
-	_ resource.ProcessKiller   = (*proxy)(nil)
-	_ resource.Closer          = (*proxy)(nil)
-)
-
 // attach returns the process and instance id, (re)opening the instance in
 // a new process when the old one died. cleanup: the relaunch is for
 // Terminate, which does not wait for the backoff.

@@ -147,8 +147,6 @@ func (g *gen) die(err error, culprit *proxy) {
 	}
 	g.mu.Unlock()
 	g.cancel(err)
-	g.killGroup()
-	g.evCancel()
 	if !closing {
 		for _, p := range members {
 			if culprit != nil && p != culprit {
@@ -161,6 +159,8 @@ func (g *gen) die(err error, culprit *proxy) {
 		g.line.h.notify(ProcessEvent{Kind: ProcessExited, Pid: g.pid, Err: err})
 		g.line.died(g)
 	}
+	g.killGroup()
+	g.evCancel()
 	g.line.h.bg.Go(g.stop) // reaps; the group is dead, so it does not block
 }
 
