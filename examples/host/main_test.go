@@ -279,8 +279,8 @@ func TestEndToEnd(t *testing.T) {
 	// relaunched and the app restarted.
 	var pluginPid int
 	for pid, cmdline := range procsOf(t, bin) {
-		// A plugin process is named "sft-plugin: NAME" (plugins.Config.Name).
-		if strings.TrimSpace(cmdline) == "sft-plugin: "+filepath.Base(bin) && ppid(t, pid) == host.Process.Pid {
+		// The bundled plugin process is named "sft-plugin: bundled".
+		if strings.TrimSpace(cmdline) == "sft-plugin: bundled" && ppid(t, pid) == host.Process.Pid {
 			pluginPid = pid
 		}
 	}
