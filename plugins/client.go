@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/sftkit/sft/plugins/internal/proto/sftresourcev1"
 	"github.com/sftkit/sft/resource"
 )
@@ -113,13 +116,31 @@ func (p *proxy) schedule(g *gen) *pb.Schedule {
 }
 
 // SetPollSchedule implements resource.PollScheduler: the plugin polls the
-// instance at t's intervals and within t's call timeout from its next
-// Online on (the monitor sets it before the first Online). It overrides
-// Config's intervals and the type's defaults; it does not block.
+// instance at t's intervals and within t's call timeout. It overrides
+// Config's intervals and the type's defaults. Set before Online (as the
+// monitor does), it travels with Online; set while the instance is online,
+// it is sent to the plugin in the background (SetSchedule) and applies at
+// once. It does not block.
 func (p *proxy) SetPollSchedule(t resource.Timing) {
 	p.mu.Lock()
 	p.sched = t
+	g, id, online := p.g, p.id, p.online
 	p.mu.Unlock()
+	if !online || g == nil || g.remote || g.isDead() {
+		return // the next Online carries it
+	}
+	sched := p.schedule(g)
+	timeout := p.t.h.cfg.StopTimeout
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cctx, done := joinCtx(ctx, g)
+		defer done()
+		_, err := g.rpc.SetSchedule(cctx, &pb.InstanceRequest{Instance: id, Schedule: sched})
+		if err != nil && status.Code(err) != codes.Unimplemented && !g.isDead() {
+			p.logger.Warn("sending the poll schedule to the plugin failed; it applies from the next Online", "error", err)
+		}
+	}()
 }
 
 // cmp returns the first positive duration.

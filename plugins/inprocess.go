@@ -24,6 +24,9 @@ func init() {
 	}
 }
 
+// errNotRelaunched is the start error of an in-process plugin that stopped.
+var errNotRelaunched = fmt.Errorf("%w: an in-process plugin is not relaunched", ErrPluginExited)
+
 // pluginSet returns go-plugin's plugin map serving types (see inproc).
 func pluginSet(logger *slog.Logger, types ...resource.Type) (plugin.PluginSet, error) {
 	if logger == nil {
@@ -53,7 +56,7 @@ func connectInProcess(ctx context.Context, cfg Config, c plugin.ClientProtocol, 
 	started := false
 	h.start = func(ctx context.Context, l *lineage) (*gen, error) {
 		if started {
-			return nil, fmt.Errorf("%w: an in-process plugin is not relaunched", ErrPluginExited)
+			return nil, errNotRelaunched
 		}
 		started = true
 		raw, err := c.Dispense(pluginName)

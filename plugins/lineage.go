@@ -2,9 +2,12 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/sftkit/sft/resource"
 )
 
 // lineage is one line of plugin processes (the shared one, or an isolated
@@ -171,7 +174,11 @@ func (l *lineage) relaunchLoop() {
 	for {
 		_, err := l.ensure(l.h.ctx, false)
 		l.mu.Lock()
-		if err == nil || l.closed || l.users == 0 || l.h.ctx.Err() != nil {
+		// A plugin that cannot be relaunched (in-process) or a refused
+		// binary (a pin mismatch) will not start by retrying: the next call
+		// reports it.
+		permanent := errors.Is(err, errNotRelaunched) || errors.Is(err, resource.ErrConfiguration)
+		if err == nil || permanent || l.closed || l.users == 0 || l.h.ctx.Err() != nil {
 			l.relaunching = false
 			l.mu.Unlock()
 			return

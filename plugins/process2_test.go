@@ -163,6 +163,15 @@ func TestPollScheduleReachesThePlugin(t *testing.T) {
 	waitFor(t, "the failure from the 20 ms plugin-side IsAlive", func() bool { return len(f.get()) == 1 })
 	require.ErrorContains(t, f.get()[0], "fail_looks_file exists")
 	require.NoError(t, r.Terminate(t.Context()))
+
+	// A schedule changed while the instance is online applies at once.
+	require.NoError(t, os.Remove(file))
+	ps.SetPollSchedule(resource.Timing{LooksAliveInterval: time.Hour, IsAliveInterval: time.Hour, CallTimeout: time.Second})
+	require.NoError(t, r.Online(t.Context()))
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	ps.SetPollSchedule(resource.Timing{LooksAliveInterval: time.Hour, IsAliveInterval: 20 * time.Millisecond, CallTimeout: time.Second})
+	waitFor(t, "the failure from the rescheduled plugin-side IsAlive", func() bool { return len(f.get()) == 2 })
+	require.NoError(t, r.Terminate(t.Context()))
 }
 
 // TestHandshakeDeathCountedAndExplained: issue 8 bug 23. A plugin killed

@@ -281,6 +281,29 @@ func (s *grpcServer) Terminate(ctx context.Context, req *pb.InstanceRequest) (*p
 	return &pb.Empty{}, errorToStatus(inst.watch(ctx, "Terminate", inst.res.Terminate))
 }
 
+// SetSchedule replaces the instance's poll schedule; an instance being
+// polled (online) is polled with the new one from now on.
+func (s *grpcServer) SetSchedule(_ context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
+	inst, err := s.inst(req.GetInstance())
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	if req.GetSchedule() == nil {
+		return &pb.Empty{}, nil
+	}
+	inst.mu.Lock()
+	polling := inst.loop != nil
+	inst.mu.Unlock()
+	inst.stopLoop()
+	inst.mu.Lock()
+	inst.setScheduleLocked(req.GetSchedule())
+	inst.mu.Unlock()
+	if polling {
+		inst.startLoop()
+	}
+	return &pb.Empty{}, nil
+}
+
 func (s *grpcServer) Ping(context.Context, *pb.Empty) (*pb.Empty, error) { return &pb.Empty{}, nil }
 
 func (s *grpcServer) Events(_ *pb.EventsRequest, stream pb.ResourcePlugin_EventsServer) error {
@@ -394,11 +417,15 @@ func (i *instance) setCycle(cycle uint64, sched *pb.Schedule) {
 	defer i.mu.Unlock()
 	i.cycle = cycle
 	if sched != nil {
-		i.interval = time.Duration(sched.GetLooksAliveIntervalNs())
-		i.isEvery = time.Duration(sched.GetIsAliveIntervalNs())
-		i.timeout = time.Duration(sched.GetCheckTimeoutNs())
-		i.grace = time.Duration(sched.GetDeadlockGraceNs())
+		i.setScheduleLocked(sched)
 	}
+}
+
+func (i *instance) setScheduleLocked(sched *pb.Schedule) {
+	i.interval = time.Duration(sched.GetLooksAliveIntervalNs())
+	i.isEvery = time.Duration(sched.GetIsAliveIntervalNs())
+	i.timeout = time.Duration(sched.GetCheckTimeoutNs())
+	i.grace = time.Duration(sched.GetDeadlockGraceNs())
 }
 
 func (i *instance) currentCycle() uint64 {

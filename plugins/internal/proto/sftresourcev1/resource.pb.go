@@ -231,7 +231,8 @@ type InfoResponse struct {
 	//	  Events stream and makes every health check a call);
 	//	"looksalive-loop": the plugin polls its online instances itself per
 	//	  OpenRequest / Schedule (without it every check is a call).
-	//	"schedule": the plugin honours InstanceRequest.schedule in Online.
+	//	"schedule": the plugin honours InstanceRequest.schedule in Online and
+	//	  serves SetSchedule.
 	//	"cycle": the plugin tags events with InstanceRequest.cycle.
 	//
 	// Unknown capabilities are ignored.
@@ -600,9 +601,9 @@ type InstanceRequest struct {
 	// every Online. The plugin tags the instance's events with the cycle of
 	// its latest Online, so the host drops a late event of an earlier cycle.
 	Cycle uint64 `protobuf:"varint,2,opt,name=cycle,proto3" json:"cycle,omitempty"`
-	// Online only: the instance's poll schedule (the resource's timing as the
-	// monitor configured it); it replaces the intervals given in Open. Unset:
-	// keep them.
+	// Online and SetSchedule: the instance's poll schedule (the resource's
+	// timing as the monitor configured it); it replaces the intervals given in
+	// Open. Unset: keep them.
 	Schedule      *Schedule `protobuf:"bytes,3,opt,name=schedule,proto3" json:"schedule,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1040,7 +1041,7 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x11CLASS_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fCLASS_TRANSIENT\x10\x01\x12\x14\n" +
 	"\x10CLASS_NODE_LOCAL\x10\x02\x12\x17\n" +
-	"\x13CLASS_CONFIGURATION\x10\x032\x86\x06\n" +
+	"\x13CLASS_CONFIGURATION\x10\x032\xcf\x06\n" +
 	"\x0eResourcePlugin\x12C\n" +
 	"\x04Info\x12\x1c.sft.resource.v1.InfoRequest\x1a\x1d.sft.resource.v1.InfoResponse\x12D\n" +
 	"\bValidate\x12 .sft.resource.v1.ValidateRequest\x1a\x16.sft.resource.v1.Empty\x12C\n" +
@@ -1052,7 +1053,8 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"LooksAlive\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12C\n" +
 	"\aIsAlive\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12E\n" +
 	"\tTerminate\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12B\n" +
-	"\x06Events\x12\x1e.sft.resource.v1.EventsRequest\x1a\x16.sft.resource.v1.Event0\x01\x126\n" +
+	"\x06Events\x12\x1e.sft.resource.v1.EventsRequest\x1a\x16.sft.resource.v1.Event0\x01\x12G\n" +
+	"\vSetSchedule\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x126\n" +
 	"\x04Ping\x12\x16.sft.resource.v1.Empty\x1a\x16.sft.resource.v1.EmptyBJZHgithub.com/sftkit/sft/plugins/internal/proto/sftresourcev1;sftresourcev1b\x06proto3"
 
 var (
@@ -1102,20 +1104,22 @@ var file_sftresourcev1_resource_proto_depIdxs = []int32{
 	9,  // 12: sft.resource.v1.ResourcePlugin.IsAlive:input_type -> sft.resource.v1.InstanceRequest
 	9,  // 13: sft.resource.v1.ResourcePlugin.Terminate:input_type -> sft.resource.v1.InstanceRequest
 	12, // 14: sft.resource.v1.ResourcePlugin.Events:input_type -> sft.resource.v1.EventsRequest
-	2,  // 15: sft.resource.v1.ResourcePlugin.Ping:input_type -> sft.resource.v1.Empty
-	4,  // 16: sft.resource.v1.ResourcePlugin.Info:output_type -> sft.resource.v1.InfoResponse
-	2,  // 17: sft.resource.v1.ResourcePlugin.Validate:output_type -> sft.resource.v1.Empty
-	8,  // 18: sft.resource.v1.ResourcePlugin.Open:output_type -> sft.resource.v1.OpenResponse
-	2,  // 19: sft.resource.v1.ResourcePlugin.Close:output_type -> sft.resource.v1.Empty
-	11, // 20: sft.resource.v1.ResourcePlugin.Online:output_type -> sft.resource.v1.Progress
-	11, // 21: sft.resource.v1.ResourcePlugin.Offline:output_type -> sft.resource.v1.Progress
-	2,  // 22: sft.resource.v1.ResourcePlugin.LooksAlive:output_type -> sft.resource.v1.Empty
-	2,  // 23: sft.resource.v1.ResourcePlugin.IsAlive:output_type -> sft.resource.v1.Empty
-	2,  // 24: sft.resource.v1.ResourcePlugin.Terminate:output_type -> sft.resource.v1.Empty
-	13, // 25: sft.resource.v1.ResourcePlugin.Events:output_type -> sft.resource.v1.Event
-	2,  // 26: sft.resource.v1.ResourcePlugin.Ping:output_type -> sft.resource.v1.Empty
-	16, // [16:27] is the sub-list for method output_type
-	5,  // [5:16] is the sub-list for method input_type
+	9,  // 15: sft.resource.v1.ResourcePlugin.SetSchedule:input_type -> sft.resource.v1.InstanceRequest
+	2,  // 16: sft.resource.v1.ResourcePlugin.Ping:input_type -> sft.resource.v1.Empty
+	4,  // 17: sft.resource.v1.ResourcePlugin.Info:output_type -> sft.resource.v1.InfoResponse
+	2,  // 18: sft.resource.v1.ResourcePlugin.Validate:output_type -> sft.resource.v1.Empty
+	8,  // 19: sft.resource.v1.ResourcePlugin.Open:output_type -> sft.resource.v1.OpenResponse
+	2,  // 20: sft.resource.v1.ResourcePlugin.Close:output_type -> sft.resource.v1.Empty
+	11, // 21: sft.resource.v1.ResourcePlugin.Online:output_type -> sft.resource.v1.Progress
+	11, // 22: sft.resource.v1.ResourcePlugin.Offline:output_type -> sft.resource.v1.Progress
+	2,  // 23: sft.resource.v1.ResourcePlugin.LooksAlive:output_type -> sft.resource.v1.Empty
+	2,  // 24: sft.resource.v1.ResourcePlugin.IsAlive:output_type -> sft.resource.v1.Empty
+	2,  // 25: sft.resource.v1.ResourcePlugin.Terminate:output_type -> sft.resource.v1.Empty
+	13, // 26: sft.resource.v1.ResourcePlugin.Events:output_type -> sft.resource.v1.Event
+	2,  // 27: sft.resource.v1.ResourcePlugin.SetSchedule:output_type -> sft.resource.v1.Empty
+	2,  // 28: sft.resource.v1.ResourcePlugin.Ping:output_type -> sft.resource.v1.Empty
+	17, // [17:29] is the sub-list for method output_type
+	5,  // [5:17] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
