@@ -130,7 +130,7 @@ func (p *proxy) SetPollSchedule(t resource.Timing) {
 		return // the next Online carries it
 	}
 	sched := p.schedule(g)
-	timeout := p.t.h.cfg.StopTimeout
+	timeout := p.t.h.cfg.StartTimeout // generous: a loaded host is no reason to lose it
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()

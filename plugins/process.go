@@ -168,7 +168,8 @@ func (g *gen) die(err error, culprit *proxy) {
 // process) and fails the instances; culprit is the instance it is killed
 // for, nil when the process as a whole is at fault.
 func (g *gen) kill(reason string, culprit *proxy) {
-	g.killGroup()
+	// die marks g dead with this reason before it kills the group, so the
+	// broken connection that follows is not taken for the cause.
 	g.die(fmt.Errorf("%w (pid %d): killed by the host: %s", ErrPluginExited, g.pid, reason), culprit)
 }
 
