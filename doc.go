@@ -32,7 +32,7 @@
 //	LooksAlivePollInterval            policy.Timing.LooksAliveInterval (1 s)
 //	IsAlivePollInterval               policy.Timing.IsAliveInterval (10 s)
 //	PendingTimeout                    policy.Timing.PendingTimeout (60 s), extended by resource.ReportProgress
-//	DeadlockTimeout                   policy.Timing.DeadlockTimeout (2 x call timeout), then resource.HostKiller
+//	DeadlockTimeout                   policy.Timing.DeadlockTimeout (2 x call timeout), then resource.ProcessKiller
 //	resource monitor                  monitor.Monitor
 //	resource hosting subsystem (RHS)  a plugin process (plugins); one per type, or one per resource
 //	RestartAction                     policy.Restart.Action

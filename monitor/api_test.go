@@ -140,7 +140,7 @@ func TestFenceTerminatesInParallel(t *testing.T) {
 
 func TestFenceReportsStopFailed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hide := func(f *rt.Fake) resource.Resource { return rt.Hidden(f, rt.CapHostKiller) }
+		hide := func(f *rt.Fake) resource.Resource { return rt.Hidden(f, rt.CapProcessKiller) }
 		x := newRig(t, "g", r("a"), resDef{name: "vip", wrap: hide})
 		x.online("g")
 		x.fakes["vip"].SetError(rt.MethodTerminate, errors.New("cannot remove address"))

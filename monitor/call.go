@@ -19,19 +19,19 @@ var (
 	ErrCallTimeout = errors.New("call timed out")
 	// ErrDeadlocked: a call outlived the deadlock timeout, ignoring its
 	// context and Terminate; the monitor abandoned it and, if the resource
-	// is a resource.HostKiller, killed its hosting process.
+	// is a resource.ProcessKiller, killed its hosting process.
 	ErrDeadlocked = errors.New("call deadlocked")
 )
 
 // Method names, as used in events and CallInfo.
 const (
-	MethodOnline     = "Online"
-	MethodOffline    = "Offline"
-	MethodLooksAlive = "LooksAlive"
-	MethodIsAlive    = "IsAlive"
-	MethodTerminate  = "Terminate"
-	MethodProbe      = "Probe"
-	MethodKillHost   = "KillHost"
+	MethodOnline      = "Online"
+	MethodOffline     = "Offline"
+	MethodLooksAlive  = "LooksAlive"
+	MethodIsAlive     = "IsAlive"
+	MethodTerminate   = "Terminate"
+	MethodProbe       = "Probe"
+	MethodKillProcess = "KillProcess"
 )
 
 // CallInfo describes one finished (or abandoned) call, for metrics.
@@ -199,8 +199,8 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 func (g *group) deadlocked(x *res, method string, err error) bool {
 	reason := err.Error()
 	killed := false
-	if k, ok := x.r.(resource.HostKiller); ok {
-		if kerr := k.KillHost(reason); kerr != nil {
+	if k, ok := x.r.(resource.ProcessKiller); ok {
+		if kerr := k.KillProcess(reason); kerr != nil {
 			reason += "; killing the host process failed: " + kerr.Error()
 		} else {
 			killed = true
@@ -253,7 +253,7 @@ func (g *group) terminate(x *res, reason string) error {
 }
 
 // stopHard makes sure x is down: Terminate; if that fails, kill the
-// hosting process (resource.HostKiller) and Terminate again, on the
+// hosting process (resource.ProcessKiller) and Terminate again, on the
 // relaunched host, because what the dead process held (an address bound to
 // an interface, a unit) outlives it. It returns nil when x is surely down,
 // else why not: the resource is then StopFailed (bug 5).
@@ -263,14 +263,14 @@ func (g *group) stopHard(x *res, reason string) error {
 		return nil
 	}
 	if !errors.Is(err, errHostKilled) { // not yet killed by a deadlocked Terminate
-		k, ok := x.r.(resource.HostKiller)
+		k, ok := x.r.(resource.ProcessKiller)
 		if !ok {
 			return fmt.Errorf("%w; the resource runs in-process and has no host to kill", err)
 		}
 		kreason := "terminate failed: " + err.Error()
-		kerr := k.KillHost(kreason)
+		kerr := k.KillProcess(kreason)
 		if o := g.m.cfg.Observer; o != nil {
-			o(CallInfo{Group: g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: MethodKillHost, Err: kerr})
+			o(CallInfo{Group: g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: MethodKillProcess, Err: kerr})
 		}
 		if kerr != nil {
 			return fmt.Errorf("%w; killing the host process failed: %w", err, kerr)

@@ -34,7 +34,7 @@
 // the resource Failed and terminates it (a timed-out or superseded Online or
 // Offline is terminated while it still hangs, to cut it short). A call
 // still running past the deadlock timeout is abandoned; if the resource is
-// a resource.HostKiller (a plugin-backed resource) its hosting process is
+// a resource.ProcessKiller (a plugin-backed resource) its hosting process is
 // killed, which makes the call return. Then the restart policy
 // (policy.Restart) decides: restart after the delay, or fail the group. A
 // failure marked resource.Collateral (the shared host was killed for
@@ -47,7 +47,7 @@
 // Resources and groups go through resource.State: Offline, OnlinePending,
 // Online, OfflinePending, Failed, and StopFailed. Stopping a resource means
 // Offline, then Terminate if Offline fails, then, if Terminate fails,
-// killing its hosting process (resource.HostKiller) and Terminate again on
+// killing its hosting process (resource.ProcessKiller) and Terminate again on
 // the relaunched host: what the dead process held (an address bound to an
 // interface) outlives it. Only a Terminate that succeeds makes a resource
 // surely down. Otherwise it may still run here: it is StopFailed,

@@ -117,7 +117,7 @@ func ExampleErrStopFailed() {
 	m := monitor.New(monitor.Config{})
 	vip := rt.NewFake("vip")
 	// An in-process resource: no hosting process to kill.
-	_ = m.AddGroup(monitor.GroupSpec{Name: "web", Resources: []monitor.ResourceSpec{{Name: "vip", Resource: rt.Hidden(vip, rt.CapHostKiller)}}})
+	_ = m.AddGroup(monitor.GroupSpec{Name: "web", Resources: []monitor.ResourceSpec{{Name: "vip", Resource: rt.Hidden(vip, rt.CapProcessKiller)}}})
 	_ = m.Online(context.Background(), "web")
 	vip.SetError(rt.MethodOffline, errors.New("netlink: busy"))
 	vip.SetError(rt.MethodTerminate, errors.New("netlink: busy"))

@@ -151,7 +151,7 @@ func TestBug04_RemoveGroupAndCloseOverlap(t *testing.T) {
 func TestBug05_FailedStopIsStopFailed(t *testing.T) {
 	t.Run("in-process resource", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			x := newRig(t, "g", resDef{name: "vip", wrap: func(f *rt.Fake) resource.Resource { return rt.Hidden(f, rt.CapHostKiller) }})
+			x := newRig(t, "g", resDef{name: "vip", wrap: func(f *rt.Fake) resource.Resource { return rt.Hidden(f, rt.CapProcessKiller) }})
 			f := x.fakes["vip"]
 			x.online("g")
 			f.SetError(rt.MethodOffline, errors.New("netlink: busy"))
@@ -205,7 +205,7 @@ func TestBug05_FailedStopIsStopFailed(t *testing.T) {
 			x.online("g")
 			f.SetError(rt.MethodOffline, errors.New("netlink: busy"))
 			f.SetError(rt.MethodTerminate, errors.New("netlink: still busy"))
-			f.SetError(rt.MethodKillHost, errors.New("EPERM"))
+			f.SetError(rt.MethodKillProcess, errors.New("EPERM"))
 			require.ErrorIs(t, x.m.Offline(context.Background(), "g"), monitor.ErrStopFailed)
 			f.SetError(rt.MethodTerminate, nil)
 			res, err := x.m.Fence(context.Background(), "g")
@@ -215,7 +215,7 @@ func TestBug05_FailedStopIsStopFailed(t *testing.T) {
 	})
 	t.Run("failure while online", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			x := newRig(t, "g", resDef{name: "vip", wrap: func(f *rt.Fake) resource.Resource { return rt.Hidden(f, rt.CapHostKiller) }})
+			x := newRig(t, "g", resDef{name: "vip", wrap: func(f *rt.Fake) resource.Resource { return rt.Hidden(f, rt.CapProcessKiller) }})
 			f := x.fakes["vip"]
 			x.online("g")
 			f.SetError(rt.MethodTerminate, errors.New("cannot remove address"))

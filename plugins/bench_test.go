@@ -28,7 +28,7 @@ func (l latencies) report(b *testing.B, prefix string) {
 	b.ReportMetric(q(0.99), prefix+"p99-us")
 }
 
-func benchHost(b *testing.B, mutate func(*Config)) *Host {
+func benchHost(b *testing.B, mutate func(*Config)) *Pool {
 	cfg := Config{Env: []string{roleEnv + "=plugin"}}
 	if mutate != nil {
 		mutate(&cfg)
@@ -41,7 +41,7 @@ func benchHost(b *testing.B, mutate func(*Config)) *Host {
 	return h
 }
 
-func benchOpen(b *testing.B, h *Host, name string) resource.Resource {
+func benchOpen(b *testing.B, h *Pool, name string) resource.Resource {
 	typ, _ := h.Type("scripted")
 	r, err := typ.Open(b.Context(), resource.OpenRequest{Name: name})
 	if err != nil {

@@ -9,13 +9,16 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/sftkit/sft/plugins/internal/proto/sftresourcev1"
 	"github.com/sftkit/sft/resource"
 )
 
 // remoteType is a resource.Type served by a plugin process.
 type remoteType struct {
-	h        *Host
+	h        *Pool
 	name     string
 	timing   resource.Timing
 	isolated bool
@@ -51,7 +54,7 @@ func (t *remoteType) Validate(ctx context.Context, props resource.Properties) er
 	if err != nil {
 		return err
 	}
-	g, err := t.h.shared.ensure(ctx)
+	g, err := t.h.shared.ensure(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -73,38 +76,71 @@ func (t *remoteType) Open(ctx context.Context, req resource.OpenRequest) (resour
 		name:    req.Name,
 		props:   js,
 		logger:  req.Log(),
-		proc:    t.h.shared,
+		line:    t.h.shared,
 		attachC: make(chan struct{}, 1),
 	}
 	if isolate || t.isolated {
-		if p.proc, err = t.h.newIsolated(); err != nil {
+		if p.line, err = t.h.newIsolated(); err != nil {
 			return nil, err
 		}
 		p.own = true
 	}
-	if _, _, err := p.attach(ctx); err != nil {
+	if _, _, err := p.attach(ctx, false); err != nil {
 		if p.own {
-			t.h.dropIsolated(p.proc)
+			t.h.dropIsolated(p.line)
 		}
 		return nil, err
 	}
+	p.line.use(1)
 	return p, nil
 }
 
-// checkSettings returns the plugin-side polling of an instance: intervals
-// (zero: none) and the IsAlive timeout.
-func (t *remoteType) checkSettings() (looks, is, timeout time.Duration) {
-	cfg := t.h.cfg
-	if cfg.RemoteChecks {
-		return 0, 0, 0
+// schedule returns the plugin-side polling of the instance in g: the
+// resource's own timing (resource.PollScheduler, set by the monitor) first,
+// then Config, then the type's DefaultTiming, then 1 s / 10 s / 2 s / 2 s.
+// Zero intervals (no plugin-side polling) when g's checks are remote.
+func (p *proxy) schedule(g *gen) *pb.Schedule {
+	if g.remote {
+		return &pb.Schedule{}
 	}
-	return cmp(cfg.LooksAliveInterval, t.timing.LooksAliveInterval, time.Second),
-		cmp(cfg.IsAliveInterval, t.timing.IsAliveInterval, 10*time.Second),
-		cmp(cfg.CallTimeout, t.timing.CallTimeout, 2*time.Second)
+	p.mu.Lock()
+	s := p.sched
+	p.mu.Unlock()
+	cfg, t := p.t.h.cfg, p.t.timing
+	return &pb.Schedule{
+		LooksAliveIntervalNs: int64(cmp(s.LooksAliveInterval, cfg.LooksAliveInterval, t.LooksAliveInterval, time.Second)),
+		IsAliveIntervalNs:    int64(cmp(s.IsAliveInterval, cfg.IsAliveInterval, t.IsAliveInterval, 10*time.Second)),
+		CheckTimeoutNs:       int64(cmp(s.CallTimeout, cfg.CallTimeout, t.CallTimeout, 2*time.Second)),
+		DeadlockGraceNs:      int64(cmp(s.DeadlockTimeout-s.CallTimeout, cfg.DeadlockGrace, t.DeadlockTimeout-t.CallTimeout, 2*time.Second)),
+	}
 }
 
-func (t *remoteType) deadlockGrace() time.Duration {
-	return cmp(t.h.cfg.DeadlockGrace, t.timing.DeadlockTimeout-t.timing.CallTimeout, 2*time.Second)
+// SetPollSchedule implements resource.PollScheduler: the plugin polls the
+// instance at t's intervals and within t's call timeout. It overrides
+// Config's intervals and the type's defaults. Set before Online (as the
+// monitor does), it travels with Online; set while the instance is online,
+// it is sent to the plugin in the background (SetSchedule) and applies at
+// once. It does not block.
+func (p *proxy) SetPollSchedule(t resource.Timing) {
+	p.mu.Lock()
+	p.sched = t
+	g, id, online := p.g, p.id, p.online
+	p.mu.Unlock()
+	if !online || g == nil || g.remote || g.isDead() {
+		return // the next Online carries it
+	}
+	sched := p.schedule(g)
+	timeout := p.t.h.cfg.StartTimeout // generous: a loaded host is no reason to lose it
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cctx, done := joinCtx(ctx, g)
+		defer done()
+		_, err := g.rpc.SetSchedule(cctx, &pb.InstanceRequest{Instance: id, Schedule: sched})
+		if err != nil && status.Code(err) != codes.Unimplemented && !g.isDead() {
+			p.logger.Warn("sending the poll schedule to the plugin failed; it applies from the next Online", "error", err)
+		}
+	}()
 }
 
 // cmp returns the first positive duration.
@@ -123,8 +159,8 @@ type proxy struct {
 	name    string
 	props   []byte
 	logger  *slog.Logger
-	proc    *proc
-	own     bool          // proc belongs to this instance alone
+	line    *lineage
+	own     bool          // line belongs to this instance alone
 	attachC chan struct{} // serializes attach
 
 	mu      sync.Mutex
@@ -138,18 +174,16 @@ type proxy struct {
 	looks    error // last result of the plugin-side LooksAlive
 	isErr    error // last result of the plugin-side IsAlive
 	closed   bool
+	// cycle counts Online calls; the plugin tags events with the cycle of
+	// the Online they belong to, and onEvent drops those of earlier ones.
+	cycle uint64
+	sched resource.Timing // from SetPollSchedule; zero fields: not set
 }
 
-var (
-	_ resource.Resource        = (*proxy)(nil)
-	_ resource.FailureReporter = (*proxy)(nil)
-	_ resource.HostKiller      = (*proxy)(nil)
-	_ resource.Closer          = (*proxy)(nil)
-)
-
 // attach returns the process and instance id, (re)opening the instance in
-// a new process when the old one died.
-func (p *proxy) attach(ctx context.Context) (*gen, uint64, error) {
+// a new process when the old one died. cleanup: the relaunch is for
+// Terminate, which does not wait for the backoff.
+func (p *proxy) attach(ctx context.Context, cleanup bool) (*gen, uint64, error) {
 	select {
 	case p.attachC <- struct{}{}:
 	case <-ctx.Done():
@@ -167,21 +201,21 @@ func (p *proxy) attach(ctx context.Context) (*gen, uint64, error) {
 		return g, id, nil
 	}
 	p.mu.Unlock()
-	g, err := p.proc.ensure(ctx)
+	g, err := p.line.ensure(ctx, cleanup)
 	if err != nil {
 		return nil, 0, err
 	}
-	looksEvery, isEvery, timeout := p.t.checkSettings()
+	sched := p.schedule(g)
 	cctx, done := joinCtx(ctx, g)
 	defer done()
 	resp, err := g.rpc.Open(cctx, &pb.OpenRequest{
 		Type:                 p.t.name,
 		Name:                 p.name,
 		PropertiesJson:       p.props,
-		LooksAliveIntervalNs: int64(looksEvery),
-		IsAliveIntervalNs:    int64(isEvery),
-		CheckTimeoutNs:       int64(timeout),
-		DeadlockGraceNs:      int64(p.t.deadlockGrace()),
+		LooksAliveIntervalNs: sched.GetLooksAliveIntervalNs(),
+		IsAliveIntervalNs:    sched.GetIsAliveIntervalNs(),
+		CheckTimeoutNs:       sched.GetCheckTimeoutNs(),
+		DeadlockGraceNs:      sched.GetDeadlockGraceNs(),
 	})
 	if err != nil {
 		return nil, 0, callErr(ctx, g, "Open", p.name, err)
@@ -230,20 +264,25 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 	p.online, p.starting = false, false
 	if online {
 		p.starting, p.looks, p.isErr = true, nil, nil
+		p.cycle++
 	}
+	cycle := p.cycle
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		p.starting = false
 		p.mu.Unlock()
 	}()
-	g, id, err := p.attach(ctx)
+	g, id, err := p.attach(ctx, false)
 	if err != nil {
 		return err
 	}
 	cctx, done := joinCtx(ctx, g)
 	defer done()
 	req := &pb.InstanceRequest{Instance: id}
+	if online {
+		req.Cycle, req.Schedule = cycle, p.schedule(g)
+	}
 	var stream interface {
 		Recv() (*pb.Progress, error)
 	}
@@ -288,7 +327,7 @@ func (p *proxy) LooksAliveInstant() bool {
 	p.mu.Lock()
 	g, online := p.g, p.online
 	p.mu.Unlock()
-	return online && !p.t.h.cfg.RemoteChecks && g != nil && !g.isDead()
+	return online && g != nil && !g.remote && !g.isDead()
 }
 
 // LooksAlive answers from the plugin-side LooksAlive sweep's last result
@@ -301,7 +340,7 @@ func (p *proxy) LooksAlive(ctx context.Context) error {
 	if g == nil || g.isDead() {
 		return p.exited("LooksAlive", g)
 	}
-	if online && !p.t.h.cfg.RemoteChecks {
+	if online && !g.remote {
 		if looks == nil {
 			return isErr // a failure the plugin already knows of
 		}
@@ -322,7 +361,7 @@ func (p *proxy) IsAlive(ctx context.Context) error {
 	if g == nil || g.isDead() {
 		return p.exited("IsAlive", g)
 	}
-	if online && looks == nil && !p.t.h.cfg.RemoteChecks {
+	if online && looks == nil && !g.remote {
 		return isErr
 	}
 	return p.check(ctx, g, id, true)
@@ -358,7 +397,7 @@ func (p *proxy) Terminate(ctx context.Context) error {
 	p.mu.Lock()
 	p.online = false
 	p.mu.Unlock()
-	g, id, err := p.attach(ctx)
+	g, id, err := p.attach(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -377,22 +416,22 @@ func (p *proxy) SetFailureHandler(fn func(err error)) {
 	p.mu.Unlock()
 }
 
-// KillHost kills the plugin process hosting the instance (its whole
+// KillProcess kills the plugin process hosting the instance (its whole
 // process group) without waiting for the hung call; every instance it
 // hosted fails with ErrPluginExited. The next Online or Terminate
 // relaunches it.
-func (p *proxy) KillHost(reason string) error {
+func (p *proxy) KillProcess(reason string) error {
 	p.mu.Lock()
 	g := p.g
 	p.mu.Unlock()
 	if g == nil {
-		g = p.proc.current()
+		g = p.line.current()
 	}
 	if g == nil {
 		return nil
 	}
 	p.logger.Warn("killing plugin process", "pid", g.pid, "reason", reason)
-	g.kill(reason)
+	g.kill(reason, p)
 	return nil
 }
 
@@ -418,8 +457,9 @@ func (p *proxy) Close() error {
 		done()
 		cancel()
 	}
+	p.line.use(-1)
 	if p.own {
-		p.t.h.dropIsolated(p.proc)
+		p.t.h.dropIsolated(p.line)
 	}
 	return err
 }
@@ -441,9 +481,16 @@ func (p *proxy) procDied(g *gen, err error) {
 }
 
 func (p *proxy) onEvent(g *gen, ev *pb.Event) {
+	if ev.GetKind() == pb.Event_KIND_DEADLOCK {
+		// About the process, whatever cycle: only killing it frees the call.
+		reason := fmt.Sprintf("resource %q deadlocked: %v", p.name, errorFromDetail(ev.GetError()))
+		p.logger.Error("killing plugin process", "pid", g.pid, "reason", reason)
+		g.kill(reason, p)
+		return
+	}
 	p.mu.Lock()
-	if p.g != g || p.id != ev.GetInstance() {
-		p.mu.Unlock()
+	if p.g != g || p.id != ev.GetInstance() || (ev.GetCycle() != 0 && ev.GetCycle() != p.cycle) {
+		p.mu.Unlock() // another process, or a late event of an earlier online cycle
 		return
 	}
 	live := p.online || p.starting
@@ -467,12 +514,6 @@ func (p *proxy) onEvent(g *gen, ev *pb.Event) {
 		p.looks = nil
 	case pb.Event_KIND_IS_ALIVE_OK:
 		p.isErr = nil
-	case pb.Event_KIND_DEADLOCK:
-		p.mu.Unlock()
-		reason := fmt.Sprintf("resource %q deadlocked: %v", p.name, errorFromDetail(ev.GetError()))
-		p.logger.Error("killing plugin process", "pid", g.pid, "reason", reason)
-		g.kill(reason)
-		return
 	}
 	p.mu.Unlock()
 	if fire != nil && err != nil {
@@ -483,7 +524,8 @@ func (p *proxy) onEvent(g *gen, ev *pb.Event) {
 var (
 	_ resource.Resource        = (*proxy)(nil)
 	_ resource.FailureReporter = (*proxy)(nil)
-	_ resource.HostKiller      = (*proxy)(nil)
+	_ resource.ProcessKiller   = (*proxy)(nil)
 	_ resource.Closer          = (*proxy)(nil)
 	_ resource.InstantChecker  = (*proxy)(nil)
+	_ resource.PollScheduler   = (*proxy)(nil)
 )

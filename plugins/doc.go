@@ -16,18 +16,27 @@
 // # Host side
 //
 // [Launch] starts a plugin binary ([Config].Path, or the running executable
-// re-executed) and returns a [Host] whose [Host.Types] are ordinary
+// re-executed) and returns a [Pool] whose [Pool.Types] are ordinary
 // resource.Types: register them in a resource.Registry and the monitor
-// cannot tell their instances from in-process ones. go-plugin's handshake
-// cookie and protocol version are always checked; AutoMTLS is on unless
-// [Config].DisableAutoMTLS; [Config].SHA256 pins the binary. Error classes,
-// fields and values cross the wire as gRPC status details, so a
+// cannot tell their instances from in-process ones. ("Pool": the plugin
+// processes of one binary. "Host" in this project means a machine of the
+// cluster or the daemon in examples/host.) go-plugin's handshake cookie and
+// protocol version are always checked, and a plugin of another protocol
+// version is refused with an error naming both versions; AutoMTLS is on
+// unless [Config].DisableAutoMTLS; [Config].SHA256 pins the binary. Error
+// classes, fields and values cross the wire as gRPC status details, so a
 // configuration error in the plugin is a configuration error in the host.
 // Progress reports (resource.ReportProgress) in the plugin's Online and
 // Offline reach the host ctx's progress function.
 //
-// Every proxy implements resource.FailureReporter, resource.HostKiller and
-// resource.Closer:
+// The plugin announces capabilities in Info and the host acts on them:
+// without "events" it opens no event stream, and without "events" or
+// "looksalive-loop" every LooksAlive and IsAlive is a call (as with
+// [Config].RemoteChecks); "schedule" and "cycle" say that it honours the
+// poll schedule and tags events with the online cycle (below).
+//
+// Every proxy implements resource.FailureReporter, resource.ProcessKiller,
+// resource.PollScheduler and resource.Closer:
 //
 //   - A plugin process that exits or is killed fails every online instance
 //     it hosted at once: the host holds one server stream per process
@@ -35,27 +44,58 @@
 //     flight return ErrPluginExited (the caller's ctx is joined with the
 //     process's life), never hang. What is left of the process group is
 //     killed.
-//   - The next Online or Terminate relaunches the process (immediately after
-//     a process that lived a minute, else with backoff doubling from 100 ms
-//     to 10 s) and reopens the instance there; Terminate then lets the type
-//     clean up what the dead process left (an address, say).
-//   - KillHost kills the plugin's whole process group (SIGKILL; go-plugin's
-//     Kill would block forever on a frozen plugin and orphan its children)
-//     without waiting for the hung call; the monitor calls it at the
-//     deadlock timeout.
+//   - When the host kills a shared process for one instance (KillProcess,
+//     or a deadlock the plugin reported), the failures of the other
+//     instances in it are marked resource.Collateral: the monitor restarts
+//     them without counting the failure against their restart thresholds.
+//     The culprit's own failure, a crash and a heartbeat kill are not
+//     collateral.
+//   - Relaunch: the next Online, Offline or Terminate relaunches the process
+//     and reopens the instance there; Terminate then lets the type clean up
+//     what the dead process left (an address, say). A process that died
+//     young (within [Config].BackoffReset, 1 min) delays the next launch by
+//     a backoff doubling from 100 ms to 10 s, counted from the death, so it
+//     decays: BackoffReset after the last death a launch is immediate. The
+//     cleanup launch of Terminate never waits for the backoff, and Close
+//     interrupts it. When a process dies while instances are open, it is
+//     relaunched in the background after the backoff (and again, with
+//     growing backoff, while that fails), so after a crash loop a process is
+//     ready when the monitor retries the resources, and [Config].OnProcess
+//     reports the relaunch. Every process forked is reported started or
+//     relaunched and, when it dies, exited, including one that dies during
+//     its handshake (whose error says how it ended).
+//   - After Close every call fails at once with ErrPluginExited.
+//   - KillProcess kills the plugin's whole process group (SIGKILL;
+//     go-plugin's Kill would block forever on a frozen plugin and orphan
+//     its children) without waiting for the hung call; the monitor calls it
+//     at the deadlock timeout.
 //   - The host's calls return at their deadline even when the resource in
 //     the plugin ignores its ctx (gRPC honours deadlines), so the monitor's
 //     own deadlock timeout rarely fires for a plugin resource. The plugin
-//     watches instead: a call still running [Config].DeadlockGrace after
-//     its ctx ended (the deadline, or Terminate) is reported, and the host
+//     watches instead: a call still running the deadlock grace after its
+//     ctx ended (the deadline, or Terminate) is reported, and the host
 //     kills the plugin's process group, failing its resources, as the
 //     cluster service restarts a deadlocked resource host.
-//   - A heartbeat (Ping every second, 5 s timeout) kills a plugin that
-//     stops answering, so a frozen process is noticed even when no call is
-//     in flight.
+//   - A heartbeat kills a plugin that stops answering, so a frozen process
+//     is noticed even when no call is in flight: a Ping every
+//     [Config].HeartbeatInterval (1 s) not answered within HeartbeatTimeout
+//     (2 s) is a miss, and HeartbeatMisses (3) misses in a row kill, within
+//     9 s with the defaults. A single late answer (a GC pause, a VM stall)
+//     is forgiven.
 //   - Plugins start in a process group of their own, with Pdeathsig, forked
-//     from a thread the Host keeps for its life (Pdeathsig follows the
-//     forking thread, not the process).
+//     from the spawner thread of package internal/proc (Pdeathsig follows
+//     the forking thread, not the process). The host reaps them itself, the
+//     race-free way internal/proc documents: it waits for the leader's exit
+//     without reaping it, kills the group while the zombie leader still
+//     reserves the group id, then reaps, so a group signal never reaches a
+//     stranger that reused the id.
+//   - Each process gets its unix socket in a directory of its own inside
+//     the Pool's private (0700) directory in $TMPDIR; it is removed when the
+//     process is reaped, and Close removes the Pool's. Launch removes the
+//     directories of earlier hosts whose pid is dead (killed hosts cannot).
+//   - A plugin process runs with argv[0] "sft-plugin: NAME"
+//     ([Config].Name, default the binary's base name) and comm
+//     "sft-plugin", so `ps` tells it from its host.
 //   - An instance may ask for a process of its own: property
 //     "sft.isolate": true ([PropIsolate]), or [Config].Isolate for a type.
 //
@@ -70,9 +110,12 @@
 //
 //   - LooksAlive: one sweep per interval over every online instance (one
 //     timer wake-up per interval, not one per resource; LooksAlive is
-//     contractually cheap). An instance busy with a host call is skipped for
-//     that round. A LooksAlive still running at the next tick fails its
-//     instance ("did not return within the interval").
+//     contractually cheap), each call under the resource's call timeout. An
+//     instance busy with a host call is skipped for that round. A pass that
+//     outlasts the interval because it has many instances is let finish;
+//     only an instance whose own LooksAlive overran its call timeout (it
+//     ignores its ctx) is failed ("did not return within its call timeout")
+//     and leaves the sweep until its next Online.
 //   - IsAlive: a timer per instance (it may be slow), at once after Online
 //     and then every interval, bounded by the call timeout. A failure is
 //     pushed to the failure handler at once.
@@ -83,8 +126,15 @@
 // a failed LooksAlive) or when the instance is not online. A failure the
 // plugin pushed (the resource's own, or a failed plugin-side IsAlive) also
 // fails both polls until the next Online, so none is lost between the end
-// of Online and the monitor's first poll. Intervals come
-// from [Config] or the type's DefaultTiming and should match the monitor's.
+// of Online and the monitor's first poll. Intervals and the call timeout are
+// the resource's own: the monitor hands its final timing to the proxy
+// (resource.PollScheduler) before the first Online, and the proxy sends it
+// with every Online; a change applies from the next Online. Without it they
+// come from [Config], then the type's DefaultTiming. Events never get lost:
+// the plugin's queue keeps the latest state per instance and every failure,
+// however slowly the host reads. Each Online starts a new online cycle and
+// the plugin tags events with it, so a late event of an earlier cycle is
+// dropped instead of failing the new one.
 // A failed LooksAlive therefore reaches the monitor within two intervals
 // (plugin sweep, then the monitor's poll); IsAlive failures and pushed
 // failures arrive at once. [Config].RemoteChecks turns all of this off and

@@ -21,7 +21,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		r, err := typ.Open(t.Context(), resource.OpenRequest{Name: "a"})
 		require.NoError(t, err)
 		require.NoError(t, r.Online(t.Context()))
-		require.NoError(t, r.(resource.HostKiller).KillHost("test"))
+		require.NoError(t, r.(resource.ProcessKiller).KillProcess("test"))
 		require.NoError(t, r.Terminate(t.Context()))
 		require.NoError(t, r.Online(t.Context()))
 		require.NoError(t, r.Offline(t.Context()))

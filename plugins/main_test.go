@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/internal/proc"
 )
 
 // roleEnv makes the test binary play a part other than the test runner: the
@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 		hs.ProtocolVersion = 99
 		_ = Serve(ServeConfig{handshake: &hs}, scriptedType{})
 		os.Exit(0)
+	case "diehandshake":
+		// Killed before it answers the handshake (issue 8 bug 23).
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
 	case "host":
 		helperHost()
 		os.Exit(0)
@@ -57,10 +61,10 @@ func TestMain(m *testing.M) {
 // checkNoChildren fails when a child process of the test outlives the suite.
 // go-plugin reaps a plugin in a goroutine; give it a moment.
 func checkNoChildren() error {
-	var kids []procutil.Stat
+	var kids []proc.Stat
 	for range 100 {
 		var err error
-		kids, err = procutil.Children(os.Getpid())
+		kids, err = proc.Children(os.Getpid())
 		if err != nil {
 			return err
 		}
@@ -113,7 +117,7 @@ func (l *logRecorder) find(msg string) (slog.Record, bool) {
 }
 
 // launch starts the test binary as a plugin serving scriptedType.
-func launch(t *testing.T, mutate func(*Config)) (*Host, *logRecorder) {
+func launch(t *testing.T, mutate func(*Config)) (*Pool, *logRecorder) {
 	t.Helper()
 	rec := &logRecorder{}
 	cfg := Config{Env: []string{roleEnv + "=plugin"}, Logger: slog.New(rec)}

@@ -27,11 +27,16 @@ import (
 //	1: sft.resource.v1 (first release).
 const protocolVersion = 1
 
-// Capabilities a plugin announces in Info.
+// Capabilities a plugin announces in Info; the host acts on each (see
+// newGen and the proto's InfoResponse). A plugin without "events" or
+// "looksalive-loop" is polled with calls; without "schedule" or "cycle" it
+// ignores the Online fields of those names, which only makes the host's
+// filtering of late events and the per-resource intervals unavailable.
 const (
 	capLooksAliveLoop = "looksalive-loop"
 	capEvents         = "events"
-	capProgress       = "progress"
+	capSchedule       = "schedule"
+	capCycle          = "cycle"
 )
 
 // pluginName is the key of the one plugin a process serves in go-plugin's
@@ -111,6 +116,7 @@ func Serve(cfg ServeConfig, types ...resource.Type) error {
 	if os.Getenv(hs.MagicCookieKey) != hs.MagicCookieValue {
 		return errors.New("plugins: this program is an sft resource plugin; it is started by an sft host, not run directly")
 	}
+	setComm()
 	stderr := cfg.stderr
 	if stderr == nil {
 		stderr = os.Stderr // captured before plugin.Serve redirects os.Stderr
@@ -146,6 +152,15 @@ func Serve(cfg ServeConfig, types ...resource.Type) error {
 	return nil
 }
 
+// pluginComm is the comm (`ps -e`, /proc/PID/comm) of a plugin process, so
+// that it is told apart from its host even when both are the same binary;
+// the host also sets its argv[0] to "sft-plugin: NAME" (Config.Name).
+const pluginComm = "sft-plugin"
+
+// setComm renames the process (its main thread, which /proc/self names) to
+// pluginComm. Best effort: outside Linux it does nothing.
+func setComm() { _ = os.WriteFile("/proc/self/comm", []byte(pluginComm), 0) }
+
 // watchParent exits the process when the parent that started it is gone
 // (the host died and this process was reparented).
 func watchParent(logger *slog.Logger, interval time.Duration) {
@@ -158,20 +173,6 @@ func watchParent(logger *slog.Logger, interval time.Duration) {
 			os.Exit(3)
 		}
 	}
-}
-
-// PluginSet returns go-plugin's plugin map serving types, for harnesses that
-// run the plugin side in this process (see ConnectInProcess). Logs of the
-// types go to logger (nil discards).
-func PluginSet(logger *slog.Logger, types ...resource.Type) (plugin.PluginSet, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	srv, err := newGRPCServer(types, logger)
-	if err != nil {
-		return nil, err
-	}
-	return plugin.PluginSet{pluginName: &grpcPlugin{server: srv}}, nil
 }
 
 // IsPlugin reports whether this process was started by an sft host as a

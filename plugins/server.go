@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	pb "github.com/sftkit/sft/plugins/internal/proto/sftresourcev1"
@@ -20,10 +19,6 @@ var errUnknownInstance = errors.New("unknown instance")
 
 // errTerminated is the cause of contexts Terminate cancels.
 var errTerminated = errors.New("resource terminated")
-
-// eventBuffer bounds the events queued for the host. A full queue drops
-// the newest event and counts it; polling stays the safety net.
-const eventBuffer = 4096
 
 // grpcServer is the plugin side: it serves the types and holds the
 // instances of one plugin process.
@@ -38,9 +33,12 @@ type grpcServer struct {
 	nextID uint64
 	insts  map[uint64]*instance
 
-	events   chan *pb.Event
-	dropped  atomic.Uint64
-	sweepers map[time.Duration]*sweeper
+	events eventQueue
+
+	// What Info announces; tests change them to play older plugins.
+	protocol     uint32
+	capabilities []string
+	sweepers     map[time.Duration]*sweeper
 }
 
 func newGRPCServer(types []resource.Type, logger *slog.Logger) (*grpcServer, error) {
@@ -48,7 +46,9 @@ func newGRPCServer(types []resource.Type, logger *slog.Logger) (*grpcServer, err
 		types:  make(map[string]resource.Type, len(types)),
 		logger: logger,
 		insts:  make(map[uint64]*instance),
-		events: make(chan *pb.Event, eventBuffer),
+		events: newEventQueue(),
+
+		capabilities: []string{capLooksAliveLoop, capEvents, capSchedule, capCycle},
 	}
 	for _, t := range types {
 		if t == nil || t.Name() == "" {
@@ -66,20 +66,12 @@ func newGRPCServer(types []resource.Type, logger *slog.Logger) (*grpcServer, err
 	return s, nil
 }
 
-func (s *grpcServer) push(ev *pb.Event) {
-	select {
-	case s.events <- ev:
-	default:
-		if s.dropped.Add(1)%1000 == 1 {
-			s.logger.Warn("event queue full, dropping events", "dropped", s.dropped.Load())
-		}
-	}
-}
+func (s *grpcServer) push(ev *pb.Event) { s.events.push(ev) }
 
 func (s *grpcServer) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, error) {
 	resp := &pb.InfoResponse{
-		Protocol:     protocolVersion,
-		Capabilities: []string{capLooksAliveLoop, capEvents, capProgress},
+		Protocol:     cmp32(s.protocol, protocolVersion),
+		Capabilities: s.capabilities,
 		Pid:          int64(os.Getpid()),
 	}
 	for _, name := range s.order {
@@ -90,6 +82,13 @@ func (s *grpcServer) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, e
 		resp.Types = append(resp.Types, timingToPB(name, timing))
 	}
 	return resp, nil
+}
+
+func cmp32(v, def uint32) uint32 {
+	if v != 0 {
+		return v
+	}
+	return def
 }
 
 func (s *grpcServer) typ(name string) (resource.Type, error) {
@@ -152,7 +151,7 @@ func (s *grpcServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.OpenRes
 			if err == nil {
 				err = errors.New("failure reported without an error")
 			}
-			s.push(&pb.Event{Instance: id, Kind: pb.Event_KIND_FAILURE, Error: errorToDetail(err)})
+			s.push(&pb.Event{Instance: id, Kind: pb.Event_KIND_FAILURE, Error: errorToDetail(err), Cycle: inst.currentCycle()})
 		})
 	}
 	return &pb.OpenResponse{Instance: id, ReportsFailures: reports}, nil
@@ -217,6 +216,9 @@ func (s *grpcServer) pending(req *pb.InstanceRequest, stream progressStream, onl
 		mu.Unlock()
 	}()
 	inst.stopLoop()
+	if online {
+		inst.setCycle(req.GetCycle(), req.GetSchedule())
+	}
 	if err := inst.acquire(ctx); err != nil {
 		return errorToStatus(err)
 	}
@@ -279,6 +281,29 @@ func (s *grpcServer) Terminate(ctx context.Context, req *pb.InstanceRequest) (*p
 	return &pb.Empty{}, errorToStatus(inst.watch(ctx, "Terminate", inst.res.Terminate))
 }
 
+// SetSchedule replaces the instance's poll schedule; an instance being
+// polled (online) is polled with the new one from now on.
+func (s *grpcServer) SetSchedule(_ context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
+	inst, err := s.inst(req.GetInstance())
+	if err != nil {
+		return nil, errorToStatus(err)
+	}
+	if req.GetSchedule() == nil {
+		return &pb.Empty{}, nil
+	}
+	inst.mu.Lock()
+	polling := inst.loop != nil
+	inst.mu.Unlock()
+	inst.stopLoop()
+	inst.mu.Lock()
+	inst.setScheduleLocked(req.GetSchedule())
+	inst.mu.Unlock()
+	if polling {
+		inst.startLoop()
+	}
+	return &pb.Empty{}, nil
+}
+
 func (s *grpcServer) Ping(context.Context, *pb.Empty) (*pb.Empty, error) { return &pb.Empty{}, nil }
 
 func (s *grpcServer) Events(_ *pb.EventsRequest, stream pb.ResourcePlugin_EventsServer) error {
@@ -287,7 +312,9 @@ func (s *grpcServer) Events(_ *pb.EventsRequest, stream pb.ResourcePlugin_Events
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev := <-s.events:
+		case <-s.events.ready:
+		}
+		for _, ev := range s.events.take() {
 			if err := stream.Send(ev); err != nil {
 				return err
 			}
@@ -303,18 +330,22 @@ type instance struct {
 	logger *slog.Logger
 	// sem serializes every call but Terminate, including the local
 	// LooksAlive loop, as the contract promises the resource.
-	sem      chan struct{}
+	sem chan struct{}
+	mu  sync.Mutex
+	// The poll schedule (OpenRequest, replaced by the latest Online's) and
+	// the online cycle events are tagged with.
 	interval time.Duration // plugin-side LooksAlive; 0: none
 	isEvery  time.Duration // plugin-side IsAlive; 0: none
-	timeout  time.Duration // of a plugin-side IsAlive
+	timeout  time.Duration // of a plugin-side LooksAlive or IsAlive
 	grace    time.Duration // deadlock grace after a call's ctx ended
+	cycle    uint64
 
-	mu      sync.Mutex
 	gen     context.Context // canceled by Terminate; calls run under it
 	cancel  context.CancelCauseFunc
 	loop    context.CancelFunc // stops the plugin-side LooksAlive; nil when not sweeping
 	loopCtx context.Context
-	failing bool // last plugin-side LooksAlive failed
+	sw      *sweeper // the sweep the instance is in; nil when none
+	failing bool     // last plugin-side LooksAlive failed
 }
 
 // watch runs fn(ctx). If fn has not returned grace after ctx ended, the
@@ -323,8 +354,10 @@ type instance struct {
 // The normal path costs one context.AfterFunc registration.
 func (i *instance) watch(ctx context.Context, method string, fn func(context.Context) error) error {
 	done := make(chan struct{})
+	i.mu.Lock()
+	grace, cycle := i.grace, i.cycle
+	i.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
-		grace := i.grace
 		if grace <= 0 {
 			grace = 2 * time.Second
 		}
@@ -335,7 +368,7 @@ func (i *instance) watch(ctx context.Context, method string, fn func(context.Con
 		case <-t.C:
 			err := fmt.Errorf("%s did not return %s after its context ended (%v)", method, grace, context.Cause(ctx))
 			i.logger.Error("resource call deadlocked", "method", method, "grace", grace)
-			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_DEADLOCK, Error: errorToDetail(err)})
+			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_DEADLOCK, Error: errorToDetail(err), Cycle: cycle})
 		}
 	})
 	err := fn(ctx)
@@ -376,26 +409,63 @@ func (i *instance) terminateCalls() {
 	i.stopLoop()
 }
 
-// startLoop adds the instance to the LooksAlive sweep of its interval (see
-// sweeper) while it is online.
-func (i *instance) startLoop() {
-	if i.interval <= 0 && i.isEvery <= 0 {
-		return
-	}
+// setCycle starts an online cycle: events are tagged with cycle from now
+// on, and a non-nil schedule replaces the polling set by Open. The loop is
+// stopped (Online stops it before).
+func (i *instance) setCycle(cycle uint64, sched *pb.Schedule) {
 	i.mu.Lock()
-	if i.loop != nil {
+	defer i.mu.Unlock()
+	i.cycle = cycle
+	if sched != nil {
+		i.setScheduleLocked(sched)
+	}
+}
+
+func (i *instance) setScheduleLocked(sched *pb.Schedule) {
+	i.interval = time.Duration(sched.GetLooksAliveIntervalNs())
+	i.isEvery = time.Duration(sched.GetIsAliveIntervalNs())
+	i.timeout = time.Duration(sched.GetCheckTimeoutNs())
+	i.grace = time.Duration(sched.GetDeadlockGraceNs())
+}
+
+func (i *instance) currentCycle() uint64 {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.cycle
+}
+
+// checkTimeout bounds one plugin-side LooksAlive or IsAlive.
+func (i *instance) checkTimeout() time.Duration {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.timeout <= 0 {
+		return 2 * time.Second
+	}
+	return i.timeout
+}
+
+// startLoop adds the instance to the LooksAlive sweep of its interval (see
+// sweeper) and starts its IsAlive timer while it is online.
+func (i *instance) startLoop() {
+	i.mu.Lock()
+	if i.loop != nil || (i.interval <= 0 && i.isEvery <= 0) {
 		i.mu.Unlock()
 		return
 	}
 	ctx, cancel := context.WithCancel(i.gen)
 	i.loopCtx, i.loop = ctx, cancel
 	i.failing = false
-	i.mu.Unlock()
-	if i.interval > 0 {
-		i.srv.sweeper(i.interval).add(i)
+	interval, isEvery, cycle := i.interval, i.isEvery, i.cycle
+	if interval > 0 {
+		i.sw = i.srv.sweeper(interval)
 	}
-	if i.isEvery > 0 {
-		go i.isAliveLoop(ctx)
+	sw := i.sw
+	i.mu.Unlock()
+	if sw != nil {
+		sw.add(i)
+	}
+	if isEvery > 0 {
+		go i.isAliveLoop(ctx, isEvery, cycle)
 	}
 }
 
@@ -403,11 +473,8 @@ func (i *instance) startLoop() {
 // instance is online, pushing changes of the result. IsAlive may take long,
 // so each instance has its own timer (one wake-up per instance per
 // interval: 100 a second for 1,000 resources at 10 s).
-func (i *instance) isAliveLoop(ctx context.Context) {
-	timeout := i.timeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
-	}
+func (i *instance) isAliveLoop(ctx context.Context, isEvery time.Duration, cycle uint64) {
+	timeout := i.checkTimeout()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	failing := false
@@ -433,12 +500,12 @@ func (i *instance) isAliveLoop(ctx context.Context) {
 		case err != nil && !failing:
 			failing = true
 			i.logger.Debug("IsAlive failed", "error", err)
-			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_IS_ALIVE_FAILED, Error: errorToDetail(err)})
+			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_IS_ALIVE_FAILED, Error: errorToDetail(err), Cycle: cycle})
 		case err == nil && failing:
 			failing = false
-			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_IS_ALIVE_OK})
+			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_IS_ALIVE_OK, Cycle: cycle})
 		}
-		t.Reset(i.isEvery)
+		t.Reset(isEvery)
 	}
 }
 
@@ -446,22 +513,25 @@ func (i *instance) isAliveLoop(ctx context.Context) {
 // sweep has in flight on it.
 func (i *instance) stopLoop() {
 	i.mu.Lock()
-	stop := i.loop
-	i.loop = nil
+	stop, sw := i.loop, i.sw
+	i.loop, i.sw = nil, nil
 	i.mu.Unlock()
 	if stop != nil {
 		stop()
-		if i.interval > 0 {
-			i.srv.sweeper(i.interval).remove(i)
-		}
+	}
+	if sw != nil {
+		sw.remove(i)
 	}
 }
 
-// sweepOnce runs one plugin-side LooksAlive and pushes a change of its
-// result. An instance busy with a call from the host is skipped this round.
-func (i *instance) sweepOnce() {
+// sweepOnce runs one plugin-side LooksAlive under the instance's call
+// timeout and pushes a change of its result. An instance busy with a call
+// from the host is skipped this round. A LooksAlive that ignores the
+// timeout is the deadlock watch's business (watch), and the sweeper's
+// (sweeper.run).
+func (i *instance) sweepOnce(sw *sweeper) {
 	i.mu.Lock()
-	ctx := i.loopCtx
+	loopCtx, cycle := i.loopCtx, i.cycle
 	active := i.loop != nil
 	i.mu.Unlock()
 	if !active {
@@ -472,15 +542,18 @@ func (i *instance) sweepOnce() {
 	default:
 		return
 	}
+	sw.started(i)
+	ctx, cancel := context.WithTimeout(loopCtx, i.checkTimeout())
 	err := i.watch(ctx, "LooksAlive", i.res.LooksAlive)
+	cancel()
 	i.release()
-	if ctx.Err() != nil {
-		return
+	if loopCtx.Err() != nil || !sw.has(i) {
+		return // stopped, or blamed for overrunning meanwhile
 	}
-	i.setLooks(err)
+	i.setLooks(err, cycle)
 }
 
-func (i *instance) setLooks(err error) {
+func (i *instance) setLooks(err error, cycle uint64) {
 	i.mu.Lock()
 	changed := (err != nil) != i.failing
 	i.failing = err != nil
@@ -489,9 +562,9 @@ func (i *instance) setLooks(err error) {
 	case !changed:
 	case err != nil:
 		i.logger.Debug("LooksAlive failed", "error", err)
-		i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_FAILED, Error: errorToDetail(err)})
+		i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_FAILED, Error: errorToDetail(err), Cycle: cycle})
 	default:
-		i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_OK})
+		i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_OK, Cycle: cycle})
 	}
 }
 
@@ -511,23 +584,29 @@ func (s *grpcServer) sweeper(interval time.Duration) *sweeper {
 
 // sweeper runs LooksAlive on every online instance with one interval, all
 // in one pass per tick: one timer wake-up per interval instead of one per
-// instance, which is what keeps 1,000 resources cheap. A LooksAlive that is
-// still running at the next tick (it ignores its ctx) fails its instance
-// ("did not return within the interval"), drops it from the sweep until its
-// next Online, and the rest are swept by a fresh pass.
+// instance, which is what keeps 1,000 resources cheap. Each LooksAlive runs
+// under its instance's call timeout.
+//
+// A pass that is still running at the next tick is either slow as a whole
+// (many instances, each within its timeout: the tick is skipped and the
+// pass goes on, nobody is blamed) or stuck in one LooksAlive that ignores
+// its timeout. Only that instance is blamed: the instance whose own call
+// has run longer than its call timeout fails ("did not return within its
+// call timeout"), leaves the sweep until its next Online, and a fresh pass
+// sweeps the rest.
 type sweeper struct {
-	interval time.Duration // plugin-side LooksAlive; 0: none
-	isEvery  time.Duration // plugin-side IsAlive; 0: none
-	timeout  time.Duration // of a plugin-side IsAlive
-	grace    time.Duration // deadlock grace after a call's ctx ended
+	interval time.Duration
 
-	mu      sync.Mutex
-	members map[*instance]struct{}
-	running bool      // the ticker goroutine runs
-	busy    bool      // a pass is in progress
-	pass    uint64    // generation of the current pass
-	cur     *instance // instance the current pass is checking
-	stop    chan struct{}
+	mu       sync.Mutex
+	members  map[*instance]struct{}
+	running  bool      // the ticker goroutine runs
+	busy     bool      // a pass is in progress
+	pass     uint64    // generation of the current pass
+	cur      *instance // instance the current pass is checking
+	curStart time.Time // when cur's LooksAlive started
+	curPass  uint64    // pass cur belongs to
+	stop     chan struct{}
+	overruns uint64 // ticks skipped because a pass was still running
 }
 
 func (sw *sweeper) add(i *instance) {
@@ -551,6 +630,22 @@ func (sw *sweeper) remove(i *instance) {
 	}
 }
 
+func (sw *sweeper) has(i *instance) bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	_, ok := sw.members[i]
+	return ok
+}
+
+// started records that the current pass begins i's LooksAlive now.
+func (sw *sweeper) started(i *instance) {
+	sw.mu.Lock()
+	if sw.cur == i {
+		sw.curStart = time.Now()
+	}
+	sw.mu.Unlock()
+}
+
 func (sw *sweeper) run(stop chan struct{}) {
 	t := time.NewTicker(sw.interval)
 	defer t.Stop()
@@ -561,11 +656,25 @@ func (sw *sweeper) run(stop chan struct{}) {
 		case <-t.C:
 		}
 		sw.mu.Lock()
-		if sw.busy && sw.cur != nil {
+		if sw.busy {
 			stuck := sw.cur
+			if stuck == nil || sw.curStart.IsZero() {
+				sw.overruns++
+				sw.mu.Unlock()
+				continue
+			}
+			limit := stuck.checkTimeout()
+			if ran := time.Since(sw.curStart); ran <= limit {
+				sw.overruns++ // slow pass, healthy calls: let it finish
+				sw.mu.Unlock()
+				continue
+			}
 			delete(sw.members, stuck)
 			sw.pass++ // abandon the stuck pass
-			go stuck.setLooks(fmt.Errorf("LooksAlive did not return within %s", sw.interval))
+			stuck.mu.Lock()
+			cycle := stuck.cycle
+			stuck.mu.Unlock()
+			go stuck.setLooks(fmt.Errorf("LooksAlive did not return within its call timeout %s", limit), cycle)
 		}
 		sw.busy = true
 		sw.pass++
@@ -586,13 +695,13 @@ func (sw *sweeper) sweep(pass uint64, list []*instance) {
 			sw.mu.Unlock()
 			return
 		}
-		sw.cur = i
+		sw.cur, sw.curStart = i, time.Time{}
 		sw.mu.Unlock()
-		i.sweepOnce()
+		i.sweepOnce(sw)
 	}
 	sw.mu.Lock()
 	if sw.pass == pass {
-		sw.busy, sw.cur = false, nil
+		sw.busy, sw.cur, sw.curStart = false, nil, time.Time{}
 	}
 	sw.mu.Unlock()
 }

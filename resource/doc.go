@@ -20,7 +20,7 @@
 //
 // Resources grow by optional interfaces, never by changing the five methods:
 // [FailureReporter] (push a failure the moment it is known), [Closer] (release
-// the instance), [HostKiller] (kill the process that hosts the resource, used by
+// the instance), [ProcessKiller] (kill the process that hosts the resource, used by
 // the monitor when a call deadlocks or Terminate fails), [Prober] (tell whether
 // the resource already runs here, when a node adopts a group), [PollScheduler]
 // (run the health checks elsewhere, at the monitor's timing). Long

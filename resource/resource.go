@@ -105,7 +105,7 @@ type Timing struct {
 	// DeadlockTimeout: a call still running this long after it started
 	// (for Online and Offline: DeadlockTimeout-CallTimeout past their
 	// pending deadline) is abandoned and the hosting process killed
-	// (HostKiller). Must be longer than CallTimeout. Default 2 x the final
+	// (ProcessKiller). Must be longer than CallTimeout. Default 2 x the final
 	// CallTimeout.
 	DeadlockTimeout time.Duration `json:"deadlock_timeout,omitempty" yaml:"deadlock_timeout,omitempty"`
 }
@@ -147,15 +147,15 @@ type Closer interface {
 	Close() error
 }
 
-// HostKiller is implemented by a resource that runs in a process of its own
+// ProcessKiller is implemented by a resource that runs in a process of its own
 // (a plugin). When a call outlives the deadlock timeout, or Terminate fails,
-// the monitor calls KillHost, which must kill the hosting process (and its
+// the monitor calls KillProcess, which must kill the hosting process (and its
 // process group) without waiting on the hung call. The host relaunches it;
 // the monitor then calls Terminate again, so that the relaunched process
 // cleans up what the dead one held (an address outlives its process), and
 // counts the resource as down only if that Terminate succeeds.
-type HostKiller interface {
-	KillHost(reason string) error
+type ProcessKiller interface {
+	KillProcess(reason string) error
 }
 
 // Prober is implemented by a resource that can tell whether it is already

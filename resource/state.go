@@ -19,7 +19,7 @@ const (
 	// the resource was terminated and awaits the restart policy.
 	StateFailed
 	// StateStopFailed: Offline failed and Terminate failed too (and, for a
-	// HostKiller, killing the hosting process and terminating again did
+	// ProcessKiller, killing the hosting process and terminating again did
 	// not help): the
 	// resource may still be running here, holding its address or lock.
 	// Pacemaker's failed stop, which it fences. It is never reported

@@ -300,7 +300,8 @@ func TestEndToEnd(t *testing.T) {
 	// relaunched and the app restarted.
 	var pluginPid int
 	for pid, cmdline := range procsOf(t, bin) {
-		if strings.TrimSpace(cmdline) == bin && ppid(t, pid) == host.Process.Pid {
+		// The bundled plugin process is named "sft-plugin: bundled".
+		if strings.TrimSpace(cmdline) == "sft-plugin: bundled" && ppid(t, pid) == host.Process.Pid {
 			pluginPid = pid
 		}
 	}

@@ -7,7 +7,8 @@
 // that namespace for their whole life. Production code (the ipaddress resource
 // type) uses it to open packet sockets in the namespace it manages.
 //
-// [NewNet] is the test harness: it creates a "switch" namespace holding a
+// The test harness lives in package netnstest (it imports testing, which
+// production binaries must not link): [netnstest.NewNet]: it creates a "switch" namespace holding a
 // Linux bridge, and [Net.AddHost] adds a host namespace joined to that bridge
 // by a veth pair. The veth pair is created inside the switch namespace with its
 // peer placed directly into the host namespace, so no link, address or route

@@ -2,7 +2,11 @@
 // thread that never exits (so that Pdeathsig is trustworthy), waits for a
 // child's exit without reaping it (so that its pid, which is also its process
 // group id, cannot be reused while the group is being signalled), and
-// signals, probes and lists process groups.
+// signals, probes and lists process groups. It is the one place for this:
+// /proc/PID/stat parsing ([ReadStat], [Alive], [Children], [GroupMembers]),
+// the child attributes ([SysProcAttr]) and the spawner thread are shared by
+// package plugins (which reaps its plugin processes the race-free way
+// below) and package genericapp.
 //
 // # Why a spawner thread
 //

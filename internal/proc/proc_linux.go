@@ -224,24 +224,40 @@ func WaitGroupGone(ctx context.Context, pgid int) error {
 // reaped are left out. It is for tests and for shutdown paths, not for
 // frequent liveness checks.
 func GroupMembers(pgid int, zombies bool) ([]int, error) {
+	sts, err := scan(func(st Stat) bool {
+		return st.PGID == pgid && (zombies || !st.Zombie())
+	})
+	out := make([]int, 0, len(sts))
+	for _, st := range sts {
+		out = append(out, st.PID)
+	}
+	return out, err
+}
+
+// Children lists the processes whose parent is pid, zombies included (for
+// leak checks in tests).
+func Children(pid int) ([]Stat, error) {
+	return scan(func(st Stat) bool { return st.PPID == pid })
+}
+
+func scan(keep func(Stat) bool) ([]Stat, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
 	}
-	var out []int
+	var out []Stat
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		state, pg, ok := statOf(pid)
-		if !ok || pg != pgid {
-			continue
+		st, err := ReadStat(pid)
+		if err != nil {
+			continue // gone meanwhile
 		}
-		if !zombies && (state == 'Z' || state == 'X') {
-			continue
+		if keep(st) {
+			out = append(out, st)
 		}
-		out = append(out, pid)
 	}
 	return out, nil
 }
@@ -249,30 +265,61 @@ func GroupMembers(pgid int, zombies bool) ([]int, error) {
 // Alive reports whether pid exists in /proc and is not a zombie. For tests
 // and diagnostics.
 func Alive(pid int) bool {
-	state, _, ok := statOf(pid)
-	return ok && state != 'Z' && state != 'X'
+	st, err := ReadStat(pid)
+	return err == nil && !st.Zombie()
 }
 
-// statOf reads the state and process group of pid from /proc/pid/stat.
-func statOf(pid int) (state byte, pgid int, ok bool) {
+// Stat is what /proc/PID/stat says about a process.
+type Stat struct {
+	PID   int
+	State byte // 'R', 'S', 'Z', ...
+	PPID  int
+	PGID  int
+}
+
+// Zombie reports whether the process has exited and waits to be reaped.
+func (s Stat) Zombie() bool { return s.State == 'Z' || s.State == 'X' }
+
+// ReadStat reads /proc/pid/stat.
+func ReadStat(pid int) (Stat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, 0, false
+		return Stat{}, err
 	}
-	// pid (comm) state ppid pgrp ...; comm may contain spaces and ')'.
+	return parseStat(b)
+}
+
+// parseStat parses "pid (comm) state ppid pgrp ..."; comm may contain spaces
+// and parentheses, so the fields after it are found from the last ')'.
+func parseStat(b []byte) (Stat, error) {
+	bad := func() (Stat, error) { return Stat{}, fmt.Errorf("proc: bad stat %q", b) }
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, 0, false
+	j := bytes.IndexByte(b, ' ')
+	if i < 0 || j < 0 || i+1 > len(b) {
+		return bad()
 	}
-	f := bytes.Fields(b[i+2:])
-	if len(f) < 3 || len(f[0]) != 1 {
-		return 0, 0, false
-	}
-	pg, err := strconv.Atoi(string(f[2]))
+	pid, err := strconv.Atoi(string(b[:j]))
 	if err != nil {
-		return 0, 0, false
+		return bad()
 	}
-	return f[0][0], pg, true
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 3 || len(f[0]) != 1 {
+		return bad()
+	}
+	ppid, err1 := strconv.Atoi(string(f[1]))
+	pgid, err2 := strconv.Atoi(string(f[2]))
+	if err1 != nil || err2 != nil {
+		return bad()
+	}
+	return Stat{PID: pid, State: f[0][0], PPID: ppid, PGID: pgid}, nil
+}
+
+// SysProcAttr returns attributes for a child that leads a process group of
+// its own (so SignalGroup reaches its descendants) and is sent SIGKILL when
+// the thread that forked it exits (Pdeathsig: start it with a [Spawner] so
+// that this means the parent process died).
+func SysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
 // Spawner starts processes from one goroutine locked to its OS thread, so

@@ -2,8 +2,10 @@ package proc
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -185,4 +187,44 @@ func TestSpawnerSurvivesThreadExit(t *testing.T) {
 	require.Equal(t, syscall.SIGKILL, ex.Signal, "Pdeathsig fired on thread exit")
 	_ = direct.Wait()
 	require.True(t, Alive(spawned.Process.Pid), "child of the spawner thread survives")
+}
+
+func TestParseStat(t *testing.T) {
+	st, err := parseStat([]byte("42 (a (b) c) S 7 42 42 0 -1"))
+	require.NoError(t, err)
+	require.Equal(t, Stat{PID: 42, State: 'S', PPID: 7, PGID: 42}, st)
+	_, err = parseStat([]byte("garbage"))
+	require.Error(t, err)
+	_, err = parseStat([]byte("1 (x) Z"))
+	require.Error(t, err)
+}
+
+// TestChildrenAndGroupMembers: a child leading its own group (SysProcAttr)
+// with a grandchild in it is listed by Children and GroupMembers, and
+// SignalGroup before the reap kills both.
+func TestChildrenAndGroupMembers(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", "sleep 300 & echo $!; wait")
+	cmd.SysProcAttr = SysProcAttr()
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	buf := make([]byte, 32)
+	n, err := out.Read(buf)
+	require.NoError(t, err)
+	require.Positive(t, n)
+	pid := cmd.Process.Pid
+
+	kids, err := Children(os.Getpid())
+	require.NoError(t, err)
+	require.True(t, slices.ContainsFunc(kids, func(s Stat) bool { return s.PID == pid }), "child not listed by Children")
+	members, err := GroupMembers(pid, false)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(members), 2, "sh and sleep in the group")
+
+	require.NoError(t, SignalGroup(pid, syscall.SIGKILL))
+	_, err = WaitExit(pid)
+	require.NoError(t, err)
+	_ = cmd.Wait()
+	require.NoError(t, WaitGroupGone(t.Context(), pid))
+	require.False(t, Alive(pid))
 }

@@ -22,9 +22,14 @@ func Main() { plugins.Main(Types()...) }
 
 // Launch re-executes the running binary (whose main called Main) as the
 // bundled plugin process, registers its types in reg when reg is not nil,
-// and returns the host. cfg.Path is ignored. Close the host when done.
-func Launch(ctx context.Context, cfg plugins.Config, reg *resource.Registry) (*plugins.Host, error) {
+// and returns its pool. cfg.Path is ignored; cfg.Name defaults to
+// "bundled", so the process shows as "sft-plugin: bundled" in ps. Close the
+// pool when done.
+func Launch(ctx context.Context, cfg plugins.Config, reg *resource.Registry) (*plugins.Pool, error) {
 	cfg.Path = ""
+	if cfg.Name == "" {
+		cfg.Name = "bundled"
+	}
 	h, err := plugins.Launch(ctx, cfg)
 	if err != nil {
 		return nil, err

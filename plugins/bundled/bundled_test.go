@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/internal/proc"
 	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/plugins/bundled"
 	"github.com/sftkit/sft/plugins/plugintest"
@@ -87,7 +87,7 @@ func TestGenericAppConformanceThroughPluginProcess(t *testing.T) {
 			}
 		},
 		Up: func(t *testing.T, _ resourcetest.Instance) bool {
-			return slices.ContainsFunc(pids(t, filepath.Join(dir(t), "pids")), procutil.Alive)
+			return slices.ContainsFunc(pids(t, filepath.Join(dir(t), "pids")), proc.Alive)
 		},
 		Hang: func(t *testing.T, _ resourcetest.Instance) <-chan struct{} {
 			require.NoError(t, os.WriteFile(filepath.Join(dir(t), "hang"), nil, 0o600))

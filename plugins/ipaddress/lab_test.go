@@ -11,7 +11,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/sftkit/sft/internal/netns"
+	"github.com/sftkit/sft/internal/netns/netnstest"
 	"github.com/sftkit/sft/internal/testenv"
 	"github.com/sftkit/sft/resource"
 )
@@ -19,7 +19,7 @@ import (
 // lab is two hosts that can own the virtual address and a client, on one
 // bridge, all in namespaces the test creates.
 type lab struct {
-	a, b, client *netns.Host
+	a, b, client *netnstest.Host
 	vip          netip.Prefix
 	bogusMAC     net.HardwareAddr
 }
@@ -27,7 +27,7 @@ type lab struct {
 func newLab(t testing.TB, v6 bool) *lab {
 	t.Helper()
 	testenv.RequireRoot(t)
-	n := netns.NewNet(t)
+	n := netnstest.NewNet(t)
 	l := &lab{a: n.AddHost("a"), b: n.AddHost("b"), client: n.AddHost("c"),
 		bogusMAC: net.HardwareAddr{0x02, 0xde, 0xad, 0xbe, 0xef, 0x01}}
 	addrs := []string{"192.0.2.1/24", "192.0.2.2/24", "192.0.2.100/24"}
@@ -36,7 +36,7 @@ func newLab(t testing.TB, v6 bool) *lab {
 		addrs = []string{"2001:db8::1/64", "2001:db8::2/64", "2001:db8::100/64"}
 		l.vip = netip.MustParsePrefix("2001:db8::10/64")
 	}
-	for i, h := range []*netns.Host{l.a, l.b, l.client} {
+	for i, h := range []*netnstest.Host{l.a, l.b, l.client} {
 		if err := h.AddAddr(addrs[i]); err != nil {
 			t.Fatalf("address on %s: %v", h.Name, err)
 		}
@@ -45,7 +45,7 @@ func newLab(t testing.TB, v6 bool) *lab {
 }
 
 // props are the properties for an instance of the lab's address on host h.
-func (l *lab) props(h *netns.Host, extra resource.Properties) resource.Properties {
+func (l *lab) props(h *netnstest.Host, extra resource.Properties) resource.Properties {
 	p := resource.Properties{"address": l.vip.String(), "netns": h.Path}
 	for k, v := range extra {
 		p[k] = v
@@ -54,7 +54,7 @@ func (l *lab) props(h *netns.Host, extra resource.Properties) resource.Propertie
 }
 
 // open opens an instance on h; Terminate and Close run at cleanup.
-func (l *lab) open(t testing.TB, h *netns.Host, extra resource.Properties) *instance {
+func (l *lab) open(t testing.TB, h *netnstest.Host, extra resource.Properties) *instance {
 	t.Helper()
 	r, err := NewType().Open(context.Background(), resource.OpenRequest{Name: "vip-" + h.Name, Properties: l.props(h, extra)})
 	if err != nil {
@@ -73,7 +73,7 @@ func (l *lab) open(t testing.TB, h *netns.Host, extra resource.Properties) *inst
 
 // has reports whether h holds the lab's address on eth0 (a netlink dump,
 // independent of the resource's own view).
-func (l *lab) has(t testing.TB, h *netns.Host) bool {
+func (l *lab) has(t testing.TB, h *netnstest.Host) bool {
 	t.Helper()
 	lk, err := h.Handle.LinkByName(h.Link)
 	if err != nil {
@@ -91,7 +91,7 @@ func (l *lab) has(t testing.TB, h *netns.Host) bool {
 	return false
 }
 
-func (l *lab) delAddr(t testing.TB, h *netns.Host) {
+func (l *lab) delAddr(t testing.TB, h *netnstest.Host) {
 	t.Helper()
 	p := l.vip
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
@@ -105,11 +105,11 @@ func (l *lab) delAddr(t testing.TB, h *netns.Host) {
 type neighWatch struct {
 	ch   chan netlink.NeighUpdate
 	done chan struct{}
-	h    *netns.Host
+	h    *netnstest.Host
 	ip   netip.Addr
 }
 
-func watchNeigh(t testing.TB, h *netns.Host, ip netip.Addr) *neighWatch {
+func watchNeigh(t testing.TB, h *netnstest.Host, ip netip.Addr) *neighWatch {
 	t.Helper()
 	ns, err := vnetns.GetFromPath(h.Path)
 	if err != nil {

@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sftkit/sft/internal/netns"
+	"github.com/sftkit/sft/internal/netns/netnstest"
 )
 
-func hostWire(t *testing.T, h *netns.Host, l *lab) *wire {
+func hostWire(t *testing.T, h *netnstest.Host, l *lab) *wire {
 	t.Helper()
 	w, err := openWire(h.Path, link{Name: h.Link, Index: h.Index, MAC: h.MAC}, l.vip.Addr())
 	if err != nil {

@@ -8,28 +8,30 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/internal/proc"
 	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/plugins/internal/inproc"
 	"github.com/sftkit/sft/resource"
 )
 
 // InProcess serves types in this process through the real gRPC shims over
 // go-plugin's test connection and returns a host for them. The host is
 // closed when the test ends. cfg.Path only names the plugin in messages.
-func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugins.Host {
+func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugins.Pool {
 	t.Helper()
-	ps, err := plugins.PluginSet(cfg.Logger, types...)
+	ps, err := inproc.PluginSet(cfg.Logger, types...)
 	if err != nil {
 		t.Fatalf("plugintest: %v", err)
 	}
 	client, _ := plugin.TestPluginGRPCConn(t, false, ps)
 	// client.Close asks the server to stop (go-plugin's controller
 	// Shutdown), then closes the connection: the in-process "exit".
-	h, err := plugins.ConnectInProcess(t.Context(), cfg, client, func() { _ = client.Close() })
+	raw, err := inproc.Connect(t.Context(), cfg, client, func() { _ = client.Close() })
 	if err != nil {
 		_ = client.Close()
 		t.Fatalf("plugintest: %v", err)
 	}
+	h := raw.(*plugins.Pool)
 	t.Cleanup(func() {
 		if err := h.Close(); err != nil {
 			t.Errorf("plugintest: closing host: %v", err)
@@ -41,7 +43,7 @@ func InProcess(t testing.TB, cfg plugins.Config, types ...resource.Type) *plugin
 // Launch starts the test binary as a plugin process serving the types its
 // TestMain passes to Main, and returns the host; the host is closed when
 // the test ends. cfg.Path is ignored.
-func Launch(t testing.TB, cfg plugins.Config) *plugins.Host {
+func Launch(t testing.TB, cfg plugins.Config) *plugins.Pool {
 	t.Helper()
 	cfg.Path = ""
 	h, err := plugins.Launch(t.Context(), cfg)
@@ -87,7 +89,7 @@ func ServeIfPlugin(types ...resource.Type) {
 func NoChildren(wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		kids, err := procutil.Children(os.Getpid())
+		kids, err := proc.Children(os.Getpid())
 		if err != nil {
 			return err
 		}

@@ -177,7 +177,7 @@ func TestSuiteCatchesBrokenTypes(t *testing.T) {
 	}
 }
 
-func TestInProcessKillHostFailsInstances(t *testing.T) {
+func TestInProcessKillProcessFailsInstances(t *testing.T) {
 	typ := resourcetest.NewType("fake")
 	h := plugintest.InProcess(t, plugins.Config{}, typ)
 	ft, _ := h.Type("fake")
@@ -186,7 +186,7 @@ func TestInProcessKillHostFailsInstances(t *testing.T) {
 	failed := make(chan error, 1)
 	r.(resource.FailureReporter).SetFailureHandler(func(err error) { failed <- err })
 	require.NoError(t, r.Online(t.Context()))
-	require.NoError(t, r.(resource.HostKiller).KillHost("test"))
+	require.NoError(t, r.(resource.ProcessKiller).KillProcess("test"))
 	require.ErrorIs(t, <-failed, plugins.ErrPluginExited)
 	require.ErrorIs(t, r.IsAlive(t.Context()), plugins.ErrPluginExited)
 	require.ErrorIs(t, r.Online(t.Context()), plugins.ErrPluginExited, "an in-process plugin is not relaunched")

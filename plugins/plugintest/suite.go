@@ -121,12 +121,12 @@ func runMode(t *testing.T, mode Mode, typ resource.Type, o Options) {
 // serves, for a host the test configured itself. Unlike Suite it cannot
 // see the plugin's deadlock reports unless the test passes them (see
 // resourcetest.Options.PluginExits).
-func SuiteHost(t *testing.T, h *plugins.Host, typeName string, o resourcetest.Options) {
+func SuiteHost(t *testing.T, h *plugins.Pool, typeName string, o resourcetest.Options) {
 	t.Helper()
 	suiteOn(t, h, typeName, nil, o)
 }
 
-func suiteOn(t *testing.T, h *plugins.Host, typeName string, w *watch, o resourcetest.Options) {
+func suiteOn(t *testing.T, h *plugins.Pool, typeName string, w *watch, o resourcetest.Options) {
 	t.Helper()
 	typ, ok := h.Type(typeName)
 	if !ok {

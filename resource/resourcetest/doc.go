@@ -11,7 +11,7 @@
 //     [Fake.SetAlive] (flip LooksAlive and IsAlive);
 //   - hang calls: [Fake.Block] with [Cancelable] (a slow call that honours
 //     ctx and Terminate: "block past the timeout") or [Deadlock] (ignores
-//     ctx and Terminate; only [Fake.Release], [Fake.ReleaseAll] or KillHost
+//     ctx and Terminate; only [Fake.Release], [Fake.ReleaseAll] or KillProcess
 //     end it); [Fake.IgnoreTerminate]; slow calls: [Fake.SetDelay];
 //   - push a failure: [Fake.PushFailure];
 //   - long Online/Offline: [Fake.SetProgress] reports progress on a timer or

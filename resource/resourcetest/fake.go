@@ -24,7 +24,7 @@ const (
 	MethodIsAlive           Method = "IsAlive"
 	MethodTerminate         Method = "Terminate"
 	MethodClose             Method = "Close"
-	MethodKillHost          Method = "KillHost"
+	MethodKillProcess       Method = "KillProcess"
 	MethodSetFailureHandler Method = "SetFailureHandler"
 )
 
@@ -36,12 +36,12 @@ var (
 	// ErrNotAlive is what LooksAlive and IsAlive return after SetAlive(false).
 	ErrNotAlive = errors.New("resourcetest: not alive")
 	// ErrNotOnline is what LooksAlive and IsAlive return while the fake is
-	// not up (before Online, after Offline, Terminate or KillHost).
+	// not up (before Online, after Offline, Terminate or KillProcess).
 	ErrNotOnline = errors.New("resourcetest: not online")
 	// ErrTerminated is what a blocked call returns when Terminate releases it.
 	ErrTerminated = errors.New("resourcetest: terminated")
-	// ErrHostKilled is what a blocked call returns when KillHost releases it.
-	ErrHostKilled = errors.New("resourcetest: host killed")
+	// ErrProcessKilled is what a blocked call returns when KillProcess releases it.
+	ErrProcessKilled = errors.New("resourcetest: host killed")
 )
 
 // BlockMode says what releases a call blocked by Block.
@@ -50,14 +50,14 @@ type BlockMode int
 const (
 	// Cancelable: the call returns when its ctx is done (an error wrapping
 	// ctx.Err()), when Terminate runs (ErrTerminated, unless
-	// IgnoreTerminate), when KillHost runs (ErrHostKilled), or when the
+	// IgnoreTerminate), when KillProcess runs (ErrProcessKilled), or when the
 	// test calls Release (the call then goes on as if never blocked). This
 	// is a slow call that honours the contract: "block past the timeout".
 	Cancelable BlockMode = iota
 	// Deadlock: the call ignores its ctx and Terminate. Only Release,
-	// ReleaseAll or KillHost make it return, like a call stuck in a hung
+	// ReleaseAll or KillProcess make it return, like a call stuck in a hung
 	// plugin process that only dies when the process is killed. A test
-	// whose code under test abandons such a call (no HostKiller) must
+	// whose code under test abandons such a call (no ProcessKiller) must
 	// release it before it ends, e.g. t.Cleanup(func() { f.ReleaseAll() }):
 	// a synctest bubble refuses to end with a goroutine still blocked.
 	Deadlock
@@ -80,11 +80,11 @@ type Call struct {
 	// bubble they show the bubble's fake time. End is zero while the call
 	// is in flight.
 	Start, End time.Time
-	// Err is what the call returned (for KillHost and SetFailureHandler,
+	// Err is what the call returned (for KillProcess and SetFailureHandler,
 	// nil). Valid once Returned is true.
 	Err      error
 	Returned bool
-	// Arg is the argument worth logging: KillHost's reason, or "nil" /
+	// Arg is the argument worth logging: KillProcess's reason, or "nil" /
 	// "func" for SetFailureHandler. Empty otherwise.
 	Arg string
 }
@@ -120,7 +120,7 @@ type progressRule struct {
 }
 
 // Fake is a scripted, fault-injecting resource.Resource. It also implements
-// resource.FailureReporter, resource.Closer and resource.HostKiller (use
+// resource.FailureReporter, resource.Closer and resource.ProcessKiller (use
 // Hidden to offer fewer of them).
 //
 // Unscripted, a Fake behaves like a well-made resource: Online brings it
@@ -166,7 +166,7 @@ var (
 	_ resource.Resource        = (*Fake)(nil)
 	_ resource.FailureReporter = (*Fake)(nil)
 	_ resource.Closer          = (*Fake)(nil)
-	_ resource.HostKiller      = (*Fake)(nil)
+	_ resource.ProcessKiller   = (*Fake)(nil)
 )
 
 // NewFake returns an unscripted Fake named name. Type.Open calls it; tests
@@ -284,7 +284,7 @@ func (f *Fake) IgnoreTerminate(ignore bool) {
 // SetDelay makes every later call of m take d (a timer, so fake time in a
 // synctest bubble) before it goes on; 0 turns it off. While waiting the
 // call behaves as a Cancelable block: its ctx, Terminate (unless
-// IgnoreTerminate), KillHost end it early with an error, Release(m) and
+// IgnoreTerminate), KillProcess end it early with an error, Release(m) and
 // ReleaseAll end the wait early and let it go on. The delay comes after a
 // Block and before progress steps.
 func (f *Fake) SetDelay(m Method, d time.Duration) {
@@ -302,7 +302,7 @@ func (f *Fake) SetDelay(m Method, d time.Duration) {
 // steps times before finishing: before each report it waits for the
 // interval every (a timer, so fake time in a synctest bubble) or, when
 // every is 0, for the test to call Step(m). While waiting it behaves as a
-// Cancelable block (ctx, Terminate, KillHost end it). Each report calls
+// Cancelable block (ctx, Terminate, KillProcess end it). Each report calls
 // resource.ReportProgress(ctx, "<Method> step i/steps"). steps 0 turns it
 // off.
 func (f *Fake) SetProgress(m Method, steps int, every time.Duration) {
@@ -352,7 +352,7 @@ func (f *Fake) PushFailure(err error) bool {
 // ---- state for tests ----
 
 // Up reports whether the fake holds its "resource": an Online succeeded and
-// no Offline, Terminate or KillHost took it down since.
+// no Offline, Terminate or KillProcess took it down since.
 func (f *Fake) Up() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -382,7 +382,7 @@ func (f *Fake) Calls(m Method) int {
 
 // Log returns a copy of the call log, in the order the calls began. It
 // holds every method, the optional ones (SetFailureHandler, Close,
-// KillHost) included.
+// KillProcess) included.
 func (f *Fake) Log() []Call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -415,7 +415,7 @@ func (f *Fake) Blocked(m Method) int {
 	return n
 }
 
-// Kills returns the reasons KillHost was called with, in order.
+// Kills returns the reasons KillProcess was called with, in order.
 func (f *Fake) Kills() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -562,19 +562,19 @@ func (f *Fake) Close() error {
 	return err
 }
 
-// KillHost records reason, takes the fake down and makes every blocked call
-// (Deadlock ones included) return ErrHostKilled, like the death of the
+// KillProcess records reason, takes the fake down and makes every blocked call
+// (Deadlock ones included) return ErrProcessKilled, like the death of the
 // process hosting the resource. It returns the scripted error for
-// MethodKillHost, if any, else nil; it never blocks. Later calls work as on
+// MethodKillProcess, if any, else nil; it never blocks. Later calls work as on
 // a relaunched host.
-func (f *Fake) KillHost(reason string) error {
+func (f *Fake) KillProcess(reason string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
-	f.calls[MethodKillHost]++
+	f.calls[MethodKillProcess]++
 	f.kills = append(f.kills, reason)
-	err := f.outcome(MethodKillHost)
-	f.log = append(f.log, Call{Method: MethodKillHost, Start: now, End: now, Returned: true, Err: err, Arg: reason})
+	err := f.outcome(MethodKillProcess)
+	f.log = append(f.log, Call{Method: MethodKillProcess, Start: now, End: now, Returned: true, Err: err, Arg: reason})
 	f.up = false
 	f.wake(causeKill, func(*waiter) bool { return true })
 	f.notify()
@@ -765,7 +765,7 @@ func (f *Fake) wait(ctx context.Context, w *waiter, tick <-chan time.Time) error
 	case causeTerminate:
 		return fmt.Errorf("%s: %s: %w", f.name, w.method, ErrTerminated)
 	case causeKill:
-		return fmt.Errorf("%s: %s: %w", f.name, w.method, ErrHostKilled)
+		return fmt.Errorf("%s: %s: %w", f.name, w.method, ErrProcessKilled)
 	}
 	return nil
 }

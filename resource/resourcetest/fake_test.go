@@ -301,22 +301,22 @@ func TestFakeBlockDeadlock(t *testing.T) {
 		if v := f.Violations(); len(v) > 0 {
 			t.Errorf("Violations = %v, want none (deadlocked calls are abandoned)", v)
 		}
-		if err := f.KillHost("IsAlive deadlocked"); err != nil {
+		if err := f.KillProcess("IsAlive deadlocked"); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		if err := result(t, res, "IsAlive"); !errors.Is(err, rt.ErrHostKilled) {
-			t.Errorf("IsAlive after KillHost = %v, want ErrHostKilled", err)
+		if err := result(t, res, "IsAlive"); !errors.Is(err, rt.ErrProcessKilled) {
+			t.Errorf("IsAlive after KillProcess = %v, want ErrProcessKilled", err)
 		}
 		if f.Up() {
-			t.Error("Up after KillHost")
+			t.Error("Up after KillProcess")
 		}
 		if k := f.Kills(); !slices.Equal(k, []string{"IsAlive deadlocked"}) {
 			t.Errorf("Kills = %q", k)
 		}
 		log := f.Log()
 		last := log[len(log)-1]
-		if last.Method != rt.MethodKillHost || last.Arg != "IsAlive deadlocked" {
+		if last.Method != rt.MethodKillProcess || last.Arg != "IsAlive deadlocked" {
 			t.Errorf("last log entry = %+v", last)
 		}
 		// Release also ends a deadlock.
@@ -494,7 +494,7 @@ func TestFakeWait(t *testing.T) {
 
 func TestHidden(t *testing.T) {
 	t.Parallel()
-	all := rt.CapFailureReporter | rt.CapCloser | rt.CapHostKiller
+	all := rt.CapFailureReporter | rt.CapCloser | rt.CapProcessKiller
 	for hide := rt.Capability(0); hide <= all; hide++ {
 		t.Run(fmt.Sprint(int(hide)), func(t *testing.T) {
 			t.Parallel()
@@ -502,9 +502,9 @@ func TestHidden(t *testing.T) {
 			r := rt.Hidden(f, hide)
 			_, fr := r.(resource.FailureReporter)
 			_, cl := r.(resource.Closer)
-			_, hk := r.(resource.HostKiller)
-			if fr != (hide&rt.CapFailureReporter == 0) || cl != (hide&rt.CapCloser == 0) || hk != (hide&rt.CapHostKiller == 0) {
-				t.Errorf("hide %03b: FailureReporter %v, Closer %v, HostKiller %v", hide, fr, cl, hk)
+			_, hk := r.(resource.ProcessKiller)
+			if fr != (hide&rt.CapFailureReporter == 0) || cl != (hide&rt.CapCloser == 0) || hk != (hide&rt.CapProcessKiller == 0) {
+				t.Errorf("hide %03b: FailureReporter %v, Closer %v, ProcessKiller %v", hide, fr, cl, hk)
 			}
 			if err := r.Online(t.Context()); err != nil || !f.Up() {
 				t.Errorf("Online through the wrapper = %v, Up = %v", err, f.Up())
@@ -552,16 +552,16 @@ func TestType(t *testing.T) {
 		t.Errorf("DefaultTiming().PendingTimeout = %v", got)
 	}
 
-	typ.Hide(rt.CapHostKiller)
+	typ.Hide(rt.CapProcessKiller)
 	r, err = typ.Open(ctx, resource.OpenRequest{Name: "hidden"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := r.(resource.HostKiller); ok {
-		t.Error("Hide(CapHostKiller): still a HostKiller")
+	if _, ok := r.(resource.ProcessKiller); ok {
+		t.Error("Hide(CapProcessKiller): still a ProcessKiller")
 	}
 	if _, ok := r.(resource.Closer); !ok {
-		t.Error("Hide(CapHostKiller): no longer a Closer")
+		t.Error("Hide(CapProcessKiller): no longer a Closer")
 	}
 
 	errNoRoom := errors.New("no room")

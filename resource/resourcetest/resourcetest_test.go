@@ -50,7 +50,7 @@ func TestSuiteFakeMinimal(t *testing.T) {
 	t.Parallel()
 	// A Fake offering no optional interface, with every hook opted out.
 	typ := resourcetest.NewType("fake")
-	typ.Hide(resourcetest.CapFailureReporter | resourcetest.CapCloser | resourcetest.CapHostKiller)
+	typ.Hide(resourcetest.CapFailureReporter | resourcetest.CapCloser | resourcetest.CapProcessKiller)
 	resourcetest.Suite(t, typ, resourcetest.Options{
 		NoUp:            "a Fake's state is in memory",
 		NoHang:          "testing the opt-out",

@@ -221,20 +221,20 @@ type Capability int
 const (
 	CapFailureReporter Capability = 1 << iota // resource.FailureReporter
 	CapCloser                                 // resource.Closer
-	CapHostKiller                             // resource.HostKiller
+	CapProcessKiller                          // resource.ProcessKiller
 )
 
 // Hidden returns f as a resource.Resource that does not implement the
-// optional interfaces in hide: Hidden(f, CapHostKiller) is a resource whose
+// optional interfaces in hide: Hidden(f, CapProcessKiller) is a resource whose
 // host the monitor cannot kill. The calls still reach f. Hidden(f, 0) is f.
 func Hidden(f *Fake, hide Capability) resource.Resource {
 	type (
 		r  = resource.Resource
 		fr = resource.FailureReporter
 		c  = resource.Closer
-		hk = resource.HostKiller
+		hk = resource.ProcessKiller
 	)
-	switch hide & (CapFailureReporter | CapCloser | CapHostKiller) {
+	switch hide & (CapFailureReporter | CapCloser | CapProcessKiller) {
 	case 0:
 		return f
 	case CapFailureReporter:
@@ -249,7 +249,7 @@ func Hidden(f *Fake, hide Capability) resource.Resource {
 			fr
 			hk
 		}{f, f, f}
-	case CapHostKiller:
+	case CapProcessKiller:
 		return struct {
 			r
 			fr
@@ -260,12 +260,12 @@ func Hidden(f *Fake, hide Capability) resource.Resource {
 			r
 			hk
 		}{f, f}
-	case CapFailureReporter | CapHostKiller:
+	case CapFailureReporter | CapProcessKiller:
 		return struct {
 			r
 			c
 		}{f, f}
-	case CapCloser | CapHostKiller:
+	case CapCloser | CapProcessKiller:
 		return struct {
 			r
 			fr

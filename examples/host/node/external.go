@@ -14,10 +14,10 @@ import (
 )
 
 // external is the plugin hosts of the config's plugins.external, one per
-// binary. Each plugins.Host supervises its process as the bundled one's
+// binary. Each plugins.Pool supervises its process as the bundled one's
 // is: relaunch with backoff, heartbeat, deadlock kill, pushed failures.
 type external struct {
-	hosts []*plugins.Host
+	hosts []*plugins.Pool
 	paths []string
 }
 
@@ -39,7 +39,7 @@ func openExternal(ctx context.Context, pc config.Plugins, reg *resource.Registry
 	return e, nil
 }
 
-func launchExternal(ctx context.Context, i int, p config.ExternalPlugin, pc config.Plugins, reg *resource.Registry, log *slog.Logger, onProcess func(plugins.ProcessEvent)) (*plugins.Host, error) {
+func launchExternal(ctx context.Context, i int, p config.ExternalPlugin, pc config.Plugins, reg *resource.Registry, log *slog.Logger, onProcess func(plugins.ProcessEvent)) (*plugins.Pool, error) {
 	field := fmt.Sprintf("plugins.external[%d].path", i)
 	if err := config.CheckPluginBinary(p.Path); err != nil {
 		return nil, &config.Error{Path: field, Value: p.Path, Msg: err.Error()}

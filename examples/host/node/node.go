@@ -76,7 +76,7 @@ type Node struct {
 
 	// For Abort: every resource opened, and the plugin host.
 	opened  []resource.Resource
-	phost   *plugins.Host
+	phost   *plugins.Pool
 	abortMu sync.Mutex
 	aborted bool
 }
@@ -204,7 +204,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		procEvents.WithLabelValues(k)
 	}
 	reg := opts.Registry
-	var phost *plugins.Host
+	var phost *plugins.Pool
 	onProcess := func(e plugins.ProcessEvent) { procEvents.WithLabelValues(e.Kind).Inc() }
 	if reg == nil {
 		r, h, err := openTypes(ctx, cfg.Plugins, n.log.With("component", "plugins"), onProcess)

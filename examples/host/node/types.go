@@ -39,7 +39,7 @@ func ValidationRegistry() *resource.Registry {
 // openTypes returns the registry the node opens resources from: in a plugin
 // process (this binary re-executed, see PluginMain) or in-process, by
 // pc.Mode. host is the plugin host to close, nil in-process.
-func openTypes(ctx context.Context, pc config.Plugins, log *slog.Logger, onProcess func(plugins.ProcessEvent)) (reg *resource.Registry, host *plugins.Host, err error) {
+func openTypes(ctx context.Context, pc config.Plugins, log *slog.Logger, onProcess func(plugins.ProcessEvent)) (reg *resource.Registry, host *plugins.Pool, err error) {
 	switch pc.Mode {
 	case config.PluginModeInProcess:
 		return ValidationRegistry(), nil, nil

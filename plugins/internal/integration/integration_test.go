@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sftkit/sft/internal/procutil"
+	"github.com/sftkit/sft/internal/proc"
 	"github.com/sftkit/sft/monitor"
 	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/plugins/plugintest"
@@ -120,7 +120,7 @@ func TestMonitorRestoresResourcesAfterPluginCrash(t *testing.T) {
 	}
 	waitStatus(t, m, "the group back online", allOnline)
 	require.NotEqual(t, pid, h.Pid(), "a relaunched plugin process")
-	require.False(t, procutil.Alive(pid))
+	require.False(t, proc.Alive(pid))
 }
 
 // TestDeadlockedCallKillsPlugin: Online hangs ignoring ctx and Terminate.
@@ -151,7 +151,7 @@ func TestDeadlockedCallKillsPlugin(t *testing.T) {
 			t.Fatal("the hung Online never failed")
 		}
 	}
-	waitStatus(t, m, "the deadlocked plugin to be killed", func(monitor.GroupStatus) bool { return !procutil.Alive(pid) })
+	waitStatus(t, m, "the deadlocked plugin to be killed", func(monitor.GroupStatus) bool { return !proc.Alive(pid) })
 	require.NoError(t, os.Remove(hang)) // the relaunched plugin's Online succeeds
 	waitStatus(t, m, "the resource restored in a new plugin process", allOnline)
 	require.NotEqual(t, pid, h.Pid())

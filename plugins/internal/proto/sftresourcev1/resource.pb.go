@@ -93,7 +93,7 @@ func (x Event_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Event_Kind.Descriptor instead.
 func (Event_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{10, 0}
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{11, 0}
 }
 
 type ErrorDetail_Class int32
@@ -145,7 +145,7 @@ func (x ErrorDetail_Class) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorDetail_Class.Descriptor instead.
 func (ErrorDetail_Class) EnumDescriptor() ([]byte, []int) {
-	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{11, 0}
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{12, 0}
 }
 
 type Empty struct {
@@ -225,7 +225,17 @@ type InfoResponse struct {
 	// Protocol is the protocol version the plugin speaks (1).
 	Protocol uint32      `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	Types    []*TypeInfo `protobuf:"bytes,2,rep,name=types,proto3" json:"types,omitempty"`
-	// Capabilities the plugin offers, e.g. "looksalive-loop", "events", "progress".
+	// Capabilities the plugin offers; the host acts on them:
+	//
+	//	"events": the plugin pushes Events (without it the host opens no
+	//	  Events stream and makes every health check a call);
+	//	"looksalive-loop": the plugin polls its online instances itself per
+	//	  OpenRequest / Schedule (without it every check is a call).
+	//	"schedule": the plugin honours InstanceRequest.schedule in Online and
+	//	  serves SetSchedule.
+	//	"cycle": the plugin tags events with InstanceRequest.cycle.
+	//
+	// Unknown capabilities are ignored.
 	Capabilities []string `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	// Pid of the plugin process, for logs.
 	Pid           int64 `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
@@ -437,10 +447,9 @@ type OpenRequest struct {
 	// Properties as a JSON object.
 	PropertiesJson []byte `protobuf:"bytes,3,opt,name=properties_json,json=propertiesJson,proto3" json:"properties_json,omitempty"`
 	// When positive, the plugin runs LooksAlive itself every interval while
-	// the instance is online and pushes changes on Events. A plugin-side
-	// LooksAlive is bounded by the interval.
+	// the instance is online and pushes changes on Events.
 	LooksAliveIntervalNs int64 `protobuf:"varint,4,opt,name=looks_alive_interval_ns,json=looksAliveIntervalNs,proto3" json:"looks_alive_interval_ns,omitempty"`
-	// Timeout of one plugin-side IsAlive.
+	// Timeout of one plugin-side LooksAlive or IsAlive.
 	CheckTimeoutNs int64 `protobuf:"varint,5,opt,name=check_timeout_ns,json=checkTimeoutNs,proto3" json:"check_timeout_ns,omitempty"`
 	// When positive, the plugin runs IsAlive itself every interval while the
 	// instance is online and pushes changes on Events.
@@ -586,8 +595,16 @@ func (x *OpenResponse) GetReportsFailures() bool {
 }
 
 type InstanceRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	// Online only: the host's online cycle of the instance, counted up by
+	// every Online. The plugin tags the instance's events with the cycle of
+	// its latest Online, so the host drops a late event of an earlier cycle.
+	Cycle uint64 `protobuf:"varint,2,opt,name=cycle,proto3" json:"cycle,omitempty"`
+	// Online and SetSchedule: the instance's poll schedule (the resource's
+	// timing as the monitor configured it); it replaces the intervals given in
+	// Open. Unset: keep them.
+	Schedule      *Schedule `protobuf:"bytes,3,opt,name=schedule,proto3" json:"schedule,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -629,6 +646,92 @@ func (x *InstanceRequest) GetInstance() uint64 {
 	return 0
 }
 
+func (x *InstanceRequest) GetCycle() uint64 {
+	if x != nil {
+		return x.Cycle
+	}
+	return 0
+}
+
+func (x *InstanceRequest) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+// Schedule is how the plugin polls an online instance. Zero intervals: no
+// plugin-side polling of that kind.
+type Schedule struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	LooksAliveIntervalNs int64                  `protobuf:"varint,1,opt,name=looks_alive_interval_ns,json=looksAliveIntervalNs,proto3" json:"looks_alive_interval_ns,omitempty"`
+	IsAliveIntervalNs    int64                  `protobuf:"varint,2,opt,name=is_alive_interval_ns,json=isAliveIntervalNs,proto3" json:"is_alive_interval_ns,omitempty"`
+	// Timeout of one plugin-side LooksAlive or IsAlive.
+	CheckTimeoutNs int64 `protobuf:"varint,3,opt,name=check_timeout_ns,json=checkTimeoutNs,proto3" json:"check_timeout_ns,omitempty"`
+	// As in OpenRequest.
+	DeadlockGraceNs int64 `protobuf:"varint,4,opt,name=deadlock_grace_ns,json=deadlockGraceNs,proto3" json:"deadlock_grace_ns,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Schedule) Reset() {
+	*x = Schedule{}
+	mi := &file_sftresourcev1_resource_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Schedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Schedule) ProtoMessage() {}
+
+func (x *Schedule) ProtoReflect() protoreflect.Message {
+	mi := &file_sftresourcev1_resource_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
+func (*Schedule) Descriptor() ([]byte, []int) {
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Schedule) GetLooksAliveIntervalNs() int64 {
+	if x != nil {
+		return x.LooksAliveIntervalNs
+	}
+	return 0
+}
+
+func (x *Schedule) GetIsAliveIntervalNs() int64 {
+	if x != nil {
+		return x.IsAliveIntervalNs
+	}
+	return 0
+}
+
+func (x *Schedule) GetCheckTimeoutNs() int64 {
+	if x != nil {
+		return x.CheckTimeoutNs
+	}
+	return 0
+}
+
+func (x *Schedule) GetDeadlockGraceNs() int64 {
+	if x != nil {
+		return x.DeadlockGraceNs
+	}
+	return 0
+}
+
 type Progress struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
@@ -638,7 +741,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_sftresourcev1_resource_proto_msgTypes[8]
+	mi := &file_sftresourcev1_resource_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +753,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_sftresourcev1_resource_proto_msgTypes[8]
+	mi := &file_sftresourcev1_resource_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +766,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{8}
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Progress) GetMessage() string {
@@ -681,7 +784,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_sftresourcev1_resource_proto_msgTypes[9]
+	mi := &file_sftresourcev1_resource_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +796,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sftresourcev1_resource_proto_msgTypes[9]
+	mi := &file_sftresourcev1_resource_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,21 +809,24 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{9}
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{10}
 }
 
 type Event struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	Kind          Event_Kind             `protobuf:"varint,2,opt,name=kind,proto3,enum=sft.resource.v1.Event_Kind" json:"kind,omitempty"`
-	Error         *ErrorDetail           `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Kind     Event_Kind             `protobuf:"varint,2,opt,name=kind,proto3,enum=sft.resource.v1.Event_Kind" json:"kind,omitempty"`
+	Error    *ErrorDetail           `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// The instance's online cycle when the event arose (InstanceRequest.cycle
+	// of its latest Online); 0 before the first Online.
+	Cycle         uint64 `protobuf:"varint,4,opt,name=cycle,proto3" json:"cycle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_sftresourcev1_resource_proto_msgTypes[10]
+	mi := &file_sftresourcev1_resource_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +838,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_sftresourcev1_resource_proto_msgTypes[10]
+	mi := &file_sftresourcev1_resource_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +851,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{10}
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Event) GetInstance() uint64 {
@@ -769,6 +875,13 @@ func (x *Event) GetError() *ErrorDetail {
 	return nil
 }
 
+func (x *Event) GetCycle() uint64 {
+	if x != nil {
+		return x.Cycle
+	}
+	return 0
+}
+
 // ErrorDetail travels as a gRPC status detail (and in Event) so that a
 // resource.Error keeps its class, field and value across the boundary.
 type ErrorDetail struct {
@@ -788,7 +901,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_sftresourcev1_resource_proto_msgTypes[11]
+	mi := &file_sftresourcev1_resource_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +913,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_sftresourcev1_resource_proto_msgTypes[11]
+	mi := &file_sftresourcev1_resource_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +926,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{11}
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ErrorDetail) GetClass() ErrorDetail_Class {
@@ -890,16 +1003,24 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x11deadlock_grace_ns\x18\a \x01(\x03R\x0fdeadlockGraceNs\"U\n" +
 	"\fOpenResponse\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12)\n" +
-	"\x10reports_failures\x18\x02 \x01(\bR\x0freportsFailures\"-\n" +
+	"\x10reports_failures\x18\x02 \x01(\bR\x0freportsFailures\"z\n" +
 	"\x0fInstanceRequest\x12\x1a\n" +
-	"\binstance\x18\x01 \x01(\x04R\binstance\"$\n" +
+	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x14\n" +
+	"\x05cycle\x18\x02 \x01(\x04R\x05cycle\x125\n" +
+	"\bschedule\x18\x03 \x01(\v2\x19.sft.resource.v1.ScheduleR\bschedule\"\xc8\x01\n" +
+	"\bSchedule\x125\n" +
+	"\x17looks_alive_interval_ns\x18\x01 \x01(\x03R\x14looksAliveIntervalNs\x12/\n" +
+	"\x14is_alive_interval_ns\x18\x02 \x01(\x03R\x11isAliveIntervalNs\x12(\n" +
+	"\x10check_timeout_ns\x18\x03 \x01(\x03R\x0echeckTimeoutNs\x12*\n" +
+	"\x11deadlock_grace_ns\x18\x04 \x01(\x03R\x0fdeadlockGraceNs\"$\n" +
 	"\bProgress\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\"\x0f\n" +
-	"\rEventsRequest\"\xb2\x02\n" +
+	"\rEventsRequest\"\xc8\x02\n" +
 	"\x05Event\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.sft.resource.v1.Event.KindR\x04kind\x122\n" +
-	"\x05error\x18\x03 \x01(\v2\x1c.sft.resource.v1.ErrorDetailR\x05error\"\xa7\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x1c.sft.resource.v1.ErrorDetailR\x05error\x12\x14\n" +
+	"\x05cycle\x18\x04 \x01(\x04R\x05cycle\"\xa7\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_FAILURE\x10\x01\x12\x1b\n" +
@@ -920,7 +1041,7 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x11CLASS_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fCLASS_TRANSIENT\x10\x01\x12\x14\n" +
 	"\x10CLASS_NODE_LOCAL\x10\x02\x12\x17\n" +
-	"\x13CLASS_CONFIGURATION\x10\x032\x86\x06\n" +
+	"\x13CLASS_CONFIGURATION\x10\x032\xcf\x06\n" +
 	"\x0eResourcePlugin\x12C\n" +
 	"\x04Info\x12\x1c.sft.resource.v1.InfoRequest\x1a\x1d.sft.resource.v1.InfoResponse\x12D\n" +
 	"\bValidate\x12 .sft.resource.v1.ValidateRequest\x1a\x16.sft.resource.v1.Empty\x12C\n" +
@@ -932,7 +1053,8 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"LooksAlive\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12C\n" +
 	"\aIsAlive\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12E\n" +
 	"\tTerminate\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12B\n" +
-	"\x06Events\x12\x1e.sft.resource.v1.EventsRequest\x1a\x16.sft.resource.v1.Event0\x01\x126\n" +
+	"\x06Events\x12\x1e.sft.resource.v1.EventsRequest\x1a\x16.sft.resource.v1.Event0\x01\x12G\n" +
+	"\vSetSchedule\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x126\n" +
 	"\x04Ping\x12\x16.sft.resource.v1.Empty\x1a\x16.sft.resource.v1.EmptyBJZHgithub.com/sftkit/sft/plugins/internal/proto/sftresourcev1;sftresourcev1b\x06proto3"
 
 var (
@@ -948,7 +1070,7 @@ func file_sftresourcev1_resource_proto_rawDescGZIP() []byte {
 }
 
 var file_sftresourcev1_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sftresourcev1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_sftresourcev1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_sftresourcev1_resource_proto_goTypes = []any{
 	(Event_Kind)(0),         // 0: sft.resource.v1.Event.Kind
 	(ErrorDetail_Class)(0),  // 1: sft.resource.v1.ErrorDetail.Class
@@ -960,43 +1082,47 @@ var file_sftresourcev1_resource_proto_goTypes = []any{
 	(*OpenRequest)(nil),     // 7: sft.resource.v1.OpenRequest
 	(*OpenResponse)(nil),    // 8: sft.resource.v1.OpenResponse
 	(*InstanceRequest)(nil), // 9: sft.resource.v1.InstanceRequest
-	(*Progress)(nil),        // 10: sft.resource.v1.Progress
-	(*EventsRequest)(nil),   // 11: sft.resource.v1.EventsRequest
-	(*Event)(nil),           // 12: sft.resource.v1.Event
-	(*ErrorDetail)(nil),     // 13: sft.resource.v1.ErrorDetail
+	(*Schedule)(nil),        // 10: sft.resource.v1.Schedule
+	(*Progress)(nil),        // 11: sft.resource.v1.Progress
+	(*EventsRequest)(nil),   // 12: sft.resource.v1.EventsRequest
+	(*Event)(nil),           // 13: sft.resource.v1.Event
+	(*ErrorDetail)(nil),     // 14: sft.resource.v1.ErrorDetail
 }
 var file_sftresourcev1_resource_proto_depIdxs = []int32{
 	5,  // 0: sft.resource.v1.InfoResponse.types:type_name -> sft.resource.v1.TypeInfo
-	0,  // 1: sft.resource.v1.Event.kind:type_name -> sft.resource.v1.Event.Kind
-	13, // 2: sft.resource.v1.Event.error:type_name -> sft.resource.v1.ErrorDetail
-	1,  // 3: sft.resource.v1.ErrorDetail.class:type_name -> sft.resource.v1.ErrorDetail.Class
-	3,  // 4: sft.resource.v1.ResourcePlugin.Info:input_type -> sft.resource.v1.InfoRequest
-	6,  // 5: sft.resource.v1.ResourcePlugin.Validate:input_type -> sft.resource.v1.ValidateRequest
-	7,  // 6: sft.resource.v1.ResourcePlugin.Open:input_type -> sft.resource.v1.OpenRequest
-	9,  // 7: sft.resource.v1.ResourcePlugin.Close:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 8: sft.resource.v1.ResourcePlugin.Online:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 9: sft.resource.v1.ResourcePlugin.Offline:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 10: sft.resource.v1.ResourcePlugin.LooksAlive:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 11: sft.resource.v1.ResourcePlugin.IsAlive:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 12: sft.resource.v1.ResourcePlugin.Terminate:input_type -> sft.resource.v1.InstanceRequest
-	11, // 13: sft.resource.v1.ResourcePlugin.Events:input_type -> sft.resource.v1.EventsRequest
-	2,  // 14: sft.resource.v1.ResourcePlugin.Ping:input_type -> sft.resource.v1.Empty
-	4,  // 15: sft.resource.v1.ResourcePlugin.Info:output_type -> sft.resource.v1.InfoResponse
-	2,  // 16: sft.resource.v1.ResourcePlugin.Validate:output_type -> sft.resource.v1.Empty
-	8,  // 17: sft.resource.v1.ResourcePlugin.Open:output_type -> sft.resource.v1.OpenResponse
-	2,  // 18: sft.resource.v1.ResourcePlugin.Close:output_type -> sft.resource.v1.Empty
-	10, // 19: sft.resource.v1.ResourcePlugin.Online:output_type -> sft.resource.v1.Progress
-	10, // 20: sft.resource.v1.ResourcePlugin.Offline:output_type -> sft.resource.v1.Progress
-	2,  // 21: sft.resource.v1.ResourcePlugin.LooksAlive:output_type -> sft.resource.v1.Empty
-	2,  // 22: sft.resource.v1.ResourcePlugin.IsAlive:output_type -> sft.resource.v1.Empty
-	2,  // 23: sft.resource.v1.ResourcePlugin.Terminate:output_type -> sft.resource.v1.Empty
-	12, // 24: sft.resource.v1.ResourcePlugin.Events:output_type -> sft.resource.v1.Event
-	2,  // 25: sft.resource.v1.ResourcePlugin.Ping:output_type -> sft.resource.v1.Empty
-	15, // [15:26] is the sub-list for method output_type
-	4,  // [4:15] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	10, // 1: sft.resource.v1.InstanceRequest.schedule:type_name -> sft.resource.v1.Schedule
+	0,  // 2: sft.resource.v1.Event.kind:type_name -> sft.resource.v1.Event.Kind
+	14, // 3: sft.resource.v1.Event.error:type_name -> sft.resource.v1.ErrorDetail
+	1,  // 4: sft.resource.v1.ErrorDetail.class:type_name -> sft.resource.v1.ErrorDetail.Class
+	3,  // 5: sft.resource.v1.ResourcePlugin.Info:input_type -> sft.resource.v1.InfoRequest
+	6,  // 6: sft.resource.v1.ResourcePlugin.Validate:input_type -> sft.resource.v1.ValidateRequest
+	7,  // 7: sft.resource.v1.ResourcePlugin.Open:input_type -> sft.resource.v1.OpenRequest
+	9,  // 8: sft.resource.v1.ResourcePlugin.Close:input_type -> sft.resource.v1.InstanceRequest
+	9,  // 9: sft.resource.v1.ResourcePlugin.Online:input_type -> sft.resource.v1.InstanceRequest
+	9,  // 10: sft.resource.v1.ResourcePlugin.Offline:input_type -> sft.resource.v1.InstanceRequest
+	9,  // 11: sft.resource.v1.ResourcePlugin.LooksAlive:input_type -> sft.resource.v1.InstanceRequest
+	9,  // 12: sft.resource.v1.ResourcePlugin.IsAlive:input_type -> sft.resource.v1.InstanceRequest
+	9,  // 13: sft.resource.v1.ResourcePlugin.Terminate:input_type -> sft.resource.v1.InstanceRequest
+	12, // 14: sft.resource.v1.ResourcePlugin.Events:input_type -> sft.resource.v1.EventsRequest
+	9,  // 15: sft.resource.v1.ResourcePlugin.SetSchedule:input_type -> sft.resource.v1.InstanceRequest
+	2,  // 16: sft.resource.v1.ResourcePlugin.Ping:input_type -> sft.resource.v1.Empty
+	4,  // 17: sft.resource.v1.ResourcePlugin.Info:output_type -> sft.resource.v1.InfoResponse
+	2,  // 18: sft.resource.v1.ResourcePlugin.Validate:output_type -> sft.resource.v1.Empty
+	8,  // 19: sft.resource.v1.ResourcePlugin.Open:output_type -> sft.resource.v1.OpenResponse
+	2,  // 20: sft.resource.v1.ResourcePlugin.Close:output_type -> sft.resource.v1.Empty
+	11, // 21: sft.resource.v1.ResourcePlugin.Online:output_type -> sft.resource.v1.Progress
+	11, // 22: sft.resource.v1.ResourcePlugin.Offline:output_type -> sft.resource.v1.Progress
+	2,  // 23: sft.resource.v1.ResourcePlugin.LooksAlive:output_type -> sft.resource.v1.Empty
+	2,  // 24: sft.resource.v1.ResourcePlugin.IsAlive:output_type -> sft.resource.v1.Empty
+	2,  // 25: sft.resource.v1.ResourcePlugin.Terminate:output_type -> sft.resource.v1.Empty
+	13, // 26: sft.resource.v1.ResourcePlugin.Events:output_type -> sft.resource.v1.Event
+	2,  // 27: sft.resource.v1.ResourcePlugin.SetSchedule:output_type -> sft.resource.v1.Empty
+	2,  // 28: sft.resource.v1.ResourcePlugin.Ping:output_type -> sft.resource.v1.Empty
+	17, // [17:29] is the sub-list for method output_type
+	5,  // [5:17] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_sftresourcev1_resource_proto_init() }
@@ -1010,7 +1136,7 @@ func file_sftresourcev1_resource_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sftresourcev1_resource_proto_rawDesc), len(file_sftresourcev1_resource_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

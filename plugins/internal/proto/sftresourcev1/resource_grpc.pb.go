@@ -26,17 +26,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ResourcePlugin_Info_FullMethodName       = "/sft.resource.v1.ResourcePlugin/Info"
-	ResourcePlugin_Validate_FullMethodName   = "/sft.resource.v1.ResourcePlugin/Validate"
-	ResourcePlugin_Open_FullMethodName       = "/sft.resource.v1.ResourcePlugin/Open"
-	ResourcePlugin_Close_FullMethodName      = "/sft.resource.v1.ResourcePlugin/Close"
-	ResourcePlugin_Online_FullMethodName     = "/sft.resource.v1.ResourcePlugin/Online"
-	ResourcePlugin_Offline_FullMethodName    = "/sft.resource.v1.ResourcePlugin/Offline"
-	ResourcePlugin_LooksAlive_FullMethodName = "/sft.resource.v1.ResourcePlugin/LooksAlive"
-	ResourcePlugin_IsAlive_FullMethodName    = "/sft.resource.v1.ResourcePlugin/IsAlive"
-	ResourcePlugin_Terminate_FullMethodName  = "/sft.resource.v1.ResourcePlugin/Terminate"
-	ResourcePlugin_Events_FullMethodName     = "/sft.resource.v1.ResourcePlugin/Events"
-	ResourcePlugin_Ping_FullMethodName       = "/sft.resource.v1.ResourcePlugin/Ping"
+	ResourcePlugin_Info_FullMethodName        = "/sft.resource.v1.ResourcePlugin/Info"
+	ResourcePlugin_Validate_FullMethodName    = "/sft.resource.v1.ResourcePlugin/Validate"
+	ResourcePlugin_Open_FullMethodName        = "/sft.resource.v1.ResourcePlugin/Open"
+	ResourcePlugin_Close_FullMethodName       = "/sft.resource.v1.ResourcePlugin/Close"
+	ResourcePlugin_Online_FullMethodName      = "/sft.resource.v1.ResourcePlugin/Online"
+	ResourcePlugin_Offline_FullMethodName     = "/sft.resource.v1.ResourcePlugin/Offline"
+	ResourcePlugin_LooksAlive_FullMethodName  = "/sft.resource.v1.ResourcePlugin/LooksAlive"
+	ResourcePlugin_IsAlive_FullMethodName     = "/sft.resource.v1.ResourcePlugin/IsAlive"
+	ResourcePlugin_Terminate_FullMethodName   = "/sft.resource.v1.ResourcePlugin/Terminate"
+	ResourcePlugin_Events_FullMethodName      = "/sft.resource.v1.ResourcePlugin/Events"
+	ResourcePlugin_SetSchedule_FullMethodName = "/sft.resource.v1.ResourcePlugin/SetSchedule"
+	ResourcePlugin_Ping_FullMethodName        = "/sft.resource.v1.ResourcePlugin/Ping"
 )
 
 // ResourcePluginClient is the client API for ResourcePlugin service.
@@ -63,6 +64,9 @@ type ResourcePluginClient interface {
 	// Events streams state changes the plugin pushes: failures a resource
 	// reports itself, and changes of the plugin-side health checks.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// SetSchedule replaces an instance's poll schedule (InstanceRequest.schedule)
+	// at once; an online instance's plugin-side polling restarts with it.
+	SetSchedule(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (*Empty, error)
 	// Ping is the host's heartbeat: a plugin process that stops answering
 	// (frozen, overloaded) is killed and relaunched.
 	Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
@@ -203,6 +207,16 @@ func (c *resourcePluginClient) Events(ctx context.Context, in *EventsRequest, op
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ResourcePlugin_EventsClient = grpc.ServerStreamingClient[Event]
 
+func (c *resourcePluginClient) SetSchedule(ctx context.Context, in *InstanceRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, ResourcePlugin_SetSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *resourcePluginClient) Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
@@ -237,6 +251,9 @@ type ResourcePluginServer interface {
 	// Events streams state changes the plugin pushes: failures a resource
 	// reports itself, and changes of the plugin-side health checks.
 	Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error
+	// SetSchedule replaces an instance's poll schedule (InstanceRequest.schedule)
+	// at once; an online instance's plugin-side polling restarts with it.
+	SetSchedule(context.Context, *InstanceRequest) (*Empty, error)
 	// Ping is the host's heartbeat: a plugin process that stops answering
 	// (frozen, overloaded) is killed and relaunched.
 	Ping(context.Context, *Empty) (*Empty, error)
@@ -279,6 +296,9 @@ func (UnimplementedResourcePluginServer) Terminate(context.Context, *InstanceReq
 }
 func (UnimplementedResourcePluginServer) Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Errorf(codes.Unimplemented, "method Events not implemented")
+}
+func (UnimplementedResourcePluginServer) SetSchedule(context.Context, *InstanceRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetSchedule not implemented")
 }
 func (UnimplementedResourcePluginServer) Ping(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Ping not implemented")
@@ -463,6 +483,24 @@ func _ResourcePlugin_Events_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ResourcePlugin_EventsServer = grpc.ServerStreamingServer[Event]
 
+func _ResourcePlugin_SetSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InstanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResourcePluginServer).SetSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ResourcePlugin_SetSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResourcePluginServer).SetSchedule(ctx, req.(*InstanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ResourcePlugin_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
 	if err := dec(in); err != nil {
@@ -515,6 +553,10 @@ var ResourcePlugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Terminate",
 			Handler:    _ResourcePlugin_Terminate_Handler,
+		},
+		{
+			MethodName: "SetSchedule",
+			Handler:    _ResourcePlugin_SetSchedule_Handler,
 		},
 		{
 			MethodName: "Ping",

@@ -1,4 +1,4 @@
-package netns_test
+package netnstest_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sftkit/sft/internal/netns"
+	"github.com/sftkit/sft/internal/netns/netnstest"
 	"github.com/sftkit/sft/internal/testenv"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -41,7 +42,7 @@ func TestNetTwoHosts(t *testing.T) {
 	before := rootLinks(t)
 	var names []string
 	t.Run("net", func(t *testing.T) {
-		n := netns.NewNet(t)
+		n := netnstest.NewNet(t)
 		a, b := n.AddHost("a"), n.AddHost("b")
 		names = []string{n.Switch.Name, a.Name, b.Name}
 		if err := a.AddAddr("192.0.2.1/24"); err != nil {
@@ -115,7 +116,7 @@ func TestHelperFailingNet(t *testing.T) {
 	if out == "" {
 		t.Skip("helper for TestCleanupOnFailure")
 	}
-	n := netns.NewNet(t)
+	n := netnstest.NewNet(t)
 	h := n.AddHost("a")
 	if err := os.WriteFile(out, []byte(n.Switch.Name+"\n"+h.Name), 0o644); err != nil {
 		t.Error(err)
@@ -149,7 +150,7 @@ func TestCleanupOnFailure(t *testing.T) {
 // host sees; up restores it.
 func TestSetPortUp(t *testing.T) {
 	testenv.RequireRoot(t)
-	n := netns.NewNet(t)
+	n := netnstest.NewNet(t)
 	h := n.AddHost("a")
 	carrier := func() bool {
 		l, err := h.Handle.LinkByName(h.Link)
@@ -181,7 +182,7 @@ func TestSetPortUp(t *testing.T) {
 // interfaces and never see the host's eth0).
 func TestDoRestoresThreads(t *testing.T) {
 	testenv.RequireRoot(t)
-	n := netns.NewNet(t)
+	n := netnstest.NewNet(t)
 	h := n.AddHost("a")
 	has := func(ifs []net.Interface, mac string) bool {
 		for _, i := range ifs {
@@ -221,7 +222,7 @@ func TestDoRestoresThreads(t *testing.T) {
 // solicited-node group; a group nobody joins times out with ctx's error.
 func TestWaitIPv6Group(t *testing.T) {
 	testenv.RequireRoot(t)
-	n := netns.NewNet(t)
+	n := netnstest.NewNet(t)
 	h := n.AddHost("a")
 	if err := h.AddAddr("2001:db8::5/64"); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package netns_test
+package netnstest_test
 
 import "net/netip"
 

@@ -1,4 +1,4 @@
-package netns
+package netnstest
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sftkit/sft/internal/netns"
 	"time"
 
 	"github.com/mdlayher/packet"
@@ -36,7 +38,7 @@ type NS struct {
 }
 
 // Do runs fn inside the namespace (see the package function Do).
-func (ns *NS) Do(fn func() error) error { return Do(ns.Path, fn) }
+func (ns *NS) Do(fn func() error) error { return netns.Do(ns.Path, fn) }
 
 // Sysctl writes value to /proc/sys/<key> inside the namespace; key uses
 // slashes ("net/ipv4/conf/eth0/arp_accept").
@@ -286,7 +288,7 @@ func (h *Host) AddAddr(cidr string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return WaitIPv6Group(ctx, h.Path, h.Link, SolicitedNode(p.Addr()))
+	return netns.WaitIPv6Group(ctx, h.Path, h.Link, netns.SolicitedNode(p.Addr()))
 }
 
 // SetPortUp sets the host's bridge port up or down: down makes the host see
