@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,8 +134,11 @@ func TestGoRunDeathStopsTheHost(t *testing.T) {
 	c := api.NewUnixClient(sock)
 	defer c.Close()
 	deadline := time.Now().Add(30 * time.Second)
+	// The socket file appears at bind, before listen: wait until a
+	// connection is accepted, not until the file exists.
 	for {
-		if _, err := os.Stat(sock); err == nil {
+		if conn, err := net.Dial("unix", sock); err == nil {
+			conn.Close()
 			break
 		}
 		require.False(t, time.Now().After(deadline), "the host did not come up")
