@@ -303,10 +303,9 @@ func TestBug08_InstantLooksAliveIsBounded(t *testing.T) {
 // deadlineRes records the deadlines of the contexts it is called with.
 type deadlineRes struct {
 	*rt.Fake
-	mu                            sync.Mutex
-	online, looks                 []time.Duration // deadline - call start
-	onlineAfterProgress           time.Duration
-	progressAt, progressDeadlineD time.Time
+	mu                  sync.Mutex
+	online, looks       []time.Duration // deadline - call start
+	onlineAfterProgress time.Duration
 }
 
 func deadlineOf(ctx context.Context) time.Duration {

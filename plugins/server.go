@@ -604,7 +604,6 @@ type sweeper struct {
 	pass     uint64    // generation of the current pass
 	cur      *instance // instance the current pass is checking
 	curStart time.Time // when cur's LooksAlive started
-	curPass  uint64    // pass cur belongs to
 	stop     chan struct{}
 	overruns uint64 // ticks skipped because a pass was still running
 }

@@ -120,7 +120,7 @@ func TestReportProgress(t *testing.T) {
 	resource.ReportProgress(pctx, "step 1")
 	// Progress reaches through derived contexts (the resource may add its
 	// own timeouts and values).
-	child, cancel := context.WithTimeout(context.WithValue(pctx, struct{}{}, 1), 1<<40)
+	child, cancel := context.WithTimeout(context.WithValue(pctx, ctxKey{}, 1), 1<<40)
 	defer cancel()
 	resource.ReportProgress(child, "step 2")
 	if !slices.Equal(got, []string{"step 1", "step 2"}) {
@@ -149,3 +149,6 @@ func TestOpenRequestLog(t *testing.T) {
 		t.Error("Log() does not return the request's logger")
 	}
 }
+
+// ctxKey is a context key of this test's own.
+type ctxKey struct{}

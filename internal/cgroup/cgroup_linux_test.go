@@ -65,13 +65,12 @@ func helper(mode string) {
 		fmt.Println(c.Process.Pid)
 		os.Exit(0)
 	case "alloc":
-		var keep [][]byte
 		for {
 			b := make([]byte, 1<<20)
 			for i := range b {
 				b[i] = 1
 			}
-			keep = append(keep, b)
+			memHog = append(memHog, b) // kept reachable: the limit must kill us
 		}
 	case "term":
 		ch := make(chan os.Signal, 1)
@@ -386,3 +385,6 @@ func BenchmarkKillToEmpty(b *testing.B) {
 	b.ReportMetric(float64(d[len(d)*99/100].Microseconds()), "p99-us")
 	b.ReportMetric(float64(len(d)), "samples")
 }
+
+// memHog holds the memory the hog helper allocates, so it stays in use.
+var memHog [][]byte

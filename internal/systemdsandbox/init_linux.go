@@ -48,12 +48,11 @@ func Main() {
 		fmt.Fprintf(os.Stderr, "systemdsandbox init: %v\n", err)
 		os.Exit(111)
 	case roleProxy:
+		// runProxy serves until its listener fails, so it always returns
+		// an error.
 		err := runProxy(os.Getenv(envListen), os.Getenv(envTarget))
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "systemdsandbox proxy: %v\n", err)
-			os.Exit(112)
-		}
-		os.Exit(0)
+		fmt.Fprintf(os.Stderr, "systemdsandbox proxy: %v\n", err)
+		os.Exit(112)
 	default:
 		fmt.Fprintf(os.Stderr, "systemdsandbox: unknown role %q\n", os.Getenv(envRole))
 		os.Exit(113)

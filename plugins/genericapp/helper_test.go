@@ -108,13 +108,12 @@ func helperMain(mode string) {
 		block()
 	case "alloc-later":
 		time.Sleep(300 * time.Millisecond)
-		var keep [][]byte
 		for {
 			b := make([]byte, 1<<20)
 			for i := range b {
 				b[i] = 1
 			}
-			keep = append(keep, b)
+			memHog = append(memHog, b) // kept reachable: the limit must kill us
 		}
 	case "spawn-one":
 		cmd := exec.Command(os.Args[0])
@@ -302,3 +301,6 @@ func waitNotAlive(t testing.TB, pid int) {
 		}
 	}
 }
+
+// memHog holds the memory the hog helper allocates, so it stays in use.
+var memHog [][]byte

@@ -466,7 +466,7 @@ func (r *instance) down() error {
 
 // Offline removes the address and cancels the announcement schedule.
 func (r *instance) Offline(ctx context.Context) error {
-	ctx, end := r.begin(ctx)
+	_, end := r.begin(ctx)
 	defer end()
 	r.opMu.Lock()
 	defer r.opMu.Unlock()
