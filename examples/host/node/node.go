@@ -207,7 +207,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	var phost *plugins.Pool
 	onProcess := func(e plugins.ProcessEvent) { procEvents.WithLabelValues(e.Kind).Inc() }
 	if reg == nil {
-		r, h, err := openTypes(ctx, cfg.Plugins, n.log.With("component", "plugins"), onProcess)
+		r, h, err := openTypes(ctx, cfg.Plugins, cfg.NodeName(), n.log.With("component", "plugins"), onProcess)
 		if err != nil {
 			return err
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/sftkit/sft/examples/host/config"
 	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/plugins/bundled"
+	"github.com/sftkit/sft/plugins/genericapp"
 	"github.com/sftkit/sft/resource"
 )
 
@@ -39,13 +41,20 @@ func ValidationRegistry() *resource.Registry {
 // openTypes returns the registry the node opens resources from: in a plugin
 // process (this binary re-executed, see PluginMain) or in-process, by
 // pc.Mode. host is the plugin host to close, nil in-process.
-func openTypes(ctx context.Context, pc config.Plugins, log *slog.Logger, onProcess func(plugins.ProcessEvent)) (reg *resource.Registry, host *plugins.Pool, err error) {
+// openTypes opens the bundled types in the configured mode. nodeName
+// reaches the plugin process as $SFT_NODE, which genericapp uses to name its
+// cgroups (<v2 root>/sft/<node>/<resource>), so two nodes on one machine
+// never share (or reclaim) each other's application cgroups.
+func openTypes(ctx context.Context, pc config.Plugins, nodeName string, log *slog.Logger, onProcess func(plugins.ProcessEvent)) (reg *resource.Registry, host *plugins.Pool, err error) {
 	switch pc.Mode {
 	case config.PluginModeInProcess:
+		if os.Getenv(genericapp.NodeEnv) == "" {
+			os.Setenv(genericapp.NodeEnv, nodeName)
+		}
 		return ValidationRegistry(), nil, nil
 	case config.PluginModeProcess, "":
 		reg := &resource.Registry{}
-		h, err := bundled.Launch(ctx, plugins.Config{Logger: log, DisableAutoMTLS: !pc.AutoMTLSOn(), OnProcess: onProcess}, reg)
+		h, err := bundled.Launch(ctx, plugins.Config{Logger: log, DisableAutoMTLS: !pc.AutoMTLSOn(), OnProcess: onProcess, Env: []string{genericapp.NodeEnv + "=" + nodeName}}, reg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("starting the bundled plugin process: %w", err)
 		}
