@@ -43,7 +43,8 @@ type Detect struct {
 	// MaxFalsePerYear is the false-takeover rate at SurviveLoss that
 	// Validate accepts. Default 1.
 	MaxFalsePerYear float64 `json:"max_false_per_year,omitempty"`
-	// ReferenceWait bounds the reference (gateway) check. Default 100 ms.
+	// ReferenceWait bounds the reference (gateway) check. Default 100 ms
+	// or 3 intervals, whichever is longer.
 	ReferenceWait time.Duration `json:"reference_wait,omitempty"`
 }
 
@@ -61,7 +62,7 @@ func (d Detect) withDefaults() Detect {
 		d.MaxFalsePerYear = DefaultMaxFalsePerYear
 	}
 	if d.ReferenceWait == 0 {
-		d.ReferenceWait = DefaultReferenceWait
+		d.ReferenceWait = max(DefaultReferenceWait, 3*d.Interval)
 	}
 	return d
 }
@@ -113,8 +114,8 @@ func (d Detect) Validate() error {
 	}
 	if r := FalseRate(d.Interval, d.Misses, d.SurviveLoss, Year); r > d.MaxFalsePerYear {
 		return resource.ConfigError("detect.misses", d.Misses,
-			"predicts %.3g false takeovers per year at %.0f%% echo loss with interval %v (%v x (1-q) x q^k per year); at most %g allowed: use misses >= %d",
-			r, d.SurviveLoss*100, d.Interval, d.Interval, d.MaxFalsePerYear, MinMisses(d.Interval, d.SurviveLoss, d.MaxFalsePerYear))
+			"predicts %.3g false takeovers per year at %.0f%% echo loss q with interval %v (year/interval x (1-q) x q^k); at most %g allowed: use misses >= %d",
+			r, d.SurviveLoss*100, d.Interval, d.MaxFalsePerYear, MinMisses(d.Interval, d.SurviveLoss, d.MaxFalsePerYear))
 	}
 	return nil
 }
