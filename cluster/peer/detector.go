@@ -50,6 +50,7 @@ type Detector struct {
 	lastReply time.Time
 
 	checkRunning bool
+	checkQuick   bool
 	checkStart   time.Time
 	lastCheck    struct {
 		start, end time.Time
@@ -118,9 +119,13 @@ func (d *Detector) WantCheck(now time.Time) bool {
 	return !now.Before(d.nextCheck)
 }
 
-// CheckStarted records that a functional check started at now.
+// CheckStarted records that a functional check started at now. A check
+// started while echoes are missing is a quick one (one attempt, bounded
+// by the window, see Node): its failure judges a silent holder, it does
+// not count toward ServiceFailures.
 func (d *Detector) CheckStarted(now time.Time) {
 	d.checkRunning = true
+	d.checkQuick = d.Misses(now) > 0
 	d.checkStart = now
 	d.nextCheck = now.Add(d.checkEvery)
 }
@@ -134,7 +139,7 @@ func (d *Detector) CheckDone(now time.Time, ok bool) {
 	d.lastCheck.start, d.lastCheck.end, d.lastCheck.ok, d.lastCheck.done = d.checkStart, now, ok, true
 	if ok {
 		d.checkFails = 0
-	} else {
+	} else if !d.checkQuick {
 		d.checkFails++
 	}
 }

@@ -177,3 +177,22 @@ func TestSimulateLoss(t *testing.T) {
 		t.Fatal("90% loss never judged dead: the simulation cannot fail")
 	}
 }
+
+// A quick check (started while echoes are missing) that fails does not
+// count toward ServiceFailures: under loss those fail often.
+func TestDetectorQuickCheckNotAServiceFailure(t *testing.T) {
+	c := newDetClock(time.Second)
+	for i := 0; i < 2*DefaultServiceFailures; i++ {
+		c.echo(true)
+		c.echo(false)
+		if !c.det.WantCheck(c.t) {
+			t.Fatal("no quick check on a miss")
+		}
+		c.det.CheckStarted(c.t)
+		c.det.CheckDone(c.t, false)
+	}
+	c.echo(true)
+	if v := c.det.Verdict(c.t); v != Alive || c.det.ServiceFailures() != 0 {
+		t.Fatalf("verdict %v, service failures %d", v, c.det.ServiceFailures())
+	}
+}

@@ -68,7 +68,9 @@
 // answer echoes) nothing is stolen: [EventAddressHeld], an alert.
 //
 // When the address answers pings but the functional check fails
-// ServiceFailures times in a row (MiniSFT's "ping answers, service dead",
+// ServiceFailures times in a row (a periodic check makes up to 3
+// attempts, so at loss q it fails with about q^3: at 40 %, 3 failed checks
+// in a row every 1.5 s is about 2.6e-4, 0.01 alerts a minute) (MiniSFT's "ping answers, service dead",
 // where "Hier kann eigentlich nur ein Alarm ausgelöst werden"), the
 // watcher raises [EventServiceDead]. With Group.Release it then asks the
 // peer's sft to release the group over the interconnect; the holder runs

@@ -415,16 +415,23 @@ func (n *Node) watch(gr *groupRun) {
 		}
 		if det.WantCheck(now) {
 			det.CheckStarted(now)
-			timeout := gr.check.Timeout()
-			if det.Misses(now) > 0 && timeout > d.Window() {
-				timeout = d.Window() // a check triggered by misses must not outlast the window
+			timeout, attempts := gr.check.Timeout(), checkAttempts
+			if det.Misses(now) > 0 {
+				// Triggered by misses: one attempt, within the window.
+				timeout, attempts = min(timeout, d.Window()), 1
 			}
 			pw.Add(1)
 			go func() {
 				defer pw.Done()
-				cctx, ccancel := context.WithTimeout(ctx, timeout)
-				err := gr.check.Check(cctx)
-				ccancel()
+				var err error
+				for i := 0; i < attempts && ctx.Err() == nil; i++ {
+					cctx, ccancel := context.WithTimeout(ctx, timeout)
+					err = gr.check.Check(cctx)
+					ccancel()
+					if err == nil {
+						break
+					}
+				}
 				n.mu.Lock()
 				det.CheckDone(time.Now(), err == nil)
 				n.mu.Unlock()
@@ -454,6 +461,11 @@ func (n *Node) watch(gr *groupRun) {
 		}
 	}
 }
+
+// checkAttempts is how many attempts one periodic functional check makes
+// before it counts as failed: a lost SYN or SYN-ACK costs TCP a second,
+// more than a check's timeout, so one lost packet must not fail a check.
+const checkAttempts = 3
 
 func (n *Node) backoff(gr *groupRun) {
 	n.mu.Lock()
