@@ -21,6 +21,7 @@ import (
 	"github.com/sftkit/sft/internal/health"
 	"github.com/sftkit/sft/internal/netns"
 	"github.com/sftkit/sft/internal/testenv"
+
 	"github.com/sftkit/sft/resource"
 )
 

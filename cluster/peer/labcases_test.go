@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sftkit/sft/policy"
 )
 
 // Active/passive: kill the owner, the address moves; bring it back, it
@@ -175,5 +177,53 @@ func TestLabLossNoTakeover(t *testing.T) {
 	}
 	if !l.holds("a", labVIP1) || !l.holds("b", labVIP2) || l.holds("b", labVIP1) || l.holds("a", labVIP2) {
 		t.Fatal("an address moved under loss")
+	}
+}
+
+// Manual failback: after recovery, Move brings the group home in order
+// (b releases, then a binds).
+func TestLabManualFailbackMove(t *testing.T) {
+	l := newLab(t, []string{"a"}, nil)
+	a := l.start("a")
+	b := l.start("b")
+	a.wait(t, EventOnline, 30*time.Second)
+	l.waitServed(labVIP1, "a", 30*time.Second)
+	l.dead("a")
+	l.waitServed(labVIP1, "b", 30*time.Second)
+	a = l.reboot("a")
+	a.wait(t, EventRecovery, 30*time.Second)
+
+	a.signal(syscall.SIGUSR2) // Move(web1, "a")
+	a.wait(t, EventMoved, 30*time.Second)
+	b.wait(t, EventReleased, 5*time.Second)
+	l.waitServed(labVIP1, "a", 10*time.Second)
+	if l.holds("b", labVIP1) || !l.holds("a", labVIP1) {
+		t.Fatal("address not moved home")
+	}
+}
+
+// Automatic failback: once the returning home node has passed both
+// checks for the stable period, the holder moves the group home.
+func TestLabAutomaticFailback(t *testing.T) {
+	l := newLab(t, []string{"a"}, func(g *Group) {
+		g.Failback = policy.Failback{Mode: policy.FailbackImmediate}
+		g.StablePeriod = 2 * time.Second
+	})
+	a := l.start("a")
+	b := l.start("b")
+	a.wait(t, EventOnline, 30*time.Second)
+	l.waitServed(labVIP1, "a", 30*time.Second)
+	l.dead("a")
+	l.waitServed(labVIP1, "b", 30*time.Second)
+	returned := time.Now()
+	a = l.reboot("a")
+	a.wait(t, EventRecovery, 30*time.Second)
+	b.wait(t, EventFailback, 30*time.Second)
+	if d := time.Since(returned); d < 2*time.Second {
+		t.Fatalf("failed back after %v, before the stable period", d)
+	}
+	l.waitServed(labVIP1, "a", 10*time.Second)
+	if l.holds("b", labVIP1) {
+		t.Fatal("b still holds the address")
 	}
 }

@@ -31,7 +31,8 @@ type labSpec struct {
 // runLabNode is a whole node in one process: the real monitor, the real
 // ipaddress type in-process, the service, and peer mode. Events go to
 // stdout as JSON lines; SIGUSR1 kills the service (the host keeps
-// answering pings), SIGTERM shuts down cleanly.
+// answering pings), SIGUSR2 moves the groups homed here back (Move),
+// SIGTERM shuts down cleanly.
 func runLabNode(spec string) int {
 	var s labSpec
 	if err := json.Unmarshal([]byte(spec), &s); err != nil {
@@ -90,10 +91,22 @@ func runLabNode(spec string) int {
 		}
 	}()
 	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM)
 	for s := range sig {
 		if s == syscall.SIGUSR1 {
 			ln.Close()
+			continue
+		}
+		if s == syscall.SIGUSR2 {
+			// Manual failback: the administrator's Move of every group
+			// homed here.
+			for _, g := range cfg.Groups {
+				if g.Home == cfg.Node {
+					if err := n.Move(ctx, g.Name, cfg.Node); err != nil {
+						fmt.Fprintln(os.Stderr, "move:", err)
+					}
+				}
+			}
 			continue
 		}
 		break
