@@ -344,6 +344,21 @@ func (l *lab) dropFrom(name string, pct int) string {
 	return table
 }
 
+// dropTo drops pct % of the frames sent to node name (ingress of its
+// eth0); with dropFrom, loss both ways: q = 1-(1-p)^2.
+func (l *lab) dropTo(name string, pct int) string {
+	h := l.hosts[name]
+	table := "sftlossin"
+	l.nft(&h.NS, table, fmt.Sprintf(`table netdev %s {
+	chain in {
+		type filter hook ingress device "eth0" priority 0;
+		numgen random mod 100 < %d drop
+	}
+}
+`, table, pct))
+	return table
+}
+
 // partition cuts node name off silently: everything to and from it is
 // dropped, carrier kept up.
 func (l *lab) partition(name string) {
