@@ -99,6 +99,24 @@
 // [Simulate], a dry run of the watcher's decisions for a [Scenario] (host
 // or service dying, random loss) in simulated time.
 //
+// # Tests and benchmark
+//
+// The lab tests (root) build two nodes, a client and a gateway on a
+// bridge in network namespaces; each node is this package's test binary
+// re-executed inside its namespace with ip netns exec, running the real
+// monitor, the real ipaddress type and a TCP service. A dead node is its
+// bridge port down and its process SIGKILLed; loss is an nftables netdev
+// ingress drop. The benchmark:
+//
+//	SFT_PEER_BENCH=1 go test -run TestPeerBench -v ./cluster/peer/
+//
+// kills the owner 10 times and runs 60 s of loss per level. Measured here
+// (2 shared vCPUs, defaults, address probe 2 x 20 ms + 40 ms), four runs:
+// outage seen by a client connecting every 10 ms, median 322-336 ms (min
+// 316 ms; max 339-357 ms, once 899 ms on the loaded machine); 20 % and
+// 40 % loss one way, and (two runs) 40 % both ways
+// (q = 0.64): no takeover.
+//
 // pro-bing keeps every unanswered sequence number; [ICMP] restarts its
 // pinger every 20000 echoes so that a long loss does not grow memory.
 package peer
