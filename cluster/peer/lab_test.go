@@ -49,9 +49,6 @@ var (
 func newLab(t testing.TB, homes []string, mod func(*Group)) *lab {
 	t.Helper()
 	testenv.RequireRoot(t)
-	if _, err := exec.LookPath("nft"); err != nil && t.Name() != "" {
-		t.Log("nft not installed: loss tests will fail")
-	}
 	n := netns.NewNet(t)
 	l := &lab{t: t, net: n, hosts: map[string]*netns.Host{}, addr: map[string]netip.Addr{},
 		cfg: map[string]Config{}, nodes: map[string]*labProc{}}
@@ -309,6 +306,9 @@ func (l *lab) waitServed(vip netip.Addr, node string, timeout time.Duration) {
 // at cleanup (the namespace's deletion would too).
 func (l *lab) nft(ns *netns.NS, table, rules string) {
 	l.t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		l.t.Fatalf("nft is required for loss and partition tests (apt-get install nftables): %v", err)
+	}
 	run := func(stdin string, args ...string) error {
 		cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, "nft"}, args...)...)
 		cmd.Stdin = strings.NewReader(stdin)
