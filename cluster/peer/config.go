@@ -136,6 +136,9 @@ type Group struct {
 	// attempt's bound (default 2 s; keep it under the detect window for
 	// fast takeovers). Zero: no functional check, the ping alone decides.
 	Check health.Config `json:"check,omitempty"`
+	// CheckBody, with an HTTP check, is text the response body must
+	// contain (read up to 64 KiB).
+	CheckBody string `json:"check_body,omitempty"`
 	// ServiceFailures is how many functional checks in a row must fail,
 	// while the address still answers pings, before the service counts as
 	// dead (an alert, and a release request if Release). Default 3.
@@ -223,6 +226,9 @@ func (c Config) Validate() error {
 			if err := g.Check.Validate(f("check")); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if g.CheckBody != "" && g.Check.HTTP == "" {
+			errs = append(errs, resource.ConfigError(f("check_body"), g.CheckBody, "needs an HTTP check (check.http)"))
 		}
 		if g.ServiceFailures < 0 || g.ServiceFailures > 100 {
 			errs = append(errs, resource.ConfigError(f("service_failures"), g.ServiceFailures, "must be between 1 and 100 (0: default %d)", DefaultServiceFailures))

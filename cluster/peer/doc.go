@@ -24,7 +24,8 @@
 // ([ICMP]: pro-bing in privileged mode; its unprivileged UDP mode fails
 // even as root until net.ipv4.ping_group_range is set). IsAlive is the
 // group's functional check (package internal/health: TCP connect, HTTP
-// GET with an expected status, or a command) every Check.Interval; the
+// GET with an expected status and, with CheckBody, body text, or a
+// command) every Check.Interval; the
 // first unanswered echo of a run triggers it at once, bounded by the
 // detect window. The [Detector] (a pure core, no clock) says Dead when k
 // (Misses) echoes in a row are unanswered and a functional check started

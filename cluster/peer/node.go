@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sftkit/sft/internal/health"
 	"github.com/sftkit/sft/monitor"
 	"github.com/sftkit/sft/policy"
 	"github.com/sftkit/sft/resource"
@@ -104,7 +103,7 @@ type Status struct {
 
 type groupRun struct {
 	g     Group
-	check *health.Check
+	check checker
 	op    sync.Mutex // serializes takeover, release, move
 	kick  chan struct{}
 
@@ -164,7 +163,7 @@ func Start(cfg Config, opt Options) (*Node, error) {
 		g = g.withDefaults()
 		gr := &groupRun{g: g, kick: make(chan struct{}, 1), episode: map[EventKind]bool{}, role: Watcher}
 		if !g.Check.IsZero() {
-			c, err := health.New(g.Name+".check", g.Check)
+			c, err := newChecker(g)
 			if err != nil {
 				return nil, err
 			}
