@@ -25,9 +25,10 @@
 // even as root until net.ipv4.ping_group_range is set). IsAlive is the
 // group's functional check (package internal/health: TCP connect, HTTP
 // GET with an expected status and, with CheckBody, body text, or a
-// command) every Check.Interval; the
-// first unanswered echo of a run triggers it at once, bounded by the
-// detect window. The [Detector] (a pure core, no clock) says Dead when k
+// command) every Check.Interval, up to 3 attempts; the first unanswered
+// echo of a run triggers a quick one at once (one attempt, bounded by the
+// detect window), whose failure does not count as a service failure. The
+// [Detector] (a pure core, no clock) says Dead when k
 // (Misses) echoes in a row are unanswered and a functional check started
 // after the first of them failed (or the group has no check). Misses are
 // counted in echoes sent, not in time: a stalled watcher sends fewer
