@@ -31,9 +31,26 @@ func (v Verdict) String() string {
 	return "unknown"
 }
 
+// CheckKind is a functional check's kind.
+type CheckKind int
+
+const (
+	// NoCheck: none is due.
+	NoCheck CheckKind = iota
+	// QuickCheck: triggered by the first unanswered echo of a run; one
+	// attempt bounded by the window. Its failure judges a silent holder;
+	// it does not count toward ServiceFailures (under loss these fail
+	// often).
+	QuickCheck
+	// PeriodicCheck: every checkEvery, whatever the echoes do.
+	PeriodicCheck
+)
+
 // Detector is the pure decision core of one watcher: it is told what was
 // sent and received, and when, and answers with a Verdict. It reads no
-// clock and starts nothing; it is not safe for concurrent use.
+// clock and starts nothing; it is not safe for concurrent use. A quick
+// and a periodic check may run at the same time, so a long periodic check
+// never delays the quick one.
 type Detector struct {
 	k            int
 	replyTimeout time.Duration
@@ -49,12 +66,12 @@ type Detector struct {
 	lastSent  time.Time
 	lastReply time.Time
 
-	checkRunning bool
-	checkQuick   bool
-	checkStart   time.Time
-	lastCheck    struct {
-		start, end time.Time
-		ok, done   bool
+	running   [3]bool
+	startedAt [3]time.Time
+	quickRun  bool // a quick check started for the current run
+	lastCheck struct {
+		start    time.Time
+		ok, done bool
 	}
 	checkFails int
 	nextCheck  time.Time
@@ -79,6 +96,7 @@ func NewDetector(d Detect, g Group, checkEvery, grace time.Duration, now time.Ti
 func (d *Detector) Sent(now time.Time) {
 	if d.sent == 0 {
 		d.runStart = now
+		d.quickRun = false
 	}
 	d.sent++
 	d.lastSent = now
@@ -104,43 +122,54 @@ func (d *Detector) Misses(now time.Time) int {
 // LastReply is when the last echo reply arrived (zero: never).
 func (d *Detector) LastReply() time.Time { return d.lastReply }
 
-// ServiceFailures is the number of functional checks in a row that failed.
+// ServiceFailures is the number of periodic functional checks in a row
+// that failed.
 func (d *Detector) ServiceFailures() int { return d.checkFails }
 
-// WantCheck reports whether a functional check should start now: the
-// first miss of a run triggers one at once, otherwise every checkEvery.
-func (d *Detector) WantCheck(now time.Time) bool {
-	if !d.hasCheck || d.checkRunning {
-		return false
+// WantCheck returns the check that should start now, if any: a quick one
+// at the first miss of a run, a periodic one every checkEvery. Call it
+// until it returns NoCheck.
+func (d *Detector) WantCheck(now time.Time) CheckKind {
+	if !d.hasCheck {
+		return NoCheck
 	}
-	if d.Misses(now) >= 1 && d.lastCheck.start.Before(d.runStart) {
-		return true
+	if d.Misses(now) >= 1 && !d.quickRun && !d.running[QuickCheck] {
+		return QuickCheck
 	}
-	return !now.Before(d.nextCheck)
+	if !d.running[PeriodicCheck] && !now.Before(d.nextCheck) {
+		return PeriodicCheck
+	}
+	return NoCheck
 }
 
-// CheckStarted records that a functional check started at now. A check
-// started while echoes are missing is a quick one (one attempt, bounded
-// by the window, see Node): its failure judges a silent holder, it does
-// not count toward ServiceFailures.
-func (d *Detector) CheckStarted(now time.Time) {
-	d.checkRunning = true
-	d.checkQuick = d.Misses(now) > 0
-	d.checkStart = now
-	d.nextCheck = now.Add(d.checkEvery)
+// CheckStarted records that a check of kind k started at now.
+func (d *Detector) CheckStarted(now time.Time, k CheckKind) {
+	d.running[k] = true
+	d.startedAt[k] = now
+	if k == QuickCheck {
+		d.quickRun = true
+	} else {
+		d.nextCheck = now.Add(d.checkEvery)
+	}
 }
 
-// CheckDone records the outcome of the running check at now.
-func (d *Detector) CheckDone(now time.Time, ok bool) {
-	if !d.checkRunning {
+// CheckDone records the outcome of the running check of kind k at now.
+func (d *Detector) CheckDone(now time.Time, k CheckKind, ok bool) {
+	if k == NoCheck || !d.running[k] {
 		return
 	}
-	d.checkRunning = false
-	d.lastCheck.start, d.lastCheck.end, d.lastCheck.ok, d.lastCheck.done = d.checkStart, now, ok, true
-	if ok {
+	d.running[k] = false
+	if st := d.startedAt[k]; !d.lastCheck.done || !st.Before(d.lastCheck.start) {
+		d.lastCheck.start, d.lastCheck.ok, d.lastCheck.done = st, ok, true
+	}
+	if k == PeriodicCheck {
+		if ok {
+			d.checkFails = 0
+		} else {
+			d.checkFails++
+		}
+	} else if ok {
 		d.checkFails = 0
-	} else if !d.checkQuick {
-		d.checkFails++
 	}
 }
 

@@ -60,40 +60,69 @@ func TestDetectorCheckTriggeredAndRequired(t *testing.T) {
 	c := newDetClock(time.Second)
 	c.echo(true)
 	c.echo(false)
-	if !c.det.WantCheck(c.t) {
-		t.Fatal("first miss did not trigger the functional check")
+	if k := c.det.WantCheck(c.t); k != QuickCheck {
+		t.Fatalf("first miss wants %v, not a quick check", k)
 	}
-	c.det.CheckStarted(c.t)
-	if c.det.WantCheck(c.t) {
-		t.Fatal("a second check while one runs")
+	c.det.CheckStarted(c.t, QuickCheck)
+	if k := c.det.WantCheck(c.t); k != NoCheck {
+		t.Fatalf("another check (%v) while the quick one runs and no periodic is due", k)
 	}
 	for i := 0; i < DefaultMisses; i++ {
 		c.echo(false)
 	}
+	if k := c.det.WantCheck(c.t); k != NoCheck {
+		t.Fatalf("a second quick check in one run: %v", k)
+	}
 	if v := c.det.Verdict(c.t); v != Suspect {
 		t.Fatalf("k misses, check still running: %v", v)
 	}
-	c.det.CheckDone(c.t, true)
+	c.det.CheckDone(c.t, QuickCheck, true)
 	if v := c.det.Verdict(c.t); v != Unpingable {
 		t.Fatalf("k misses, check passed: %v", v)
 	}
 	// The periodic check fails later: dead.
 	c.t = c.t.Add(time.Second)
-	if !c.det.WantCheck(c.t) {
-		t.Fatal("periodic check not due")
+	if k := c.det.WantCheck(c.t); k != PeriodicCheck {
+		t.Fatalf("periodic check not due: %v", k)
 	}
-	c.det.CheckStarted(c.t)
-	c.det.CheckDone(c.t.Add(time.Millisecond), false)
+	c.det.CheckStarted(c.t, PeriodicCheck)
+	c.det.CheckDone(c.t.Add(time.Millisecond), PeriodicCheck, false)
 	if v := c.det.Verdict(c.t); v != Dead {
 		t.Fatalf("k misses, check failed: %v", v)
+	}
+}
+
+// A periodic check still running when the holder dies does not delay the
+// quick check: both run (a regression: a periodic check of 3 attempts
+// once held the takeover back by 600 ms).
+func TestDetectorQuickCheckNotBlockedByPeriodic(t *testing.T) {
+	c := newDetClock(time.Second)
+	c.t = c.t.Add(time.Second)
+	if k := c.det.WantCheck(c.t); k != PeriodicCheck {
+		t.Fatalf("want periodic, got %v", k)
+	}
+	c.det.CheckStarted(c.t, PeriodicCheck)
+	c.echo(true)
+	c.echo(false)
+	if k := c.det.WantCheck(c.t); k != QuickCheck {
+		t.Fatalf("quick check blocked by the running periodic one: %v", k)
+	}
+	c.det.CheckStarted(c.t, QuickCheck)
+	c.det.CheckDone(c.t, QuickCheck, false)
+	for i := 0; i < DefaultMisses; i++ {
+		c.echo(false)
+	}
+	if v := c.det.Verdict(c.t); v != Dead {
+		t.Fatalf("verdict %v with the periodic check still running", v)
 	}
 }
 
 // A check that passed before the run of misses started proves nothing.
 func TestDetectorOldCheckDoesNotCount(t *testing.T) {
 	c := newDetClock(time.Second)
-	c.det.CheckStarted(c.t)
-	c.det.CheckDone(c.t, false) // a failure before the run
+	c.t = c.t.Add(time.Second)
+	c.det.CheckStarted(c.t, PeriodicCheck)
+	c.det.CheckDone(c.t, PeriodicCheck, false) // a failure before the run
 	c.echo(true)
 	for i := 0; i <= DefaultMisses; i++ {
 		c.echo(false)
@@ -107,8 +136,8 @@ func TestDetectorServiceDead(t *testing.T) {
 	c := newDetClock(time.Second)
 	for i := 0; i < DefaultServiceFailures; i++ {
 		c.echo(true)
-		c.det.CheckStarted(c.t)
-		c.det.CheckDone(c.t, false)
+		c.det.CheckStarted(c.t, PeriodicCheck)
+		c.det.CheckDone(c.t, PeriodicCheck, false)
 		want := Alive
 		if i == DefaultServiceFailures-1 {
 			want = ServiceDead
@@ -117,8 +146,8 @@ func TestDetectorServiceDead(t *testing.T) {
 			t.Fatalf("after %d failed checks: %v, want %v", i+1, v, want)
 		}
 	}
-	c.det.CheckStarted(c.t)
-	c.det.CheckDone(c.t, true)
+	c.det.CheckStarted(c.t, PeriodicCheck)
+	c.det.CheckDone(c.t, PeriodicCheck, true)
 	if v := c.det.Verdict(c.t); v != Alive {
 		t.Fatalf("after a passing check: %v", v)
 	}
@@ -178,18 +207,18 @@ func TestSimulateLoss(t *testing.T) {
 	}
 }
 
-// A quick check (started while echoes are missing) that fails does not
-// count toward ServiceFailures: under loss those fail often.
+// A quick check that fails does not count toward ServiceFailures: under
+// loss those fail often.
 func TestDetectorQuickCheckNotAServiceFailure(t *testing.T) {
 	c := newDetClock(time.Second)
 	for i := 0; i < 2*DefaultServiceFailures; i++ {
 		c.echo(true)
 		c.echo(false)
-		if !c.det.WantCheck(c.t) {
-			t.Fatal("no quick check on a miss")
+		if k := c.det.WantCheck(c.t); k != QuickCheck {
+			t.Fatalf("no quick check on a miss: %v", k)
 		}
-		c.det.CheckStarted(c.t)
-		c.det.CheckDone(c.t, false)
+		c.det.CheckStarted(c.t, QuickCheck)
+		c.det.CheckDone(c.t, QuickCheck, false)
 	}
 	c.echo(true)
 	if v := c.det.Verdict(c.t); v != Alive || c.det.ServiceFailures() != 0 {

@@ -412,11 +412,10 @@ func (n *Node) watch(gr *groupRun) {
 		if v != prev && (v == Alive || prev == Dead || prev == ServiceDead) {
 			clear(gr.episode)
 		}
-		if det.WantCheck(now) {
-			det.CheckStarted(now)
+		for k := det.WantCheck(now); k != NoCheck; k = det.WantCheck(now) {
+			det.CheckStarted(now, k)
 			timeout, attempts := gr.check.Timeout(), checkAttempts
-			if det.Misses(now) > 0 {
-				// Triggered by misses: one attempt, within the window.
+			if k == QuickCheck {
 				timeout, attempts = min(timeout, d.Window()), 1
 			}
 			pw.Add(1)
@@ -432,7 +431,7 @@ func (n *Node) watch(gr *groupRun) {
 					}
 				}
 				n.mu.Lock()
-				det.CheckDone(time.Now(), err == nil)
+				det.CheckDone(time.Now(), k, err == nil)
 				n.mu.Unlock()
 			}()
 		}

@@ -57,14 +57,16 @@ func Simulate(d Detect, g Group, s Scenario) SimResult {
 	last := Verdict(-1)
 	hostUp := func(at time.Duration) bool { return s.HostDeadAt == 0 || at < s.HostDeadAt }
 	svcUp := func(at time.Duration) bool { return hostUp(at) && (s.ServiceDeadAt == 0 || at < s.ServiceDeadAt) }
-	checkEnd := time.Duration(-1)
-	checkOK := false
+	checkEnd := [3]time.Duration{-1, -1, -1}
+	var checkOK [3]bool
 	step := time.Millisecond
 	for at := time.Duration(0); at <= s.Duration; at += step {
 		now := t0.Add(at)
-		if checkEnd >= 0 && at >= checkEnd {
-			det.CheckDone(now, checkOK)
-			checkEnd = -1
+		for k := QuickCheck; k <= PeriodicCheck; k++ {
+			if checkEnd[k] >= 0 && at >= checkEnd[k] {
+				det.CheckDone(now, k, checkOK[k])
+				checkEnd[k] = -1
+			}
 		}
 		if at%d.Interval == 0 {
 			det.Sent(now)
@@ -75,13 +77,13 @@ func Simulate(d Detect, g Group, s Scenario) SimResult {
 				res.Lost++
 			}
 		}
-		if det.WantCheck(now) {
-			det.CheckStarted(now)
-			checkOK = svcUp(at) && rng.Float64() >= s.Loss
-			if checkOK {
-				checkEnd = at + time.Millisecond
+		for k := det.WantCheck(now); k != NoCheck; k = det.WantCheck(now) {
+			det.CheckStarted(now, k)
+			checkOK[k] = svcUp(at) && rng.Float64() >= s.Loss
+			if checkOK[k] {
+				checkEnd[k] = at + time.Millisecond
 			} else {
-				checkEnd = at + s.CheckTimeout
+				checkEnd[k] = at + s.CheckTimeout
 			}
 		}
 		v := det.Verdict(now)
