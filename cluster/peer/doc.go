@@ -113,11 +113,11 @@
 //	SFT_PEER_BENCH=1 go test -run TestPeerBench -v ./cluster/peer/
 //
 // kills the owner 10 times and runs 60 s of loss per level. Measured here
-// (2 shared vCPUs, defaults, address probe 2 x 20 ms + 40 ms), four runs:
-// outage seen by a client connecting every 10 ms, median 322-336 ms (min
-// 316 ms; max 339-357 ms, once 899 ms on the loaded machine); 20 % and
-// 40 % loss one way, and (two runs) 40 % both ways
-// (q = 0.64): no takeover.
+// (2 shared vCPUs busy with other work, defaults, address probe 2 x 20 ms
+// + 40 ms), two runs: outage seen by a client connecting every 10 ms,
+// median 404 ms (min 339, max 547) and 323 ms (min 318, max 329); 20 %
+// and 40 % loss one way and 40 % both ways (q = 0.64), 60 s each: no
+// takeover, no alert.
 //
 // pro-bing keeps every unanswered sequence number; [ICMP] restarts its
 // pinger every 20000 echoes so that a long loss does not grow memory.
