@@ -19,7 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/sftkit/sft/internal/health"
-	"github.com/sftkit/sft/internal/netns"
+	"github.com/sftkit/sft/internal/netns/netnstest"
 	"github.com/sftkit/sft/internal/testenv"
 
 	"github.com/sftkit/sft/resource"
@@ -29,9 +29,9 @@ import (
 // one bridge, in namespaces the test creates; each node is a process.
 type lab struct {
 	t          testing.TB
-	net        *netns.Net
-	hosts      map[string]*netns.Host
-	client, gw *netns.Host
+	net        *netnstest.Net
+	hosts      map[string]*netnstest.Host
+	client, gw *netnstest.Host
 	addr       map[string]netip.Addr
 	cfg        map[string]Config
 	nodes      map[string]*labProc
@@ -49,8 +49,8 @@ var (
 func newLab(t testing.TB, homes []string, mod func(*Group)) *lab {
 	t.Helper()
 	testenv.RequireRoot(t)
-	n := netns.NewNet(t)
-	l := &lab{t: t, net: n, hosts: map[string]*netns.Host{}, addr: map[string]netip.Addr{},
+	n := netnstest.NewNet(t)
+	l := &lab{t: t, net: n, hosts: map[string]*netnstest.Host{}, addr: map[string]netip.Addr{},
 		cfg: map[string]Config{}, nodes: map[string]*labProc{}}
 	for i, name := range []string{"a", "b"} {
 		h := n.AddHost(name)
@@ -304,7 +304,7 @@ func (l *lab) waitServed(vip netip.Addr, node string, timeout time.Duration) {
 
 // nft loads an nftables ruleset into namespace ns and removes its table
 // at cleanup (the namespace's deletion would too).
-func (l *lab) nft(ns *netns.NS, table, rules string) {
+func (l *lab) nft(ns *netnstest.NS, table, rules string) {
 	l.t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil {
 		l.t.Fatalf("nft is required for loss and partition tests (apt-get install nftables): %v", err)
@@ -324,7 +324,7 @@ func (l *lab) nft(ns *netns.NS, table, rules string) {
 	l.t.Cleanup(func() { l.unnft(ns, table) })
 }
 
-func (l *lab) unnft(ns *netns.NS, table string) {
+func (l *lab) unnft(ns *netnstest.NS, table string) {
 	cmd := exec.Command("ip", "netns", "exec", ns.Name, "nft", "delete", "table", "netdev", table)
 	_ = cmd.Run() // already gone is fine
 }
