@@ -71,6 +71,7 @@ func main() {
 	groups := flag.Int("groups", 100, "groups")
 	window := flag.Duration("window", 30*time.Second, "idle measurement window")
 	samples := flag.Int("samples", 500, "crash-to-restart samples per variant")
+	flag.IntVar(&apps, "apps", 1000, "applications in the online, stop and crash phases")
 	flag.BoolVar(&inprocAll, "inprocess", false, "host the apps in this process (no plugin) in every phase but restart")
 	profile := flag.String("cpuprofile", "", "write this process's CPU profile here")
 	flag.Parse()
@@ -88,7 +89,10 @@ func main() {
 	}
 }
 
-var inprocAll bool
+var (
+	inprocAll bool
+	apps      int
+)
 
 type bench struct {
 	dir    string
@@ -125,16 +129,16 @@ func run(phases []string, ns string, groups int, window time.Duration, samples i
 			}
 		case "online":
 			for _, g := range []int{1, groups} {
-				if err := b.online(1000, g); err != nil {
+				if err := b.online(apps, g); err != nil {
 					return err
 				}
 			}
 		case "stop":
-			if err := b.stop(1000, groups); err != nil {
+			if err := b.stop(apps, groups); err != nil {
 				return err
 			}
 		case "crash":
-			if err := b.crash(1000, groups); err != nil {
+			if err := b.crash(apps, groups); err != nil {
 				return err
 			}
 		case "restart":
@@ -354,7 +358,7 @@ func (b *bench) crash(n, g int) error {
 	defer sub.Close()
 	w := e.m.Watch()
 	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if _, err := w.Next(ctx); err != nil { // the initial view
 		return err
@@ -399,7 +403,7 @@ func (b *bench) crash(n, g int) error {
 	for len(up) < g {
 		sts, err := w.Next(ctx)
 		if err != nil {
-			return fmt.Errorf("crash: waiting for all online: %w (%d of %d groups back)", err, len(up), g)
+			return fmt.Errorf("crash: waiting for all online: %w (%d of %d groups back); %s", err, len(up), g, summary(e.m.Status()))
 		}
 		for _, s := range sts {
 			allUp := s.State == resource.StateOnline
@@ -432,6 +436,28 @@ func (b *bench) crash(n, g int) error {
 	fmt.Printf("crash: kill -9 of the plugin with %d apps in %d groups, restart delay %s: all online again after %.0f ms (%.0f ms beyond the delay); subscriber (buffer 4096) got %d events, dropped %d, saw %d of %d resources fail and %d come back\n",
 		n, g, delay, float64(wall)/1e6, float64(wall-delay)/1e6, events.Load(), sub.Dropped(), fails, n, backs)
 	return nil
+}
+
+// summary counts groups and resources by state, with one example reason
+// per resource state that is not online.
+func summary(st monitor.Status) string {
+	groups := map[string]int{}
+	res := map[string]int{}
+	why := map[string]string{}
+	for _, g := range st.Groups {
+		groups[g.State.String()]++
+		for _, r := range g.Resources {
+			k := r.State.String()
+			if r.RestartPending {
+				k += "(restart pending)"
+			}
+			res[k]++
+			if r.State != resource.StateOnline && why[k] == "" {
+				why[k] = g.Name + "/" + r.Name + ": " + r.LastFailure
+			}
+		}
+	}
+	return fmt.Sprintf("groups by state %v, resources by state %v, examples %v", groups, res, why)
 }
 
 // children returns the child pids of pid.
