@@ -474,12 +474,13 @@ func children(pid int) []int {
 	return out
 }
 
-// appPid waits for the one app child of parent that is not old and whose
-// executable is the bench's app.
-func (b *bench) appPid(parent, old int) (int, error) {
+// appPid waits for the one app child of parent that is not one of skip
+// (the previous one, the baseline's) and whose executable is the bench's
+// app.
+func (b *bench) appPid(parent int, skip ...int) (int, error) {
 	for range 2000 {
 		for _, c := range children(parent) {
-			if c == old {
+			if slices.Contains(skip, c) {
 				continue
 			}
 			if exe, _ := os.Readlink("/proc/" + strconv.Itoa(c) + "/exe"); exe == b.app {
@@ -514,7 +515,7 @@ func (b *bench) restart(samples int) error {
 		if inproc {
 			name = "in-process"
 		}
-		pid, err := b.appPid(parent, 0)
+		pid, err := b.appPid(parent)
 		if err != nil {
 			return err
 		}
@@ -548,7 +549,7 @@ func (b *bench) restart(samples int) error {
 				}
 			}
 			v.lat = append(v.lat, time.Since(t0))
-			pid, err := b.appPid(parent, v.pid)
+			pid, err := b.appPid(parent, v.pid, base.Process.Pid)
 			if err != nil {
 				return err
 			}
