@@ -25,9 +25,10 @@
 // Once a resource is online its health is polled: LooksAlive at once and
 // then every LooksAliveInterval, IsAlive every IsAliveInterval, and IsAlive
 // immediately whenever LooksAlive fails. The LooksAlive of a
-// resource.InstantChecker is called inline from one sweep per group and
-// interval, under the same watchdog as any check: one that overruns its
-// timeout is left behind and the sweep goes on. A resource that pushes
+// resource.InstantChecker is called inline from one sweep per interval
+// for the whole monitor (one ticker, however many groups), under the same
+// watchdog as any check: one that overruns its timeout is left behind and
+// the sweep goes on. A resource that pushes
 // failures (resource.FailureReporter) is failed the moment it reports.
 //
 // A failed IsAlive, a pushed failure, or a failed or timed-out Online marks

@@ -138,8 +138,6 @@ type group struct {
 	retryGen   int
 	retryAt    time.Time
 
-	sweep sweeper
-
 	snapMu sync.Mutex
 	snap   GroupStatus
 }
@@ -157,7 +155,6 @@ func newGroup(m *Monitor, spec GroupSpec, gr *graph) *group {
 		state:   resource.StateOffline,
 		managed: spec.Managed || m.cfg.Managed,
 	}
-	g.sweep.g = g
 	for i, rs := range spec.Resources {
 		rs.DependsOn = slices.Clone(rs.DependsOn)
 		x := &res{
@@ -949,33 +946,56 @@ func (g *group) settle() {
 	g.fenced, g.probed = nil, nil
 }
 
+// publishSnapshot publishes the group's status if it changed. It runs after
+// every batch of events: the comparison is done in place, and a new
+// Resources slice is allocated only when something changed (published
+// snapshots are shared with watches, never modified).
 func (g *group) publishSnapshot() {
 	s := GroupStatus{Name: g.name, State: g.state, Target: g.target, Failed: g.failed, Reason: g.failReason,
 		Managed: g.managed, Generation: g.gen, RetryAt: g.retryAt}
 	if g.failed && g.failErr != nil {
 		s.Class = resource.ClassOf(g.failErr).String()
 	}
-	for _, x := range g.res {
-		s.Resources = append(s.Resources, ResourceStatus{
-			Name:            x.spec.Name,
-			Type:            x.spec.Type,
-			State:           x.state,
-			DependsOn:       x.spec.DependsOn,
-			Restarts:        x.restartCount,
-			LastFailure:     x.lastFailure,
-			LastFailureTime: x.lastFailedAt,
-			RestartPending:  x.waitRestart,
-		})
-	}
 	g.snapMu.Lock()
-	if !s.equal(g.snap) {
-		s.Seq = g.m.seq.Add(1)
-		g.snap = s
-		g.snapMu.Unlock()
-		g.m.watchUpdate(s)
-		return
-	}
+	old := g.snap
 	g.snapMu.Unlock()
+	same := len(old.Resources) == len(g.res)
+	for i, x := range g.res {
+		if !same {
+			break
+		}
+		same = old.Resources[i].equal(x.status())
+	}
+	if same {
+		s.Resources = old.Resources
+		if old.Name != "" && s.equal(old) {
+			return
+		}
+	} else {
+		s.Resources = make([]ResourceStatus, len(g.res))
+		for i, x := range g.res {
+			s.Resources[i] = x.status()
+		}
+	}
+	// Only the actor writes g.snap: old is still current.
+	g.snapMu.Lock()
+	s.Seq = g.m.seq.Add(1)
+	g.snap = s
+	g.snapMu.Unlock()
+	g.m.watchUpdate(s)
+}
+
+func (x *res) status() ResourceStatus {
+	return ResourceStatus{
+		Name:            x.spec.Name,
+		Type:            x.spec.Type,
+		State:           x.state,
+		DependsOn:       x.spec.DependsOn,
+		Restarts:        x.restartCount,
+		LastFailure:     x.lastFailure,
+		LastFailureTime: x.lastFailedAt,
+		RestartPending:  x.waitRestart,
+	}
 }
 
 func (g *group) snapshot() GroupStatus {

@@ -97,6 +97,8 @@ type Monitor struct {
 	hub hub
 	wg  sync.WaitGroup
 	seq atomic.Uint64 // Event.Seq and GroupStatus.Seq
+	// sweep drives LooksAlive for every group: one ticker per interval.
+	sweep sweeper
 
 	watchMu  sync.Mutex
 	watchers map[*Watch]struct{}
@@ -114,7 +116,9 @@ func New(cfg Config) *Monitor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Monitor{cfg: cfg, log: log, groups: make(map[string]*group)}
+	m := &Monitor{cfg: cfg, log: log, groups: make(map[string]*group)}
+	m.sweep.m = m
+	return m
 }
 
 // AddGroup validates spec (names, dependencies, policies, timing) and adds

@@ -14,8 +14,8 @@ import (
 // failure is found: LooksAlive at once and then every LooksAliveInterval,
 // IsAlive every IsAliveInterval, IsAlive at once when LooksAlive fails, and
 // a pushed failure ends it immediately. LooksAlive comes due through the
-// group's sweeper (sweep.go): one ticker per interval for the whole group,
-// and for a resource.InstantChecker an inline call that wakes no goroutine.
+// monitor's sweeper (sweep.go): one ticker per interval for the whole
+// monitor, and for a resource.InstantChecker an inline call that wakes no goroutine.
 //
 // Health checks are the hot path (1,000 resources polled every second), so
 // the poller calls them on its own goroutine, without a goroutine, channel
@@ -25,7 +25,7 @@ import (
 // the poller, stuck in the call, exits when (if ever) the call returns. The
 // sweep's inline LooksAlive runs under the same watchdog (bug 8): when it
 // overruns, the watchdog hands the sweep to a fresh goroutine, so one stuck
-// resource does not stall its group's polling.
+// resource does not stall the polling of the others.
 func (g *group) poll(ctx context.Context, x *res, epoch int) {
 	w := newWatchdog(g, x, epoch)
 	defer w.stop()
@@ -60,9 +60,9 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 		return
 	}
 	tm := x.tm()
-	e := &sweepEntry{x: x, w: w, ctx: ctx, due: make(chan struct{}, 1), failed: make(chan error, 1)}
+	e := &sweepEntry{g: g, x: x, w: w, ctx: ctx, due: make(chan struct{}, 1), failed: make(chan error, 1)}
 	e.instant, _ = x.r.(resource.InstantChecker)
-	defer g.sweep.add(e, tm.LooksAliveInterval)()
+	defer g.m.sweep.add(e, tm.LooksAliveInterval)()
 	is := time.NewTicker(tm.IsAliveInterval)
 	defer is.Stop()
 	for {

@@ -83,11 +83,13 @@ func (g GroupStatus) equal(o GroupStatus) bool {
 	return g.Name == o.Name && g.Generation == o.Generation && g.State == o.State && g.Target == o.Target &&
 		g.Failed == o.Failed && g.Reason == o.Reason && g.Class == o.Class && g.Managed == o.Managed &&
 		g.RetryAt.Equal(o.RetryAt) && g.Removed == o.Removed &&
-		slices.EqualFunc(g.Resources, o.Resources, func(x, y ResourceStatus) bool {
-			return x.Name == y.Name && x.Type == y.Type && x.State == y.State && slices.Equal(x.DependsOn, y.DependsOn) &&
-				x.Restarts == y.Restarts && x.LastFailure == y.LastFailure && x.LastFailureTime.Equal(y.LastFailureTime) &&
-				x.RestartPending == y.RestartPending
-		})
+		slices.EqualFunc(g.Resources, o.Resources, ResourceStatus.equal)
+}
+
+func (x ResourceStatus) equal(y ResourceStatus) bool {
+	return x.Name == y.Name && x.Type == y.Type && x.State == y.State && slices.Equal(x.DependsOn, y.DependsOn) &&
+		x.Restarts == y.Restarts && x.LastFailure == y.LastFailure && x.LastFailureTime.Equal(y.LastFailureTime) &&
+		x.RestartPending == y.RestartPending
 }
 
 // FenceResult is what Fence found.

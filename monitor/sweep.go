@@ -9,13 +9,15 @@ import (
 	"github.com/sftkit/sft/resource"
 )
 
-// sweeper drives the LooksAlive schedule of a group's pollers: one ticker
-// per distinct interval instead of one per resource. For a resource that is
+// sweeper drives the LooksAlive schedule of the monitor's pollers: one
+// ticker per distinct interval for the whole monitor, instead of one per
+// resource or per group (an idle monitor's cost then does not grow with
+// the number of groups). For a resource that is
 // a resource.InstantChecker it calls LooksAlive inline, so a healthy poll
 // wakes no per-resource goroutine at all; for any other resource it tells
 // the resource's poller that a LooksAlive is due.
 type sweeper struct {
-	g       *group
+	m       *Monitor
 	mu      sync.Mutex
 	buckets map[time.Duration]*bucket
 }
@@ -30,6 +32,7 @@ type bucket struct {
 
 // sweepEntry is one online resource's registration.
 type sweepEntry struct {
+	g       *group
 	x       *res
 	w       *watchdog       // the poller's: bounds the inline call too
 	ctx     context.Context // the poller's: ends when polling stops
@@ -48,7 +51,7 @@ func (s *sweeper) add(e *sweepEntry, every time.Duration) (remove func()) {
 	if b == nil {
 		b = &bucket{every: every, entries: make(map[*sweepEntry]struct{}), stop: make(chan struct{})}
 		s.buckets[every] = b
-		s.g.m.wg.Go(func() { s.run(b, 0) })
+		s.m.wg.Go(func() { s.run(b, 0) })
 	}
 	b.entries[e] = struct{}{}
 	return func() {
@@ -86,7 +89,7 @@ func (s *sweeper) run(b *bucket, runner int64) {
 		}
 		s.mu.Unlock()
 		for _, e := range list {
-			s.g.sweepOne(e, func() { s.respawn(b, runner) })
+			e.g.sweepOne(e, func() { s.respawn(b, runner) })
 			if b.runner.Load() != runner { // replaced while stuck in that call
 				return
 			}
@@ -104,7 +107,7 @@ func (s *sweeper) respawn(b *bucket, runner int64) {
 		return
 	}
 	next := b.runner.Add(1)
-	s.g.m.wg.Go(func() { s.run(b, next) })
+	s.m.wg.Go(func() { s.run(b, next) })
 }
 
 // sweepOne runs one due LooksAlive: inline for an instant resource whose

@@ -4,7 +4,7 @@
 // group id, cannot be reused while the group is being signalled), and
 // signals, probes and lists process groups. It is the one place for this:
 // /proc/PID/stat parsing ([ReadStat], [Alive], [Children], [GroupMembers]),
-// the child attributes ([SysProcAttr]) and the spawner thread are shared by
+// the child attributes ([SysProcAttr]) and the spawner threads are shared by
 // package plugins (which reaps its plugin processes the race-free way
 // below) and package genericapp.
 //
@@ -15,10 +15,12 @@
 // a thread when a goroutine that locked it exits without unlocking, which
 // code that enters network namespaces does on purpose. A child forked from an
 // ordinary runtime thread can therefore receive its "parent death" signal
-// while the parent is alive and well. A [Spawner] runs cmd.Start on one
-// goroutine locked to its own OS thread for as long as any user holds it
-// ([Acquire] / [Spawner.Release]); that thread exits only after the last
-// release, when every child its users started is already gone.
+// while the parent is alive and well. A [Spawner] runs cmd.Start on one of
+// [SpawnThreads] goroutines, each locked to its own OS thread for as long as
+// any user holds the spawner ([Acquire] / [Spawner.Release]); the threads
+// exit only after the last release, when every child its users started is
+// already gone. Several threads let starts run in parallel (1,000 programs
+// started at once); each is as long-lived as a single one would be.
 //
 // # Why wait without reaping
 //

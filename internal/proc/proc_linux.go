@@ -322,13 +322,20 @@ func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
-// Spawner starts processes from one goroutine locked to its OS thread, so
-// that the thread that forked them (the one Pdeathsig watches) lives until
-// the last user releases the spawner. Obtain it with Acquire.
+// Spawner starts processes from a few goroutines ([SpawnThreads]), each
+// locked to its OS thread, so that the thread that forked a process (the
+// one Pdeathsig watches) lives until the last user releases the spawner.
+// Several threads let starts proceed in parallel (a fork of a large
+// process takes a while); every one of them lives as long as the spawner,
+// so the Pdeathsig argument is the same as with one. Obtain it with
+// Acquire.
 type Spawner struct {
 	once     sync.Once
 	released atomic.Bool
 }
+
+// SpawnThreads is the number of spawner threads.
+const SpawnThreads = 4
 
 var spawner struct {
 	mu   sync.Mutex
@@ -342,9 +349,9 @@ type spawnReq struct {
 	res chan error
 }
 
-// Acquire returns a handle on the process-wide spawner thread, starting it
-// if needed. Every Acquire needs one Release; the thread exits (unlocked)
-// after the last Release. Release only when every process started through
+// Acquire returns a handle on the process-wide spawner threads, starting
+// them if needed. Every Acquire needs one Release; the threads exit
+// (unlocked) after the last Release. Release only when every process started through
 // the handle is gone.
 func Acquire() *Spawner {
 	spawner.mu.Lock()
@@ -352,14 +359,17 @@ func Acquire() *Spawner {
 	if spawner.refs == 0 {
 		spawner.reqs = make(chan spawnReq)
 		spawner.done = make(chan struct{})
-		go spawnLoop(spawner.reqs, spawner.done)
+		var wg sync.WaitGroup
+		for range SpawnThreads {
+			wg.Go(func() { spawnLoop(spawner.reqs) })
+		}
+		go func(done chan struct{}) { wg.Wait(); close(done) }(spawner.done)
 	}
 	spawner.refs++
 	return &Spawner{}
 }
 
-func spawnLoop(reqs <-chan spawnReq, done chan<- struct{}) {
-	defer close(done)
+func spawnLoop(reqs <-chan spawnReq) {
 	runtime.LockOSThread()
 	// Unlock before exiting: exiting locked would kill the thread, and
 	// with it (through Pdeathsig) any child still alive.

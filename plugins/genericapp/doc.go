@@ -109,8 +109,9 @@
 // in-process) even if that process is SIGKILLed. Pdeathsig fires when the
 // forking thread exits, not the process; the Go runtime retires threads
 // that a goroutine locked and did not unlock (as network-namespace code
-// does), so programs are started from one dedicated goroutine locked to its
-// thread for as long as any instance is open (see package internal/proc).
+// does), so programs are started from a few dedicated goroutines, each
+// locked to its thread for as long as any instance is open (see package
+// internal/proc).
 // If a readiness check is set, Online returns only when it passes, calling
 // resource.ReportProgress after every attempt; if the program exits first,
 // or ctx ends, Online kills the tree and returns a transient error. Without

@@ -381,7 +381,7 @@ func (a *App) Offline(ctx context.Context) error {
 	gctx, cancel := context.WithTimeout(ctx, a.spec.stopGrace)
 	graceful := a.awaitTreeExit(gctx, c)
 	cancel()
-	if !graceful && !c.hasExited() {
+	if !graceful && !c.hasExited() && !a.goneNow(c) {
 		a.log.Warn("stop grace period over, killing the process tree", "pgid", c.pid,
 			"signal", proc.SignalName(sig), "grace", a.spec.stopGrace)
 	}
@@ -407,6 +407,20 @@ func (a *App) awaitTreeExit(ctx context.Context, c *child) bool {
 	}
 	// The leader is gone (a zombie we hold); others may be shutting down.
 	return c.box.waitEmpty(ctx, c.pid) == nil
+}
+
+// goneNow asks the kernel, not the waiter goroutine, whether the leader has
+// exited and the tree is empty: with a thousand programs stopping at once
+// the exit notifications lag behind the grace timer on a loaded machine,
+// and a program that obeyed the stop signal in time must not be reported
+// as killed.
+func (a *App) goneNow(c *child) bool {
+	if proc.Alive(c.pid) { // the leader is our unreaped child: its pid is not reused
+		return false
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	return c.box.waitEmpty(done, c.pid) == nil
 }
 
 // Terminate kills the process tree at once with SIGKILL, cancels an

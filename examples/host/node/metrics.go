@@ -59,9 +59,11 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.groupFailed, prometheus.GaugeValue, b2f(g.Failed), g.Name)
 		for _, r := range g.Resources {
-			for _, s := range states {
-				ch <- prometheus.MustNewConstMetric(c.resourceState, prometheus.GaugeValue, b2f(r.State == s), g.Name, r.Name, r.Type, s.String())
-			}
+			// One series per resource for its state (the current one, 1),
+			// not one per state: with thousands of resources the 0s are
+			// most of a scrape. A query for a state finds the resources in
+			// it: sft_resource_state{state="Failed"}.
+			ch <- prometheus.MustNewConstMetric(c.resourceState, prometheus.GaugeValue, 1, g.Name, r.Name, r.Type, r.State.String())
 			ch <- prometheus.MustNewConstMetric(c.restartsNow, prometheus.GaugeValue, float64(r.Restarts), g.Name, r.Name, r.Type)
 		}
 	}
@@ -112,7 +114,7 @@ func newMetrics(status func() monitor.Status) *metrics {
 	r.MustRegister(m.events, m.eventsDropped, m.alertsDropped, m.alertsAttempts)
 	r.MustRegister(&statusCollector{
 		status:        status,
-		resourceState: prometheus.NewDesc("sft_resource_state", "1 for the resource's current state, 0 for the others.", []string{"group", "resource", "type", "state"}, nil),
+		resourceState: prometheus.NewDesc("sft_resource_state", "1, labelled with the resource's current state (no series for the other states).", []string{"group", "resource", "type", "state"}, nil),
 		groupState:    prometheus.NewDesc("sft_group_state", "1 for the group's current state, 0 for the others.", []string{"group", "state"}, nil),
 		groupFailed:   prometheus.NewDesc("sft_group_failed", "1 while the group is failed on this node.", []string{"group"}, nil),
 		restartsNow:   prometheus.NewDesc("sft_resource_restarts_counted", "Restarts counted by the restart policy since start or the last clear.", []string{"group", "resource", "type"}, nil),

@@ -1,0 +1,587 @@
+// Command scalebench measures sft with thousands of real applications on one
+// node (issue 15): genericapp resources running a small static C program,
+// driven by the real monitor, hosted by one real plugin process. Every
+// figure counts the host and the plugin process together (CPU from
+// /proc/PID/task/*/schedstat, in ns; RSS from VmRSS).
+//
+//	go run ./plugins/internal/scale/scalebench [-phases idle,online,stop,crash,restart] [-n 1000,5000]
+//
+// Phases:
+//   - idle: N apps in -groups groups (LooksAlive 1 s, IsAlive 10 s), idle
+//     CPU % of one core over -window and RSS.
+//   - online: CPU (host + plugin) to bring N apps online, in one group and
+//     in -groups groups.
+//   - stop: graceful shutdown (Offline of every group at once) of N apps
+//     that exit at SIGTERM: wall time, and how many were SIGKILLed after the
+//     stop grace (1 s).
+//   - crash: kill -9 of the plugin process with N apps online: time until
+//     every group is online again (the level-triggered Watch), beyond the
+//     restart delay, and events lost by a 4,096-event subscriber.
+//   - restart: crash-to-restart of one app (kill -9 of the app to its
+//     resource online again, restart delay 0), paired with a bare exec.Cmd
+//     Start/kill/Wait/Start loop, interleaved, -samples samples each, in
+//     process and through the plugin; ratios of the p50 and the mean.
+//
+// Run it at least twice on a loaded machine and report the spread.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sftkit/sft/monitor"
+	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/plugins/genericapp"
+	"github.com/sftkit/sft/policy"
+	"github.com/sftkit/sft/resource"
+)
+
+// appSource is the application: it records SIGTERM in the marker file and
+// exits, else blocks.
+const appSource = `#include <signal.h>
+#include <unistd.h>
+#include <fcntl.h>
+static int fd;
+static void term(int s) { (void)s; write(fd, "t", 1); _exit(0); }
+int main(int argc, char **argv) {
+	fd = open(argc > 1 ? argv[1] : "/dev/null", O_WRONLY | O_APPEND | O_CREAT, 0644);
+	signal(SIGTERM, term);
+	for (;;) pause();
+}
+`
+
+func main() {
+	plugins.Main(genericapp.New())
+	phases := flag.String("phases", "idle,online,stop,crash,restart", "phases to run")
+	ns := flag.String("n", "1000,5000", "numbers of applications for the idle phase")
+	groups := flag.Int("groups", 100, "groups")
+	window := flag.Duration("window", 30*time.Second, "idle measurement window")
+	samples := flag.Int("samples", 500, "crash-to-restart samples per variant")
+	flag.IntVar(&apps, "apps", 1000, "applications in the online, stop and crash phases")
+	flag.BoolVar(&inprocAll, "inprocess", false, "host the apps in this process (no plugin) in every phase but restart")
+	profile := flag.String("cpuprofile", "", "write this process's CPU profile here")
+	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
+	if err := run(strings.Split(*phases, ","), *ns, *groups, *window, *samples); err != nil {
+		fmt.Fprintln(os.Stderr, "scalebench:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+var (
+	inprocAll bool
+	apps      int
+)
+
+type bench struct {
+	dir    string
+	app    string
+	marker string
+	kills  atomic.Int64 // "stop grace period over" logs
+}
+
+func run(phases []string, ns string, groups int, window time.Duration, samples int) error {
+	dir, err := os.MkdirTemp("", "scalebench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{dir: dir, app: filepath.Join(dir, "app"), marker: filepath.Join(dir, "terms")}
+	if err := os.WriteFile(b.app+".c", []byte(appSource), 0o644); err != nil {
+		return err
+	}
+	if out, err := exec.Command("cc", "-static", "-Os", "-o", b.app, b.app+".c").CombinedOutput(); err != nil {
+		return fmt.Errorf("building the application: %v: %s", err, out)
+	}
+	fmt.Printf("scalebench: %s, GOMAXPROCS default, app %s (static C, blocks in pause)\n", time.Now().Format(time.RFC3339), b.app)
+	for _, p := range phases {
+		switch p {
+		case "idle":
+			for _, s := range strings.Split(ns, ",") {
+				n, err := strconv.Atoi(s)
+				if err != nil {
+					return fmt.Errorf("-n: %q: %v", s, err)
+				}
+				if err := b.idle(n, groups, window); err != nil {
+					return err
+				}
+			}
+		case "online":
+			for _, g := range []int{1, groups} {
+				if err := b.online(apps, g); err != nil {
+					return err
+				}
+			}
+		case "stop":
+			if err := b.stop(apps, groups); err != nil {
+				return err
+			}
+		case "crash":
+			if err := b.crash(apps, groups); err != nil {
+				return err
+			}
+		case "restart":
+			if err := b.restart(samples); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("-phases: unknown phase %q", p)
+		}
+	}
+	return nil
+}
+
+// logCounter counts the plugin's "stop grace period over" warnings.
+type logCounter struct{ b *bench }
+
+func (h logCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h logCounter) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "stop grace period over") {
+		h.b.kills.Add(1)
+	}
+	return nil
+}
+func (h logCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logCounter) WithGroup(string) slog.Handler      { return h }
+
+// env is one monitor with n apps in g groups, hosted by a plugin process
+// (or in process when inproc).
+type env struct {
+	b    *bench
+	m    *monitor.Monitor
+	pool *plugins.Pool
+	g    int
+}
+
+func (b *bench) setup(n, g int, inproc bool, delay time.Duration) (*env, error) {
+	e := &env{b: b, g: g}
+	inproc = inproc || inprocAll
+	var typ resource.Type = genericapp.New()
+	if !inproc {
+		pool, err := plugins.Launch(context.Background(), plugins.Config{Logger: slog.New(logCounter{b}), DisableAutoMTLS: false})
+		if err != nil {
+			return nil, err
+		}
+		e.pool = pool
+		typ, _ = pool.Type(genericapp.TypeName)
+	}
+	e.m = monitor.New(monitor.Config{})
+	props := resource.Properties{
+		"argv": []any{b.app, b.marker}, "stdout": "discard", "stderr": "discard",
+		"stop_grace": "1s", "stabilize": "0s",
+	}
+	timing := resource.Timing{LooksAliveInterval: time.Second, IsAliveInterval: 10 * time.Second}
+	per := n / g
+	for gi := range g {
+		spec := monitor.GroupSpec{Name: "g" + strconv.Itoa(gi)}
+		for i := range per {
+			name := fmt.Sprintf("g%d/r%d", gi, i)
+			r, err := typ.Open(context.Background(), resource.OpenRequest{Name: name, Properties: props})
+			if err != nil {
+				e.close()
+				return nil, fmt.Errorf("open %s: %w", name, err)
+			}
+			spec.Resources = append(spec.Resources, monitor.ResourceSpec{
+				Name: "r" + strconv.Itoa(i), Type: genericapp.TypeName, Resource: r,
+				Timing: timing, Restart: policy.Restart{Delay: delay, Threshold: 1 << 20},
+			})
+		}
+		if err := e.m.AddGroup(spec); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = e.m.Close(ctx)
+	if e.pool != nil {
+		_ = e.pool.Close()
+	}
+}
+
+// all runs fn for every group at once and returns the first error.
+func (e *env) all(fn func(name string) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, e.g)
+	for gi := range e.g {
+		wg.Go(func() { errs[gi] = fn("g" + strconv.Itoa(gi)) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (e *env) pids() []int {
+	p := []int{os.Getpid()}
+	if e.pool != nil {
+		p = append(p, e.pool.Pid())
+	}
+	return p
+}
+
+// cpu returns the CPU time (user + system) of pids: this process's from
+// getrusage (exact), another's from /proc/PID/stat (in clock ticks, 10 ms).
+// Both include threads that have exited.
+func cpu(pids []int) time.Duration {
+	var sum time.Duration
+	for _, pid := range pids {
+		if pid == os.Getpid() {
+			var ru syscall.Rusage
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+			sum += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		sum += time.Duration(u+st) * 10 * time.Millisecond // USER_HZ 100
+	}
+	return sum
+}
+
+func rssMB(pids []int) float64 {
+	var sum float64
+	for _, pid := range pids {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				sum += kb / 1024
+			}
+		}
+	}
+	return sum
+}
+
+func (b *bench) idle(n, g int, window time.Duration) error {
+	e, err := b.setup(n, g, false, 0)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
+		return err
+	}
+	time.Sleep(5 * time.Second) // first polls, GC
+	p := e.pids()
+	c0, t0 := cpu(p), time.Now()
+	time.Sleep(window)
+	c1, wall := cpu(p), time.Since(t0)
+	fmt.Printf("idle: %d apps in %d groups, LooksAlive 1s IsAlive 10s, window %s: CPU host+plugin %.2f%% of one core (mean over the window), RSS host+plugin %.1f MB (at the end)\n",
+		n, g, wall.Round(time.Second), float64(c1-c0)/float64(wall)*100, rssMB(p))
+	return nil
+}
+
+func (b *bench) online(n, g int) error {
+	e, err := b.setup(n, g, false, 0)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	p := e.pids()
+	c0, t0 := cpu(p), time.Now()
+	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
+		return err
+	}
+	c1, wall := cpu(p), time.Since(t0)
+	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms\n",
+		n, g, float64(c1-c0)/1e6, float64(c1-c0)/1e3/float64(n), float64(wall)/1e6)
+	return nil
+}
+
+func (b *bench) stop(n, g int) error {
+	e, err := b.setup(n, g, false, 0)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
+		return err
+	}
+	_ = os.Truncate(b.marker, 0)
+	b.kills.Store(0)
+	t0 := time.Now()
+	if err := e.all(func(name string) error { return e.m.Offline(context.Background(), name) }); err != nil {
+		return err
+	}
+	wall := time.Since(t0)
+	fi, _ := os.Stat(b.marker)
+	var terms int64
+	if fi != nil {
+		terms = fi.Size()
+	}
+	fmt.Printf("stop: %d apps in %d groups, Offline of every group at once: %.0f ms wall; %d exited at SIGTERM, %d SIGKILLed after the 1 s grace\n",
+		n, g, float64(wall)/1e6, terms, b.kills.Load())
+	return nil
+}
+
+func (b *bench) crash(n, g int) error {
+	const delay = 500 * time.Millisecond
+	e, err := b.setup(n, g, false, delay)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
+		return err
+	}
+	sub := e.m.Subscribe(4096)
+	defer sub.Close()
+	w := e.m.Watch()
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := w.Next(ctx); err != nil { // the initial view
+		return err
+	}
+	// Per resource, did the subscriber see it fail and come back?
+	type seen struct{ down, up bool }
+	var mu sync.Mutex
+	got := make(map[string]*seen)
+	var events atomic.Int64
+	subDone := make(chan struct{})
+	go func() {
+		defer close(subDone)
+		for ev := range sub.C() {
+			events.Add(1)
+			if ev.Kind != monitor.EventStateChanged {
+				continue
+			}
+			mu.Lock()
+			s := got[ev.Group+"/"+ev.Resource]
+			if s == nil {
+				s = &seen{}
+				got[ev.Group+"/"+ev.Resource] = s
+			}
+			if ev.To == resource.StateFailed {
+				s.down = true
+			}
+			if ev.To == resource.StateOnline && s.down {
+				s.up = true
+			}
+			mu.Unlock()
+		}
+	}()
+	pid := e.pool.Pid()
+	t0 := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	// Level-triggered: wait until every group was seen not online and then
+	// online again, with every resource online.
+	down := make(map[string]bool)
+	up := make(map[string]bool)
+	for len(up) < g {
+		sts, err := w.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("crash: waiting for all online: %w (%d of %d groups back); %s", err, len(up), g, summary(e.m.Status()))
+		}
+		for _, s := range sts {
+			allUp := s.State == resource.StateOnline
+			for _, r := range s.Resources {
+				allUp = allUp && r.State == resource.StateOnline
+			}
+			if !allUp {
+				down[s.Name] = true
+				delete(up, s.Name)
+			} else if down[s.Name] {
+				up[s.Name] = true
+			}
+		}
+	}
+	wall := time.Since(t0)
+	time.Sleep(200 * time.Millisecond) // let the subscriber drain
+	sub.Close()
+	<-subDone
+	mu.Lock()
+	var fails, backs int
+	for _, s := range got {
+		if s.down {
+			fails++
+		}
+		if s.up {
+			backs++
+		}
+	}
+	mu.Unlock()
+	fmt.Printf("crash: kill -9 of the plugin with %d apps in %d groups, restart delay %s: all online again after %.0f ms (%.0f ms beyond the delay); subscriber (buffer 4096) got %d events, dropped %d, saw %d of %d resources fail and %d come back\n",
+		n, g, delay, float64(wall)/1e6, float64(wall-delay)/1e6, events.Load(), sub.Dropped(), fails, n, backs)
+	return nil
+}
+
+// summary counts groups and resources by state, with one example reason
+// per resource state that is not online.
+func summary(st monitor.Status) string {
+	groups := map[string]int{}
+	res := map[string]int{}
+	why := map[string]string{}
+	for _, g := range st.Groups {
+		groups[g.State.String()]++
+		for _, r := range g.Resources {
+			k := r.State.String()
+			if r.RestartPending {
+				k += "(restart pending)"
+			}
+			res[k]++
+			if r.State != resource.StateOnline && why[k] == "" {
+				why[k] = g.Name + "/" + r.Name + ": " + r.LastFailure
+			}
+		}
+	}
+	return fmt.Sprintf("groups by state %v, resources by state %v, examples %v", groups, res, why)
+}
+
+// children returns the child pids of pid.
+func children(pid int) []int {
+	var out []int
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	for _, t := range tasks {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/children")
+		for f := range strings.FieldsSeq(string(b)) {
+			c, _ := strconv.Atoi(f)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// appPid waits for the one app child of parent that is not one of skip
+// (the previous one, the baseline's) and whose executable is the bench's
+// app.
+func (b *bench) appPid(parent int, skip ...int) (int, error) {
+	for range 2000 {
+		for _, c := range children(parent) {
+			if slices.Contains(skip, c) {
+				continue
+			}
+			if exe, _ := os.Readlink("/proc/" + strconv.Itoa(c) + "/exe"); exe == b.app {
+				return c, nil
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return 0, fmt.Errorf("no application child of %d", parent)
+}
+
+func (b *bench) restart(samples int) error {
+	type variant struct {
+		name string
+		e    *env
+		sub  *monitor.Subscription
+		pid  int
+		lat  []time.Duration
+	}
+	var vs []*variant
+	for _, inproc := range []bool{true, false} {
+		e, err := b.setup(1, 1, inproc, -1)
+		if err != nil {
+			return err
+		}
+		defer e.close()
+		if err := e.m.Online(context.Background(), "g0"); err != nil {
+			return err
+		}
+		name := "plugin"
+		parent := e.pids()[len(e.pids())-1]
+		if inproc {
+			name = "in-process"
+		}
+		pid, err := b.appPid(parent)
+		if err != nil {
+			return err
+		}
+		vs = append(vs, &variant{name: name, e: e, sub: e.m.Subscribe(64), pid: pid})
+	}
+	// The baseline: a bare exec.Cmd of the same program.
+	base := exec.Command(b.app, "/dev/null")
+	if err := base.Start(); err != nil {
+		return err
+	}
+	var baseLat []time.Duration
+	for range samples {
+		// baseline
+		t0 := time.Now()
+		_ = base.Process.Kill()
+		_ = base.Wait()
+		base = exec.Command(b.app, "/dev/null")
+		if err := base.Start(); err != nil {
+			return err
+		}
+		baseLat = append(baseLat, time.Since(t0))
+		for _, v := range vs {
+			parent := v.e.pids()[len(v.e.pids())-1]
+			t0 := time.Now()
+			if err := syscall.Kill(v.pid, syscall.SIGKILL); err != nil {
+				return err
+			}
+			for ev := range v.sub.C() {
+				if ev.Kind == monitor.EventStateChanged && ev.Resource != "" && ev.To == resource.StateOnline {
+					break
+				}
+			}
+			v.lat = append(v.lat, time.Since(t0))
+			pid, err := b.appPid(parent, v.pid, base.Process.Pid)
+			if err != nil {
+				return err
+			}
+			v.pid = pid
+		}
+	}
+	_ = base.Process.Kill()
+	_ = base.Wait()
+	bp50, bmean := stats(baseLat)
+	fmt.Printf("restart: bare exec.Cmd kill/Wait/Start, %d samples: p50 %.0f us, p99 %.0f us, mean %.0f us\n",
+		samples, us(bp50), us(pct(baseLat, 99)), us(bmean))
+	for _, v := range vs {
+		p50, mean := stats(v.lat)
+		fmt.Printf("restart: %s crash-to-restart (kill -9 to the Online event, restart delay 0), %d samples interleaved with the baseline: p50 %.0f us (%.2fx), p99 %.0f us, mean %.0f us (%.2fx, +%.0f us)\n",
+			v.name, samples, us(p50), float64(p50)/float64(bp50), us(pct(v.lat, 99)), us(mean), float64(mean)/float64(bmean), us(mean-bmean))
+		v.sub.Close()
+	}
+	return nil
+}
+
+func us(d time.Duration) float64 { return float64(d) / 1e3 }
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)*p/100]
+}
+
+func stats(d []time.Duration) (p50, mean time.Duration) {
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return pct(d, 50), sum / time.Duration(len(d))
+}
