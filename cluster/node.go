@@ -233,8 +233,8 @@ type Node struct {
 	evidence   map[string]string
 	leaderName string
 	lastOwner  map[string]string // the owner before the current one, per group
-	leading    time.Time // when this node last became leader (zero: not leader)
-	deferAt    time.Time // the leader's next deferred placement
+	leading    time.Time         // when this node last became leader (zero: not leader)
+	deferAt    time.Time         // the leader's next deferred placement
 	closing    bool
 	own        owner
 }
