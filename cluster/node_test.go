@@ -396,3 +396,147 @@ func TestKillOwner(t *testing.T) {
 		t.Errorf("no node-down event for a with the evidence:\n%s", c.dump())
 	}
 }
+
+// TestPartitionOwner: the owner is cut off (both ways, and each one-way
+// variant). It drops the address within its lease; when the others can
+// no longer hear it, a majority node takes over; never two holders.
+func TestPartitionOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		out, in  bool
+		takeover bool
+	}{
+		{"both ways", true, true, true},
+		{"others do not hear it", true, false, true},
+		{"it does not hear the others", false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+			c.held("web", startup, func(h string) bool { return h == "a" })
+			c.isolate("a", tc.out, tc.in, true, 1)
+			c.eventually(failover, "a fenced", func() bool { return !c.regs["web"].holds("a") })
+			if tc.takeover {
+				c.held("web", failover, func(h string) bool { return h != "a" })
+			} else {
+				// Nobody declares a dead (they hear it), so nobody takes
+				// over: the group is down until a hears a quorum again.
+				c.isolate("a", tc.out, tc.in, false, 1)
+				c.held("web", failover, anyNode)
+			}
+			c.isolate("a", tc.out, tc.in, false, 1)
+			time.Sleep(time.Second) // a rejoins: still one holder
+			c.regs["web"].check(t)
+		})
+	}
+}
+
+// TestLeaderKilledNotOwner: the raft leader dies while another node owns
+// the group: nothing moves.
+func TestLeaderKilledNotOwner(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+	owner := c.held("web", startup, anyNode)
+	var leader string
+	c.eventually(startup, "a leader", func() bool { leader = c.leader(owner); return leader != "" })
+	if leader == owner {
+		var other string
+		for _, n := range c.order {
+			if n != owner {
+				other = n
+				break
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), failover)
+		defer cancel()
+		if err := c.nodes[leader].node.Move(ctx, "web", other); err != nil {
+			t.Fatal(err)
+		}
+		owner = c.held("web", failover, func(h string) bool { return h == other })
+	}
+	before := c.group(owner, "web")
+	c.kill(leader)
+	c.eventually(failover, "a new leader", func() bool { l := c.leader(owner); return l != "" && l != leader })
+	time.Sleep(3 * cluster.DefaultTiming().Window)
+	after := c.group(owner, "web")
+	if after.Owner != owner || after.Epoch != before.Epoch {
+		t.Errorf("web moved when the leader died: owner %s epoch %d -> %s epoch %d", before.Owner, before.Epoch, after.Owner, after.Epoch)
+	}
+	if h := c.regs["web"].holder(); h != owner {
+		t.Errorf("web held by %q, want %s", h, owner)
+	}
+}
+
+// TestOnePathLost: with two interconnect paths, losing one moves nothing
+// and says so in an event.
+func TestOnePathLost(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{paths: 2})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	before := c.group("b", "web")
+	for _, o := range []string{"b", "c"} {
+		c.net.Set(true, "a", o, 0)
+		c.net.Set(true, o, "a", 0)
+	}
+	c.eventually(failover, "a path-down event", func() bool {
+		return slices.ContainsFunc(c.nodes["b"].events(), func(e cluster.Event) bool { return e.Kind == cluster.EventPathDown && e.Node == "a" })
+	})
+	time.Sleep(3 * cluster.DefaultTiming().Window)
+	after := c.group("b", "web")
+	if after.Epoch != before.Epoch || c.regs["web"].holder() != "a" {
+		t.Errorf("web moved on one lost path: epoch %d -> %d, holder %q", before.Epoch, after.Epoch, c.regs["web"].holder())
+	}
+}
+
+// TestWitness: two real nodes and a witness stay available when one real
+// node dies; the witness hosts nothing.
+func TestWitness(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "w"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "w")}}, clusterOpts{witness: []string{"w"}})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.kill("a")
+	c.held("web", failover, func(h string) bool { return h == "b" })
+}
+
+// TestMove: a move drains the owner first.
+func TestMove(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	ctx, cancel := context.WithTimeout(context.Background(), failover)
+	defer cancel()
+	if err := c.nodes["b"].node.Move(ctx, "web", "c"); err != nil {
+		t.Fatal(err)
+	}
+	c.held("web", failover, func(h string) bool { return h == "c" })
+	if g := c.group("a", "web"); g.Kind != "move" {
+		t.Errorf("kind %s, want move", g.Kind)
+	}
+	if err := c.nodes["b"].node.Move(ctx, "web", "nosuch"); err == nil {
+		t.Error("move to an unknown node accepted")
+	}
+}
+
+// TestGroupFailure: past its restart threshold the group moves; past the
+// failover threshold it stays offline with the reason.
+func TestGroupFailure(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c"),
+		Failover: policy.Failover{Threshold: 1, Period: time.Hour}}},
+		clusterOpts{restart: policy.Restart{Threshold: 1, Period: time.Hour, Delay: time.Millisecond}})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	fail := func(node string) {
+		app := c.nodes[node].apps["web"]
+		for range 3 { // restart threshold 1: two failures fail the group
+			app.PushFailure(resource.Transient(errors.New("injected")))
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	fail("a")
+	c.held("web", failover, func(h string) bool { return h == "b" })
+	fail("b")
+	c.eventually(failover, "web left offline", func() bool {
+		g := c.group("c", "web")
+		return g.Owner == "" && g.Failed
+	})
+	if g := c.group("c", "web"); !strings.Contains(g.Reason, "threshold") {
+		t.Errorf("reason %q does not name the failover threshold", g.Reason)
+	}
+	if h := c.regs["web"].holder(); h != "" {
+		t.Errorf("web held by %s after it was left offline", h)
+	}
+}
