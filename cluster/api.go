@@ -122,6 +122,7 @@ func (n *Node) Move(ctx context.Context, group, to string) error {
 	if _, err := n.propose(ctx, state.MoveGroup{Group: group, To: to, Kind: state.KindMove, Reason: "moved by hand"}); err != nil {
 		return err
 	}
+	seen := false // this node's copy of the state may lag the leader's
 	return n.waitState(ctx, func(s *state.State) (bool, error) {
 		g := s.Groups[group]
 		if g == nil {
@@ -130,7 +131,8 @@ func (n *Node) Move(ctx context.Context, group, to string) error {
 		if g.Owner == to {
 			return true, nil
 		}
-		if g.MoveTo != to {
+		seen = seen || g.MoveTo == to
+		if seen && g.MoveTo != to {
 			return false, fmt.Errorf("move of %s to %s was cancelled (owner %q, moving to %q)", group, to, g.Owner, g.MoveTo)
 		}
 		return false, nil

@@ -470,7 +470,7 @@ func TestLeaderKilledNotOwner(t *testing.T) {
 func TestOnePathLost(t *testing.T) {
 	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{paths: 2})
 	c.held("web", startup, func(h string) bool { return h == "a" })
-	before := c.group("b", "web")
+	before := c.group("a", "web")
 	for _, o := range []string{"b", "c"} {
 		c.net.Set(true, "a", o, 0)
 		c.net.Set(true, o, "a", 0)
@@ -479,7 +479,7 @@ func TestOnePathLost(t *testing.T) {
 		return slices.ContainsFunc(c.nodes["b"].events(), func(e cluster.Event) bool { return e.Kind == cluster.EventPathDown && e.Node == "a" })
 	})
 	time.Sleep(3 * cluster.DefaultTiming().Window)
-	after := c.group("b", "web")
+	after := c.group("a", "web")
 	if after.Epoch != before.Epoch || c.regs["web"].holder() != "a" {
 		t.Errorf("web moved on one lost path: epoch %d -> %d, holder %q", before.Epoch, after.Epoch, c.regs["web"].holder())
 	}
@@ -504,7 +504,7 @@ func TestMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.held("web", failover, func(h string) bool { return h == "c" })
-	if g := c.group("a", "web"); g.Kind != "move" {
+	if g := c.group("c", "web"); g.Kind != "move" {
 		t.Errorf("kind %s, want move", g.Kind)
 	}
 	if err := c.nodes["b"].node.Move(ctx, "web", "nosuch"); err == nil {
