@@ -95,6 +95,10 @@ type Placement struct {
 	// Failback: mode prevent (default), immediate or window (with
 	// window_start and window_end, hours 0-23).
 	Failback Failback `yaml:"failback"`
+	// StablePeriod is how long a node must be up (and the group not have
+	// failed there) before the group fails back to it. Default 30s
+	// (policy.DefaultStablePeriod).
+	StablePeriod Duration `yaml:"stable_period" max:"24h"`
 }
 
 // Failback is policy.Failback as written in YAML.
@@ -194,6 +198,7 @@ func (g Group) PolicyGroup() policy.Group {
 		AntiAffinity: slices.Clone(g.Placement.AntiAffinity),
 		Failover:     g.Failover.PolicyFailover(),
 		Failback:     policy.Failback{Mode: mode, WindowStart: g.Placement.Failback.WindowStart, WindowEnd: g.Placement.Failback.WindowEnd},
+		StablePeriod: g.Placement.StablePeriod.D(),
 	}
 }
 
@@ -203,7 +208,7 @@ func (v *validator) cluster(c *Config) {
 	if cl == nil {
 		for gi, g := range c.Groups {
 			p := g.Placement
-			if len(p.Preferred)+len(p.Possible)+len(p.AntiAffinity) > 0 || p.Failback != (Failback{}) {
+			if len(p.Preferred)+len(p.Possible)+len(p.AntiAffinity) > 0 || p.Failback != (Failback{}) || p.StablePeriod != 0 {
 				v.add(fmt.Sprintf("groups[%d].placement", gi), nil, "needs a cluster section: a single node places nothing")
 			}
 		}
@@ -317,6 +322,7 @@ func (v *validator) cluster(c *Config) {
 				v.add(fmt.Sprintf("%s.anti_affinity[%d]", gp, i), a, nameRule)
 			}
 		}
+		v.nonNegative(gp+".stable_period", g.Placement.StablePeriod)
 		var mode policy.FailbackMode
 		if err := mode.UnmarshalText([]byte(g.Placement.Failback.Mode)); err != nil {
 			v.add(gp+".failback.mode", g.Placement.Failback.Mode, "want prevent, immediate or window")

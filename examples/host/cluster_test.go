@@ -1,0 +1,247 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sftkit/sft/internal/clusterlab"
+	"github.com/sftkit/sft/internal/testenv"
+)
+
+// newLab builds a lab of sftd processes in network namespaces, removed
+// (processes, namespaces, nft tables, files) when the test ends; on
+// failure the nodes' logs are printed first.
+func newLab(t *testing.T, opts clusterlab.Options) *clusterlab.Lab {
+	t.Helper()
+	testenv.RequireRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("SFT_REQUIRE_ROOT_TESTS") == "1" {
+			t.Fatalf("nft is missing (apt-get install -y nftables)")
+		}
+		t.Skip("nft is missing (apt-get install -y nftables)")
+	}
+	opts.Binary = buildHost(t)
+	opts.Log = t.Logf
+	lab, err := clusterlab.New(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range lab.Nodes {
+				b, _ := os.ReadFile(n.LogFile)
+				t.Logf("---- log of %s:\n%s", n.Name, tail(string(b), 60))
+			}
+		}
+		lab.Close()
+		require.Empty(t, lab.Leftovers(), "namespaces left behind")
+	})
+	for _, n := range lab.Nodes {
+		require.NoError(t, lab.Start(n.Name))
+	}
+	return lab
+}
+
+func tail(s string, lines int) string {
+	ls := strings.Split(s, "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+// waitFor polls cond every 20 ms until it holds or bound passes.
+func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", bound, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// answering waits until the client gets answers from one node only (for
+// 200 ms running) and returns it.
+func answering(t *testing.T, w *clusterlab.Watch, bound time.Duration, not ...string) string {
+	t.Helper()
+	var who string
+	waitFor(t, bound, "a node answers on the virtual IP", func() bool {
+		ps := w.Snapshot().Probes
+		if len(ps) < 20 {
+			return false
+		}
+		last := ps[len(ps)-20:]
+		who = last[0].Node
+		for _, p := range last {
+			if p.Node != who {
+				return false
+			}
+		}
+		return who != "" && !slices.Contains(not, who)
+	})
+	return who
+}
+
+// noSplitBrain asserts that no sample and no ARP exchange after since
+// shows two live holders.
+func noSplitBrain(t *testing.T, rec clusterlab.Record, since time.Time, except ...string) {
+	t.Helper()
+	require.Empty(t, rec.Errs)
+	require.NotEmpty(t, rec.Samples)
+	sb := rec.SplitBrain(except...)
+	require.Empty(t, sb, "samples with two holders of the VIP")
+	require.LessOrEqual(t, rec.ARPSwitches(since), 1, "ARP claimants after the fault: %v", rec.ARPClaimants(since))
+}
+
+// TestClusterFailover runs one three-node lab (two interconnect paths)
+// through the faults in turn: kill the owner, restart it (failback
+// prevented: nothing moves back), partition the owner (link down with
+// the process alive; then each one-way drop), lose one interconnect path
+// (nothing moves), kill the raft leader while it is not the owner
+// (nothing moves).
+func TestClusterFailover(t *testing.T) {
+	lab := newLab(t, clusterlab.Options{Paths: 2})
+	w, err := lab.Watch()
+	require.NoError(t, err)
+	defer w.Stop()
+	owner := answering(t, w, 60*time.Second)
+	t.Logf("web answers from %s", owner)
+
+	t.Run("kill owner", func(t *testing.T) {
+		t0 := time.Now()
+		require.NoError(t, lab.SetLink(owner, -1, false))
+		lab.Kill(owner)
+		next := answering(t, w, 20*time.Second, owner)
+		rec := w.Snapshot()
+		t.Logf("%s answers after %s; outage %s", next, time.Since(t0), rec.Outage(t0))
+		require.Equal(t, []string{next}, rec.Answerers(rec.FirstHeld(next, t0)))
+		noSplitBrain(t, rec, t0, owner) // the dead node's namespace keeps its address, unreachable
+		require.Equal(t, []string{next}, rec.ARPClaimants(t0))
+		require.NoError(t, lab.SetLink(owner, -1, true))
+		require.NoError(t, lab.Start(owner))
+		waitFor(t, 30*time.Second, owner+" is up again", func() bool { return nodeState(lab, next, owner) == "up" })
+		// Its stale address was removed when it started (it owns nothing).
+		waitFor(t, 10*time.Second, owner+" drops its stale address", func() bool { return slices.Equal(lab.Holders(), []string{next}) })
+		// Failback prevented (the default): the group stays.
+		time.Sleep(time.Second)
+		require.Equal(t, next, lab.Owner(owner, "web"))
+		owner = next
+	})
+
+	partition := func(name string, cut, heal func(string) error) {
+		t.Run(name, func(t *testing.T) {
+			t0 := time.Now()
+			require.NoError(t, cut(owner))
+			next := answering(t, w, 20*time.Second, owner)
+			rec := w.Snapshot()
+			dropped, taken := rec.LastHeld(owner), rec.FirstHeld(next, t0)
+			t.Logf("%s: %s dropped the VIP %s after the cut; %s took it %s after; outage %s", name, owner,
+				dropped.Sub(t0), next, taken.Sub(t0), rec.Outage(t0))
+			require.True(t, dropped.Before(taken), "the old owner dropped the address before the new owner took it")
+			noSplitBrain(t, rec, t0)
+			require.NoError(t, heal(owner))
+			waitFor(t, 30*time.Second, owner+" is up again", func() bool { return nodeState(lab, next, owner) == "up" })
+			require.Equal(t, next, lab.Owner(next, "web"))
+			owner = next
+		})
+	}
+	partition("partition link down", func(n string) error { return lab.SetLink(n, -1, false) },
+		func(n string) error { return lab.SetLink(n, -1, true) })
+	partition("partition both ways nft", func(n string) error { return lab.Drop(n, 100, true, true) },
+		func(n string) error { return lab.Drop(n, 0, false, false) })
+	partition("partition outbound only", func(n string) error { return lab.Drop(n, 100, true, false) },
+		func(n string) error { return lab.Drop(n, 0, false, false) })
+
+	t.Run("partition inbound only", func(t *testing.T) {
+		// The owner hears nobody while the others hear it: it loses its
+		// lease and fences itself, but nobody declares it dead (package
+		// cluster: "What it does not protect against"). No split brain.
+		t0 := time.Now()
+		require.NoError(t, lab.Drop(owner, 100, false, true))
+		waitFor(t, 10*time.Second, owner+" drops the VIP", func() bool { return !slices.Contains(lab.Holders(), owner) })
+		time.Sleep(2 * time.Second)
+		rec := w.Snapshot()
+		noSplitBrain(t, rec, t0)
+		t.Logf("inbound cut: %s dropped the VIP %s after; holders now %v", owner, rec.LastHeld(owner).Sub(t0), lab.Holders())
+		require.NoError(t, lab.Drop(owner, 0, false, false))
+		next := answering(t, w, 30*time.Second)
+		waitFor(t, 30*time.Second, "every node up", func() bool {
+			return nodeState(lab, next, "a") == "up" && nodeState(lab, next, "b") == "up" && nodeState(lab, next, "c") == "up"
+		})
+		noSplitBrain(t, w.Snapshot(), t0)
+		owner = next
+	})
+
+	t.Run("one path lost", func(t *testing.T) {
+		t0 := time.Now()
+		require.NoError(t, lab.SetLink(owner, 1, false))
+		time.Sleep(3 * time.Second)
+		rec := w.Snapshot()
+		require.Equal(t, owner, lab.Owner(owner, "web"))
+		require.Equal(t, []string{owner}, rec.Answerers(t0))
+		require.Zero(t, rec.OwnerChanges(t0))
+		require.NoError(t, lab.SetLink(owner, 1, true))
+	})
+
+	t.Run("raft leader killed while not the owner", func(t *testing.T) {
+		leader := lab.Leader(owner)
+		if leader == owner { // make a non-owner the leader's case: move the group away
+			var to string
+			for _, n := range lab.Nodes {
+				if n.Name != owner {
+					to = n.Name
+					break
+				}
+			}
+			require.NoError(t, lab.Move(owner, "web", to))
+			owner = answering(t, w, 20*time.Second, leader)
+		}
+		require.NotEqual(t, owner, leader)
+		t0 := time.Now()
+		require.NoError(t, lab.SetLink(leader, -1, false))
+		lab.Kill(leader)
+		waitFor(t, 20*time.Second, "a new raft leader", func() bool { l := lab.Leader(owner); return l != "" && l != leader })
+		time.Sleep(time.Second)
+		rec := w.Snapshot()
+		require.Equal(t, owner, lab.Owner(owner, "web"))
+		require.Equal(t, []string{owner}, rec.Answerers(t0))
+		require.Zero(t, rec.OwnerChanges(t0))
+		t.Logf("leader %s killed; longest unanswered gap %s", leader, rec.Outage(t0))
+	})
+}
+
+// nodeState is node's state as via sees it.
+func nodeState(lab *clusterlab.Lab, via, node string) string {
+	st, err := lab.Status(via)
+	if err != nil || st.Cluster == nil {
+		return ""
+	}
+	for _, n := range st.Cluster.Nodes {
+		if n.Name == node {
+			return n.State.String()
+		}
+	}
+	return ""
+}
+
+// appPid asks the app on the VIP (from the client namespace) for its pid
+// and its node.
+func appPid(lab *clusterlab.Lab) (int, string, error) {
+	s, err := lab.Get("/pid")
+	if err != nil {
+		return 0, "", err
+	}
+	pid, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, "", err
+	}
+	node, err := lab.Get("/node")
+	return pid, node, err
+}
