@@ -403,17 +403,25 @@ func (l *Lab) SetLink(name string, path int, up bool) error {
 // eth0). pct 100 is a silent partition with the carrier up; 0 removes
 // the rules.
 func (l *Lab) Drop(name string, pct int, fromNode, toNode bool) error {
+	return l.DropPath(name, -1, pct, fromNode, toNode)
+}
+
+// DropPath is Drop on one path (-1: every path).
+func (l *Lab) DropPath(name string, path, pct int, fromNode, toNode bool) error {
 	n := l.Node(name)
 	set := func(ns, dev string, on bool) error {
 		table := "sftlab_" + strings.ReplaceAll(dev, "-", "_")
+		key := ns + "/" + table
 		l.mu.Lock()
-		had := l.nft[ns+"/"+table]
-		l.nft[ns+"/"+table] = on && pct > 0
+		had := l.nft[key]
 		l.mu.Unlock()
 		if had {
 			if err := run("ip", "netns", "exec", ns, "nft", "delete", "table", "netdev", table); err != nil {
 				return err
 			}
+			l.mu.Lock()
+			delete(l.nft, key)
+			l.mu.Unlock()
 		}
 		if !on || pct <= 0 {
 			return nil
@@ -422,10 +430,21 @@ func (l *Lab) Drop(name string, pct int, fromNode, toNode bool) error {
 		if pct < 100 {
 			rule = fmt.Sprintf("numgen random mod 100 < %d drop", pct)
 		}
-		script := fmt.Sprintf("table netdev %s { chain in { type filter hook ingress device %q priority 0; policy accept; %s; } }", table, dev, rule)
-		return run("ip", "netns", "exec", ns, "nft", script)
+		script := fmt.Sprintf("table netdev %s {\n chain drop_in {\n  type filter hook ingress device %q priority 0; policy accept;\n  %s\n }\n}\n", table, dev, rule)
+		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("nft in %s: %w: %s", ns, err, strings.TrimSpace(string(out)))
+		}
+		l.mu.Lock()
+		l.nft[key] = true
+		l.mu.Unlock()
+		return nil
 	}
 	for p, port := range []string{"p-" + name, "q-" + name}[:l.Opts.Paths] {
+		if path >= 0 && p != path {
+			continue
+		}
 		if err := set(l.Switch, port, fromNode); err != nil {
 			return err
 		}
