@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,4 +248,92 @@ func appPid(lab *clusterlab.Lab) (int, string, error) {
 	}
 	node, err := lab.Get("/node")
 	return pid, node, err
+}
+
+// groupOf is the cluster's view of group web from node via.
+func groupOf(t *testing.T, lab *clusterlab.Lab, via string) (owner, kind, reason string) {
+	t.Helper()
+	st, err := lab.Status(via)
+	require.NoError(t, err)
+	require.NotNil(t, st.Cluster)
+	for _, g := range st.Cluster.Groups {
+		if g.Name == "web" {
+			return g.Owner, string(g.Kind), g.Reason
+		}
+	}
+	t.Fatalf("no group web in %s's status", via)
+	return
+}
+
+// killApp SIGKILLs the app answering on the VIP (a crash the restart
+// policy sees) and returns its node.
+func killApp(t *testing.T, lab *clusterlab.Lab) string {
+	t.Helper()
+	pid, node, err := appPid(lab)
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	t.Logf("killed the app (pid %d) on %s", pid, node)
+	return node
+}
+
+// TestClusterWitness runs two voters and a witness through: the owner
+// killed (the witness keeps the two-node cluster available), immediate
+// failback when it returns, a group failure past its restart threshold
+// (the group moves), and past its failover threshold (it stays offline
+// with the reason). Failback prevented is in TestClusterFailover; the
+// failback window is covered with a test clock in package policy
+// (TestFailbackDecide, TestFailbackDelayIsNextOpening).
+func TestClusterWitness(t *testing.T) {
+	lab := newLab(t, clusterlab.Options{Nodes: []string{"a", "b", "w"}, Witness: "w",
+		Placement:  ", failback: {mode: immediate}, stable_period: 1s",
+		GroupYAML:  "    failover: {threshold: 2, period: 1h}\n",
+		AppRestart: "{threshold: 1, delay: 0s}"})
+	w, err := lab.Watch()
+	require.NoError(t, err)
+	defer w.Stop()
+	require.Equal(t, "a", answering(t, w, 60*time.Second))
+
+	// The witness keeps a quorum: b takes over.
+	t0 := time.Now()
+	require.NoError(t, lab.SetLink("a", -1, false))
+	lab.Kill("a")
+	require.Equal(t, "b", answering(t, w, 20*time.Second, "a"))
+	rec := w.Snapshot()
+	noSplitBrain(t, rec, t0, "a")
+	t.Logf("a killed: b answers; outage %s", rec.Outage(t0))
+	owner, kind, _ := groupOf(t, lab, "w")
+	require.Equal(t, "b", owner)
+	require.Equal(t, "failover", kind)
+
+	// Immediate failback once a is up for the stable period.
+	require.NoError(t, lab.SetLink("a", -1, true))
+	require.NoError(t, lab.Start("a"))
+	t1 := time.Now()
+	require.Equal(t, "a", answering(t, w, 30*time.Second, "b"))
+	owner, kind, _ = groupOf(t, lab, "w")
+	require.Equal(t, "a", owner)
+	require.Equal(t, "failback", kind)
+	noSplitBrain(t, w.Snapshot(), t1)
+
+	// Past the restart threshold (1): the second crash moves the group.
+	require.Equal(t, "a", killApp(t, lab))
+	require.Equal(t, "a", answering(t, w, 20*time.Second), "restarted in place")
+	require.Equal(t, "a", killApp(t, lab))
+	require.Equal(t, "b", answering(t, w, 20*time.Second, "a"))
+	owner, kind, reason := groupOf(t, lab, "w")
+	require.Equal(t, "b", owner)
+	require.Equal(t, "failover", kind)
+	t.Logf("moved to b: %s", reason)
+
+	// Past the failover threshold (2 within 1h): it stays offline.
+	require.Equal(t, "b", killApp(t, lab))
+	require.Equal(t, "b", answering(t, w, 20*time.Second), "restarted in place")
+	require.Equal(t, "b", killApp(t, lab))
+	waitFor(t, 20*time.Second, "the group is left offline", func() bool { o, _, _ := groupOf(t, lab, "w"); return o == "" })
+	_, _, reason = groupOf(t, lab, "w")
+	require.Contains(t, reason, "failover threshold reached")
+	time.Sleep(500 * time.Millisecond)
+	require.Empty(t, lab.Holders())
+	_, _, err = appPid(lab)
+	require.Error(t, err, "nothing answers on the VIP")
 }

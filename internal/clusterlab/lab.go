@@ -53,12 +53,15 @@ type Options struct {
 	// Preferred is the group's preferred owners (default: Nodes minus the
 	// witness, in order).
 	Preferred []string
-	// GroupYAML, if set, replaces the default group's extra settings
-	// (failover, placement.failback, restart) — YAML lines indented for a
-	// group entry, e.g. "    failover: {threshold: 1}\n".
+	// GroupYAML is added to the group entry (failover and such): YAML
+	// lines indented for a group entry, e.g. "    failover: {threshold: 1}\n".
 	GroupYAML string
-	// AppYAML is appended to the app resource (indented for a resource).
-	AppYAML string
+	// Placement is added to the group's placement (flow style), e.g.
+	// ", failback: {mode: immediate}, stable_period: 1s".
+	Placement string
+	// AppRestart is the app's restart policy in YAML flow style.
+	// Default "{delay: 0s}".
+	AppRestart string
 	// Log receives progress lines (nil: none).
 	Log func(format string, args ...any)
 }
@@ -253,7 +256,7 @@ func (l *Lab) writeConfig() error {
 	}
 	fmt.Fprintf(&b, `groups:
   - name: web
-    placement: {preferred: [%s]}
+    placement: {preferred: [%s]%s}
 %s    resources:
       - name: vip
         type: ipaddress
@@ -265,8 +268,8 @@ func (l *Lab) writeConfig() error {
         properties:
           argv: [%s, demo-http, --listen, "%s:%d", --allow-any-address, --name, "${node}"]
           stop_grace: 1s
-        restart: {delay: 0s}
-%s`, strings.Join(preferred, ", "), l.Opts.GroupYAML, VIP, l.Opts.Binary, VIP, Port, l.Opts.AppYAML)
+        restart: %s
+`, strings.Join(preferred, ", "), l.Opts.Placement, l.Opts.GroupYAML, VIP, l.Opts.Binary, VIP, Port, orDefault(l.Opts.AppRestart, "{delay: 0s}"))
 	l.Config = filepath.Join(l.Dir, "cluster.yaml")
 	return os.WriteFile(l.Config, []byte(b.String()), 0o600)
 }
