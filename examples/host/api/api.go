@@ -153,7 +153,7 @@ var (
 	// ErrNotFound: no such group (404).
 	ErrNotFound = errors.New("no such group")
 	// ErrConflict: the request cannot be done in the current state or
-	// without the cluster layer (409).
+	// without a cluster section (409).
 	ErrConflict = errors.New("conflict")
 )
 
