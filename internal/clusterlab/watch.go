@@ -385,21 +385,27 @@ func (r Record) Outage(after time.Time) time.Duration {
 	return longest
 }
 
-// BlackHole sums the time of unanswered runs after t longer than 30 ms
-// (probes every 10 ms: one or two lost probes are loss, not an outage).
+// BlackHole sums the time after t in which the client's traffic to the
+// VIP went nowhere because of the cluster, not because of the link's own
+// loss: no node held the address, or the newest ARP claim the client saw
+// named a node that did not hold it (the gratuitous-ARP race that
+// black-holes keepalived's clients). Measured between holder samples.
 func (r Record) BlackHole(after time.Time) time.Duration {
 	var total time.Duration
-	var lastOK time.Time
-	for _, p := range r.Probes {
-		if p.Node == "" {
+	ai := 0
+	claimant := ""
+	for i := 1; i < len(r.Samples); i++ {
+		s := r.Samples[i]
+		for ai < len(r.ARPs) && !r.ARPs[ai].At.After(s.At) {
+			claimant = r.ARPs[ai].Node
+			ai++
+		}
+		if !s.At.After(after) {
 			continue
 		}
-		if p.At.After(after) && !lastOK.IsZero() {
-			if gap := p.At.Sub(lastOK); gap > 30*time.Millisecond {
-				total += gap
-			}
+		if len(s.Holders) == 0 || (claimant != "" && !contains(s.Holders, claimant)) {
+			total += s.At.Sub(r.Samples[i-1].At)
 		}
-		lastOK = p.At
 	}
 	return total
 }

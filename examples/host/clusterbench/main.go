@@ -7,7 +7,9 @@
 //   - random loss on the owner's link (nftables netdev ingress, both
 //     ways) at 20 % and 40 % for D: ownership changes, split-brain time
 //     (two nodes holding the address, sampled every 2 ms) and client
-//     black-hole time (unanswered runs longer than 30 ms).
+//     black-hole time (no node holds the address, or the newest ARP claim
+//     the client saw names a node that does not hold it); the share of
+//     probes answered shows the link's own loss.
 //
 // Run it from the repository root:
 //
