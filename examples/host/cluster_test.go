@@ -3,9 +3,11 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ func newLab(t *testing.T, opts clusterlab.Options) *clusterlab.Lab {
 		t.Skip("nft is missing (apt-get install -y nftables)")
 	}
 	opts.Binary = buildHost(t)
+	opts.App = buildApp(t)
 	opts.Log = t.Logf
 	lab, err := clusterlab.New(opts)
 	require.NoError(t, err)
@@ -46,6 +49,22 @@ func newLab(t *testing.T, opts clusterlab.Options) *clusterlab.Lab {
 		require.NoError(t, lab.Start(n.Name))
 	}
 	return lab
+}
+
+// builtApp is the lab's app, built once per test run next to the host
+// binary (removed by TestMain).
+var builtApp struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+func buildApp(t *testing.T) string {
+	t.Helper()
+	host := buildHost(t)
+	builtApp.once.Do(func() { builtApp.bin, builtApp.err = clusterlab.BuildApp(filepath.Dir(host)) })
+	require.NoError(t, builtApp.err)
+	return builtApp.bin
 }
 
 func tail(s string, lines int) string {

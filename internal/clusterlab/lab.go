@@ -41,6 +41,11 @@ import (
 type Options struct {
 	// Binary is the sftd binary. Required.
 	Binary string
+	// App is the application binary: nameapp (see package
+	// internal/clusterlab/nameapp; BuildApp builds it), which starts in
+	// milliseconds. Default: sftd demo-http (a large binary: its start-up
+	// adds about 100 ms to every failover).
+	App string
 	// Nodes are the node names (short: at most 8 characters). Default
 	// a, b, c.
 	Nodes []string
@@ -266,12 +271,32 @@ func (l *Lab) writeConfig() error {
         type: genericapp
         depends_on: [vip]
         properties:
-          argv: [%s, demo-http, --listen, "%s:%d", --allow-any-address, --name, "${node}"]
+          argv: [%s]
           stop_grace: 1s
         restart: %s
-`, strings.Join(preferred, ", "), l.Opts.Placement, l.Opts.GroupYAML, VIP, l.Opts.Binary, VIP, Port, orDefault(l.Opts.AppRestart, "{delay: 0s}"))
+`, strings.Join(preferred, ", "), l.Opts.Placement, l.Opts.GroupYAML, VIP, l.appArgv(), orDefault(l.Opts.AppRestart, "{delay: 0s}"))
 	l.Config = filepath.Join(l.Dir, "cluster.yaml")
 	return os.WriteFile(l.Config, []byte(b.String()), 0o600)
+}
+
+// appArgv is the app's argv in YAML flow style.
+func (l *Lab) appArgv() string {
+	listen := fmt.Sprintf("%s:%d", VIP, Port)
+	if l.Opts.App != "" {
+		return fmt.Sprintf("%s, -listen, %q, -name, \"${node}\"", l.Opts.App, listen)
+	}
+	return fmt.Sprintf("%s, demo-http, --listen, %q, --allow-any-address, --name, \"${node}\"", l.Opts.Binary, listen)
+}
+
+// BuildApp builds nameapp into dir and returns its path (run from inside
+// the module).
+func BuildApp(dir string) (string, error) {
+	bin := filepath.Join(dir, "nameapp")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/sftkit/sft/internal/clusterlab/nameapp").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build nameapp: %w: %s", err, out)
+	}
+	return bin, nil
 }
 
 func orDefault(s, d string) string {
@@ -328,6 +353,18 @@ func (l *Lab) Start(name string) error {
 	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(n.done)
 	l.logf("started %s (pid %d)", name, cmd.Process.Pid)
 	return nil
+}
+
+// Pid is the pid of node name's sftd (0 if it does not run). sftd is
+// started through `ip netns exec`, which execs it: same process.
+func (l *Lab) Pid(name string) int {
+	n := l.Node(name)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
 }
 
 // Running reports whether node name's process runs.

@@ -40,6 +40,7 @@ func main() {
 	runs := flag.Int("runs", 10, "kill-the-owner `repetitions` per profile")
 	lossFor := flag.Duration("loss-for", 60*time.Second, "`duration` of each loss run")
 	losses := flag.String("loss", "20,40", "loss `percentages`, comma-separated (empty: none)")
+	appKind := flag.String("app", "nameapp", "the group's `app`: nameapp (starts in milliseconds) or demo-http (sftd itself: about 100 ms more per failover)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "clusterbench: needs root (network namespaces, nftables)")
@@ -57,6 +58,18 @@ func main() {
 		os.Exit(1)
 	}
 	b := &bench{bin: bin, labs: map[*clusterlab.Lab]bool{}}
+	switch *appKind {
+	case "nameapp":
+		if b.app, err = clusterlab.BuildApp(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "clusterbench:", err)
+			os.Exit(1)
+		}
+	case "demo-http":
+	default:
+		fmt.Fprintf(os.Stderr, "clusterbench: -app %q: want nameapp or demo-http\n", *appKind)
+		os.Exit(2)
+	}
+	fmt.Printf("app: %s\n", *appKind)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
@@ -92,11 +105,12 @@ func main() {
 
 type bench struct {
 	bin  string
+	app  string
 	labs map[*clusterlab.Lab]bool
 }
 
 func (b *bench) lab(profile string) (*clusterlab.Lab, error) {
-	l, err := clusterlab.New(clusterlab.Options{Binary: b.bin, Profile: profile,
+	l, err := clusterlab.New(clusterlab.Options{Binary: b.bin, App: b.app, Profile: profile,
 		GroupYAML: "    failover: {threshold: 1000}\n"})
 	if err != nil {
 		return nil, err
