@@ -402,6 +402,25 @@ func (l *Lab) Kill(name string) {
 	l.logf("killed %s", name)
 }
 
+// Reboot brings a killed node back as a rebooted machine would come: its
+// namespace loses the addresses the dead process left bound (the VIP),
+// its links come up, and sftd starts again.
+func (l *Lab) Reboot(name string) error {
+	if l.Running(name) {
+		return fmt.Errorf("clusterlab: %s still runs: Kill it first", name)
+	}
+	n := l.Node(name)
+	if l.holds(n) {
+		if err := run("ip", "-n", n.NS, "addr", "del", VIP+"/24", "dev", "eth0"); err != nil {
+			return err
+		}
+	}
+	if err := l.SetLink(name, -1, true); err != nil {
+		return err
+	}
+	return l.Start(name)
+}
+
 // Stop stops node name gracefully (SIGTERM), bounded by 20 s, then kills.
 func (l *Lab) Stop(name string) {
 	n := l.Node(name)

@@ -203,10 +203,7 @@ func (b *bench) kills(profile string, runs int) error {
 		split += splitSince(rec, t0, owner)
 		outages = append(outages, out)
 		fmt.Printf("%s kill %2d: %s killed, %s answers; outage %s\n", profile, i+1, owner, next, out.Round(time.Millisecond))
-		if err := l.SetLink(owner, -1, true); err != nil {
-			return err
-		}
-		if err := l.Start(owner); err != nil {
+		if err := l.Reboot(owner); err != nil {
 			return err
 		}
 		deadline := time.Now().Add(30 * time.Second)
