@@ -170,13 +170,33 @@ func nodeUp(l *clusterlab.Lab, via, node string) bool {
 	return false
 }
 
+// keepLogs copies the nodes' logs out of a lab that failed (the lab's
+// directory goes with it) and says where.
+func keepLogs(l *clusterlab.Lab, what string) {
+	dir, err := os.MkdirTemp("", "clusterbench-"+what+"-logs-")
+	if err != nil {
+		return
+	}
+	for _, n := range l.Nodes {
+		if b, err := os.ReadFile(n.LogFile); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, n.Name+".log"), b, 0o600)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "clusterbench: %s: the nodes' logs are in %s\n", what, dir)
+}
+
 // kills kills the owner runs times, restarting it after each run.
-func (b *bench) kills(profile string, runs int) error {
+func (b *bench) kills(profile string, runs int) (err error) {
 	l, err := b.lab(profile)
 	if err != nil {
 		return err
 	}
 	defer b.done(l)
+	defer func() {
+		if err != nil {
+			keepLogs(l, profile+"-kill")
+		}
+	}()
 	w, err := l.Watch()
 	if err != nil {
 		return err
@@ -238,12 +258,17 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // loss drops pct % of the owner's frames both ways for d.
-func (b *bench) loss(profile string, pct int, d time.Duration) error {
+func (b *bench) loss(profile string, pct int, d time.Duration) (err error) {
 	l, err := b.lab(profile)
 	if err != nil {
 		return err
 	}
 	defer b.done(l)
+	defer func() {
+		if err != nil {
+			keepLogs(l, fmt.Sprintf("%s-loss%d", profile, pct))
+		}
+	}()
 	w, err := l.Watch()
 	if err != nil {
 		return err
