@@ -101,6 +101,7 @@ start() {
 	setsid ip netns exec "$P-$n" "$WORK/sftd" run -config "$WORK/$n.yaml" -node "$n" \
 		-socket "$WORK/$n.sock" -plugins inprocess -metrics-listen off >"$WORK/$n.log" 2>&1 &
 	PIDS+=($!)
+	disown $! # no "Killed" job notices: the script kills it on purpose
 	eval "PID_$n=$!"
 }
 
