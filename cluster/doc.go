@@ -31,6 +31,10 @@
 //     node owned when it lost its lease (or before it started) is
 //     reclaimed with a new epoch (SetOwner by the owner, a CAS that also
 //     defeats a stale decision still in flight) before it comes back.
+//     At start the node holds no lease, so it fences every group: what a
+//     previous run left behind is terminated rather than adopted
+//     (monitor Probe would bring the rest of an adopted group up without
+//     a lease); groups it still owns come back after the reclaim.
 //     A group that failed and stopped here is reported (RecordFailure
 //     with its class: node-local bans this node, configuration every
 //     node). An Online refused because the address is held elsewhere

@@ -17,12 +17,12 @@ import (
 // epoch while it holds its lease; Offline when it no longer owns it or
 // drains it for a move; Fence when the lease runs out (that call must
 // finish within Timing.Drop: the budget is part of the safety inequality
-// in the package doc); Probe once per group at start.
+// in the package doc), and once per group at start (a node starts without
+// a lease).
 type Local interface {
 	Online(ctx context.Context, group string) error
 	Offline(ctx context.Context, group string) error
 	Fence(ctx context.Context, group string) (monitor.FenceResult, error)
-	Probe(ctx context.Context, group string) (monitor.ProbeResult, error)
 	Watch() *monitor.Watch
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/sftkit/sft/cluster/detector"
 	"github.com/sftkit/sft/cluster/state"
@@ -218,6 +219,7 @@ type Node struct {
 	mux     *mux
 	det     *detector.UDP
 	wal     *wal.WAL
+	meta    *metadb.BoltMetaDB // raft-wal v0.4.0's Close leaves it open: closed here
 	groups  []string
 	holdoff time.Duration
 
@@ -318,7 +320,8 @@ func (n *Node) start() error {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return resource.ConfigError("data_dir", n.cfg.DataDir, "%v", err)
 		}
-		if n.wal, err = wal.Open(dir); err != nil {
+		n.meta = &metadb.BoltMetaDB{}
+		if n.wal, err = wal.Open(dir, wal.WithMetaStore(n.meta)); err != nil {
 			return fmt.Errorf("cluster: open raft log in %s: %w", dir, err)
 		}
 		if snaps, err = raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, hlog); err != nil {
@@ -426,6 +429,9 @@ func (n *Node) teardown() {
 	n.own.wait()
 	if n.wal != nil {
 		_ = n.wal.Close()
+	}
+	if n.meta != nil {
+		_ = n.meta.Close()
 	}
 	n.hub.close()
 }

@@ -150,6 +150,9 @@ type tcluster struct {
 	regs   map[string]*register
 	groups []policy.Group
 	cfg    func(*cluster.Config)
+	specs  []cluster.NodeSpec
+	dirs   map[string]string
+	opts   clusterOpts
 }
 
 type clusterOpts struct {
@@ -202,20 +205,41 @@ func newCluster(t *testing.T, names []string, groups []policy.Group, o clusterOp
 			dirs[s.Name] = t.TempDir()
 		}
 	}
+	c.specs, c.dirs, c.opts = specs, dirs, o
 	for _, s := range specs {
-		c.start(s, specs, dirs[s.Name], o.restart)
+		c.start(s, nil)
 	}
 	t.Cleanup(c.close)
 	return c
 }
 
+// restart closes a node (its groups go offline) and starts it again with
+// the same monitor and data dir.
+func (c *tcluster) restart(name string) {
+	tn := c.nodes[name]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tn.node.Close(ctx); err != nil {
+		c.t.Fatal(err)
+	}
+	<-tn.done
+	i := slices.IndexFunc(c.specs, func(s cluster.NodeSpec) bool { return s.Name == name })
+	c.start(c.specs[i], tn)
+}
+
 var testKey = []byte("0123456789abcdef-test-key")
 
-func (c *tcluster) start(s cluster.NodeSpec, specs []cluster.NodeSpec, dir string, restart policy.Restart) {
+func (c *tcluster) start(s cluster.NodeSpec, old *tnode) {
 	t := c.t
+	restart := c.opts.restart
 	tn := &tnode{name: s.Name, spec: s, apps: map[string]*resourcetest.Fake{}, done: make(chan struct{})}
-	cfg := cluster.Config{Name: s.Name, Nodes: specs, Key: testKey, Groups: c.groups, DataDir: dir}
-	if !s.Witness {
+	cfg := cluster.Config{Name: s.Name, Nodes: c.specs, Key: testKey, Groups: c.groups, DataDir: c.dirs[s.Name]}
+	if old != nil {
+		tn.mon, tn.apps = old.mon, old.apps
+		if tn.mon != nil {
+			cfg.Local = tn.mon
+		}
+	} else if !s.Witness {
 		tn.mon = monitor.New(monitor.Config{Managed: true})
 		for _, g := range c.groups {
 			app := resourcetest.NewFake("app")
@@ -368,6 +392,15 @@ func (c *tcluster) held(group string, d time.Duration, ok func(string) bool) str
 
 func anyNode(string) bool { return true }
 
+// allUp waits until via sees every node up.
+func (c *tcluster) allUp(via string) {
+	c.t.Helper()
+	c.eventually(startup, "every node up", func() bool {
+		s := c.nodes[via].node.Status()
+		return len(s.Nodes) == len(c.order) && !slices.ContainsFunc(s.Nodes, func(n cluster.NodeStatus) bool { return n.State != policy.NodeUp })
+	})
+}
+
 const (
 	startup  = 30 * time.Second // cold start: election, 2W holdoff, placement
 	failover = 30 * time.Second // generous: the figures live in benchmarks
@@ -498,6 +531,7 @@ func TestWitness(t *testing.T) {
 func TestMove(t *testing.T) {
 	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
 	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.allUp("b")
 	ctx, cancel := context.WithTimeout(context.Background(), failover)
 	defer cancel()
 	if err := c.nodes["b"].node.Move(ctx, "web", "c"); err != nil {
@@ -520,6 +554,7 @@ func TestGroupFailure(t *testing.T) {
 		clusterOpts{restart: policy.Restart{Threshold: 1, Period: time.Hour, Delay: time.Millisecond}})
 	c.held("web", startup, func(h string) bool { return h == "a" })
 	fail := func(node string) {
+		c.eventually(failover, "web online on "+node, func() bool { return c.group(node, "web").Local == resource.StateOnline })
 		app := c.nodes[node].apps["web"]
 		for range 3 { // restart threshold 1: two failures fail the group
 			app.PushFailure(resource.Transient(errors.New("injected")))
@@ -538,5 +573,126 @@ func TestGroupFailure(t *testing.T) {
 	}
 	if h := c.regs["web"].holder(); h != "" {
 		t.Errorf("web held by %s after it was left offline", h)
+	}
+}
+
+// TestFailback: the preferred node comes back; with failback immediate
+// the group returns to it after the stable period (drained: never on
+// both); with failback prevented it stays.
+func TestFailback(t *testing.T) {
+	for _, mode := range []policy.FailbackMode{policy.FailbackImmediate, policy.FailbackPrevent} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c"),
+				Failback: policy.Failback{Mode: mode}, StablePeriod: 500 * time.Millisecond}}, clusterOpts{})
+			c.held("web", startup, func(h string) bool { return h == "a" })
+			c.isolate("a", true, true, true, 1)
+			c.held("web", failover, func(h string) bool { return h == "b" })
+			c.isolate("a", true, true, false, 1)
+			c.eventually(failover, "a up again", func() bool {
+				return slices.ContainsFunc(c.nodes["b"].node.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "a" && n.State == policy.NodeUp })
+			})
+			if mode == policy.FailbackImmediate {
+				c.held("web", failover, func(h string) bool { return h == "a" })
+				if g := c.group("a", "web"); g.Kind != "failback" {
+					t.Errorf("kind %s (%s), want failback", g.Kind, g.Reason)
+				}
+				return
+			}
+			time.Sleep(2 * time.Second) // well past the stable period
+			if h := c.regs["web"].holder(); h != "b" {
+				t.Errorf("failback prevented, but web is held by %q", h)
+			}
+		})
+	}
+}
+
+// TestFenceNeeded: the old owner is frozen (it cannot drop the address,
+// and the new owner's probe finds it held): the group waits, the event
+// says fence-needed, the fence hook is told whom to fence, and once it has
+// the group comes online.
+func TestFenceNeeded(t *testing.T) {
+	var mu sync.Mutex
+	var reqs []cluster.FenceRequest
+	var c *tcluster
+	c = newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{
+		cfg: func(cfg *cluster.Config) {
+			cfg.FenceHook = func(_ context.Context, r cluster.FenceRequest) error {
+				mu.Lock()
+				reqs = append(reqs, r)
+				mu.Unlock()
+				c.regs[r.Group].setFrozen(r.Suspect, false)
+				c.regs[r.Group].powerOff(r.Suspect) // the STONITH agent powers it off
+				return nil
+			}
+		}})
+	c.regs["web"].probe = true
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.regs["web"].setFrozen("a", true)
+	c.isolate("a", true, true, true, 1)
+	c.held("web", failover, func(h string) bool { return h == "b" })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reqs) != 1 || reqs[0].Suspect != "a" || reqs[0].Group != "web" {
+		t.Errorf("fence hook calls %+v, want one for web suspecting a", reqs)
+	}
+	if !slices.ContainsFunc(c.nodes["b"].events(), func(e cluster.Event) bool { return e.Kind == cluster.EventFenceNeeded && e.Group == "web" }) {
+		t.Error("no fence-needed event on b")
+	}
+}
+
+// TestRestartFromDisk: every node restarts from its data dir and finds
+// the state it had (raft-wal log and stable store).
+func TestRestartFromDisk(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{dataDir: true})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.allUp("a")
+	ctx, cancel := context.WithTimeout(context.Background(), failover)
+	defer cancel()
+	for _, to := range []string{"b", "c", "b", "c"} {
+		if err := c.nodes["a"].node.Move(ctx, "web", to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.held("web", failover, func(h string) bool { return h == "c" })
+	before := c.group("c", "web")
+	for _, n := range c.order {
+		c.restart(n)
+	}
+	c.eventually(startup, "the state back", func() bool { return c.group("c", "web").Epoch >= before.Epoch })
+	c.held("web", startup, anyNode)
+}
+
+// TestOfflineOnlineMaintenance: a group taken offline cluster-wide stays
+// offline until started; a node in maintenance is drained.
+func TestOfflineOnlineMaintenance(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	ctx, cancel := context.WithTimeout(context.Background(), failover)
+	defer cancel()
+	b := c.nodes["b"].node
+	if err := b.Offline(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(failover, "web offline", func() bool { return c.regs["web"].holder() == "" })
+	time.Sleep(time.Second)
+	if h := c.regs["web"].holder(); h != "" {
+		t.Fatalf("stopped group held by %s", h)
+	}
+	if err := b.Online(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	c.held("web", failover, func(h string) bool { return h == "a" })
+	if err := b.SetMaintenance(ctx, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	c.held("web", failover, func(h string) bool { return h == "b" })
+	if err := b.SetMaintenance(ctx, "a", false); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(failover, "a up again", func() bool {
+		return slices.ContainsFunc(b.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "a" && n.State == policy.NodeUp })
+	})
+	if err := b.Offline(ctx, "nosuch"); err == nil {
+		t.Error("offline of an unknown group accepted")
 	}
 }

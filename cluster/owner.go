@@ -26,6 +26,8 @@ type owner struct {
 	failed map[string]uint64              // the epoch a failure was reported at
 	sent   map[string]uint64              // the epoch a Release or reclaim was sent at
 	held   map[string]held                // Online refused: held elsewhere
+	seq    map[string]uint64              // the local status Seq the last op started at
+	last   map[string]string              // the last op's kind
 }
 
 type held struct {
@@ -35,7 +37,8 @@ type held struct {
 
 func (o *owner) init() {
 	o.local, o.op, o.fenced, o.online = map[string]monitor.GroupStatus{}, map[string]string{}, map[string]uint64{}, map[string]uint64{}
-	o.failed, o.sent, o.held = map[string]uint64{}, map[string]uint64{}, map[string]held{}
+	o.failed, o.sent, o.held, o.seq = map[string]uint64{}, map[string]uint64{}, map[string]held{}, map[string]uint64{}
+	o.last = map[string]string{}
 }
 
 func (o *owner) setLease(v bool) {
@@ -71,15 +74,13 @@ func (n *Node) watchLocal(w *monitor.Watch) {
 	}
 }
 
-// ownerLoop brings this node's groups online and offline: at start it
-// probes them (adopting what runs, which the lease rule then fences until
-// the lease is held), then reconciles on every change.
+// ownerLoop brings this node's groups online and offline. At start it
+// fences every group: this node holds no lease yet, so whatever a previous
+// run left behind must go (see the package doc: no adoption in cluster
+// mode); groups it still owns come back with a new epoch once it holds
+// its lease. Then it reconciles on every change.
 func (n *Node) ownerLoop() {
-	for _, g := range n.groups {
-		if _, err := n.cfg.Local.Probe(n.ctx, g); err != nil && !errors.Is(err, monitor.ErrBusy) && n.ctx.Err() == nil {
-			n.emit(Event{Kind: EventError, Group: g, Detail: "probe: " + err.Error()})
-		}
-	}
+	n.fence(n.groups, "start without a lease")
 	t := time.NewTicker(n.timing.Window / 2)
 	defer t.Stop()
 	for {
@@ -122,17 +123,26 @@ func (n *Node) reconcile() {
 		fresh := g.Epoch > o.fenced[name]
 		draining := owned && g.MoveTo != ""
 		h := o.held[name]
+		if owned && ok && loc.FailedAndStopped() && h.epoch != g.Epoch && o.online[name] == g.Epoch && o.failed[name] != g.Epoch {
+			// It failed here after it came online: report it (the
+			// leader moves it); never restart it here on our own.
+			o.failed[name] = g.Epoch
+			n.reportFailure(name, g.Epoch, classOf(loc.Class), loc.Reason)
+		}
 		want := owned && !draining && lease && fresh && o.failed[name] != g.Epoch &&
 			!(h.epoch == g.Epoch && time.Now().Before(h.retry))
 		op := o.op[name]
+		// The last op's outcome may not have reached the watch yet: do
+		// not repeat an op until the local status has changed since.
+		again := func(kind string) bool { return o.last[name] != kind || !ok || loc.Seq > o.seq[name] }
 		switch {
-		case want && op == "" && (!ok || loc.Target != resource.StateOnline || loc.FailedAndStopped()):
+		case want && op == "" && again("online") && (!ok || loc.Target != resource.StateOnline || loc.FailedAndStopped()):
 			n.startOp(name, "online", g)
-		case !want && !lease && !localDown(loc, ok) && op != "fence":
+		case !want && !lease && !localDown(loc, ok) && op != "fence" && again("fence"):
 			n.startOp(name, "fence", g) // no lease: down at once
-		case !want && lease && !localDown(loc, ok) && (op == "" || op == "online") && loc.Target == resource.StateOnline:
+		case !want && lease && !localDown(loc, ok) && (op == "" || op == "online") && loc.Target == resource.StateOnline && again("offline"):
 			n.startOp(name, "offline", g)
-		case !want && lease && ok && loc.Target == resource.StateOffline && loc.State == resource.StateStopFailed && op == "":
+		case !want && lease && ok && loc.Target == resource.StateOffline && loc.State == resource.StateStopFailed && op == "" && again("offline"):
 			n.startOp(name, "offline", g) // try the stop again
 		}
 		switch {
@@ -147,9 +157,6 @@ func (n *Node) reconcile() {
 			o.sent[name] = g.Epoch
 			n.send(state.SetOwner{Group: name, Owner: n.cfg.Name, PrevEpoch: g.Epoch, Kind: state.KindPlace,
 				Reason: "reclaimed by its owner after its lease returned"})
-		case owned && ok && loc.FailedAndStopped() && o.online[name] == g.Epoch && o.failed[name] != g.Epoch:
-			o.failed[name] = g.Epoch
-			n.reportFailure(name, g.Epoch, classOf(loc.Class), loc.Reason)
 		}
 	}
 }
@@ -175,6 +182,7 @@ func (n *Node) reportFailure(group string, epoch uint64, class resource.Class, r
 func (n *Node) startOp(name, op string, g *state.Group) {
 	o := &n.own
 	o.op[name] = op
+	o.seq[name], o.last[name] = o.local[name].Seq, op
 	epoch := g.Epoch
 	o.wg.Go(func() {
 		defer func() {
@@ -195,7 +203,10 @@ func (n *Node) startOp(name, op string, g *state.Group) {
 				n.emit(Event{Kind: EventOffline, Group: name, Node: n.cfg.Name, Epoch: epoch})
 			}
 		case "fence":
-			n.fence([]string{name}, "no lease")
+			o.mu.Lock()
+			loc := o.local[name]
+			o.mu.Unlock()
+			n.fence([]string{name}, fmt.Sprintf("no lease (here %s, target %s)", loc.State, loc.Target))
 		}
 	})
 }
