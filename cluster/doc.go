@@ -1,9 +1,61 @@
 // Package cluster is sft's failover across nodes: which node owns which
-// group, decided by a quorum and never by two nodes at once. This is its
-// groundwork; the node runtime that ties it together is not built yet (see
-// "What is not wired yet" below).
+// group, decided by a quorum and never by two nodes at once.
 //
-// # What exists
+// # Running a node
+//
+// [Start] runs one [Node] from a [Config]: the static node list
+// ([NodeSpec]: name, raft TCP address, one UDP heartbeat address per
+// interconnect path, witness or not), the [Timing], the shared key, the
+// data dir, the monitor ([Local], *monitor.Monitor in managed mode) and
+// the groups' placement specs. A node runs
+//
+//   - raft (hashicorp/raft) over TCP on its raft address, with the log
+//     and stable store in hashicorp/raft-wal and file snapshots under
+//     DataDir. Requests from other nodes to the leader share the port
+//     (first byte 0xC5, HMAC-signed with the key);
+//   - the UDP heartbeat detector (package detector) on every path;
+//   - the leader loop, while it is the raft leader: node states from the
+//     detector (down when a majority of the others agree; up once heard
+//     without a break for 2W), then a placement pass (policy) turned into
+//     compare-and-set SetOwner commands. A group moving away from a live
+//     owner (a move, failback, drain) is drained: MoveGroup, the owner
+//     takes it offline and sends Release, then SetOwner. A group whose
+//     owner is down, or that failed and stopped there, gets its new owner
+//     at once. A new leader re-reads the state after a barrier and never
+//     re-places a healthy group: leadership moves nothing;
+//   - the owner loop, on every node that hosts: a group comes online
+//     here only while the state names this node its owner, the node
+//     holds its lease, and the epoch is newer than any it fenced; it goes
+//     offline when that ends. On LeaseLost every group not surely down is
+//     fenced at once (monitor Fence, bounded by Timing.Drop). A group this
+//     node owned when it lost its lease (or before it started) is
+//     reclaimed with a new epoch (SetOwner by the owner, a CAS that also
+//     defeats a stale decision still in flight) before it comes back.
+//     At start the node holds no lease, so it fences every group: what a
+//     previous run left behind is terminated rather than adopted
+//     (monitor Probe would bring the rest of an adopted group up without
+//     a lease); groups it still owns come back after the reclaim.
+//     A group that failed and stopped here is reported (RecordFailure
+//     with its class: node-local bans this node, configuration every
+//     node). An Online refused because the address is held elsewhere
+//     ([IsHeldElsewhere]) is not a failure: the group waits, the event
+//     says fence-needed, Config.FenceHook runs once per epoch, and the
+//     Online is retried every W.
+//
+// The API: [Node.Status] (nodes with state and evidence, groups with
+// owner, epoch, reason and local state, this node's lease and margin),
+// [Node.Move], [Node.Online] and [Node.Offline] (cluster-wide),
+// [Node.Clear], [Node.SetMaintenance], [Node.AddNode], [Node.RemoveNode],
+// [Node.Subscribe] (events: [EventKind]) and [Node.Simulate].
+//
+// Raft storage: raft-boltdb v2.3.1 does not build against raft v1.8.0
+// (it imports go-metrics/compat, gone in go-metrics v0.7.0), so the node
+// uses hashicorp/raft-wal v0.4.0, the segment-file log HashiCorp wrote
+// for Consul, which builds as is and is the maintained path; a bbolt
+// store of our own would be code to prove that raft-wal already is. An
+// empty DataDir keeps raft in memory (tests and examples only).
+//
+// # The groundwork
 //
 //   - Placement: pure functions in package policy ([policy.Cluster.Place],
 //     [policy.Cluster.PlaceAll]) with a reason per node.
@@ -19,8 +71,8 @@
 //     configuration with the arithmetic.
 //   - [Simulate]: a what-if run of placement over the state (Pacemaker's
 //     crm_simulate).
-//   - [Local]: the small interface through which the cluster will drive
-//     the node's monitor.
+//   - [Local]: the small interface through which the node drives its
+//     monitor.
 //
 // # Why a takeover is safe: the timing argument
 //
@@ -64,8 +116,8 @@
 // then, as long as a datagram takes less than about W(1-3 rho) in transit.
 // A node therefore gets its first lease 2W after it (re)joins. And a node
 // that lost its lease must not bring its groups back on the old epoch when
-// it regains one: only a new SetOwner (a new epoch) may (to be enforced
-// by the owner loop, not written yet).
+// it regains one: only a new SetOwner (a new epoch) may; the owner loop
+// reclaims with one.
 //
 // Echoes of old heartbeats renew nothing (the lease counts from the send
 // time of the echoed heartbeat), and the detector reports a lost lease
@@ -103,25 +155,38 @@
 //     could carry "fenced" so the others take over; not done yet.
 //   - Two nodes without a witness have no majority once one dies: quorum
 //     mode needs three voters.
+//   - A process that stalls between checking its lease and calling the
+//     monitor's Online: the Online then starts after the lease ran out;
+//     the owner loop fences it as soon as the monitor reports it, so the
+//     stall counts against t_drop like any other scheduling delay.
+//   - A lease loss, even a short one, costs a reclaim (a new epoch) and
+//     so a restart of the group on the same node; a process restart
+//     costs at least 2W plus the group's start.
+//   - Raft's own traffic is not authenticated (hashicorp/raft has no such
+//     option): keep the interconnect on a private network. Heartbeats and
+//     requests to the leader are signed.
+//   - Every node must run the same command and snapshot format; the
+//     commands Release and SetStopped were added without a version bump
+//     (no released cluster runs version 1 without them).
+//
+// # Tests
+//
+// node_test.go runs three-node clusters in one process on 127.0.0.1-3
+// with real raft TCP and real UDP, real monitors and fake resources whose
+// virtual IP is a shared register that records every claim made while
+// another node holds it (asserted empty): kill the owner, partition it
+// both ways and each one-way (a test-only filter in the UDP sender and the
+// raft stream layer), the raft leader killed while not the owner, one of
+// two paths lost, a witness keeping two nodes available, a move, and
+// group failures past the restart and the failover thresholds.
 //
 // # What is not wired yet
 //
-//   - Persistent raft storage: raft-boltdb v2.3.1 (the newest release the
-//     module proxy here offers) does not build against raft v1.8.0, whose
-//     go-metrics v0.7.0 dropped the compat package raft-boltdb imports;
-//     raft-boltdb has removed that import upstream (PR 67) but not released
-//     it here. Either take that release when it comes, or pin raft v1.7.3
-//     (go-metrics v0.5.4), which FIELD-NOTES did not measure.
-//   - The node runtime: raft over a real transport (TCP on the
-//     interconnect), the leader loop that turns
-//     detector verdicts into SetNodeState and placements into SetOwner, the
-//     owner loop that brings groups online with their epoch and fences on
-//     LeaseLost.
-//   - The monitor binding ([Local]): waits for the monitor's cluster API.
-//   - Host integration: the `cluster:` config section, status, move,
-//     simulate commands, events and metrics.
-//   - Tests with host processes in network namespaces, and the failover
-//     benchmark. The figures above are arithmetic and simulation, not
-//     measurements on links.
-//   - Peer mode (two nodes without quorum).
+//   - Host integration (examples/host): the `cluster:` config section,
+//     status, move, simulate commands, metrics; tests with host processes
+//     in network namespaces and the failover benchmark. The figures above
+//     are arithmetic and simulation, not measurements on links.
+//   - Failback tests in the node runtime (the policy and Simulate test
+//     it), a test of the fence hook, and of restarting from DataDir.
+//   - Peer mode (two nodes without quorum): package cluster/peer.
 package cluster

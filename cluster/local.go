@@ -2,34 +2,40 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"strings"
 
-	"github.com/sftkit/sft/resource"
+	"github.com/sftkit/sft/monitor"
 )
 
 // Local is what a clustered node needs from the monitor that runs its
-// groups. The cluster calls it; the node runtime will bind it to
-// monitor.Monitor once the monitor's cluster API has landed (nothing here
-// implements it yet).
+// groups; *monitor.Monitor implements it (create it with
+// monitor.Config.Managed set: where a failed group goes is the cluster's
+// decision). A host may wrap it to log or count calls.
+//
+// The node calls Online only for a group this node owns at the current
+// epoch while it holds its lease; Offline when it no longer owns it or
+// drains it for a move; Fence when the lease runs out (that call must
+// finish within Timing.Drop: the budget is part of the safety inequality
+// in the package doc), and once per group at start (a node starts without
+// a lease).
 type Local interface {
-	// Online brings a group online on this node. The cluster calls it only
-	// when the cluster state names this node the owner (with the epoch it
-	// acts for) and while this node holds its lease.
-	Online(ctx context.Context, group string, epoch uint64) error
-	// Offline takes a group offline in order: a move, a failback, a drain.
+	Online(ctx context.Context, group string) error
 	Offline(ctx context.Context, group string) error
-	// Fence takes the groups down at once, without grace, because the
-	// lease ran out. It must finish within Timing.Drop: that budget is part
-	// of the safety inequality (see the package doc).
-	Fence(ctx context.Context, groups []string) error
-	// Failures reports groups that failed on this node and stopped trying
-	// here (restart threshold reached, or a node-local or configuration
-	// failure), with the class that decides the ban.
-	Failures() <-chan Failure
+	Fence(ctx context.Context, group string) (monitor.FenceResult, error)
+	Watch() *monitor.Watch
 }
 
-// Failure is a group that failed on this node and stopped.
-type Failure struct {
-	Group string
-	Class resource.Class
-	Err   error
+var _ Local = (*monitor.Monitor)(nil)
+
+// ErrHeldElsewhere marks an Online that refused to start because another
+// host still holds what the group needs (its address answers from another
+// MAC). Resources may wrap it; see IsHeldElsewhere.
+var ErrHeldElsewhere = errors.New("cluster: held by another host")
+
+// IsHeldElsewhere is the default Config.HeldElsewhere: errors.Is with
+// ErrHeldElsewhere, or the ipaddress type's refusal ("is held by another
+// host"), which crosses the plugin boundary as text.
+func IsHeldElsewhere(err error) bool {
+	return err != nil && (errors.Is(err, ErrHeldElsewhere) || strings.Contains(err.Error(), "is held by another host"))
 }

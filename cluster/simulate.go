@@ -284,21 +284,44 @@ func (s *simulation) move(step Step) (string, error) {
 // would; it returns the decisions that changed something and the deferred
 // ones, and remembers when the soonest falls due.
 func (s *simulation) place() (changed, pending []policy.Placement, err error) {
-	c := s.st.Cluster(s.now, s.groups)
-	s.delay = 0
+	changes, pending, soonest := plan(s.st, s.now, s.groups)
+	s.delay = soonest
+	for _, c := range changes {
+		if err := s.apply(c.Set); err != nil {
+			return changed, pending, err
+		}
+		changed = append(changed, c.Placement)
+	}
+	return changed, pending, nil
+}
+
+// change is a placement decision as the ownership change that carries it
+// out.
+type change struct {
+	policy.Placement
+	Set state.SetOwner
+}
+
+// plan runs one placement pass over st at now (groups in priority order)
+// and returns the decisions that change an owner, as SetOwner commands
+// (compare-and-set on the epoch each group has in st), the deferred
+// decisions, and the soonest delay among them (0: none). The leader and
+// Simulate share it.
+func plan(st *state.State, now time.Time, groups []policy.Group) (changes []change, pending []policy.Placement, soonest time.Duration) {
+	c := st.Cluster(now, groups)
 	for i, p := range c.PlaceAll() {
 		g := c.Groups[i]
 		var epoch uint64
-		if st := s.st.Groups[g.Name]; st != nil {
-			epoch = st.Epoch
+		if sg := st.Groups[g.Name]; sg != nil {
+			epoch = sg.Epoch
 		}
 		set := state.SetOwner{Group: g.Name, Owner: p.Node, PrevEpoch: epoch, Reason: p.Reason}
 		switch p.Action {
 		case policy.ActionNone:
 			if p.Delay > 0 {
 				pending = append(pending, p)
-				if s.delay == 0 || p.Delay < s.delay {
-					s.delay = p.Delay
+				if soonest == 0 || p.Delay < soonest {
+					soonest = p.Delay
 				}
 			}
 			continue
@@ -315,10 +338,7 @@ func (s *simulation) place() (changed, pending []policy.Placement, err error) {
 			}
 			set.Kind, set.Failed = state.KindOffline, g.Failed || p.Throttled
 		}
-		if err := s.apply(set); err != nil {
-			return changed, pending, err
-		}
-		changed = append(changed, p)
+		changes = append(changes, change{Placement: p, Set: set})
 	}
-	return changed, pending, nil
+	return changes, pending, soonest
 }

@@ -320,6 +320,15 @@ func (d *Detector) Lease(now time.Time) (time.Time, bool) {
 	return until, now.Before(until)
 }
 
+// HeardSince is when this node began to hear peer without a break (the
+// zero time while it is silent or was never heard).
+func (d *Detector) HeardSince(peer string) time.Time {
+	if p, ok := d.peers[peer]; ok {
+		return p.since
+	}
+	return time.Time{}
+}
+
 // Silent reports whether this node hears peer on no path.
 func (d *Detector) Silent(peer string) bool {
 	p, ok := d.peers[peer]

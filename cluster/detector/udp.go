@@ -35,6 +35,10 @@ type UDPConfig struct {
 	OnEvent func(Event)
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// Drop, if set, drops outgoing datagrams for which it returns true: a
+	// test's packet filter (cut a path, partition a node, one way or
+	// both) over real sockets. Nil in production.
+	Drop func(path int, to string) bool
 }
 
 // UDP runs a Detector over UDP sockets: a heartbeat round every Interval,
@@ -115,6 +119,21 @@ func (u *UDP) AddPeer(name string, addrs []netip.AddrPort) error {
 	return nil
 }
 
+// Known reports whether name is a peer.
+func (u *UDP) Known(name string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	_, ok := u.peers[name]
+	return ok
+}
+
+// Peers lists the peers, sorted.
+func (u *UDP) Peers() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.d.Peers()
+}
+
 // RemovePeer stops watching a node.
 func (u *UDP) RemovePeer(name string) {
 	u.mu.Lock()
@@ -135,6 +154,14 @@ func (u *UDP) Dead() []string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.d.Dead()
+}
+
+// HeardSince is when this node began to hear peer without a break (zero
+// while silent).
+func (u *UDP) HeardSince(peer string) time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.d.HeardSince(peer)
 }
 
 // Silent reports whether this node hears peer on no path.
@@ -189,6 +216,9 @@ func (u *UDP) round() {
 	}
 	var ds []dgram
 	for _, o := range out {
+		if u.cfg.Drop != nil && u.cfg.Drop(o.Path, o.Msg.To) {
+			continue
+		}
 		b, err := Marshal(o.Msg, u.cfg.Key)
 		if err != nil {
 			u.counts.SendErrors++

@@ -26,9 +26,12 @@ type Command interface {
 // starts down until the detector says it is up; a witness votes and
 // heartbeats but never hosts a group.
 type AddNode struct {
-	Node    string   `json:"node"`
+	Node string `json:"node"`
+	// Addrs are its heartbeat addresses, one per interconnect path.
 	Addrs   []string `json:"addrs,omitempty"`
 	Witness bool     `json:"witness,omitempty"`
+	// Raft is its raft (TCP) address on the interconnect.
+	Raft string `json:"raft,omitempty"`
 }
 
 // RemoveNode removes a node. It must own no group; pending moves to it
@@ -101,12 +104,34 @@ type Ban struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// MoveGroup asks for a group to be moved to a node: the leader drains it
-// (offline on the owner, online there, never both) and applies SetOwner
-// with KindMove. "" cancels a pending move.
+// MoveGroup asks for a group to be moved to a node: the owner drains it
+// (takes it offline and says so with Release), then the leader applies
+// SetOwner with Kind (KindMove when empty), so it never runs on both. ""
+// cancels a pending move.
 type MoveGroup struct {
 	Group string `json:"group"`
 	To    string `json:"to"`
+	// Kind and Reason are those of the SetOwner that ends the move
+	// (a failback or rebalance drains the same way).
+	Kind   Kind   `json:"kind,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Release is the owner's word that it took a group offline for a pending
+// move at the given epoch: the leader may now give the group to MoveTo.
+type Release struct {
+	Group string `json:"group"`
+	Node  string `json:"node"`
+	Epoch uint64 `json:"epoch"`
+}
+
+// SetStopped records that a person wants a group offline cluster-wide
+// (Stopped) or placed again. A stopped group is left out of placement;
+// the leader takes it offline on its owner.
+type SetStopped struct {
+	Group   string `json:"group"`
+	Stopped bool   `json:"stopped"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // RemoveGroup forgets a group that left the configuration. It must be
@@ -129,6 +154,8 @@ func (RecordFailure) Type() string    { return "record_failure" }
 func (ClearFailure) Type() string     { return "clear_failure" }
 func (Ban) Type() string              { return "ban" }
 func (MoveGroup) Type() string        { return "move_group" }
+func (Release) Type() string          { return "release" }
+func (SetStopped) Type() string       { return "set_stopped" }
 func (RemoveGroup) Type() string      { return "remove_group" }
 func (SetConfigVersion) Type() string { return "set_config_version" }
 
@@ -143,6 +170,8 @@ var decoders = map[string]func(json.RawMessage) (Command, error){
 	"ban":                decode[Ban],
 	"move_group":         decode[MoveGroup],
 	"remove_group":       decode[RemoveGroup],
+	"release":            decode[Release],
+	"set_stopped":        decode[SetStopped],
 	"set_config_version": decode[SetConfigVersion],
 }
 

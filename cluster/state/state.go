@@ -31,6 +31,7 @@ type Node struct {
 	Name    string   `json:"name"`
 	Addrs   []string `json:"addrs,omitempty"`
 	Witness bool     `json:"witness,omitempty"`
+	Raft    string   `json:"raft,omitempty"`
 	// State is up, down or maintenance (a witness's state says whether it
 	// is heard, not whether it hosts: it never does).
 	State policy.NodeState `json:"state"`
@@ -54,8 +55,17 @@ type Group struct {
 	Bans        []policy.Ban         `json:"bans,omitempty"`
 	Failovers   policy.History       `json:"failovers,omitempty"`
 	LastFailure map[string]time.Time `json:"last_failure,omitempty"`
-	// MoveTo is a pending manual move.
-	MoveTo string `json:"move_to,omitempty"`
+	// MoveTo is a pending move (by hand, or a failback draining), with the
+	// kind and reason of the ownership change that will end it.
+	MoveTo     string `json:"move_to,omitempty"`
+	MoveKind   Kind   `json:"move_kind,omitempty"`
+	MoveReason string `json:"move_reason,omitempty"`
+	// Released: the owner took the group offline for the pending move.
+	Released bool `json:"released,omitempty"`
+	// Stopped: a person took the group offline cluster-wide; it is left
+	// out of placement until started again.
+	Stopped       bool   `json:"stopped,omitempty"`
+	StoppedReason string `json:"stopped_reason,omitempty"`
 }
 
 // State is the whole cluster state. The zero value is an empty cluster.
@@ -107,6 +117,10 @@ func (s *State) Apply(e Entry) error {
 		return s.moveGroup(c)
 	case RemoveGroup:
 		return s.removeGroup(c)
+	case Release:
+		return s.release(c)
+	case SetStopped:
+		return s.setStopped(e.At, c)
 	case SetConfigVersion:
 		if c.Version <= s.ConfigVersion {
 			return bad("version", c.Version, "configuration version must grow (now %d)", s.ConfigVersion)
@@ -136,10 +150,10 @@ func (s *State) addNode(at time.Time, c AddNode) error {
 		if n.Witness != c.Witness {
 			return bad("witness", c.Witness, "node %s exists with witness=%v: remove it first", c.Node, n.Witness)
 		}
-		n.Addrs = slices.Clone(c.Addrs)
+		n.Addrs, n.Raft = slices.Clone(c.Addrs), c.Raft
 		return nil
 	}
-	s.Nodes[c.Node] = &Node{Name: c.Node, Addrs: slices.Clone(c.Addrs), Witness: c.Witness,
+	s.Nodes[c.Node] = &Node{Name: c.Node, Addrs: slices.Clone(c.Addrs), Witness: c.Witness, Raft: c.Raft,
 		State: policy.NodeDown, Since: at, Reason: "added"}
 	return nil
 }
@@ -156,7 +170,7 @@ func (s *State) removeNode(c RemoveNode) error {
 	delete(s.Nodes, c.Node)
 	for _, g := range s.Groups {
 		if g.MoveTo == c.Node {
-			g.MoveTo = "" // a pending move there can no longer happen
+			g.cancelMove() // a pending move there can no longer happen
 		}
 	}
 	return nil
@@ -217,8 +231,40 @@ func (s *State) setOwner(at time.Time, c SetOwner) error {
 	if c.Kind == KindFailover {
 		g.Failovers = g.Failovers.Add(at, KeepFailovers)
 	}
-	if g.MoveTo == c.Owner || c.Kind == KindMove {
-		g.MoveTo = ""
+	if g.MoveTo == c.Owner || c.Kind == KindMove || c.Owner == "" {
+		g.cancelMove()
+	}
+	g.Released = false
+	return nil
+}
+
+func (g *Group) cancelMove() { g.MoveTo, g.MoveKind, g.MoveReason, g.Released = "", "", "", false }
+
+func (s *State) release(c Release) error {
+	g, err := s.group(c.Group)
+	if err != nil {
+		return err
+	}
+	if g.Owner != c.Node || g.Epoch != c.Epoch || g.MoveTo == "" {
+		return bad("epoch", c.Epoch, "stale release of group %s by %s: owner %q at epoch %d, move to %q",
+			c.Group, c.Node, g.Owner, g.Epoch, g.MoveTo)
+	}
+	g.Released = true
+	return nil
+}
+
+func (s *State) setStopped(at time.Time, c SetStopped) error {
+	if c.Group == "" {
+		return bad("group", c.Group, "empty group name")
+	}
+	g := s.Groups[c.Group]
+	if g == nil {
+		g = &Group{Name: c.Group, Changed: at}
+		s.Groups[c.Group] = g
+	}
+	g.Stopped, g.StoppedReason = c.Stopped, c.Reason
+	if !c.Stopped {
+		g.StoppedReason = ""
 	}
 	return nil
 }
@@ -280,7 +326,15 @@ func (s *State) moveGroup(c MoveGroup) error {
 			return bad("to", c.To, "is a witness: it hosts nothing")
 		}
 	}
-	g.MoveTo = c.To
+	if c.To == "" || c.To == g.Owner {
+		g.cancelMove()
+		return nil
+	}
+	kind := c.Kind
+	if kind == "" {
+		kind = KindMove
+	}
+	g.MoveTo, g.MoveKind, g.MoveReason, g.Released = c.To, kind, c.Reason, false
 	return nil
 }
 
@@ -355,7 +409,7 @@ func (s *State) Clone() *State {
 // name order (a witness as policy.NodeWitness, HealthySince the time it
 // came up) and the configured groups in their order with their state
 // filled in. A group with no state yet is unplaced; state for groups not
-// in groups is left out.
+// in groups is left out, and so is a stopped group (SetStopped).
 func (s *State) Cluster(now time.Time, groups []policy.Group) policy.Cluster {
 	c := policy.Cluster{Now: now}
 	for _, name := range slices.Sorted(maps.Keys(s.Nodes)) {
@@ -370,7 +424,9 @@ func (s *State) Cluster(now time.Time, groups []policy.Group) policy.Cluster {
 		c.Nodes = append(c.Nodes, pn)
 	}
 	for _, g := range groups {
-		if st := s.Groups[g.Name]; st != nil {
+		if st := s.Groups[g.Name]; st != nil && st.Stopped {
+			continue // taken offline by a person: not placed
+		} else if st != nil {
 			g.Owner, g.Failed, g.Since = st.Owner, st.Failed, st.Changed
 			g.Bans = slices.Clone(st.Bans)
 			g.Failovers = slices.Clone(st.Failovers)

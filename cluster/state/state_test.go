@@ -200,6 +200,47 @@ func TestRemoveNodeCancelsMoves(t *testing.T) {
 	require.Empty(t, s.Groups["g"].MoveTo)
 }
 
+// A drain: MoveGroup, the owner's Release at the current epoch (a stale
+// one is refused), then SetOwner with the move's kind clears it all.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	s := build(t, append(base(), at(0, state.MoveGroup{Group: "g", To: "b", Kind: state.KindFailback, Reason: "a is back"}))...)
+	g := s.Groups["g"]
+	require.Equal(t, state.KindFailback, g.MoveKind)
+	require.Error(t, s.Apply(at(0, state.Release{Group: "g", Node: "a", Epoch: 0})), "stale epoch")
+	require.Error(t, s.Apply(at(0, state.Release{Group: "g", Node: "b", Epoch: 1})), "not the owner")
+	require.False(t, g.Released)
+	require.NoError(t, s.Apply(at(0, state.Release{Group: "g", Node: "a", Epoch: 1})))
+	require.True(t, g.Released)
+	require.NoError(t, s.Apply(at(0, state.SetOwner{Group: "g", Owner: "b", PrevEpoch: 1, Kind: g.MoveKind, Reason: g.MoveReason})))
+	require.Empty(t, g.MoveTo)
+	require.False(t, g.Released)
+	// A move to the owner itself is no move; "" cancels.
+	require.NoError(t, s.Apply(at(0, state.MoveGroup{Group: "g", To: "b"})))
+	require.Empty(t, g.MoveTo)
+	require.NoError(t, s.Apply(at(0, state.MoveGroup{Group: "g", To: "a"})))
+	require.Equal(t, state.KindMove, g.MoveKind, "the default kind")
+	require.NoError(t, s.Apply(at(0, state.MoveGroup{Group: "g", To: ""})))
+	require.Empty(t, g.MoveTo)
+	require.Error(t, s.Apply(at(0, state.Release{Group: "g", Node: "b", Epoch: 2})), "no move pending")
+}
+
+// A stopped group is left out of placement until started again.
+func TestStopped(t *testing.T) {
+	t.Parallel()
+	s := build(t, append(base(), at(0, state.SetStopped{Group: "g", Stopped: true, Reason: "by hand"}),
+		at(0, state.SetStopped{Group: "new", Stopped: true}))...)
+	require.True(t, s.Groups["g"].Stopped)
+	require.Equal(t, "by hand", s.Groups["g"].StoppedReason)
+	c := s.Cluster(t0, []policy.Group{{Name: "g"}, {Name: "new"}, {Name: "other"}})
+	require.Len(t, c.Groups, 1)
+	require.Equal(t, "other", c.Groups[0].Name)
+	require.NoError(t, s.Apply(at(0, state.SetStopped{Group: "g"})))
+	require.False(t, s.Groups["g"].Stopped)
+	require.Empty(t, s.Groups["g"].StoppedReason)
+	require.Error(t, s.Apply(at(0, state.SetStopped{})), "empty group")
+}
+
 func TestZeroStateApplies(t *testing.T) {
 	t.Parallel()
 	var s state.State
@@ -222,6 +263,9 @@ func TestEncodeDecode(t *testing.T) {
 		state.ClearFailure{Group: "g"},
 		state.Ban{Group: "g", Node: "a", Reason: "r"},
 		state.MoveGroup{Group: "g", To: "b"},
+		state.MoveGroup{Group: "g", To: "b", Kind: state.KindFailback, Reason: "r"},
+		state.Release{Group: "g", Node: "a", Epoch: 3},
+		state.SetStopped{Group: "g", Stopped: true, Reason: "r"},
 		state.RemoveGroup{Group: "g"},
 		state.SetConfigVersion{Version: 9},
 	}

@@ -324,13 +324,14 @@ func TestEndToEnd(t *testing.T) {
 	require.Contains(t, m, `sft_plugin_process_events_total{event="exited"} 1`)
 	require.Contains(t, m, `sft_plugin_process_events_total{event="relaunched"} 1`)
 
-	// Client commands that need the cluster layer say so.
+	// Without a cluster section, move can only target this node and
+	// simulate has nothing to place.
 	_, errOut, code = runCLI(t, bin, "move", "demo", "elsewhere", "-socket", sock)
 	require.Equal(t, 1, code)
-	require.Contains(t, errOut, "no cluster layer yet")
+	require.Contains(t, errOut, "no cluster section")
 	_, errOut, code = runCLI(t, bin, "simulate")
-	require.Equal(t, 1, code)
-	require.Contains(t, errOut, "not available until the cluster layer lands")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "simulate: want -config FILE")
 
 	// The running binary has: the host, the plugin process (the host
 	// re-executed) and the app.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sftkit/sft/cluster"
 	"github.com/sftkit/sft/monitor"
 )
 
@@ -16,14 +17,22 @@ type Status struct {
 	Time time.Time `json:"time"`
 	// Groups is every group on the node, sorted by name.
 	Groups []GroupStatus `json:"groups"`
+	// Cluster is the cluster's view from this node (nodes, lease,
+	// placement); nil without a cluster section.
+	Cluster *cluster.Status `json:"cluster,omitempty"`
 }
 
 // GroupStatus is one group: the monitor's snapshot plus placement.
 type GroupStatus struct {
 	monitor.GroupStatus
-	// Owner is the node the group belongs to (this node until the cluster
-	// layer lands).
+	// Owner is the node the group belongs to: this node on a single
+	// node; in a cluster the replicated owner ("" none).
 	Owner string `json:"owner"`
+	// Epoch grows on every ownership change (cluster only).
+	Epoch uint64 `json:"epoch,omitempty"`
+	// Placement is the reason of the group's current placement (cluster
+	// only).
+	Placement string `json:"placement,omitempty"`
 	// Autostart says whether the group comes online when the node starts.
 	Autostart bool `json:"autostart"`
 	// Resources replaces the monitor's list with one that adds the
@@ -144,7 +153,7 @@ var (
 	// ErrNotFound: no such group (404).
 	ErrNotFound = errors.New("no such group")
 	// ErrConflict: the request cannot be done in the current state or
-	// without the cluster layer (409).
+	// without a cluster section (409).
 	ErrConflict = errors.New("conflict")
 )
 

@@ -9,7 +9,7 @@
 //	POST /v1/groups/{name}/online       bring a group online and wait
 //	POST /v1/groups/{name}/offline      take a group offline and wait
 //	POST /v1/groups/{name}/clear        reset a group's failed state
-//	POST /v1/groups/{name}/move         {"node": NAME}: move (409 without a cluster layer)
+//	POST /v1/groups/{name}/move         {"node": NAME}: move (409: to another node without a cluster section, or to a node the placement refuses)
 //	GET  /v1/events[?follow=1]          recent events, then live ones, as NDJSON
 //
 // Errors are {"error": "..."} with 400, 401, 403, 404, 409, 500 or 504.

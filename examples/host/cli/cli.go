@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sftkit/sft/cluster"
 	"github.com/sftkit/sft/examples/host/api"
 	"github.com/sftkit/sft/examples/host/config"
 	"github.com/sftkit/sft/examples/host/node"
@@ -30,6 +31,8 @@ const DemoHTTPCommand = "demo-http"
 // Env is what Main needs from the process.
 type Env struct {
 	Stdout, Stderr io.Writer
+	// Stdin is read by simulate without a script file. Default os.Stdin.
+	Stdin io.Reader
 	// Quickstart is the default configuration. Default: the package's
 	// Quickstart.
 	Quickstart []byte
@@ -80,15 +83,19 @@ func init() {
 		{"validate", "[FILE]", "Check a config (default: the built-in quick start).",
 			"Every problem is listed as FILE:LINE:COL: PATH VALUE: REASON; what run would refuse is an error here. Problems that depend on this machine's state (a network namespace not created yet, a token file readable by others) and a config with nothing to run are warnings. Exit status 1 on errors.",
 			"validate examples/host/reference.yaml", cmdValidate},
-		{"status", "[-json] [client flags]", "Show the groups and resources of the running node.",
+		{"status", "[-json] [client flags]", "Show the groups and resources of the running node (and, in a cluster, every node and every group's owner).",
 			"RESTARTS IN PERIOD is what the restart policy counts now (events say \"restart N of THRESHOLD\"); TOTAL RESTARTS counts every restart since the node started.",
 			"status", cmdStatus},
 		{"online", "GROUP [client flags]", "Bring a group online and wait until it is (or failed).", "", "online web", action("online")},
 		{"offline", "GROUP [client flags]", "Take a group offline and wait until it is.", "", "offline web", action("offline")},
 		{"clear", "GROUP [client flags]", "Reset a failed group's failure and restart counts; it stays offline.", "", "clear web", action("clear")},
-		{"move", "GROUP NODE [client flags]", "Move a group to a node (only to this node until the cluster layer lands).", "", "move web node1", cmdMove},
+		{"move", "GROUP NODE [client flags]", "Move a group to a node.",
+			"In a cluster the owner takes the group offline first, then NODE brings it online (never online on both); a node the placement refuses (down, banned, not a possible owner, a witness) is refused with the reason. Without a cluster section only this node is a target.",
+			"move web n2", cmdMove},
 		{"events", "[-follow] [-json] [client flags]", "Print recent events; -follow keeps streaming new ones.", "", "events -follow", cmdEvents},
-		{"simulate", "", "Replay failures against a config (needs the cluster layer; not available yet).", "", "simulate", cmdSimulate},
+		{"simulate", "-config FILE [SCRIPT|-]", "Replay node and group events against a cluster config's placement (like crm_simulate).",
+			"Needs no running node. Every node starts up and every group unplaced; the script (a file, or standard input) has one step per line: down NODE, up NODE, maintenance NODE, fail GROUP [transient|node-local|configuration], wait DURATION, move GROUP NODE, clear GROUP (# starts a comment). Each step prints what it led to; deferred decisions (failback windows, stable periods) fall due during waits.",
+			"simulate -config cluster.yaml script.txt", cmdSimulate},
 		{"version", "", "Print the module version, the VCS commit and the Go version.", "", "version", cmdVersion},
 		{"help", "[COMMAND]", "Show the usage, or one command's help.", "", "help run", cmdHelp},
 	}
@@ -169,6 +176,9 @@ func Main(args []string, env Env) int {
 	if env.Quickstart == nil {
 		env.Quickstart = Quickstart
 	}
+	if env.Stdin == nil {
+		env.Stdin = os.Stdin
+	}
 	if len(args) == 0 {
 		return cmdRun(nil, env)
 	}
@@ -211,15 +221,6 @@ func cmdHelp(args []string, env Env) int {
 	}
 	fmt.Fprintln(env.Stderr, "help: want at most one COMMAND")
 	return 2
-}
-
-func cmdSimulate(args []string, env Env) int {
-	fs := newFlags("simulate", env)
-	if _, err := fs.parse(args); err != nil {
-		return parseExit(err)
-	}
-	fmt.Fprintln(env.Stderr, "simulate: not available until the cluster layer lands (it replays node and group failures against the cluster's placement)")
-	return 1
 }
 
 // cmdVersion prints what debug.ReadBuildInfo knows: the module version
@@ -381,6 +382,7 @@ func printWarnings(w io.Writer, ws config.Errors) {
 func cmdValidate(args []string, env Env) int {
 	fs := newFlags("validate", env)
 	file := fs.String("config", "", "config `file` (the same as the FILE argument)")
+	nodeName := fs.String("node", "", "node `name` (overrides node.name, as run -node does)")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return parseExit(err)
@@ -392,7 +394,11 @@ func cmdValidate(args []string, env Env) int {
 	if len(pos) == 1 {
 		*file = pos[0]
 	}
-	cfg, name, warnings, err := loadConfig(*file, env, true, nil)
+	cfg, name, warnings, err := loadConfig(*file, env, true, func(c *config.Config) {
+		if *nodeName != "" {
+			c.Node.Name = *nodeName
+		}
+	})
 	printWarnings(env.Stderr, warnings)
 	if err != nil {
 		var es config.Errors
@@ -743,6 +749,62 @@ func PrintStatus(w io.Writer, st api.Status) {
 	for _, n := range notes {
 		fmt.Fprintln(w, n)
 	}
+	if st.Cluster != nil {
+		printCluster(w, *st.Cluster, st.Time)
+	}
+}
+
+// printCluster writes the cluster part of the status: this node's lease,
+// the raft leader, every node with its state and evidence, every group's
+// owner, epoch and reason.
+func printCluster(w io.Writer, cs cluster.Status, now time.Time) {
+	lease := "not held"
+	if cs.Lease {
+		lease = "held, " + cs.LeaseMargin.Round(time.Millisecond).String() + " left"
+	}
+	leader := cs.Leader
+	if leader == "" {
+		leader = "(none)"
+	}
+	fmt.Fprintf(w, "\nCluster (seen from %s): leader %s, lease %s, raft index %d\n", cs.Node, leader, lease, cs.Index)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tSTATE\tSINCE\tHEARD\tEVIDENCE")
+	for _, n := range cs.Nodes {
+		role := "voter"
+		if n.Witness {
+			role = "witness"
+		}
+		since := "-"
+		if !n.Since.IsZero() {
+			since = now.Sub(n.Since).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\n", n.Name, role, n.State, since, n.Heard, oneLine(orDash(n.Reason)))
+	}
+	_ = tw.Flush()
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tOWNER\tEPOCH\tKIND\tLOCAL\tREASON")
+	for _, g := range cs.Groups {
+		owner := g.Owner
+		switch {
+		case owner == "" && g.Failed:
+			owner = "(offline, failed)"
+		case owner == "" && g.Stopped:
+			owner = "(offline by hand)"
+		case owner == "":
+			owner = "(none)"
+		case g.MoveTo != "":
+			owner += " -> " + g.MoveTo
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", g.Name, owner, g.Epoch, orDash(string(g.Kind)), g.Local, oneLine(orDash(g.Reason)))
+	}
+	_ = tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // shortDuration drops the zero units of a Go duration string: "15m0s" is
@@ -820,6 +882,10 @@ func cmdMove(args []string, env Env) int {
 	res, err := cl.Move(context.Background(), pos[0], pos[1])
 	if err != nil {
 		return clientFailed(env, "move", err)
+	}
+	if res.Status.Epoch != 0 { // a cluster: the state shown is the answering node's
+		fmt.Fprintf(env.Stdout, "group %s: owned by %s (epoch %d)\n", res.Group, res.Status.Owner, res.Status.Epoch)
+		return 0
 	}
 	fmt.Fprintf(env.Stdout, "group %s: %s on %s\n", res.Group, res.Status.State, res.Status.Owner)
 	return 0

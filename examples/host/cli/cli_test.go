@@ -67,11 +67,72 @@ func TestDemoHTTPLoopbackOnly(t *testing.T) {
 	require.Equal(t, "demo-http: --listen \"0.0.0.0:8080\": want a loopback address like 127.0.0.1:8380\n", errb.String())
 }
 
-func TestSimulateNeedsTheClusterLayer(t *testing.T) {
+func TestSimulateNeedsAConfig(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := Main([]string{"simulate"}, Env{Stdout: &out, Stderr: &errb})
-	require.Equal(t, 1, code)
-	require.True(t, strings.HasPrefix(errb.String(), "simulate: not available until the cluster layer lands"))
+	require.Equal(t, 2, code)
+	require.True(t, strings.HasPrefix(errb.String(), "simulate: want -config FILE"))
+}
+
+// simConfig writes a three-node cluster config with a key file.
+func simConfig(t *testing.T, placement string) string {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	require.NoError(t, os.WriteFile(key, []byte("0123456789abcdef0123\n"), 0o600))
+	cfg := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`cluster:
+  key_file: `+key+`
+  nodes:
+    - {name: a, raft: "10.0.0.1:7400", interconnect: ["10.0.0.1:7401"]}
+    - {name: b, raft: "10.0.0.2:7400", interconnect: ["10.0.0.2:7401"]}
+    - {name: c, raft: "10.0.0.3:7400", interconnect: ["10.0.0.3:7401"]}
+groups:
+  - name: web
+    failover: {threshold: 1, period: 1h}
+    placement: {`+placement+`}
+    resources:
+      - {name: app, type: genericapp, properties: {argv: [/bin/sleep, "1000"]}}
+`), 0o600))
+	return cfg
+}
+
+func TestSimulate(t *testing.T) {
+	cfg := simConfig(t, "preferred: [a, b, c]")
+	var out, errb bytes.Buffer
+	code := Main([]string{"simulate", "-config", cfg}, Env{Stdout: &out, Stderr: &errb,
+		Stdin: strings.NewReader("# the owner dies\ndown a\nfail web\n")})
+	require.Equal(t, 0, code, errb.String())
+	o := out.String()
+	require.Contains(t, o, "web: move to a: not placed yet")
+	require.Contains(t, o, "down a\n  web: failover to b: owner a is down")
+	// The second failover passes the threshold (1 within 1h).
+	require.Contains(t, o, "failover threshold reached")
+	require.Contains(t, o, "final:\n  web: offline (")
+	require.Contains(t, o, "nodes: a down, b up, c up")
+
+	// A script file; a bad step names its line.
+	script := filepath.Join(t.TempDir(), "s.txt")
+	require.NoError(t, os.WriteFile(script, []byte("down a\nexplode b\n"), 0o600))
+	out.Reset()
+	errb.Reset()
+	require.Equal(t, 1, Main([]string{"simulate", "-config", cfg, script}, Env{Stdout: &out, Stderr: &errb}))
+	require.Contains(t, errb.String(), "line 2:")
+	require.Contains(t, errb.String(), "unknown step")
+
+	// An unknown node fails at its step, after the steps before it.
+	out.Reset()
+	errb.Reset()
+	require.Equal(t, 1, Main([]string{"simulate", "-config", cfg, "-"}, Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader("down b\nmove web zz\n")}))
+	require.Contains(t, out.String(), "down b")
+	require.Contains(t, errb.String(), "step 2 (move web zz)")
+}
+
+func TestSimulateWithoutCluster(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("groups:\n  - name: web\n    resources:\n      - {name: app, type: genericapp, properties: {argv: [/bin/true]}}\n"), 0o600))
+	var out, errb bytes.Buffer
+	require.Equal(t, 1, Main([]string{"simulate", "-config", cfg}, Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader("")}))
+	require.Contains(t, errb.String(), "has no cluster section")
 }
 
 func TestUsage(t *testing.T) {

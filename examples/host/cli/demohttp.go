@@ -24,6 +24,8 @@ import (
 //	             ?instance=T, 200 only if it was started with --instance T
 //	             (409 otherwise: another node's app holds the port)
 //	GET /pid     its process id (so you can kill it)
+//	GET /node    the --name it was given (the cluster demo and tests: which
+//	             node answered on the virtual IP)
 //
 // It exits 0 on SIGTERM or SIGINT. --allow-any-address lifts the loopback
 // rule for the namespace demo (netns-demo.sh), where it serves on the
@@ -33,6 +35,7 @@ func demoHTTP(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8380", "loopback `address` to serve on")
 	instance := fs.String("instance", "", "`token` this app was started with: /healthz?instance=T answers 200 only for this token (409 otherwise), so a readiness check can tell this app from another one on the same port")
+	name := fs.String("name", "", "`name` GET /node answers with (the node it runs on)")
 	anyAddr := fs.Bool("allow-any-address", false, "allow a non-loopback address (the namespace demo serves on its virtual IP inside a private network namespace)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -60,6 +63,7 @@ func demoHTTP(args []string, stdout, stderr io.Writer) int {
 		}
 		io.WriteString(w, "ok\n")
 	})
+	mux.HandleFunc("GET /node", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, *name+"\n") })
 	mux.HandleFunc("GET /pid", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, strconv.Itoa(pid)+"\n") })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -70,6 +70,10 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown (all groups offline);
 	// past it, what is still online is terminated. Default 90s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" max:"1h"`
+	// Cluster, if set, makes this node one of a cluster: the groups run
+	// on one node at a time, placed by the cluster. Default: none (a
+	// single node runs every group).
+	Cluster *Cluster `yaml:"cluster"`
 	// Groups are the groups this node runs.
 	Groups []Group `yaml:"groups"`
 }
@@ -169,8 +173,10 @@ type Group struct {
 	Name string `yaml:"name"`
 	// Autostart brings the group online when the node starts. Default true.
 	Autostart *bool `yaml:"autostart"`
-	// Failover limits failovers (used once the cluster layer lands).
+	// Failover limits failovers to other nodes (with a cluster section).
 	Failover Failover `yaml:"failover"`
+	// Placement says where the group may run in a cluster.
+	Placement Placement `yaml:"placement"`
 	// Resources are the group's resources. At least one.
 	Resources []Resource `yaml:"resources"`
 }
@@ -298,6 +304,16 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.API.EventHistory == 0 {
 		c.API.EventHistory = DefaultEventHistory
+	}
+	if c.Cluster != nil {
+		cl := *c.Cluster
+		if cl.FenceTimeout == 0 {
+			cl.FenceTimeout = Duration(DefaultFenceTimeout)
+		}
+		if cl.Profile == "" {
+			cl.Profile = "default"
+		}
+		c.Cluster = &cl
 	}
 	a := &c.Alerts
 	if a.Timeout == 0 {

@@ -98,6 +98,7 @@ func (c *Config) check(ctx context.Context, name string, pos *Positions, reg *re
 	v.externalPlugins(c.Plugins.External)
 	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
 	v.groups(ctx, c.Groups, reg, self)
+	v.cluster(c)
 	sortErrors(v.warns)
 	if len(v.errs) == 0 {
 		return v.warns, nil

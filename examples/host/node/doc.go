@@ -9,6 +9,15 @@
 // policy's period, and in total), every counter exists at 0 from the
 // start, and Abort is the second signal's last resort.
 //
+// With a cluster section the node runs its groups through a cluster.Node
+// (cluster.go): the monitor in managed mode is its Local (none on a
+// witness, which opens no resource), autostart is the cluster's, Online,
+// Offline, Clear and Move act cluster-wide, Status adds the cluster's view
+// (every node, the lease, every group's owner, epoch and reason), the
+// cluster's events join the event stream, the log and the metrics, and a
+// failover placement fires the failover alert. Failures are not
+// localized there: another node may take the group.
+//
 // The resource types are wired in one place, types.go: BundledTypes,
 // PluginMain (the self re-exec hook main calls first) and openTypes.
 package node

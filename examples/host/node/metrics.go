@@ -32,6 +32,8 @@ type metrics struct {
 	alertsFailed   *prometheus.CounterVec // kind
 	alertsDropped  prometheus.Counter
 	alertsAttempts prometheus.Counter
+	clusterEvents  *prometheus.CounterVec // kind
+	placements     *prometheus.CounterVec // kind
 }
 
 var states = []resource.State{resource.StateOffline, resource.StateOnlinePending, resource.StateOnline, resource.StateOfflinePending, resource.StateFailed}
@@ -112,6 +114,8 @@ func newMetrics(status func() monitor.Status) *metrics {
 	}
 	m.alertsAttempts = prometheus.NewCounter(prometheus.CounterOpts{Name: "sft_alert_attempts_total", Help: "Alert delivery attempts, retries included."})
 	r.MustRegister(m.events, m.eventsDropped, m.alertsDropped, m.alertsAttempts)
+	m.clusterEvents = counter("sft_cluster_events_total", "Cluster events seen by this node, by kind (node-down, lease-lost, fenced, ...).", []string{"kind"})
+	m.placements = counter("sft_cluster_placements_total", "Ownership changes of groups seen by this node, by kind (failover, move, failback, place, offline).", []string{"kind"})
 	r.MustRegister(&statusCollector{
 		status:        status,
 		resourceState: prometheus.NewDesc("sft_resource_state", "1, labelled with the resource's current state (no series for the other states).", []string{"group", "resource", "type", "state"}, nil),

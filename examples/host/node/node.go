@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sftkit/sft/cluster"
 	"github.com/sftkit/sft/examples/host/alert"
 	"github.com/sftkit/sft/examples/host/api"
 	"github.com/sftkit/sft/examples/host/config"
@@ -79,6 +80,11 @@ type Node struct {
 	phost   *plugins.Pool
 	abortMu sync.Mutex
 	aborted bool
+
+	// With a cluster section: the cluster node (nil otherwise) and the
+	// end of its event consumer.
+	cl     *cluster.Node
+	clDone chan struct{}
 }
 
 // restartCount is one resource's restart tally.
@@ -235,9 +241,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if cfg.Log.Level == "debug" {
 		monLevel = slog.LevelDebug
 	}
+	clustered := cfg.Cluster != nil
+	witness := clustered && cfg.Cluster.IsWitness(n.name)
 	n.mon = monitor.New(monitor.Config{
 		Logger:   slog.New(minLevel{n.log.Handler(), monLevel}).With("component", "monitor"),
 		Observer: n.met.observeCall,
+		Managed:  clustered, // the cluster decides where a failed group goes
 	})
 	n.hook = alert.New(alert.Config{
 		Webhook: cfg.Alerts.Webhook, Command: cfg.Alerts.Command,
@@ -260,8 +269,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 		_ = n.hook.Close(hctx)
 	})
 
-	// Groups.
+	// Groups (a witness hosts none).
 	for _, g := range cfg.Groups {
+		if witness {
+			break
+		}
 		spec := monitor.GroupSpec{Name: g.Name}
 		for _, r := range g.Resources {
 			rlog := n.log.With("group", g.Name, "resource", r.Name, "type", r.Type)
@@ -352,6 +364,19 @@ func Run(ctx context.Context, opts Options) (err error) {
 			mwg.Wait()
 		})
 	}
+	if clustered {
+		var local cluster.Local
+		if !witness {
+			local = n.mon
+		}
+		if err := n.startCluster(cfg, local); err != nil {
+			return err
+		}
+		cleanups = append(cleanups, func() {
+			_ = n.cl.Close(context.Background()) // no-op after the shutdown's Close
+			<-n.clDone
+		})
+	}
 	pluginPid := 0
 	if phost != nil {
 		pluginPid = phost.Pid()
@@ -370,6 +395,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 	startCtx, stopStarting := context.WithCancel(ctx)
 	var starting sync.WaitGroup
 	for _, g := range cfg.Groups {
+		if !g.IsAutostart() || clustered { // in a cluster, the cluster brings groups online
+			continue
+		}
 		if !g.IsAutostart() {
 			continue
 		}
@@ -386,6 +414,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	starting.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
 	defer cancel()
+	if n.cl != nil {
+		// Offline here (another node may take the groups), then leave.
+		if err := n.cl.Close(sctx); err != nil {
+			n.log.Error("shutdown: cluster node", "err", err)
+		}
+	}
 	cerr := n.mon.Close(sctx)
 	monClosed = true
 	if cerr != nil {
@@ -418,28 +452,14 @@ func (n *Node) consume(sub *monitor.Subscription) {
 		n.evMu.Unlock()
 	}()
 	for e := range sub.C() {
-		e = localize(e)
+		if n.cfg.Cluster == nil {
+			e = localize(e)
+		}
 		n.countRestarts(e)
 		n.met.observeEvent(e)
 		n.logEvent(e)
 		n.alerts(e)
-		n.evMu.Lock()
-		n.seq++
-		ae := api.FromMonitor(n.seq, n.name, e)
-		n.ring = append(n.ring, ae)
-		if over := len(n.ring) - n.cfg.API.EventHistory; over > 0 {
-			n.ring = append(n.ring[:0:0], n.ring[over:]...)
-		}
-		for ch := range n.followers {
-			select {
-			case ch <- ae:
-			default:
-				n.log.Warn("api: event follower too slow, disconnecting it")
-				close(ch)
-				delete(n.followers, ch)
-			}
-		}
-		n.evMu.Unlock()
+		n.publish(api.FromMonitor(0, n.name, e))
 	}
 }
 
@@ -531,6 +551,9 @@ func (n *Node) Status() api.Status {
 		}
 		out.Groups = append(out.Groups, ag)
 	}
+	if n.cl != nil {
+		n.clusterStatus(&out)
+	}
 	return out
 }
 
@@ -581,19 +604,36 @@ func mapErr(group string, err error) error {
 	return err
 }
 
-// Online implements api.Backend.
+// Online implements api.Backend. In a cluster it places the group again
+// after Offline (cluster-wide) and returns once that is committed.
 func (n *Node) Online(ctx context.Context, group string) error {
+	if n.cl != nil {
+		return clusterErr(n.cl.Online(ctx, group))
+	}
 	return mapErr(group, n.mon.Online(ctx, group))
 }
 
-// Offline implements api.Backend.
+// Offline implements api.Backend. In a cluster it takes the group
+// offline cluster-wide (left out of placement until Online).
 func (n *Node) Offline(ctx context.Context, group string) error {
+	if n.cl != nil {
+		return clusterErr(n.cl.Offline(ctx, group))
+	}
 	return mapErr(group, n.mon.Offline(ctx, group))
 }
 
-// Clear implements api.Backend.
+// Clear implements api.Backend. In a cluster it also clears the group's
+// failed state and bans cluster-wide.
 func (n *Node) Clear(ctx context.Context, group string) error {
+	if n.cl != nil {
+		if err := n.cl.Clear(ctx, group); err != nil {
+			return clusterErr(err)
+		}
+	}
 	err := n.mon.Clear(ctx, group)
+	if n.cl != nil && errors.Is(err, monitor.ErrNoSuchGroup) {
+		err = nil // a witness runs no group itself
+	}
 	if err == nil {
 		n.evMu.Lock()
 		n.resetRecentLocked(group)
@@ -602,14 +642,18 @@ func (n *Node) Clear(ctx context.Context, group string) error {
 	return mapErr(group, err)
 }
 
-// Move implements api.Backend: without the cluster layer a group can only
+// Move implements api.Backend. In a cluster the owner drains the group
+// and node gets it (cluster.Node.Move); on a single node a group can only
 // be "moved" to this node (which brings it online here).
 func (n *Node) Move(ctx context.Context, group, node string) error {
+	if n.cl != nil {
+		return clusterErr(n.cl.Move(ctx, group, node))
+	}
 	if _, err := n.mon.GroupStatus(group); err != nil {
 		return mapErr(group, err)
 	}
 	if node != n.name {
-		return fmt.Errorf("%w: no cluster layer yet: group %s can only run on this node (%s), not %s", api.ErrConflict, group, n.name, node)
+		return fmt.Errorf("%w: no cluster section: group %s can only run on this node (%s), not %s", api.ErrConflict, group, n.name, node)
 	}
 	return mapErr(group, n.mon.Online(ctx, group))
 }

@@ -215,13 +215,13 @@ func TestNodeLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, st.Groups[0].Failed)
 
-	// Move elsewhere needs the cluster layer; an operator brings it back
+	// Move elsewhere needs a cluster section; an operator brings it back
 	// here over the TCP API instead.
 	_, err = tc.Move(bctx, "g1", "n2")
 	var se *api.StatusError
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, http.StatusConflict, se.Code)
-	require.Contains(t, se.Msg, "no cluster layer yet")
+	require.Contains(t, se.Msg, "no cluster section")
 	res, err := tc.Action(bctx, "g1", "online")
 	require.NoError(t, err)
 	require.Equal(t, resource.StateOnline, res.Status.State)

@@ -1,0 +1,698 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sftkit/sft/cluster"
+	"github.com/sftkit/sft/monitor"
+	"github.com/sftkit/sft/policy"
+	"github.com/sftkit/sft/resource"
+	"github.com/sftkit/sft/resource/resourcetest"
+)
+
+// register is the "who holds the address" of a virtual IP shared by the
+// nodes' fake VIP resources. Every claim while another node holds it is a
+// violation: two holders at once.
+type register struct {
+	mu         sync.Mutex
+	holders    []string
+	violations []string
+	dead       map[string]bool // powered off: holds nothing, claims nothing
+	frozen     map[string]bool // cannot release (a frozen owner)
+	probe      bool            // Online refuses while another holds it (the ipaddress probe)
+}
+
+func newRegister() *register {
+	return &register{dead: map[string]bool{}, frozen: map[string]bool{}}
+}
+
+func (r *register) claim(node string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dead[node] {
+		return errors.New("powered off")
+	}
+	if slices.Contains(r.holders, node) {
+		return nil
+	}
+	if len(r.holders) > 0 {
+		if r.probe {
+			return resource.NodeLocal(fmt.Errorf("address is held by another host (%s): %w", r.holders[0], cluster.ErrHeldElsewhere))
+		}
+		r.violations = append(r.violations, fmt.Sprintf("%s claimed while %v hold it", node, r.holders))
+	}
+	r.holders = append(r.holders, node)
+	return nil
+}
+
+func (r *register) release(node string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.frozen[node] {
+		return
+	}
+	r.holders = slices.DeleteFunc(r.holders, func(h string) bool { return h == node })
+}
+
+func (r *register) holds(node string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.holders, node)
+}
+
+// holder is the single holder ("" none).
+func (r *register) holder() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.holders) == 1 {
+		return r.holders[0]
+	}
+	return ""
+}
+
+func (r *register) powerOff(node string) {
+	r.mu.Lock()
+	r.dead[node] = true
+	r.holders = slices.DeleteFunc(r.holders, func(h string) bool { return h == node })
+	r.mu.Unlock()
+}
+
+func (r *register) setFrozen(node string, v bool) {
+	r.mu.Lock()
+	r.frozen[node] = v
+	r.mu.Unlock()
+}
+
+func (r *register) check(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.violations) > 0 {
+		t.Errorf("two holders at once: %v", r.violations)
+	}
+}
+
+// vip is one node's fake virtual IP.
+type vip struct {
+	r    *register
+	node string
+}
+
+func (v *vip) Online(context.Context) error  { return v.r.claim(v.node) }
+func (v *vip) Offline(context.Context) error { v.r.release(v.node); return nil }
+func (v *vip) Terminate(context.Context) error {
+	v.r.release(v.node)
+	return nil
+}
+func (v *vip) LooksAlive(context.Context) error {
+	if !v.r.holds(v.node) {
+		return errors.New("not held")
+	}
+	return nil
+}
+func (v *vip) IsAlive(ctx context.Context) error { return v.LooksAlive(ctx) }
+
+// tnode is one node of a test cluster.
+type tnode struct {
+	name string
+	spec cluster.NodeSpec
+	mon  *monitor.Monitor
+	node *cluster.Node
+	apps map[string]*resourcetest.Fake
+	sub  *cluster.Subscription
+	mu   sync.Mutex
+	evs  []cluster.Event
+	done chan struct{}
+}
+
+func (n *tnode) events() []cluster.Event {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.evs)
+}
+
+// tcluster is a cluster on loopback: node i on 127.0.0.(i+1), real raft
+// TCP and real UDP heartbeats, a real monitor per node with a fake VIP
+// (one register per group) and a fake app per group.
+type tcluster struct {
+	t      *testing.T
+	net    *cluster.Net
+	nodes  map[string]*tnode
+	order  []string
+	regs   map[string]*register
+	groups []policy.Group
+	cfg    func(*cluster.Config)
+	specs  []cluster.NodeSpec
+	dirs   map[string]string
+	opts   clusterOpts
+}
+
+type clusterOpts struct {
+	witness []string
+	paths   int
+	restart policy.Restart
+	cfg     func(*cluster.Config)
+	dataDir bool
+}
+
+func freePort(t *testing.T, network, ip string) string {
+	t.Helper()
+	if network == "tcp" {
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	c, err := net.ListenPacket("udp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+func newCluster(t *testing.T, names []string, groups []policy.Group, o clusterOpts) *tcluster {
+	t.Helper()
+	if o.paths == 0 {
+		o.paths = 1
+	}
+	c := &tcluster{t: t, net: cluster.NewNet(), nodes: map[string]*tnode{}, order: names, regs: map[string]*register{}, groups: groups, cfg: o.cfg}
+	for _, g := range groups {
+		c.regs[g.Name] = newRegister()
+	}
+	var specs []cluster.NodeSpec
+	for i, name := range names {
+		ip := fmt.Sprintf("127.0.0.%d", i+1)
+		s := cluster.NodeSpec{Name: name, Raft: freePort(t, "tcp", ip), Witness: slices.Contains(o.witness, name)}
+		for range o.paths {
+			s.Heartbeat = append(s.Heartbeat, freePort(t, "udp", ip))
+		}
+		specs = append(specs, s)
+	}
+	dirs := map[string]string{}
+	for _, s := range specs {
+		if o.dataDir {
+			dirs[s.Name] = t.TempDir()
+		}
+	}
+	c.specs, c.dirs, c.opts = specs, dirs, o
+	for _, s := range specs {
+		c.start(s, nil)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+// restart closes a node (its groups go offline) and starts it again with
+// the same monitor and data dir.
+func (c *tcluster) restart(name string) {
+	tn := c.nodes[name]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tn.node.Close(ctx); err != nil {
+		c.t.Fatal(err)
+	}
+	<-tn.done
+	i := slices.IndexFunc(c.specs, func(s cluster.NodeSpec) bool { return s.Name == name })
+	c.start(c.specs[i], tn)
+}
+
+var testKey = []byte("0123456789abcdef-test-key")
+
+func (c *tcluster) start(s cluster.NodeSpec, old *tnode) {
+	t := c.t
+	restart := c.opts.restart
+	tn := &tnode{name: s.Name, spec: s, apps: map[string]*resourcetest.Fake{}, done: make(chan struct{})}
+	cfg := cluster.Config{Name: s.Name, Nodes: c.specs, Key: testKey, Groups: c.groups, DataDir: c.dirs[s.Name]}
+	if old != nil {
+		tn.mon, tn.apps = old.mon, old.apps
+		if tn.mon != nil {
+			cfg.Local = tn.mon
+		}
+	} else if !s.Witness {
+		tn.mon = monitor.New(monitor.Config{Managed: true})
+		for _, g := range c.groups {
+			app := resourcetest.NewFake("app")
+			tn.apps[g.Name] = app
+			err := tn.mon.AddGroup(monitor.GroupSpec{Name: g.Name, Managed: true, Resources: []monitor.ResourceSpec{
+				{Name: "vip", Type: "vip", Resource: &vip{r: c.regs[g.Name], node: s.Name}, Restart: restart},
+				{Name: "app", Type: "fake", Resource: app, DependsOn: []string{"vip"}, Restart: restart},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg.Local = tn.mon
+	}
+	if c.cfg != nil {
+		c.cfg(&cfg)
+	}
+	n, err := cluster.Start(cluster.WithNet(cfg, c.net))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.net.Add(n)
+	tn.node = n
+	tn.sub = n.Subscribe(4096)
+	go func() {
+		defer close(tn.done)
+		for e := range tn.sub.C() {
+			tn.mu.Lock()
+			tn.evs = append(tn.evs, e)
+			tn.mu.Unlock()
+		}
+	}()
+	c.nodes[s.Name] = tn
+}
+
+func (c *tcluster) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, name := range c.order {
+		n := c.nodes[name]
+		if n.node != nil {
+			_ = n.node.Close(ctx)
+		}
+		if n.mon != nil {
+			_ = n.mon.Close(ctx)
+		}
+		<-n.done
+	}
+	for name, r := range c.regs {
+		_ = name
+		r.check(c.t)
+	}
+}
+
+// kill powers a node off: the node stops without fencing, and what its
+// groups held is gone (the machine is off).
+func (c *tcluster) kill(name string) {
+	n := c.nodes[name]
+	for _, r := range c.regs {
+		r.powerOff(name)
+	}
+	n.node.Kill()
+	n.node = nil
+}
+
+// isolate cuts a node from all others: "out" its traffic to them, "in"
+// theirs to it, on every path and raft.
+func (c *tcluster) isolate(name string, out, in bool, cut bool, paths int) {
+	all := []int{cluster.RaftPath}
+	for p := range paths {
+		all = append(all, p)
+	}
+	for _, other := range c.order {
+		if other == name {
+			continue
+		}
+		if out {
+			c.net.Set(cut, name, other, all...)
+		}
+		if in {
+			c.net.Set(cut, other, name, all...)
+		}
+	}
+}
+
+// eventually polls cond every 10 ms until it holds or d passes.
+func (c *tcluster) eventually(d time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			c.t.Fatalf("timed out after %s waiting for %s\n%s", d, what, c.dump())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (c *tcluster) dump() string {
+	var b strings.Builder
+	for _, name := range c.order {
+		n := c.nodes[name]
+		if n.node == nil {
+			fmt.Fprintf(&b, "%s: killed\n", name)
+			continue
+		}
+		s := n.node.Status()
+		fmt.Fprintf(&b, "%s: leader %q lease %v\n", name, s.Leader, s.Lease)
+		for _, nd := range s.Nodes {
+			fmt.Fprintf(&b, "  node %s %s heard=%v (%s)\n", nd.Name, nd.State, nd.Heard, nd.Reason)
+		}
+		for _, g := range s.Groups {
+			fmt.Fprintf(&b, "  group %s owner %q epoch %d failed=%v move=%q local=%s (%s %s)\n", g.Name, g.Owner, g.Epoch, g.Failed, g.MoveTo, g.Local, g.Kind, g.Reason)
+		}
+		evs := n.events()
+		if len(evs) > 25 {
+			evs = evs[len(evs)-25:]
+		}
+		for _, e := range evs {
+			fmt.Fprintf(&b, "    %s %s\n", e.At.Format("05.000"), e)
+		}
+	}
+	for g, r := range c.regs {
+		r.mu.Lock()
+		fmt.Fprintf(&b, "register %s: %v\n", g, r.holders)
+		r.mu.Unlock()
+	}
+	return b.String()
+}
+
+// status is a live node's view of a group.
+func (c *tcluster) group(via, group string) cluster.GroupStatus {
+	for _, g := range c.nodes[via].node.Status().Groups {
+		if g.Name == group {
+			return g
+		}
+	}
+	c.t.Fatalf("no group %s", group)
+	return cluster.GroupStatus{}
+}
+
+func (c *tcluster) leader(via string) string { return c.nodes[via].node.Status().Leader }
+
+// settle waits until the group is held by one node and returns it.
+func (c *tcluster) held(group string, d time.Duration, ok func(string) bool) string {
+	c.t.Helper()
+	var h string
+	c.eventually(d, group+" held", func() bool { h = c.regs[group].holder(); return h != "" && ok(h) })
+	return h
+}
+
+func anyNode(string) bool { return true }
+
+// allUp waits until via sees every node up.
+func (c *tcluster) allUp(via string) {
+	c.t.Helper()
+	c.eventually(startup, "every node up", func() bool {
+		s := c.nodes[via].node.Status()
+		return len(s.Nodes) == len(c.order) && !slices.ContainsFunc(s.Nodes, func(n cluster.NodeStatus) bool { return n.State != policy.NodeUp })
+	})
+}
+
+const (
+	startup  = 30 * time.Second // cold start: election, 2W holdoff, placement
+	failover = 30 * time.Second // generous: the figures live in benchmarks
+)
+
+func prefer(nodes ...string) policy.Owners { return policy.Owners{Preferred: nodes} }
+
+// TestKillOwner: the owner is powered off; the group comes online on
+// another node.
+func TestKillOwner(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.kill("a")
+	h := c.held("web", failover, func(h string) bool { return h != "a" })
+	if h != "b" {
+		t.Errorf("web went to %s, want b (next preferred)", h)
+	}
+	g := c.group("b", "web")
+	if g.Kind != "failover" || !strings.Contains(g.Reason, "down") {
+		t.Errorf("web: kind %s reason %q, want a failover because a is down", g.Kind, g.Reason)
+	}
+	evs := c.nodes["b"].events()
+	if !slices.ContainsFunc(evs, func(e cluster.Event) bool {
+		return e.Kind == cluster.EventNodeDown && e.Node == "a" && strings.Contains(e.Detail, "suspected by")
+	}) {
+		t.Errorf("no node-down event for a with the evidence:\n%s", c.dump())
+	}
+}
+
+// TestPartitionOwner: the owner is cut off (both ways, and each one-way
+// variant). It drops the address within its lease; when the others can
+// no longer hear it, a majority node takes over; never two holders.
+func TestPartitionOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		out, in  bool
+		takeover bool
+	}{
+		{"both ways", true, true, true},
+		{"others do not hear it", true, false, true},
+		{"it does not hear the others", false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+			c.held("web", startup, func(h string) bool { return h == "a" })
+			c.isolate("a", tc.out, tc.in, true, 1)
+			c.eventually(failover, "a fenced", func() bool { return !c.regs["web"].holds("a") })
+			if tc.takeover {
+				c.held("web", failover, func(h string) bool { return h != "a" })
+			} else {
+				// Nobody declares a dead (they hear it), so nobody takes
+				// over: the group is down until a hears a quorum again.
+				c.isolate("a", tc.out, tc.in, false, 1)
+				c.held("web", failover, anyNode)
+			}
+			c.isolate("a", tc.out, tc.in, false, 1)
+			time.Sleep(time.Second) // a rejoins: still one holder
+			c.regs["web"].check(t)
+		})
+	}
+}
+
+// TestLeaderKilledNotOwner: the raft leader dies while another node owns
+// the group: nothing moves.
+func TestLeaderKilledNotOwner(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+	owner := c.held("web", startup, anyNode)
+	var leader string
+	c.eventually(startup, "a leader", func() bool { leader = c.leader(owner); return leader != "" })
+	if leader == owner {
+		var other string
+		for _, n := range c.order {
+			if n != owner {
+				other = n
+				break
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), failover)
+		defer cancel()
+		if err := c.nodes[leader].node.Move(ctx, "web", other); err != nil {
+			t.Fatal(err)
+		}
+		owner = c.held("web", failover, func(h string) bool { return h == other })
+	}
+	before := c.group(owner, "web")
+	c.kill(leader)
+	c.eventually(failover, "a new leader", func() bool { l := c.leader(owner); return l != "" && l != leader })
+	time.Sleep(3 * cluster.DefaultTiming().Window)
+	after := c.group(owner, "web")
+	if after.Owner != owner || after.Epoch != before.Epoch {
+		t.Errorf("web moved when the leader died: owner %s epoch %d -> %s epoch %d", before.Owner, before.Epoch, after.Owner, after.Epoch)
+	}
+	if h := c.regs["web"].holder(); h != owner {
+		t.Errorf("web held by %q, want %s", h, owner)
+	}
+}
+
+// TestOnePathLost: with two interconnect paths, losing one moves nothing
+// and says so in an event.
+func TestOnePathLost(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{paths: 2})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	before := c.group("a", "web")
+	for _, o := range []string{"b", "c"} {
+		c.net.Set(true, "a", o, 0)
+		c.net.Set(true, o, "a", 0)
+	}
+	c.eventually(failover, "a path-down event", func() bool {
+		return slices.ContainsFunc(c.nodes["b"].events(), func(e cluster.Event) bool { return e.Kind == cluster.EventPathDown && e.Node == "a" })
+	})
+	time.Sleep(3 * cluster.DefaultTiming().Window)
+	after := c.group("a", "web")
+	if after.Epoch != before.Epoch || c.regs["web"].holder() != "a" {
+		t.Errorf("web moved on one lost path: epoch %d -> %d, holder %q", before.Epoch, after.Epoch, c.regs["web"].holder())
+	}
+}
+
+// TestWitness: two real nodes and a witness stay available when one real
+// node dies; the witness hosts nothing.
+func TestWitness(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "w"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "w")}}, clusterOpts{witness: []string{"w"}})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.kill("a")
+	c.held("web", failover, func(h string) bool { return h == "b" })
+}
+
+// TestMove: a move drains the owner first.
+func TestMove(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.allUp("b")
+	ctx, cancel := context.WithTimeout(context.Background(), failover)
+	defer cancel()
+	if err := c.nodes["b"].node.Move(ctx, "web", "c"); err != nil {
+		t.Fatal(err)
+	}
+	c.held("web", failover, func(h string) bool { return h == "c" })
+	if g := c.group("c", "web"); g.Kind != "move" {
+		t.Errorf("kind %s, want move", g.Kind)
+	}
+	if err := c.nodes["b"].node.Move(ctx, "web", "nosuch"); err == nil {
+		t.Error("move to an unknown node accepted")
+	}
+}
+
+// TestGroupFailure: past its restart threshold the group moves; past the
+// failover threshold it stays offline with the reason.
+func TestGroupFailure(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c"),
+		Failover: policy.Failover{Threshold: 1, Period: time.Hour}}},
+		clusterOpts{restart: policy.Restart{Threshold: 1, Period: time.Hour, Delay: time.Millisecond}})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	fail := func(node string) {
+		c.eventually(failover, "web online on "+node, func() bool { return c.group(node, "web").Local == resource.StateOnline })
+		app := c.nodes[node].apps["web"]
+		for range 3 { // restart threshold 1: two failures fail the group
+			app.PushFailure(resource.Transient(errors.New("injected")))
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	fail("a")
+	c.held("web", failover, func(h string) bool { return h == "b" })
+	fail("b")
+	c.eventually(failover, "web left offline", func() bool {
+		g := c.group("c", "web")
+		return g.Owner == "" && g.Failed
+	})
+	if g := c.group("c", "web"); !strings.Contains(g.Reason, "threshold") {
+		t.Errorf("reason %q does not name the failover threshold", g.Reason)
+	}
+	if h := c.regs["web"].holder(); h != "" {
+		t.Errorf("web held by %s after it was left offline", h)
+	}
+}
+
+// TestFailback: the preferred node comes back; with failback immediate
+// the group returns to it after the stable period (drained: never on
+// both); with failback prevented it stays.
+func TestFailback(t *testing.T) {
+	for _, mode := range []policy.FailbackMode{policy.FailbackImmediate, policy.FailbackPrevent} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c"),
+				Failback: policy.Failback{Mode: mode}, StablePeriod: 500 * time.Millisecond}}, clusterOpts{})
+			c.held("web", startup, func(h string) bool { return h == "a" })
+			c.isolate("a", true, true, true, 1)
+			c.held("web", failover, func(h string) bool { return h == "b" })
+			c.isolate("a", true, true, false, 1)
+			c.eventually(failover, "a up again", func() bool {
+				return slices.ContainsFunc(c.nodes["b"].node.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "a" && n.State == policy.NodeUp })
+			})
+			if mode == policy.FailbackImmediate {
+				c.held("web", failover, func(h string) bool { return h == "a" })
+				if g := c.group("a", "web"); g.Kind != "failback" {
+					t.Errorf("kind %s (%s), want failback", g.Kind, g.Reason)
+				}
+				return
+			}
+			time.Sleep(2 * time.Second) // well past the stable period
+			if h := c.regs["web"].holder(); h != "b" {
+				t.Errorf("failback prevented, but web is held by %q", h)
+			}
+		})
+	}
+}
+
+// TestFenceNeeded: the old owner is frozen (it cannot drop the address,
+// and the new owner's probe finds it held): the group waits, the event
+// says fence-needed, the fence hook is told whom to fence, and once it has
+// the group comes online.
+func TestFenceNeeded(t *testing.T) {
+	var mu sync.Mutex
+	var reqs []cluster.FenceRequest
+	var c *tcluster
+	c = newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{
+		cfg: func(cfg *cluster.Config) {
+			cfg.FenceHook = func(_ context.Context, r cluster.FenceRequest) error {
+				mu.Lock()
+				reqs = append(reqs, r)
+				mu.Unlock()
+				c.regs[r.Group].setFrozen(r.Suspect, false)
+				c.regs[r.Group].powerOff(r.Suspect) // the STONITH agent powers it off
+				return nil
+			}
+		}})
+	c.regs["web"].probe = true
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.regs["web"].setFrozen("a", true)
+	c.isolate("a", true, true, true, 1)
+	c.held("web", failover, func(h string) bool { return h == "b" })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reqs) != 1 || reqs[0].Suspect != "a" || reqs[0].Group != "web" {
+		t.Errorf("fence hook calls %+v, want one for web suspecting a", reqs)
+	}
+	if !slices.ContainsFunc(c.nodes["b"].events(), func(e cluster.Event) bool { return e.Kind == cluster.EventFenceNeeded && e.Group == "web" }) {
+		t.Error("no fence-needed event on b")
+	}
+}
+
+// TestRestartFromDisk: every node restarts from its data dir and finds
+// the state it had (raft-wal log and stable store).
+func TestRestartFromDisk(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{dataDir: true})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.allUp("a")
+	ctx, cancel := context.WithTimeout(context.Background(), failover)
+	defer cancel()
+	for _, to := range []string{"b", "c", "b", "c"} {
+		if err := c.nodes["a"].node.Move(ctx, "web", to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.held("web", failover, func(h string) bool { return h == "c" })
+	before := c.group("c", "web")
+	for _, n := range c.order {
+		c.restart(n)
+	}
+	c.eventually(startup, "the state back", func() bool { return c.group("c", "web").Epoch >= before.Epoch })
+	c.held("web", startup, anyNode)
+}
+
+// TestOfflineOnlineMaintenance: a group taken offline cluster-wide stays
+// offline until started; a node in maintenance is drained.
+func TestOfflineOnlineMaintenance(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	ctx, cancel := context.WithTimeout(context.Background(), failover)
+	defer cancel()
+	b := c.nodes["b"].node
+	if err := b.Offline(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(failover, "web offline", func() bool { return c.regs["web"].holder() == "" })
+	time.Sleep(time.Second)
+	if h := c.regs["web"].holder(); h != "" {
+		t.Fatalf("stopped group held by %s", h)
+	}
+	if err := b.Online(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	c.held("web", failover, func(h string) bool { return h == "a" })
+	if err := b.SetMaintenance(ctx, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	c.held("web", failover, func(h string) bool { return h == "b" })
+	if err := b.SetMaintenance(ctx, "a", false); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(failover, "a up again", func() bool {
+		return slices.ContainsFunc(b.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "a" && n.State == policy.NodeUp })
+	})
+	if err := b.Offline(ctx, "nosuch"); err == nil {
+		t.Error("offline of an unknown group accepted")
+	}
+}
