@@ -177,8 +177,10 @@
 // another node holds it (asserted empty): kill the owner, partition it
 // both ways and each one-way (a test-only filter in the UDP sender and the
 // raft stream layer), the raft leader killed while not the owner, one of
-// two paths lost, a witness keeping two nodes available, a move, and
-// group failures past the restart and the failover thresholds.
+// two paths lost, a witness keeping two nodes available, a move, group
+// failures past the restart and the failover thresholds, failback
+// immediate and prevented, the fence hook for a frozen owner,
+// offline/online/maintenance, and every node restarting from its DataDir.
 //
 // # What is not wired yet
 //
@@ -186,7 +188,9 @@
 //     status, move, simulate commands, metrics; tests with host processes
 //     in network namespaces and the failover benchmark. The figures above
 //     are arithmetic and simulation, not measurements on links.
-//   - Failback tests in the node runtime (the policy and Simulate test
-//     it), a test of the fence hook, and of restarting from DataDir.
+//   - Joining at run time: Node.AddNode and Node.RemoveNode change the
+//     state and raft's voters but are untested, and a node started later
+//     bootstraps raft with its own node list (a Join option that skips
+//     the bootstrap is missing). Prometheus metrics are not exported.
 //   - Peer mode (two nodes without quorum): package cluster/peer.
 package cluster

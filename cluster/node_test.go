@@ -489,13 +489,13 @@ func TestLeaderKilledNotOwner(t *testing.T) {
 	c.kill(leader)
 	c.eventually(failover, "a new leader", func() bool { l := c.leader(owner); return l != "" && l != leader })
 	time.Sleep(3 * cluster.DefaultTiming().Window)
-	after := c.group(owner, "web")
-	if after.Owner != owner || after.Epoch != before.Epoch {
-		t.Errorf("web moved when the leader died: owner %s epoch %d -> %s epoch %d", before.Owner, before.Epoch, after.Owner, after.Epoch)
+	// Nothing moves. (A stall of this loaded machine may cost the owner
+	// its lease: it then fences and reclaims the group with a new epoch,
+	// on the same node; that is no move.)
+	if after := c.group(owner, "web"); after.Owner != owner || (after.Epoch != before.Epoch && after.Kind != "place") {
+		t.Errorf("web moved when the leader died: owner %s epoch %d -> %s epoch %d (%s)", before.Owner, before.Epoch, after.Owner, after.Epoch, after.Kind)
 	}
-	if h := c.regs["web"].holder(); h != owner {
-		t.Errorf("web held by %q, want %s", h, owner)
-	}
+	c.held("web", failover, func(h string) bool { return h == owner })
 }
 
 // TestOnePathLost: with two interconnect paths, losing one moves nothing
@@ -512,10 +512,11 @@ func TestOnePathLost(t *testing.T) {
 		return slices.ContainsFunc(c.nodes["b"].events(), func(e cluster.Event) bool { return e.Kind == cluster.EventPathDown && e.Node == "a" })
 	})
 	time.Sleep(3 * cluster.DefaultTiming().Window)
-	after := c.group("a", "web")
-	if after.Epoch != before.Epoch || c.regs["web"].holder() != "a" {
-		t.Errorf("web moved on one lost path: epoch %d -> %d, holder %q", before.Epoch, after.Epoch, c.regs["web"].holder())
+	// Nothing moves (a reclaim after a stall keeps the owner).
+	if after := c.group("a", "web"); after.Owner != "a" || after.Kind == "failover" {
+		t.Errorf("web moved on one lost path: %s epoch %d -> %s epoch %d (%s)", before.Owner, before.Epoch, after.Owner, after.Epoch, after.Kind)
 	}
+	c.held("web", failover, func(h string) bool { return h == "a" })
 }
 
 // TestWitness: two real nodes and a witness stay available when one real
@@ -556,9 +557,14 @@ func TestGroupFailure(t *testing.T) {
 	fail := func(node string) {
 		c.eventually(failover, "web online on "+node, func() bool { return c.group(node, "web").Local == resource.StateOnline })
 		app := c.nodes[node].apps["web"]
-		for range 3 { // restart threshold 1: two failures fail the group
+		// Fail it until the monitor gives up (restart threshold 1); a
+		// push while a restart is under way is not a new failure.
+		for i := 0; i < 100; i++ {
+			if g := c.group(node, "web"); g.Owner != node || g.Failed {
+				return
+			}
 			app.PushFailure(resource.Transient(errors.New("injected")))
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	fail("a")
