@@ -171,12 +171,14 @@ func online(t *testing.T, p resource.Properties, dir string) *started {
 	return s
 }
 
-// console sends a command to the guest's console.
+// console sends a command to the guest's console. The connection stays
+// open until the test ends: QEMU drops what it has not read yet from a
+// client that hung up.
 func (s *started) console(t *testing.T, cmd string) {
 	t.Helper()
 	c, err := net.Dial("unix", filepath.Join(s.dir, "console.sock"))
 	require.NoError(t, err)
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_, err = c.Write([]byte(cmd + "\n"))
 	require.NoError(t, err)
 }

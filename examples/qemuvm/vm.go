@@ -402,6 +402,9 @@ func (v *VM) start(ctx context.Context, call *resource.Call) (_ *run, err error)
 		return nil, r.startError("qmp", err)
 	}
 	if r.qmp, err = newQMP(ctx, qc, r.event, func(err error) {
+		if r.exitedWithin(time.Second) {
+			return // the process waiter reports it, with QEMU's words
+		}
 		r.fail(fmt.Errorf("qemuvm %s: qmp connection lost: %v", c.VMName, err))
 	}); err != nil {
 		return nil, r.startError("qmp", err)
@@ -424,16 +427,27 @@ func ptr[T any](v T) *T { return &v }
 // startError explains a start that failed, preferring QEMU's own words
 // when it exited (an image locked by another QEMU, a bad option).
 func (r *run) startError(step string, err error) error {
-	select {
-	case <-r.proc.exited:
+	if r.exitedWithin(time.Second) {
 		msg := r.proc.exitError()
 		if strings.Contains(msg.Error(), "lock") {
 			return resource.Transient(fmt.Errorf("qemuvm %s: disk image %s is %w: %v", r.vm.cfg.VMName, r.vm.cfg.Disk, errLocked, msg))
 		}
 		return msg
-	default:
 	}
 	return fmt.Errorf("qemuvm %s: %s: %w", r.vm.cfg.VMName, step, err)
+}
+
+// exitedWithin reports whether QEMU exits within d: a closed connection
+// usually means it did, and its exit status and stderr say why.
+func (r *run) exitedWithin(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.proc.exited:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // accept accepts QEMU's connection on ln, unless ctx ends or QEMU exits.

@@ -301,17 +301,22 @@ for a in $(cat /proc/cmdline); do case "$a" in sft.mode=*) mode=${a#sft.mode=};;
 for m in button evdev pvpanic pvpanic-mmio; do insmod /lib/$m.ko 2>/dev/null; done
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 stty -F /dev/ttyS0 -echo 2>/dev/null
+# Each watcher opens its device before it says it is ready, and the first
+# heartbeat waits for them: an event sent right after Online is not lost.
+want=1
 if [ "$mode" != noacpi ]; then
   for e in /sys/class/input/event*; do
     [ "$(cat $e/device/name 2>/dev/null)" = "Power Button" ] || continue
-    (dd if=/dev/input/${e##*/} bs=24 count=1 >/dev/null 2>&1; poweroff -f) &
+    want=$((want+1))
+    (exec 3</dev/input/${e##*/}; touch /tmp/ready.${e##*/}; dd bs=24 count=1 <&3 >/dev/null 2>&1; poweroff -f) &
   done
 fi
-(while read -r cmd; do case "$cmd" in
+(exec </dev/ttyS0; touch /tmp/ready.console; while read -r cmd; do case "$cmd" in
   panic) echo c >/proc/sysrq-trigger;;
   report-panic) echo "panic: reported by the guest" >/dev/ttyS1;;
   hang) touch /tmp/hang;;
-  esac; done </dev/ttyS0) &
+  esac; done) &
+while [ "$(ls /tmp | grep -c '^ready')" -lt $want ]; do usleep 10000; done
 n=0
 while :; do
   [ "$mode" = hang ] || [ -e /tmp/hang ] || echo "sft-heartbeat $n" >/dev/ttyS1
