@@ -89,9 +89,20 @@ func qemuPID(p resource.Properties) int {
 	return 0
 }
 
+// TestSuite runs the contract suite in every mode, the modes in parallel:
+// each boots the guest some fifteen times, seconds each under TCG.
 func TestSuite(t *testing.T) {
 	g := testguest.Require(t)
-	plugintest.Suite(t, qemuvm.New(), plugintest.Options{Options: resourcetest.Options{
+	for _, mode := range plugintest.AllModes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			suite(t, g, mode)
+		})
+	}
+}
+
+func suite(t *testing.T, g testguest.Guest, mode plugintest.Mode) {
+	plugintest.Suite(t, qemuvm.New(), plugintest.Options{Modes: []plugintest.Mode{mode}, Options: resourcetest.Options{
 		Properties: func(t *testing.T) resource.Properties {
 			p, _ := props(t, g, "")
 			return p

@@ -208,7 +208,7 @@ func (v *VM) Terminate(context.Context) error {
 		for _, r := range []*run{v.cur.Swap(nil), v.starting} {
 			if r != nil {
 				r.stop()
-				r.quit(500 * time.Millisecond)
+				r.quit(context.Background(), 500*time.Millisecond)
 				r.destroy()
 			}
 		}
@@ -399,7 +399,7 @@ func (v *VM) start(ctx context.Context, call *resource.Call) (_ *run, err error)
 
 	qc, err := r.accept(ctx, r.qmpLn)
 	if err != nil {
-		return nil, r.startError("qmp", err)
+		return nil, r.startError(ctx, "qmp", err)
 	}
 	if r.qmp, err = newQMP(ctx, qc, r.event, func(err error) {
 		if r.exitedWithin(time.Second) {
@@ -407,14 +407,14 @@ func (v *VM) start(ctx context.Context, call *resource.Call) (_ *run, err error)
 		}
 		r.fail(fmt.Errorf("qemuvm %s: qmp connection lost: %v", c.VMName, err))
 	}); err != nil {
-		return nil, r.startError("qmp", err)
+		return nil, r.startError(ctx, "qmp", err)
 	}
 	if r.hbConn, err = r.accept(ctx, r.hbLn); err != nil {
-		return nil, r.startError("heartbeat", err)
+		return nil, r.startError(ctx, "heartbeat", err)
 	}
 	go r.readHeartbeats()
 	if _, err := r.qmp.command(ctx, "cont", nil); err != nil {
-		return nil, r.startError("cont", err)
+		return nil, r.startError(ctx, "cont", err)
 	}
 	if s := r.status.Load(); s != nil && *s == "starting" {
 		r.status.CompareAndSwap(s, ptr("running"))
@@ -426,7 +426,10 @@ func ptr[T any](v T) *T { return &v }
 
 // startError explains a start that failed, preferring QEMU's own words
 // when it exited (an image locked by another QEMU, a bad option).
-func (r *run) startError(step string, err error) error {
+func (r *run) startError(ctx context.Context, step string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("qemuvm %s: %s: %w", r.vm.cfg.VMName, step, ctx.Err())
+	}
 	if r.exitedWithin(time.Second) {
 		msg := r.proc.exitError()
 		if strings.Contains(msg.Error(), "lock") {
@@ -540,8 +543,19 @@ func (r *run) readHeartbeats() {
 // ctx ends.
 func (r *run) shutdown(ctx context.Context, grace time.Duration) error {
 	name := r.vm.cfg.VMName
+	killed := func(step string) error {
+		r.proc.kill()
+		<-r.proc.exited
+		return fmt.Errorf("qemuvm %s: %s: %w (QEMU killed)", name, step, ctx.Err())
+	}
+	if ctx.Err() != nil {
+		return killed("offline")
+	}
 	if r.qmp != nil && grace > 0 {
 		if _, err := r.qmp.command(ctx, "system_powerdown", nil); err != nil {
+			if ctx.Err() != nil {
+				return killed("system_powerdown")
+			}
 			r.vm.log.Warn("system_powerdown failed", "err", err)
 		} else {
 			t := time.NewTimer(grace)
@@ -551,25 +565,27 @@ func (r *run) shutdown(ctx context.Context, grace time.Duration) error {
 				r.vm.log.Info("guest powered off", "after", time.Since(r.started).Round(time.Millisecond))
 				return nil
 			case <-ctx.Done():
-				r.proc.kill()
-				return fmt.Errorf("qemuvm %s: waiting for the guest to power off: %w (killed)", name, ctx.Err())
+				return killed("waiting for the guest to power off")
 			case <-t.C:
 				r.vm.log.Warn("guest ignored ACPI power-down; quitting QEMU", "shutdown_grace", grace)
 			}
 		}
 	}
-	r.quit(5 * time.Second)
+	r.quit(ctx, 5*time.Second)
+	if ctx.Err() != nil {
+		return fmt.Errorf("qemuvm %s: quit: %w (QEMU killed)", name, ctx.Err())
+	}
 	return nil
 }
 
-// quit sends QMP quit and waits up to wait for QEMU to exit, then kills
-// its process group and waits for it to be reaped.
-func (r *run) quit(wait time.Duration) {
+// quit sends QMP quit and waits up to wait (or until ctx ends) for QEMU to
+// exit, then kills its process group and waits for it to be reaped.
+func (r *run) quit(ctx context.Context, wait time.Duration) {
 	if r.proc == nil {
 		return
 	}
-	if r.qmp != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
+	if r.qmp != nil && ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(ctx, wait)
 		_, _ = r.qmp.command(ctx, "quit", nil)
 		select {
 		case <-r.proc.exited:
