@@ -29,7 +29,8 @@
 //	                  directory (os.MkdirTemp, 0700) made for each start
 //	heartbeat_socket  where QEMU connects the guest's second serial port
 //	                  (ttyS1). Default: the private directory
-//	heartbeat_timeout guest silence that counts as a hang. Default 3s
+//	heartbeat_timeout guest silence that counts as a hang. Default 10s (a TCG
+//	                  guest on a loaded host can stall for seconds)
 //	boot_timeout      start to first heartbeat. Default 5m
 //	shutdown_grace    Offline: ACPI power-down to QMP quit. Default 30s
 //	vm_name           the VM's identity for the lock. Default: the instance name

@@ -33,7 +33,7 @@ const (
 const (
 	DefaultMemoryMiB        = 256
 	DefaultCPUs             = 1
-	DefaultHeartbeatTimeout = 3 * time.Second
+	DefaultHeartbeatTimeout = 10 * time.Second
 	DefaultBootTimeout      = 5 * time.Minute
 	DefaultShutdownGrace    = 30 * time.Second
 	DefaultQEMU             = "qemu-system-x86_64"

@@ -108,6 +108,9 @@ func suite(t *testing.T, g testguest.Guest, mode plugintest.Mode) {
 			return p
 		},
 		Up: func(t *testing.T, in resourcetest.Instance) bool { return qemuPID(in.Properties) != 0 },
+		// A guard against calls that never return, not a speed goal: a TCG
+		// boot takes 3 s on an idle 2-vCPU VM and 20 s on a loaded one.
+		Timeout: 3 * time.Minute,
 		// A guest that never sends a heartbeat: Online waits for it.
 		HangProperties: func(t *testing.T, p resource.Properties) resource.Properties {
 			p = p.Clone()

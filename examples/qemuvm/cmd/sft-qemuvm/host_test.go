@@ -202,7 +202,7 @@ groups:
 
 	n1 := start("node1", true)
 	t0 := time.Now()
-	waitFor(t, "node1: group vm online", func() bool { s, _, _ := n1.status(t); return s == "online" })
+	waitFor(t, "node1: group vm online", func() bool { s, _, _ := n1.status(t); return strings.EqualFold(s, "online") })
 	t.Logf("host start to VM group online: %v", time.Since(t0).Round(time.Millisecond))
 	pids := qemuPIDs(mark)
 	require.Len(t, pids, 1)
@@ -219,7 +219,7 @@ groups:
 		s, restarts, lf := n1.status(t)
 		last = lf
 		p := qemuPIDs(mark)
-		return s == "online" && restarts >= 1 && len(p) == 1 && p[0] != pids[0]
+		return strings.EqualFold(s, "online") && restarts >= 1 && len(p) == 1 && p[0] != pids[0]
 	})
 	c.Close()
 	t.Logf("guest panic to group online again: %v (last failure: %s)", time.Since(t0).Round(time.Millisecond), last)
