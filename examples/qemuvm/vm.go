@@ -483,6 +483,7 @@ func (r *run) accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
 // event handles one QMP event.
 func (r *run) event(e qmpEvent) {
 	name := r.vm.cfg.VMName
+	r.vm.log.Info("qmp event", "event", e.Name, "data", string(e.Data))
 	switch e.Name {
 	case "RESUME":
 		r.setStatus("running")
