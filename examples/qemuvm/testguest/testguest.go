@@ -311,7 +311,10 @@ if [ "$mode" != noacpi ]; then
   for e in /sys/class/input/event*; do
     [ "$(cat $e/device/name 2>/dev/null)" = "Power Button" ] || continue
     want=$((want+1))
-    (exec 3</dev/input/${e##*/}; touch /tmp/ready.${e##*/}; dd bs=24 count=1 <&3 >/dev/null 2>&1; poweroff -f) &
+    ev=${e##*/}
+    # devtmpfs makes the node a moment after the device appears.
+    (while [ ! -e /dev/input/$ev ]; do usleep 10000; done
+     exec 3</dev/input/$ev; touch /tmp/ready.$ev; dd bs=24 count=1 <&3 >/dev/null 2>&1; poweroff -f) &
   done
 fi
 (exec </dev/ttyS0; touch /tmp/ready.console; while read -r cmd; do case "$cmd" in
@@ -319,7 +322,8 @@ fi
   report-panic) echo "panic: reported by the guest" >/dev/ttyS1;;
   hang) touch /tmp/hang;;
   esac; done) &
-while [ "$(ls /tmp | grep -c '^ready')" -lt $want ]; do usleep 10000; done
+i=0
+while [ "$(ls /tmp | grep -c '^ready')" -lt $want ] && [ $i -lt 500 ]; do usleep 10000; i=$((i+1)); done
 n=0
 while :; do
   [ "$mode" = hang ] || [ -e /tmp/hang ] || echo "sft-heartbeat $n" >/dev/ttyS1
