@@ -200,6 +200,24 @@ groups:
 		return n
 	}
 
+	// The README's config example validates, given real files.
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, example, ok := strings.Cut(string(readme), "```yaml\n")
+	require.True(t, ok, "README.md has no yaml block")
+	example, _, _ = strings.Cut(example, "```")
+	example = strings.NewReplacer(
+		"/opt/sft-plugins/sft-qemuvm", plugin,
+		strings.Repeat("0", 64), hex.EncodeToString(sum[:]),
+		"/var/lib/vms/demo/vmlinuz", g.Kernel,
+		"/var/lib/vms/demo/initrd.gz", g.Initrd,
+		"/run/sft/node1.sock", filepath.Join(dir, "readme.sock"),
+	).Replace(example)
+	readmeCfg := filepath.Join(dir, "readme.yaml")
+	require.NoError(t, os.WriteFile(readmeCfg, []byte(example), 0o644))
+	out, err := exec.Command(host, "validate", readmeCfg).CombinedOutput()
+	require.NoError(t, err, "host validate of README.md's example: %s", out)
+
 	n1 := start("node1", true)
 	t0 := time.Now()
 	waitFor(t, "node1: group vm online", func() bool { s, _, _ := n1.status(t); return strings.EqualFold(s, "online") })
@@ -228,7 +246,7 @@ groups:
 	// A second node cannot start the same VM while node1 runs it.
 	n2 := start("node2", false)
 	waitFor(t, "node2 answers", func() bool { s, _, _ := n2.status(t); return s != "" })
-	out, err := n2.cli("online", "vm")
+	out, err = n2.cli("online", "vm")
 	require.Error(t, err, "node2 started the VM node1 runs: %s", out)
 	_, _, lf := n2.status(t)
 	require.Contains(t, lf, "in use by another QEMU")
