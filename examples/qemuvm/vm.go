@@ -225,22 +225,23 @@ type run struct {
 	accelWhy string
 	started  time.Time
 
-	proc   *proc
-	qmpLn  net.Listener
-	hbLn   net.Listener
-	qmp    *qmpConn // nil until negotiated
-	hbConn net.Conn
+	proc  *proc // set before the run is shared (v.starting)
+	qmpLn net.Listener
+	hbLn  net.Listener
 
 	up       chan struct{} // closed at the first heartbeat
 	upOnce   sync.Once
 	lastBeat atomic.Int64 // unix ns of the last heartbeat
 	status   atomic.Pointer[string]
 
-	mu       sync.Mutex
-	err      error         // first failure; guarded by mu
-	failed   chan struct{} // closed with err
-	online   bool          // Online committed: failures are pushed
-	stopping bool          // Offline/Terminate began: failures are not pushed
+	mu        sync.Mutex
+	err       error         // first failure; guarded by mu
+	failed    chan struct{} // closed with err
+	online    bool          // Online committed: failures are pushed
+	stopping  bool          // Offline/Terminate began: failures are not pushed
+	destroyed bool          // destroy began: no new connection is kept
+	qmp       *qmpConn      // nil until negotiated; guarded by mu
+	hbConn    net.Conn      // guarded by mu
 
 	destroyOnce sync.Once
 }
@@ -291,6 +292,25 @@ func (r *run) markOnline() error {
 	defer r.mu.Unlock()
 	r.online = true
 	return r.err
+}
+
+// keep stores a connection (store runs under mu) unless destroy began;
+// then it closes it (closeIt) and returns an error.
+func (r *run) keep(store, closeIt func()) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.destroyed {
+		closeIt()
+		return errors.New("stopped while starting")
+	}
+	store()
+	return nil
+}
+
+func (r *run) qmpConn() *qmpConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.qmp
 }
 
 func (r *run) stop() {
@@ -401,19 +421,27 @@ func (v *VM) start(ctx context.Context, call *resource.Call) (_ *run, err error)
 	if err != nil {
 		return nil, r.startError(ctx, "qmp", err)
 	}
-	if r.qmp, err = newQMP(ctx, qc, r.event, func(err error) {
+	q, err := newQMP(ctx, qc, r.event, func(err error) {
 		if r.exitedWithin(time.Second) {
 			return // the process waiter reports it, with QEMU's words
 		}
 		r.fail(fmt.Errorf("qemuvm %s: qmp connection lost: %v", c.VMName, err))
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, r.startError(ctx, "qmp", err)
 	}
-	if r.hbConn, err = r.accept(ctx, r.hbLn); err != nil {
+	if err := r.keep(func() { r.qmp = q }, q.close); err != nil {
+		return nil, r.startError(ctx, "qmp", err)
+	}
+	hc, err := r.accept(ctx, r.hbLn)
+	if err != nil {
 		return nil, r.startError(ctx, "heartbeat", err)
 	}
-	go r.readHeartbeats()
-	if _, err := r.qmp.command(ctx, "cont", nil); err != nil {
+	if err := r.keep(func() { r.hbConn = hc }, func() { hc.Close() }); err != nil {
+		return nil, r.startError(ctx, "heartbeat", err)
+	}
+	go r.readHeartbeats(hc)
+	if _, err := q.command(ctx, "cont", nil); err != nil {
 		return nil, r.startError(ctx, "cont", err)
 	}
 	if s := r.status.Load(); s != nil && *s == "starting" {
@@ -507,15 +535,15 @@ func (r *run) event(e qmpEvent) {
 // readHeartbeats reads the guest's heartbeat lines: a line starting with
 // "panic" is a guest-reported panic, every other line a heartbeat. Once
 // the guest is up, silence longer than heartbeat_timeout is a failure.
-func (r *run) readHeartbeats() {
+func (r *run) readHeartbeats(conn net.Conn) {
 	timeout := r.vm.cfg.HeartbeatTimeout.D()
-	br := bufio.NewReader(r.hbConn)
+	br := bufio.NewReader(conn)
 	silent := false
 	for {
 		if !silent && r.lastBeat.Load() != 0 {
-			_ = r.hbConn.SetReadDeadline(time.Now().Add(timeout))
+			_ = conn.SetReadDeadline(time.Now().Add(timeout))
 		} else {
-			_ = r.hbConn.SetReadDeadline(time.Time{})
+			_ = conn.SetReadDeadline(time.Time{})
 		}
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -552,8 +580,8 @@ func (r *run) shutdown(ctx context.Context, grace time.Duration) error {
 	if ctx.Err() != nil {
 		return killed("offline")
 	}
-	if r.qmp != nil && grace > 0 {
-		if _, err := r.qmp.command(ctx, "system_powerdown", nil); err != nil {
+	if q := r.qmpConn(); q != nil && grace > 0 {
+		if _, err := q.command(ctx, "system_powerdown", nil); err != nil {
 			if ctx.Err() != nil {
 				return killed("system_powerdown")
 			}
@@ -585,9 +613,9 @@ func (r *run) quit(ctx context.Context, wait time.Duration) {
 	if r.proc == nil {
 		return
 	}
-	if r.qmp != nil && ctx.Err() == nil {
+	if q := r.qmpConn(); q != nil && ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(ctx, wait)
-		_, _ = r.qmp.command(ctx, "quit", nil)
+		_, _ = q.command(ctx, "quit", nil)
 		select {
 		case <-r.proc.exited:
 		case <-ctx.Done():
@@ -602,17 +630,21 @@ func (r *run) quit(ctx context.Context, wait time.Duration) {
 // removes the private directory. Idempotent; concurrent callers wait.
 func (r *run) destroy() {
 	r.destroyOnce.Do(func() {
+		r.mu.Lock()
+		r.destroyed = true
+		q, hc := r.qmp, r.hbConn
+		r.mu.Unlock()
 		if r.proc != nil {
 			r.proc.kill()
 			<-r.proc.exited
 		}
-		for _, c := range []interface{ Close() error }{r.qmpLn, r.hbLn, r.hbConn} {
+		for _, c := range []interface{ Close() error }{r.qmpLn, r.hbLn, hc} {
 			if c != nil {
 				c.Close()
 			}
 		}
-		if r.qmp != nil {
-			r.qmp.close()
+		if q != nil {
+			q.close()
 		}
 		if r.dir != "" {
 			os.RemoveAll(r.dir)
