@@ -90,7 +90,9 @@ func qemuPID(p resource.Properties) int {
 }
 
 // TestSuite runs the contract suite in every mode, the modes in parallel:
-// each boots the guest some fifteen times, seconds each under TCG.
+// each boots the guest some fifteen times, seconds each under TCG. The
+// other tests run one at a time: more guests at once on a 2-vCPU machine
+// only stall each other's heartbeats.
 func TestSuite(t *testing.T) {
 	g := testguest.Require(t)
 	for _, mode := range plugintest.AllModes {
@@ -211,7 +213,6 @@ func (s *started) pushed(t *testing.T, since time.Time) (error, time.Duration) {
 
 func TestGuestPanicPushed(t *testing.T) {
 	g := testguest.Require(t)
-	t.Parallel()
 	p, dir := props(t, g, "")
 	s := online(t, p, dir)
 	start := time.Now()
@@ -224,7 +225,6 @@ func TestGuestPanicPushed(t *testing.T) {
 
 func TestGuestReportedPanicPushed(t *testing.T) {
 	g := testguest.Require(t)
-	t.Parallel()
 	p, dir := props(t, g, "")
 	s := online(t, p, dir)
 	s.console(t, "report-panic")
@@ -242,7 +242,6 @@ func TestGuestReportedPanicPushed(t *testing.T) {
 
 func TestQEMUKilledPushed(t *testing.T) {
 	g := testguest.Require(t)
-	t.Parallel()
 	p, dir := props(t, g, "")
 	s := online(t, p, dir)
 	pid := qemuPID(p)
@@ -256,7 +255,6 @@ func TestQEMUKilledPushed(t *testing.T) {
 
 func TestOfflineCooperativeAndStubborn(t *testing.T) {
 	g := testguest.Require(t)
-	t.Parallel()
 	for _, tc := range []struct {
 		mode, wantLog string
 	}{
@@ -282,7 +280,6 @@ func TestOfflineCooperativeAndStubborn(t *testing.T) {
 
 func TestRefusesVMInUse(t *testing.T) {
 	g := testguest.Require(t)
-	t.Parallel()
 	p, dir := props(t, g, "")
 	disk := filepath.Join(dir, "disk.img")
 	require.NoError(t, os.WriteFile(disk, make([]byte, 1<<20), 0o644))
