@@ -1,0 +1,310 @@
+package qemuvm_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sftkit/sft/examples/qemuvm"
+	"github.com/sftkit/sft/examples/qemuvm/testguest"
+	"github.com/sftkit/sft/plugins/plugintest"
+	"github.com/sftkit/sft/resource"
+	"github.com/sftkit/sft/resource/resourcetest"
+)
+
+// TestMain serves the type when the suite runs this binary as a plugin.
+func TestMain(m *testing.M) { plugintest.Main(m, qemuvm.New()) }
+
+// shortDir is a temporary directory with a short path (unix socket paths
+// are limited to 108 bytes; t.TempDir embeds the test's name).
+func shortDir(t testing.TB) string {
+	d, err := os.MkdirTemp("", "qvm")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func marker() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "sft.test=" + hex.EncodeToString(b)
+}
+
+// props returns the properties of a test VM in mode ("" normal), with a
+// unique marker on its kernel command line (found by qemuPID) and its
+// console on a socket (console.sock in dir).
+func props(t testing.TB, g testguest.Guest, mode string) (resource.Properties, string) {
+	dir := shortDir(t)
+	return resource.Properties{
+		"kernel":       g.Kernel,
+		"initrd":       g.Initrd,
+		"append":       testguest.Append(mode, marker()),
+		"memory":       128,
+		"accel":        "auto",
+		"console":      "socket:" + filepath.Join(dir, "console.sock"),
+		"lock_dir":     dir,
+		"qemu":         g.QEMU,
+		"vm_name":      "vm-" + filepath.Base(dir),
+		"boot_timeout": "2m",
+	}, dir
+}
+
+// qemuPID finds the QEMU process whose command line holds the marker in
+// the append property: a probe from outside the resource. 0: none.
+func qemuPID(p resource.Properties) int {
+	m := strings.Fields(p["append"].(string))
+	mark := m[len(m)-1]
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !bytes.Contains(cmd, []byte(mark)) {
+			continue
+		}
+		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			// A zombie (state Z) is dead: only its reaping is pending.
+			if f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:])); len(f) > 0 && f[0] == "Z" {
+				continue
+			}
+		}
+		return pid
+	}
+	return 0
+}
+
+// TestSuite runs the contract suite in every mode, the modes in parallel:
+// each boots the guest some fifteen times, seconds each under TCG. The
+// other tests run one at a time: more guests at once on a 2-vCPU machine
+// only stall each other's heartbeats.
+func TestSuite(t *testing.T) {
+	g := testguest.Require(t)
+	for _, mode := range plugintest.AllModes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			suite(t, g, mode)
+		})
+	}
+}
+
+func suite(t *testing.T, g testguest.Guest, mode plugintest.Mode) {
+	plugintest.Suite(t, qemuvm.New(), plugintest.Options{Modes: []plugintest.Mode{mode}, Options: resourcetest.Options{
+		Properties: func(t *testing.T) resource.Properties {
+			p, _ := props(t, g, "")
+			return p
+		},
+		Up: func(t *testing.T, in resourcetest.Instance) bool { return qemuPID(in.Properties) != 0 },
+		// A guard against calls that never return, not a speed goal: a TCG
+		// boot takes 3 s on an idle 2-vCPU VM and 20 s on a loaded one.
+		Timeout: 3 * time.Minute,
+		// A guest that never sends a heartbeat: Online waits for it.
+		HangProperties: func(t *testing.T, p resource.Properties) resource.Properties {
+			p = p.Clone()
+			p["append"] = testguest.Append("hang", marker())
+			return p
+		},
+		BadProperties: []resourcetest.BadProperties{
+			{Name: "no kernel", Properties: resource.Properties{}, Field: "kernel"},
+			{Name: "relative kernel", Properties: resource.Properties{"kernel": "vmlinuz"}, Field: "kernel"},
+			{Name: "missing kernel", Properties: resource.Properties{"kernel": "/nonexistent/vmlinuz"}, Field: "kernel"},
+			{Name: "memory above the host's", Properties: resource.Properties{"kernel": g.Kernel, "memory": 1 << 30}, Field: "memory"},
+			{Name: "unknown accel", Properties: resource.Properties{"kernel": g.Kernel, "accel": "hvf"}, Field: "accel"},
+			{Name: "unknown network", Properties: resource.Properties{"kernel": g.Kernel, "network": "slirp"}, Field: "network"},
+			{Name: "bad port forward", Properties: resource.Properties{"kernel": g.Kernel, "network": "user", "port_forwards": []any{"tcp:22"}}, Field: "port_forwards[0]"},
+			{Name: "tap without device", Properties: resource.Properties{"kernel": g.Kernel, "network": "tap"}, Field: "network_device"},
+			{Name: "zero cpus", Properties: resource.Properties{"kernel": g.Kernel, "cpus": 0}, Field: "cpus"},
+			{Name: "migration", Properties: resource.Properties{"kernel": g.Kernel, "migration": map[string]any{"to": "x"}}, Field: "migration"},
+			{Name: "unknown property", Properties: resource.Properties{"kernel": g.Kernel, "colour": "red"}, Field: "colour"},
+		},
+	}})
+}
+
+// logBuffer is a slog handler target the tests read.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type started struct {
+	vm      resource.Resource
+	props   resource.Properties
+	dir     string
+	fails   chan error
+	log     *logBuffer
+	booting time.Duration
+}
+
+// online opens a VM in-process with p, installs a failure handler and
+// brings it online.
+func online(t *testing.T, p resource.Properties, dir string) *started {
+	t.Helper()
+	s := &started{props: p, dir: dir, fails: make(chan error, 8), log: &logBuffer{}}
+	r, err := qemuvm.New().Open(t.Context(), resource.OpenRequest{
+		Name: t.Name(), Properties: p,
+		Logger: slog.New(slog.NewTextHandler(s.log, nil)),
+	})
+	require.NoError(t, err)
+	s.vm = r
+	r.(resource.FailureReporter).SetFailureHandler(func(err error) { s.fails <- err })
+	t.Cleanup(func() {
+		require.NoError(t, r.Terminate(context.Background()))
+		require.Zero(t, qemuPID(p), "QEMU survived Terminate")
+	})
+	start := time.Now()
+	require.NoError(t, r.Online(t.Context()))
+	s.booting = time.Since(start)
+	accel, why := r.(*qemuvm.VM).Accelerator()
+	t.Logf("boot to Online: %v (accel %s: %s)", s.booting.Round(time.Millisecond), accel, why)
+	require.NoError(t, r.IsAlive(t.Context()))
+	return s
+}
+
+// console sends a command to the guest's console. The connection stays
+// open until the test ends: QEMU drops what it has not read yet from a
+// client that hung up.
+func (s *started) console(t *testing.T, cmd string) {
+	t.Helper()
+	c, err := net.Dial("unix", filepath.Join(s.dir, "console.sock"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	_, err = c.Write([]byte(cmd + "\n"))
+	require.NoError(t, err)
+}
+
+// pushed waits for a pushed failure and returns it with how long it took.
+func (s *started) pushed(t *testing.T, since time.Time) (error, time.Duration) {
+	t.Helper()
+	select {
+	case err := <-s.fails:
+		return err, time.Since(since)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no failure pushed within 30 s")
+		return nil, 0
+	}
+}
+
+func TestGuestPanicPushed(t *testing.T) {
+	g := testguest.Require(t)
+	p, dir := props(t, g, "")
+	s := online(t, p, dir)
+	start := time.Now()
+	s.console(t, "panic")
+	err, took := s.pushed(t, start)
+	t.Logf("guest panic to failure pushed: %v (%v)", took.Round(time.Millisecond), err)
+	require.ErrorContains(t, err, "GUEST_PANICKED")
+	require.Error(t, s.vm.LooksAlive(t.Context()))
+}
+
+func TestGuestReportedPanicPushed(t *testing.T) {
+	g := testguest.Require(t)
+	p, dir := props(t, g, "")
+	s := online(t, p, dir)
+	s.console(t, "report-panic")
+	err, _ := s.pushed(t, time.Now())
+	require.ErrorContains(t, err, "guest reported a panic")
+	// A silent guest is pushed too.
+	p2, dir2 := props(t, g, "")
+	p2["heartbeat_timeout"] = "500ms"
+	s2 := online(t, p2, dir2)
+	s2.console(t, "hang")
+	err, _ = s2.pushed(t, time.Now())
+	require.ErrorContains(t, err, "heartbeat silent")
+	require.Error(t, s2.vm.IsAlive(t.Context()))
+}
+
+func TestQEMUKilledPushed(t *testing.T) {
+	g := testguest.Require(t)
+	p, dir := props(t, g, "")
+	s := online(t, p, dir)
+	pid := qemuPID(p)
+	require.NotZero(t, pid)
+	start := time.Now()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	err, took := s.pushed(t, start)
+	t.Logf("QEMU SIGKILL to failure pushed: %v (%v)", took.Round(time.Millisecond), err)
+	require.ErrorContains(t, err, "exited")
+}
+
+func TestOfflineCooperativeAndStubborn(t *testing.T) {
+	g := testguest.Require(t)
+	for _, tc := range []struct {
+		mode, wantLog string
+	}{
+		{"", "guest powered off"},
+		{"noacpi", "guest ignored ACPI power-down; quitting QEMU"},
+	} {
+		p, dir := props(t, g, tc.mode)
+		p["shutdown_grace"] = "3s"
+		s := online(t, p, dir)
+		start := time.Now()
+		require.NoError(t, s.vm.Offline(t.Context()))
+		took := time.Since(start)
+		t.Logf("Offline, guest mode %q, shutdown_grace 3s: %v", tc.mode, took.Round(time.Millisecond))
+		require.Contains(t, s.log.String(), tc.wantLog)
+		require.Zero(t, qemuPID(p), "QEMU survived Offline")
+		select {
+		case err := <-s.fails:
+			t.Fatalf("Offline pushed a failure: %v", err)
+		default:
+		}
+	}
+}
+
+func TestRefusesVMInUse(t *testing.T) {
+	g := testguest.Require(t)
+	p, dir := props(t, g, "")
+	disk := filepath.Join(dir, "disk.img")
+	require.NoError(t, os.WriteFile(disk, make([]byte, 1<<20), 0o644))
+	p["disk"] = disk
+	online(t, p, dir)
+
+	open := func(p resource.Properties) resource.Resource {
+		r, err := qemuvm.New().Open(t.Context(), resource.OpenRequest{Name: "second", Properties: p})
+		require.NoError(t, err)
+		t.Cleanup(func() { r.Terminate(context.Background()) })
+		return r
+	}
+	// Same VM name: our own lock refuses it before QEMU starts.
+	same := p.Clone()
+	same["append"] = testguest.Append("", marker())
+	err := open(same).Online(t.Context())
+	require.ErrorContains(t, err, "in use by another QEMU")
+	require.True(t, errors.Is(err, resource.ErrTransient), "%v", err)
+	require.Zero(t, qemuPID(same))
+
+	// Another name, same disk: QEMU's image locking refuses it.
+	other := same.Clone()
+	other["vm_name"] = "other-" + filepath.Base(dir)
+	err = open(other).Online(t.Context())
+	require.ErrorContains(t, err, "in use by another QEMU")
+	require.ErrorContains(t, err, "lock")
+	require.Zero(t, qemuPID(other))
+}
