@@ -140,11 +140,11 @@ func (c Config) Validate() error {
 		errs = append(errs, resource.ConfigError("key", fmt.Sprintf("%d bytes", len(c.Key)), "shared key must have at least %d bytes", detector.MinKeyLen))
 	}
 	if err := c.Timing.WithDefaults().Validate(); err != nil {
-		errs = append(errs, prefixed("timing", err))
+		errs = append(errs, resource.PrefixFields("timing", err))
 	}
 	groups := map[string]bool{}
 	for i, g := range c.Groups {
-		errs = append(errs, prefixed(fmt.Sprintf("groups[%d]", i), g.Validate()))
+		errs = append(errs, resource.PrefixFields(fmt.Sprintf("groups[%d]", i), g.Validate()))
 		if groups[g.Name] {
 			errs = append(errs, resource.ConfigError(fmt.Sprintf("groups[%d].name", i), g.Name, "listed twice"))
 		}
@@ -170,36 +170,6 @@ func (n NodeSpec) validate(at string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// prefixed puts "prefix." before the field of every resource.Error in err.
-func prefixed(prefix string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var out []error
-	for _, e := range unjoin(err) {
-		var re *resource.Error
-		if errors.As(e, &re) && re.Field != "" {
-			c := *re
-			c.Field = prefix + "." + re.Field
-			e = &c
-		}
-		out = append(out, e)
-	}
-	return errors.Join(out...)
-}
-
-func unjoin(err error) []error {
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	var out []error
-	for _, e := range j.Unwrap() {
-		out = append(out, unjoin(e)...)
-	}
-	return out
 }
 
 // Node is one running node of a cluster: raft over TCP on the

@@ -135,9 +135,9 @@ func (g Group) Validate() error {
 	if g.Name == "" {
 		errs = append(errs, errField("name", g.Name, "empty group name"))
 	}
-	errs = append(errs, prefixed("owners", g.Owners.Validate()),
-		prefixed("failover", g.Failover.Validate()),
-		prefixed("failback", g.Failback.Validate()))
+	errs = append(errs, resource.PrefixFields("owners", g.Owners.Validate()),
+		resource.PrefixFields("failover", g.Failover.Validate()),
+		resource.PrefixFields("failback", g.Failback.Validate()))
 	for i, c := range g.AntiAffinity {
 		if c == "" {
 			errs = append(errs, errField(fmt.Sprintf("anti_affinity[%d]", i), c, "empty class name"))
@@ -147,37 +147,6 @@ func (g Group) Validate() error {
 		errs = append(errs, errField("stable_period", g.StablePeriod, "must not be negative"))
 	}
 	return errors.Join(errs...)
-}
-
-// prefixed is err with "prefix." in front of every field it names.
-func prefixed(prefix string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var out []error
-	for _, e := range unjoin(err) {
-		var re *resource.Error
-		if errors.As(e, &re) && re.Field != "" {
-			c := *re
-			c.Field = prefix + "." + re.Field
-			e = &c
-		}
-		out = append(out, e)
-	}
-	return errors.Join(out...)
-}
-
-// unjoin unpacks errors.Join, recursively.
-func unjoin(err error) []error {
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	var out []error
-	for _, e := range j.Unwrap() {
-		out = append(out, unjoin(e)...)
-	}
-	return out
 }
 
 // Cluster is the input of a placement: the time, the nodes and every
@@ -212,7 +181,7 @@ func (c Cluster) Validate() error {
 	}
 	groups := map[string]bool{}
 	for i, g := range c.Groups {
-		errs = append(errs, prefixed(fmt.Sprintf("groups[%d]", i), g.Validate()))
+		errs = append(errs, resource.PrefixFields(fmt.Sprintf("groups[%d]", i), g.Validate()))
 		if g.Name != "" && groups[g.Name] {
 			errs = append(errs, errField(fmt.Sprintf("groups[%d].name", i), g.Name, "listed twice"))
 		}

@@ -220,3 +220,37 @@ func ClassOf(err error) Class {
 	}
 	return ClassTransient
 }
+
+// PrefixFields returns err with "prefix." put before the field of every
+// *Error it holds (through errors.Join, recursively), so a validator of a
+// nested value can name fields from the top: "failback.window_start". Errors
+// without a field are kept as they are; nil stays nil.
+func PrefixFields(prefix string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	for _, e := range unjoin(err) {
+		var re *Error
+		if errors.As(e, &re) && re.Field != "" {
+			c := *re
+			c.Field = prefix + "." + re.Field
+			e = &c
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+// unjoin unpacks errors.Join, recursively.
+func unjoin(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, unjoin(e)...)
+	}
+	return out
+}

@@ -195,3 +195,23 @@ func TestBug12_OutermostClassWinsForIsAndClassOf(t *testing.T) {
 		t.Error("IsTransient disagrees with ClassOf")
 	}
 }
+
+func TestPrefixFields(t *testing.T) {
+	t.Parallel()
+	err := errors.Join(
+		resource.ConfigError("window_start", "25:00", "want HH:MM"),
+		errors.Join(resource.ConfigError("mode", "sometimes", "unknown mode"), errors.New("plain")),
+	)
+	got := resource.PrefixFields("failback", err)
+	for _, e := range []string{"failback.window_start", "failback.mode"} {
+		if !strings.Contains(got.Error(), e) {
+			t.Errorf("PrefixFields: %q does not name %s", got, e)
+		}
+	}
+	if !strings.Contains(got.Error(), "plain") {
+		t.Errorf("PrefixFields dropped an error without a field: %q", got)
+	}
+	if resource.PrefixFields("x", nil) != nil {
+		t.Errorf("PrefixFields(nil) != nil")
+	}
+}
