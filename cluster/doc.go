@@ -37,7 +37,8 @@
 //     a lease); groups it still owns come back after the reclaim.
 //     A group that failed and stopped here is reported (RecordFailure
 //     with its class: node-local bans this node, configuration every
-//     node). An Online refused because the address is held elsewhere
+//     node); while the monitor is still stopping it (Failed, not yet
+//     FailedAndStopped) it is never brought online again. An Online refused because the address is held elsewhere
 //     ([IsHeldElsewhere]) is not a failure: the group waits, the event
 //     says fence-needed, Config.FenceHook runs once per epoch, and the
 //     Online is retried every W.

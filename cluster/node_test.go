@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,10 +105,18 @@ func (r *register) check(t *testing.T) {
 type vip struct {
 	r    *register
 	node string
+	slow atomic.Int64 // Offline takes this long (ns), as a real VIP's removal does
 }
 
-func (v *vip) Online(context.Context) error  { return v.r.claim(v.node) }
-func (v *vip) Offline(context.Context) error { v.r.release(v.node); return nil }
+func (v *vip) Online(context.Context) error { return v.r.claim(v.node) }
+func (v *vip) Offline(ctx context.Context) error {
+	select {
+	case <-time.After(time.Duration(v.slow.Load())):
+	case <-ctx.Done():
+	}
+	v.r.release(v.node)
+	return nil
+}
 func (v *vip) Terminate(context.Context) error {
 	v.r.release(v.node)
 	return nil
@@ -127,6 +136,7 @@ type tnode struct {
 	mon  *monitor.Monitor
 	node *cluster.Node
 	apps map[string]*resourcetest.Fake
+	vips map[string]*vip
 	sub  *cluster.Subscription
 	mu   sync.Mutex
 	evs  []cluster.Event
@@ -232,10 +242,10 @@ var testKey = []byte("0123456789abcdef-test-key")
 func (c *tcluster) start(s cluster.NodeSpec, old *tnode) {
 	t := c.t
 	restart := c.opts.restart
-	tn := &tnode{name: s.Name, spec: s, apps: map[string]*resourcetest.Fake{}, done: make(chan struct{})}
+	tn := &tnode{name: s.Name, spec: s, apps: map[string]*resourcetest.Fake{}, vips: map[string]*vip{}, done: make(chan struct{})}
 	cfg := cluster.Config{Name: s.Name, Nodes: c.specs, Key: testKey, Groups: c.groups, DataDir: c.dirs[s.Name]}
 	if old != nil {
-		tn.mon, tn.apps = old.mon, old.apps
+		tn.mon, tn.apps, tn.vips = old.mon, old.apps, old.vips
 		if tn.mon != nil {
 			cfg.Local = tn.mon
 		}
@@ -243,9 +253,10 @@ func (c *tcluster) start(s cluster.NodeSpec, old *tnode) {
 		tn.mon = monitor.New(monitor.Config{Managed: true})
 		for _, g := range c.groups {
 			app := resourcetest.NewFake("app")
-			tn.apps[g.Name] = app
+			v := &vip{r: c.regs[g.Name], node: s.Name}
+			tn.apps[g.Name], tn.vips[g.Name] = app, v
 			err := tn.mon.AddGroup(monitor.GroupSpec{Name: g.Name, Managed: true, Resources: []monitor.ResourceSpec{
-				{Name: "vip", Type: "vip", Resource: &vip{r: c.regs[g.Name], node: s.Name}, Restart: restart},
+				{Name: "vip", Type: "vip", Resource: v, Restart: restart},
 				{Name: "app", Type: "fake", Resource: app, DependsOn: []string{"vip"}, Restart: restart},
 			}})
 			if err != nil {
@@ -700,5 +711,28 @@ func TestOfflineOnlineMaintenance(t *testing.T) {
 	})
 	if err := b.Offline(ctx, "nosuch"); err == nil {
 		t.Error("offline of an unknown group accepted")
+	}
+}
+
+// TestGroupFailureSlowStop: a group that fails on its owner and takes a
+// while to stop (a real VIP's removal does; in TestGroupFailure the rest
+// of the group stops at once, so the watch never shows the OfflinePending
+// status with Failed set) is reported and moved, never brought back online on the same node
+// at the same epoch.
+func TestGroupFailureSlowStop(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c"),
+		Failover: policy.Failover{Threshold: 3, Period: time.Hour}}},
+		clusterOpts{restart: policy.Restart{Threshold: 1, Period: time.Hour, Delay: time.Millisecond}})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	app := c.nodes["a"].apps["web"]
+	c.nodes["a"].vips["web"].slow.Store(int64(time.Second))
+	// Fail it until the monitor gives up (restart threshold 1).
+	for i := 0; i < 100 && !c.group("a", "web").Failed && c.group("a", "web").Owner == "a"; i++ {
+		app.PushFailure(resource.Transient(errors.New("injected")))
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.held("web", failover, func(h string) bool { return h == "b" })
+	if g := c.group("b", "web"); g.Kind != "failover" {
+		t.Errorf("kind %s (%s), want failover", g.Kind, g.Reason)
 	}
 }

@@ -135,8 +135,13 @@ func (n *Node) reconcile() {
 		// The last op's outcome may not have reached the watch yet: do
 		// not repeat an op until the local status has changed since.
 		again := func(kind string) bool { return o.last[name] != kind || !ok || loc.Seq > o.seq[name] }
+		// A group that failed here is still being stopped by the monitor
+		// (OfflinePending, Target Offline): never bring it online again
+		// now; once it is FailedAndStopped it is reported above (or, if
+		// it failed at an older epoch, brought online at this one).
+		stopping := ok && loc.Failed && !loc.FailedAndStopped() && loc.State != resource.StateStopFailed
 		switch {
-		case want && op == "" && again("online") && (!ok || loc.Target != resource.StateOnline || loc.FailedAndStopped()):
+		case want && op == "" && !stopping && again("online") && (!ok || loc.Target != resource.StateOnline || loc.FailedAndStopped()):
 			n.startOp(name, "online", g)
 		case !want && !lease && !localDown(loc, ok) && op != "fence" && again("fence"):
 			n.startOp(name, "fence", g) // no lease: down at once

@@ -5,7 +5,8 @@
 //
 // [Detector] is the pure core: it never reads the clock (every method takes
 // now), starts no goroutine and does no I/O, so tests drive it with a fake
-// clock and a scripted network. [UDP] runs it over real sockets.
+// clock and a scripted network. [UDP] runs it over real sockets, with a
+// sender per path so a path whose socket blocks never delays the others.
 //
 // # What it decides
 //

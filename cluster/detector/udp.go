@@ -42,10 +42,20 @@ type UDPConfig struct {
 }
 
 // UDP runs a Detector over UDP sockets: a heartbeat round every Interval,
-// a reader per path. Create it with ListenUDP, add peers, then Run.
+// a reader and a sender per path. Create it with ListenUDP, add peers, then
+// Run.
+//
+// A send on one path never delays another path or the round: each path's
+// sender takes the round's datagrams through a small queue, and a round
+// that finds the queue full (the path's socket blocks, e.g. its link was
+// pulled and its send buffer is full) drops that path's datagrams and
+// counts them in Counts.Dropped, a loss like any other.
 type UDP struct {
 	cfg   UDPConfig
 	conns []*net.UDPConn
+	sendq []chan []dgram // per path, set by Run
+	// write sends one datagram (a test seam; nil: the path's socket).
+	write func(path int, c *net.UDPConn, b []byte, to netip.AddrPort) error
 
 	mu     sync.Mutex
 	d      *Detector
@@ -53,9 +63,19 @@ type UDP struct {
 	counts Counts
 }
 
-// Counts are the datagram counters of a UDP detector.
+// Counts are the datagram counters of a UDP detector. Dropped counts
+// datagrams a round dropped because their path's send queue was full.
 type Counts struct {
-	Sent, SendErrors, Received, Rejected uint64
+	Sent, SendErrors, Dropped, Received, Rejected uint64
+}
+
+// sendQueue is how many rounds of datagrams a path's sender may lag
+// behind before a round drops that path's datagrams.
+const sendQueue = 4
+
+type dgram struct {
+	to netip.AddrPort
+	b  []byte
 }
 
 // ListenUDP binds one socket per path.
@@ -182,13 +202,20 @@ func (u *UDP) Counts() Counts {
 // sockets and returns once its goroutines have stopped. Run once.
 func (u *UDP) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	u.sendq = make([]chan []dgram, len(u.conns))
 	for path, c := range u.conns {
+		q := make(chan []dgram, sendQueue)
+		u.sendq[path] = q
 		wg.Go(func() { u.read(path, c) })
+		wg.Go(func() { u.sender(path, c, q) })
 	}
 	t := time.NewTicker(u.d.cfg.Interval)
 	defer func() {
 		t.Stop()
-		u.close()
+		u.close() // unblocks a sender stuck in a write
+		for _, q := range u.sendq {
+			close(q)
+		}
 		wg.Wait()
 	}()
 	for {
@@ -209,12 +236,7 @@ func (u *UDP) round() {
 	now := u.cfg.Now()
 	evs := u.d.Check(now)
 	out := u.d.Tick(now)
-	type dgram struct {
-		path int
-		to   netip.AddrPort
-		b    []byte
-	}
-	var ds []dgram
+	ds := make([][]dgram, len(u.conns))
 	for _, o := range out {
 		if u.cfg.Drop != nil && u.cfg.Drop(o.Path, o.Msg.To) {
 			continue
@@ -224,24 +246,52 @@ func (u *UDP) round() {
 			u.counts.SendErrors++
 			continue
 		}
-		ds = append(ds, dgram{o.Path, u.peers[o.Msg.To][o.Path], b})
+		ds[o.Path] = append(ds[o.Path], dgram{u.peers[o.Msg.To][o.Path], b})
 	}
 	u.mu.Unlock()
 	for _, e := range evs {
 		u.cfg.OnEvent(e)
 	}
-	var sent, failed uint64
-	for _, d := range ds {
-		if _, err := u.conns[d.path].WriteToUDPAddrPort(d.b, d.to); err != nil {
-			failed++ // ENOBUFS, unreachable: a lost datagram like any other
-		} else {
-			sent++
+	var dropped uint64
+	for path, b := range ds {
+		if len(b) == 0 {
+			continue
+		}
+		select {
+		case u.sendq[path] <- b:
+		default:
+			dropped += uint64(len(b)) // the path's sender is stuck: lost
 		}
 	}
-	u.mu.Lock()
-	u.counts.Sent += sent
-	u.counts.SendErrors += failed
-	u.mu.Unlock()
+	if dropped > 0 {
+		u.mu.Lock()
+		u.counts.Dropped += dropped
+		u.mu.Unlock()
+	}
+}
+
+// sender writes one path's datagrams until its queue is closed.
+func (u *UDP) sender(path int, c *net.UDPConn, q <-chan []dgram) {
+	for ds := range q {
+		var sent, failed uint64
+		for _, d := range ds {
+			var err error
+			if u.write != nil {
+				err = u.write(path, c, d.b, d.to)
+			} else {
+				_, err = c.WriteToUDPAddrPort(d.b, d.to)
+			}
+			if err != nil {
+				failed++ // ENOBUFS, unreachable, closed: a lost datagram like any other
+			} else {
+				sent++
+			}
+		}
+		u.mu.Lock()
+		u.counts.Sent += sent
+		u.counts.SendErrors += failed
+		u.mu.Unlock()
+	}
 }
 
 func (u *UDP) read(path int, c *net.UDPConn) {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,4 +169,44 @@ func TestListenUDPErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	require.NoError(t, u.Run(ctx), "a cancelled Run closes the sockets and returns")
+}
+
+// A path whose writes block (its link was pulled and its socket's send
+// buffer is full) must not stop heartbeats on the other path: b keeps
+// hearing a on path 1, a's stuck path drops its datagrams (counted), and
+// Run still returns once the sockets close.
+func TestUDPBlockedPath(t *testing.T) {
+	t.Parallel()
+	a, b := startUDP(t, "a", 4, key), startUDP(t, "b", 5, key)
+	release := make(chan struct{})
+	var blocked atomic.Int64
+	detector.SetWriteForTest(a.u, func(path int, c *net.UDPConn, p []byte, to netip.AddrPort) error {
+		if path == 0 {
+			blocked.Add(1)
+			<-release
+			return net.ErrClosed
+		}
+		_, err := c.WriteToUDPAddrPort(p, to)
+		return err
+	})
+	require.NoError(t, a.u.AddPeer("b", b.u.Addrs()))
+	require.NoError(t, b.u.AddPeer("a", a.u.Addrs()))
+	a.run()
+	b.run()
+	defer func() {
+		close(release)
+		require.NoError(t, a.stop())
+		require.NoError(t, b.stop())
+	}()
+	require.Eventually(t, func() bool { _, ok := a.u.Lease(); return ok }, hangGuard, 5*time.Millisecond, "a gets a lease")
+	require.Eventually(t, func() bool {
+		return a.u.Counts().Dropped > 0 && b.saw(detector.PathDown, "a", 0)
+	}, hangGuard, 5*time.Millisecond, "a's path 0 stuck and dropping; b sees that path down")
+	require.Equal(t, int64(1), blocked.Load(), "one write stuck on path 0, no more started")
+	sent := a.u.Counts().Sent
+	require.Eventually(t, func() bool { return a.u.Counts().Sent > sent+10 }, hangGuard, 5*time.Millisecond, "a still sends on path 1")
+	require.False(t, b.u.Silent("a"), "b still hears a on path 1")
+	require.False(t, b.saw(detector.NodeDead, "a", 0), "a declared dead")
+	_, ok := a.u.Lease()
+	require.True(t, ok, "a keeps its lease")
 }
