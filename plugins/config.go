@@ -204,3 +204,37 @@ func (c Config) withDefaults() (Config, []byte, error) {
 	}
 	return c, pin, nil
 }
+
+// CheckBinary refuses what a host must not run as a plugin: a path that is
+// not absolute, not a regular executable file, or a file or directory that
+// someone other than its owner may write (anyone who can replace the binary
+// runs code as the host). Launch applies it to an explicit Config.Path (the
+// running executable, the default, is trusted as it is); an embedding
+// program may call it earlier, when it reads its own configuration.
+func CheckBinary(path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("must be an absolute path")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file")
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("not executable (mode %v)", fi.Mode().Perm())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("writable by group or others (mode %v): anyone who can replace it runs code as the host; chmod go-w it", fi.Mode().Perm())
+	}
+	dir := filepath.Dir(path)
+	di, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("its directory %s is writable by group or others (mode %v): anyone who can write there can replace the binary; move it or chmod go-w the directory", dir, di.Mode().Perm())
+	}
+	return nil
+}

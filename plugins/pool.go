@@ -42,6 +42,13 @@ type Pool struct {
 // returns a Pool handing them out. The process is relaunched as needed
 // later; Close stops it.
 func Launch(ctx context.Context, cfg Config) (*Pool, error) {
+	if cfg.Path != "" {
+		// An explicit binary must be one nobody else can replace (the
+		// running executable, the default, is trusted as it is).
+		if err := CheckBinary(cfg.Path); err != nil {
+			return nil, resource.ConfigError("Path", cfg.Path, "%v", err)
+		}
+	}
 	cfg, pin, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err

@@ -3,8 +3,8 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"github.com/sftkit/sft/plugins"
 )
 
 // ExternalPlugin is a plugin binary of someone else's resource types (built
@@ -21,37 +21,10 @@ type ExternalPlugin struct {
 	SHA256 string `yaml:"sha256"`
 }
 
-// CheckPluginBinary refuses what a host must not run as a plugin: a path
-// that is not absolute, not a regular executable file, or a file or
-// directory that someone other than its owner may write (anyone who can
-// replace the binary could run code as the host).
-func CheckPluginBinary(path string) error {
-	if !filepath.IsAbs(path) {
-		return fmt.Errorf("must be an absolute path")
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("not a regular file")
-	}
-	if fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("not executable (mode %v)", fi.Mode().Perm())
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("writable by group or others (mode %v): anyone who can replace it runs code as the host; chmod go-w it", fi.Mode().Perm())
-	}
-	dir := filepath.Dir(path)
-	di, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if di.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("its directory %s is writable by group or others (mode %v): anyone who can write there can replace the binary; move it or chmod go-w the directory", dir, di.Mode().Perm())
-	}
-	return nil
-}
+// CheckPluginBinary refuses what a host must not run as a plugin; it is
+// plugins.CheckBinary (a relative path, not a regular executable, a file or
+// directory others may write).
+func CheckPluginBinary(path string) error { return plugins.CheckBinary(path) }
 
 // checkSHA256 checks the pin's form: 64 hex digits.
 func checkSHA256(s string) error {
