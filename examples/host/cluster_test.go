@@ -14,7 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sftkit/sft/internal/clusterlab"
+	"github.com/sftkit/sft/examples/host/internal/clusterlab"
 	"github.com/sftkit/sft/internal/testenv"
 )
 

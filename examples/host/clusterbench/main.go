@@ -32,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sftkit/sft/internal/clusterlab"
+	"github.com/sftkit/sft/examples/host/internal/clusterlab"
 )
 
 func main() {

@@ -292,7 +292,7 @@ func (l *Lab) appArgv() string {
 // the module).
 func BuildApp(dir string) (string, error) {
 	bin := filepath.Join(dir, "nameapp")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/sftkit/sft/internal/clusterlab/nameapp").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/sftkit/sft/examples/host/internal/clusterlab/nameapp").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build nameapp: %w: %s", err, out)
 	}
