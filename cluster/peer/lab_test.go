@@ -3,7 +3,6 @@ package peer
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -35,7 +34,6 @@ type lab struct {
 	addr       map[string]netip.Addr
 	cfg        map[string]Config
 	nodes      map[string]*labProc
-	mu         sync.Mutex
 }
 
 var (
@@ -371,10 +369,4 @@ func (l *lab) partition(name string) {
 	chain in { type filter hook ingress device "eth0" priority 0; drop; }
 }
 `)
-}
-
-func labCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
 }

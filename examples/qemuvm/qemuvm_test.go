@@ -200,14 +200,14 @@ func (s *started) console(t *testing.T, cmd string) {
 }
 
 // pushed waits for a pushed failure and returns it with how long it took.
-func (s *started) pushed(t *testing.T, since time.Time) (error, time.Duration) {
+func (s *started) pushed(t *testing.T, since time.Time) (time.Duration, error) {
 	t.Helper()
 	select {
 	case err := <-s.fails:
-		return err, time.Since(since)
+		return time.Since(since), err
 	case <-time.After(30 * time.Second):
 		t.Fatal("no failure pushed within 30 s")
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -217,7 +217,7 @@ func TestGuestPanicPushed(t *testing.T) {
 	s := online(t, p, dir)
 	start := time.Now()
 	s.console(t, "panic")
-	err, took := s.pushed(t, start)
+	took, err := s.pushed(t, start)
 	t.Logf("guest panic to failure pushed: %v (%v)", took.Round(time.Millisecond), err)
 	require.ErrorContains(t, err, "GUEST_PANICKED")
 	require.Error(t, s.vm.LooksAlive(t.Context()))
@@ -228,14 +228,14 @@ func TestGuestReportedPanicPushed(t *testing.T) {
 	p, dir := props(t, g, "")
 	s := online(t, p, dir)
 	s.console(t, "report-panic")
-	err, _ := s.pushed(t, time.Now())
+	_, err := s.pushed(t, time.Now())
 	require.ErrorContains(t, err, "guest reported a panic")
 	// A silent guest is pushed too.
 	p2, dir2 := props(t, g, "")
 	p2["heartbeat_timeout"] = "500ms"
 	s2 := online(t, p2, dir2)
 	s2.console(t, "hang")
-	err, _ = s2.pushed(t, time.Now())
+	_, err = s2.pushed(t, time.Now())
 	require.ErrorContains(t, err, "heartbeat silent")
 	require.Error(t, s2.vm.IsAlive(t.Context()))
 }
@@ -248,7 +248,7 @@ func TestQEMUKilledPushed(t *testing.T) {
 	require.NotZero(t, pid)
 	start := time.Now()
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
-	err, took := s.pushed(t, start)
+	took, err := s.pushed(t, start)
 	t.Logf("QEMU SIGKILL to failure pushed: %v (%v)", took.Round(time.Millisecond), err)
 	require.ErrorContains(t, err, "exited")
 }
