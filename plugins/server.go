@@ -554,17 +554,24 @@ func (i *instance) sweepOnce(sw *sweeper) {
 }
 
 func (i *instance) setLooks(err error, cycle uint64) {
+	// The push happens under i.mu, so that pushes reach the queue in the
+	// order of the state changes: two setLooks racing (a sweep and the
+	// sweeper blaming an overrun) must not leave "failed" queued last while
+	// the state says alive, for then nothing would ever push "alive" again.
+	// push only takes the queue's own lock and never blocks.
 	i.mu.Lock()
 	changed := (err != nil) != i.failing
 	i.failing = err != nil
-	i.mu.Unlock()
 	switch {
 	case !changed:
 	case err != nil:
-		i.logger.Debug("LooksAlive failed", "error", err)
 		i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_FAILED, Error: errorToDetail(err), Cycle: cycle})
 	default:
 		i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_OK, Cycle: cycle})
+	}
+	i.mu.Unlock()
+	if changed && err != nil {
+		i.logger.Debug("LooksAlive failed", "error", err)
 	}
 }
 

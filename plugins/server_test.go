@@ -210,3 +210,38 @@ func TestLateEventOfEarlierCycleDropped(t *testing.T) {
 	p.onEvent(g, fail)
 	require.Empty(t, f.get(), "nor is the handler fired for it")
 }
+
+// Two setLooks racing (a sweep's result and the sweeper blaming an overrun)
+// must queue their events in the order of the state changes: the last
+// LooksAlive event queued always agrees with the instance's state, or the
+// host would keep a stale "failed" for ever (seen once in a loaded run of
+// TestPluginSideLooksAlive).
+func TestSetLooksQueuesInStateOrder(t *testing.T) {
+	t.Parallel()
+	s, err := newGRPCServer([]resource.Type{sweepType{}}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	resp, err := s.Open(t.Context(), &pb.OpenRequest{Type: "sweep", Name: "x"})
+	require.NoError(t, err)
+	inst, err := s.inst(resp.GetInstance())
+	require.NoError(t, err)
+	down := errors.New("down")
+	last := pb.Event_KIND_LOOKS_ALIVE_OK
+	for round := range 2000 {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); inst.setLooks(down, 0) }()
+		go func() { defer wg.Done(); inst.setLooks(nil, 0) }()
+		wg.Wait()
+		for _, ev := range s.events.take() {
+			if k := ev.GetKind(); k == pb.Event_KIND_LOOKS_ALIVE_OK || k == pb.Event_KIND_LOOKS_ALIVE_FAILED {
+				last = k
+			}
+		}
+		inst.mu.Lock()
+		failing := inst.failing
+		inst.mu.Unlock()
+		if failing != (last == pb.Event_KIND_LOOKS_ALIVE_FAILED) {
+			t.Fatalf("round %d: state failing=%v but the last queued event is %v", round, failing, last)
+		}
+	}
+}
