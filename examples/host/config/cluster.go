@@ -222,18 +222,7 @@ func (v *validator) cluster(c *Config) {
 	voters := 0
 	for i, n := range cl.Nodes {
 		np := fmt.Sprintf("cluster.nodes[%d]", i)
-		switch {
-		case n.Name == "":
-			v.add(np+".name", nil, "required")
-		case !nameRE.MatchString(n.Name):
-			v.add(np+".name", n.Name, nameRule)
-		default:
-			if prev, dup := names[n.Name]; dup {
-				v.add(np+".name", n.Name, "duplicate node name (also cluster.nodes[%d])", prev)
-			} else {
-				names[n.Name] = i
-			}
-		}
+		v.name(np+".name", n.Name, "node", "cluster.nodes", i, names)
 		switch n.Role {
 		case "", RoleVoter:
 			voters++

@@ -386,22 +386,29 @@ func (v *validator) alerts(a Alerts) {
 	}
 }
 
+// name checks the name of the i-th element of list (path names its field):
+// required, nameRule, and unique among the names seen so far (seen maps a
+// name to the index that had it first; what says what is named in errors).
+func (v *validator) name(path, name, what, list string, i int, seen map[string]int) {
+	switch {
+	case name == "":
+		v.add(path, nil, "required")
+	case !nameRE.MatchString(name):
+		v.add(path, name, nameRule)
+	default:
+		if prev, dup := seen[name]; dup {
+			v.add(path, name, "duplicate %s name (also %s[%d])", what, list, prev)
+		} else {
+			seen[name] = i
+		}
+	}
+}
+
 func (v *validator) groups(ctx context.Context, groups []Group, reg *resource.Registry, self string) {
 	seen := map[string]int{}
 	for gi, g := range groups {
 		gp := fmt.Sprintf("groups[%d]", gi)
-		switch {
-		case g.Name == "":
-			v.add(gp+".name", nil, "required")
-		case !nameRE.MatchString(g.Name):
-			v.add(gp+".name", g.Name, nameRule)
-		default:
-			if prev, dup := seen[g.Name]; dup {
-				v.add(gp+".name", g.Name, "duplicate group name (also groups[%d])", prev)
-			} else {
-				seen[g.Name] = gi
-			}
-		}
+		v.name(gp+".name", g.Name, "group", "groups", gi, seen)
 		v.policyErrs(gp+".failover", g.Failover.PolicyFailover().Validate())
 		if len(g.Resources) == 0 {
 			v.add(gp+".resources", nil, "a group needs at least one resource")
