@@ -341,7 +341,7 @@ func (s *suite) runAll(t *testing.T) {
 		// No deadline: only Terminate may end this Online.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		res := c.hangOnline(ctx)
+		res := c.hangOnline(func() context.Context { return ctx })
 		c.terminate()
 		select {
 		case err := <-res:
@@ -354,9 +354,16 @@ func (s *suite) runAll(t *testing.T) {
 		c.up(false, "after Terminate of a hanging Online")
 	})
 	s.run(t, "OnlineDeadline", true, func(c *check) {
-		ctx, cancel := context.WithTimeout(context.Background(), s.o.Deadline)
-		defer cancel()
-		res := c.hangOnline(ctx)
+		// The deadline starts when Online is called, after Options.Hang
+		// prepared the hang: a slow Hang (a unit written and reloaded on
+		// a loaded machine) must not eat the deadline and the grace.
+		var ctx context.Context
+		cancel := context.CancelFunc(func() {})
+		defer func() { cancel() }()
+		res := c.hangOnline(func() context.Context {
+			ctx, cancel = context.WithTimeout(context.Background(), s.o.Deadline)
+			return ctx
+		})
 		select {
 		case err := <-res:
 			if !errors.Is(err, context.DeadlineExceeded) {
@@ -764,14 +771,17 @@ func (s *suite) pluginExited(wait time.Duration) (rule, msg string, ok bool) {
 	return RuleNoCrash, fmt.Sprintf("the plugin process exited: %v", exits), true
 }
 
-// hangOnline makes Online hang, starts it with ctx and returns its result
-// channel once it is hanging.
-func (c *check) hangOnline(ctx context.Context) <-chan error {
+// hangOnline makes Online hang, then starts it with the ctx newCtx
+// returns (made only now, so that the time Options.Hang takes does not
+// count against a deadline) and returns its result channel once it is
+// hanging.
+func (c *check) hangOnline(newCtx func() context.Context) <-chan error {
 	c.t.Helper()
 	var hanging <-chan struct{}
 	if c.s.o.Hang != nil {
 		hanging = c.s.o.Hang(c.t, c.in)
 	}
+	ctx := newCtx()
 	res := make(chan error, 1)
 	go func() { res <- c.r.Online(ctx) }()
 	if hanging == nil {
