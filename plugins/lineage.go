@@ -39,6 +39,7 @@ type lineage struct {
 	users       int       // open instances
 	relaunching bool      // a background relaunch runs
 	closed      bool
+	prev        *gen // the dead process whose instances the background relaunch reopens
 }
 
 func (l *lineage) current() *gen {
@@ -158,6 +159,7 @@ func (l *lineage) died(g *gen) {
 		l.failures = 0
 	}
 	l.lastDeath = now
+	l.prev = g
 	l.relaunchLocked()
 }
 
@@ -174,6 +176,23 @@ func (l *lineage) relaunchLoop() {
 	for {
 		_, err := l.ensure(l.h.ctx, false)
 		l.mu.Lock()
+		if err == nil && l.prev != nil {
+			// Reopen the instances of the dead process at once (bounded
+			// by maxOpens), so that their restarts find them open.
+			prev := l.prev
+			l.prev = nil
+			l.mu.Unlock()
+			prev.mu.Lock()
+			members := make([]*proxy, 0, len(prev.members))
+			for _, p := range prev.members {
+				members = append(members, p)
+			}
+			prev.mu.Unlock()
+			for _, p := range members {
+				p.preopen(prev)
+			}
+			l.mu.Lock()
+		}
 		// A plugin that cannot be relaunched (in-process) or a refused
 		// binary (a pin mismatch) will not start by retrying: the next call
 		// reports it.

@@ -34,6 +34,7 @@ type Pool struct {
 	closed   bool
 	launches sync.WaitGroup // launches in flight (Close waits for them)
 	bg       sync.WaitGroup // reaping of dead processes, background relaunches
+	opens    chan struct{}  // bounds the Opens in flight (maxOpens)
 	spawner  *proc.Spawner  // forks the plugins (nil in-process)
 	sockDir  string         // 0700 directory for the plugins' unix sockets; removed by Close
 }
@@ -72,6 +73,7 @@ func newPool(cfg Config, pin []byte) *Pool {
 		logger:   cfg.Logger.With("plugin", cfg.Path),
 		types:    make(map[string]*remoteType),
 		isolated: make(map[*lineage]struct{}),
+		opens:    make(chan struct{}, maxOpens),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h
