@@ -72,10 +72,10 @@ func (t *remoteType) Open(ctx context.Context, req resource.OpenRequest) (resour
 		return nil, err
 	}
 	p := &proxy{
-		t:       t,
-		name:    req.Name,
-		props:   js,
-		logger:  req.Log(),
+		t:      t,
+		name:   req.Name,
+		props:  js,
+		logger: req.Log(),
 		line:   t.h.shared,
 	}
 	if isolate || t.isolated {
@@ -157,12 +157,12 @@ func cmp(ds ...time.Duration) time.Duration {
 
 // proxy is a resource.Resource whose instance lives in a plugin process.
 type proxy struct {
-	t       *remoteType
-	name    string
-	props   []byte
-	logger  *slog.Logger
-	line    *lineage
-	own     bool // line belongs to this instance alone
+	t      *remoteType
+	name   string
+	props  []byte
+	logger *slog.Logger
+	line   *lineage
+	own    bool // line belongs to this instance alone
 
 	mu      sync.Mutex
 	g       *gen // process holding the instance; may be dead
@@ -177,7 +177,7 @@ type proxy struct {
 	closed   bool
 	// cycle counts Online calls; the plugin tags events with the cycle of
 	// the Online they belong to, and onEvent drops those of earlier ones.
-	cycle uint64
+	cycle   uint64
 	sched   resource.Timing // from SetPollSchedule; zero fields: not set
 	opening *opening        // the (re)open in progress, if any
 	tree    tree            // the instance's cgroup in g (resource.Contained), if any
