@@ -181,7 +181,7 @@ type proxy struct {
 	sched   resource.Timing // from SetPollSchedule; zero fields: not set
 	opening *opening        // the (re)open in progress, if any
 	tree    tree            // the instance's cgroup in g (resource.Contained), if any
-	killed  *gen            // the dead process after which tree was killed
+	kill    *treeKill       // the kill of tree after g died
 }
 
 // opening is one (re)open of an instance in a live plugin process: the
@@ -266,6 +266,28 @@ func (p *proxy) startOpeningLocked(cleanup bool) *opening {
 	return op
 }
 
+// treeKilled waits (bounded by ctx) for the kill of p's tree after dead
+// died; nil when there is none.
+func (p *proxy) treeKilled(ctx context.Context, dead *gen) (*treeKill, error) {
+	select {
+	case <-dead.cleared:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the kill of its cgroup: %w", context.Cause(ctx))
+	}
+	p.mu.Lock()
+	k := p.kill
+	p.mu.Unlock()
+	if k == nil || k.g != dead {
+		return nil, nil
+	}
+	select {
+	case <-k.done:
+		return k, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the kill of its cgroup: %w", context.Cause(ctx))
+	}
+}
+
 // preopen reopens p in the background when it still sits in the dead
 // process prev (the lineage does this for every instance after a
 // relaunch, so the restart after a crash finds them open).
@@ -290,9 +312,9 @@ func (p *proxy) reopen(op *opening, old *gen) {
 		p.mu.Unlock()
 	}()
 	if old != nil {
-		select {
-		case <-old.cleared: // its cgroup killed: nothing new is hit by that
-		case <-h.ctx.Done():
+		// Its cgroup is killed and removed first: the kill must not hit
+		// what the new process starts there.
+		if _, err := p.treeKilled(h.ctx, old); err != nil {
 			op.err = errPoolClosed
 			return
 		}
@@ -343,7 +365,7 @@ func (p *proxy) reopen(op *opening, old *gen) {
 		op.err = fmt.Errorf("resource %q: %w: instance closed (%v)", p.name, ErrPluginExited, callErr(ctx, g, "Close", p.name, err))
 		return
 	}
-	p.g, p.id, p.tree = g, id, treeOf(resp.GetCgroup())
+	p.g, p.id, p.tree = g, id, h.treeOf(resp.GetCgroup())
 	p.online, p.looks, p.isErr = false, nil, nil
 	p.mu.Unlock()
 	if op.cleanup {
@@ -523,20 +545,17 @@ func (p *proxy) Terminate(ctx context.Context) error {
 	dead, t := p.g, p.tree
 	p.mu.Unlock()
 	if dead != nil && t != nil && dead.isDead() {
-		select {
-		case <-dead.cleared:
-		case <-ctx.Done():
-			return fmt.Errorf("Terminate %q: waiting for the kill of its cgroup: %w", p.name, context.Cause(ctx))
+		// Answered here when the process is dead and its group killed,
+		// empty and removed.
+		k, err := p.treeKilled(ctx, dead)
+		if err != nil {
+			return fmt.Errorf("Terminate %q: the plugin process died: %w", p.name, err)
 		}
-		p.mu.Lock()
-		killed := p.killed == dead
-		p.mu.Unlock()
-		if killed {
-			// Answered here: the process is dead and its group killed.
-			if err := waitEmpty(ctx, t); err != nil {
-				return resource.Transient(fmt.Errorf("Terminate %q: the plugin process died; its cgroup %s does not empty: %w", p.name, t.Dir(), err))
-			}
+		if k != nil && k.err == nil {
 			return nil
+		}
+		if k != nil {
+			p.logger.Warn("the plugin process died and the host could not remove the instance's cgroup: relaunching the plugin to clean up", "error", k.err)
 		}
 	}
 	g, id, cleaned, err := p.attach(ctx, true)
@@ -609,27 +628,18 @@ func (p *proxy) Close() error {
 	return err
 }
 
-// killTree kills the instance's cgroup after its process g died (the
-// plugin's own process group is killed already; members that left it,
-// setsid or double fork, are not). The kill is written at once; Terminate
-// waits until the group is empty.
+// killTree starts the kill of the instance's cgroup after its process g
+// died (the plugin's own process group is killed already; members that
+// left it, setsid or double fork, are not); see tree.
 func (p *proxy) killTree(g *gen) {
 	p.mu.Lock()
-	t := p.tree
-	if p.g != g || t == nil {
-		p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.g != g || p.tree == nil {
 		return
 	}
-	p.mu.Unlock()
-	if err := t.Kill(); err != nil {
-		p.logger.Warn("the plugin process died: killing the instance's cgroup failed; Terminate relaunches the plugin to clean up", "cgroup", t.Dir(), "error", err)
-		return
-	}
-	p.mu.Lock()
-	if p.g == g {
-		p.killed = g
-	}
-	p.mu.Unlock()
+	k := &treeKill{g: g, done: make(chan struct{})}
+	p.kill = k
+	go k.run(p.tree, p.t.h.cfg.StopTimeout)
 }
 
 // procDied fails the instance when its process died.

@@ -23,7 +23,8 @@ import (
 // a wait. When a process dies while instances are open on the lineage, a
 // background relaunch starts it again after the backoff without waiting for
 // a call, retrying (with growing backoff) until a process runs, the
-// instances are closed or the Pool is: so after a crash loop a process is
+// instances are closed or the Pool is, and then reopens the dead process's
+// instances in it (proxy.preopen): so after a crash loop a process is
 // ready when the monitor retries the resources (its restart policy, or
 // RetryPeriod for a failed group), and Config.OnProcess reports the
 // relaunch to whoever wants to retry sooner.

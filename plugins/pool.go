@@ -35,8 +35,9 @@ type Pool struct {
 	launches sync.WaitGroup // launches in flight (Close waits for them)
 	bg       sync.WaitGroup // reaping of dead processes, background relaunches
 	opens    chan struct{}  // bounds the Opens in flight (maxOpens)
-	spawner  *proc.Spawner  // forks the plugins (nil in-process)
-	sockDir  string         // 0700 directory for the plugins' unix sockets; removed by Close
+	treeOf   func(dir string) tree
+	spawner  *proc.Spawner // forks the plugins (nil in-process)
+	sockDir  string        // 0700 directory for the plugins' unix sockets; removed by Close
 }
 
 // Launch starts the plugin binary, asks it which types it serves and
@@ -74,6 +75,7 @@ func newPool(cfg Config, pin []byte) *Pool {
 		types:    make(map[string]*remoteType),
 		isolated: make(map[*lineage]struct{}),
 		opens:    make(chan struct{}, maxOpens),
+		treeOf:   treeOf,
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h

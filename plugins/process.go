@@ -28,9 +28,8 @@ type gen struct {
 	ctx       context.Context // canceled with the death error when the process is gone
 	cancel    context.CancelCauseFunc
 	evCancel  context.CancelFunc
-	// cleared is closed once die has killed the cgroups of the instances
-	// it hosted (those that reported one): their reopening waits for it, so
-	// the kill never hits what a new process started there.
+	// cleared is closed once die has started the kill of the cgroups of
+	// the instances it hosted (those that reported one, proxy.killTree).
 	cleared chan struct{}
 
 	mu      sync.Mutex

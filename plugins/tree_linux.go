@@ -1,9 +1,12 @@
 package plugins
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/sftkit/sft/internal/cgroup"
 )
@@ -30,5 +33,26 @@ func treeOf(dir string) tree {
 	if err != nil {
 		return nil
 	}
-	return g
+	return cgroupTree{g}
+}
+
+type cgroupTree struct{ *cgroup.Group }
+
+// Remove removes the (empty) group's v2 directory, not its parents (other
+// instances' groups are being created there) nor its v1 directories (the
+// next Open reclaims them). The kernel may count the group busy for a
+// moment after its last process exited.
+func (t cgroupTree) Remove() error {
+	var err error
+	for i := range 100 {
+		err = syscall.Rmdir(t.Dir())
+		if err == nil || errors.Is(err, syscall.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) {
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * 100 * time.Microsecond)
+	}
+	return err
 }
