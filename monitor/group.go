@@ -98,6 +98,9 @@ type res struct {
 	restartGen   int
 	restarts     policy.History
 	restartCount int
+	restartsAll  uint64 // the never reset counters of ResourceStatus
+	failures     uint64
+	pushedAll    uint64
 	lastFailure  string
 	lastFailedAt time.Time
 	retryStop    bool // a stop-failed resource gets another Terminate
@@ -466,6 +469,7 @@ func (g *group) event(ev groupEvent) {
 		}
 		g.stopPoller(x)
 		if ev.pushed {
+			x.pushedAll++
 			g.emitResource(x, Event{Kind: EventFailurePushed, Reason: ev.err.Error(), Class: resource.ClassOf(ev.err).String()})
 		}
 		g.failResource(x, ev.err, "health check failed")
@@ -550,6 +554,9 @@ func (g *group) stopFailure(x *res, cause, stopErr error) {
 }
 
 func (g *group) failResource(x *res, err error, what string) {
+	if x.state != resource.StateFailed {
+		x.failures++
+	}
 	x.lastFailure = err.Error()
 	x.lastFailedAt = time.Now()
 	g.setState(x, resource.StateFailed, what+": "+err.Error())
@@ -591,6 +598,7 @@ func (g *group) decide(x *res, cause error) {
 			x.restarts = x.restarts.Add(now, pol.Period)
 		}
 		x.restartCount++
+		x.restartsAll++
 		x.waitRestart = true
 		x.restartGen++
 		gen := x.restartGen
@@ -995,6 +1003,9 @@ func (x *res) status() ResourceStatus {
 		LastFailure:     x.lastFailure,
 		LastFailureTime: x.lastFailedAt,
 		RestartPending:  x.waitRestart,
+		RestartsTotal:   x.restartsAll,
+		Failures:        x.failures,
+		FailuresPushed:  x.pushedAll,
 	}
 }
 

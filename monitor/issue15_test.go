@@ -6,12 +6,15 @@ package monitor_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sftkit/sft/monitor"
+	"github.com/sftkit/sft/policy"
 	"github.com/sftkit/sft/resource"
 	rt "github.com/sftkit/sft/resource/resourcetest"
 )
@@ -62,5 +65,41 @@ func TestCollateralTerminateFailureKillsNothing(t *testing.T) {
 			require.NoError(t, x.m.Offline(context.Background(), "g"))
 			require.Len(t, f.Kills(), 1)
 		})
+	})
+}
+
+// TestStatusCountsWhatEventsDrop: issue 15. A plugin crash with 1,000
+// resources publishes about 5,200 events at once; a subscriber with a
+// smaller buffer (the example host's was 4,096) misses some, and metrics
+// counted from events under-counted. The status carries never-reset
+// counters (restarts, failures, pushed failures), level-triggered like
+// the rest of it.
+func TestStatusCountsWhatEventsDrop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		x := newRig(t, "g", r("a", restart(policy.Restart{Threshold: 100, Delay: time.Millisecond})))
+		slow := x.m.Subscribe(1) // never read
+		defer slow.Close()
+		a := x.fakes["a"]
+		x.online("g")
+		const n = 5
+		for i := range n {
+			a.PushFailure(errors.New("crashed"))
+			x.waitEvent("restart "+strconv.Itoa(i), func(e monitor.Event) bool { return e.Kind == monitor.EventRestart })
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		require.NotZero(t, slow.Dropped(), "the slow subscriber missed events")
+		st, _ := x.m.GroupStatus("g")
+		rs := st.Resources[0]
+		require.Equal(t, resource.StateOnline, rs.State)
+		require.Equal(t, uint64(n), rs.Failures)
+		require.Equal(t, uint64(n), rs.FailuresPushed)
+		require.Equal(t, uint64(n), rs.RestartsTotal)
+		require.Equal(t, n, rs.Restarts)
+
+		require.NoError(t, x.m.Clear(context.Background(), "g"))
+		st, _ = x.m.GroupStatus("g")
+		require.Zero(t, st.Resources[0].Restarts, "the policy's count is cleared")
+		require.Equal(t, uint64(n), st.Resources[0].RestartsTotal, "the counter is not")
 	})
 }
