@@ -350,6 +350,9 @@ func (p *proxy) reopen(op *opening, old *gen) {
 	})
 	if err != nil {
 		op.err = callErr(ctx, g, "Open", p.name, err)
+		if h.ctx.Err() != nil {
+			op.err = fmt.Errorf("resource %q: %w", p.name, errPoolClosed)
+		}
 		return
 	}
 	id := resp.GetInstance()

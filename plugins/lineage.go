@@ -92,6 +92,9 @@ func (l *lineage) ensure(ctx context.Context, cleanup bool) (*gen, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+			if l.h.ctx.Err() != nil { // ctx may be the Pool's own
+				return nil, errPoolClosed
+			}
 			return nil, fmt.Errorf("plugins: relaunch backoff (%s): %w", delay, context.Cause(ctx))
 		case <-l.h.ctx.Done():
 			t.Stop()
@@ -106,6 +109,9 @@ func (l *lineage) tryLaunch(ctx context.Context, cleanup bool) (*gen, time.Durat
 	select {
 	case l.launch <- struct{}{}:
 	case <-ctx.Done():
+		if l.h.ctx.Err() != nil { // ctx may be the Pool's own
+			return nil, 0, errPoolClosed
+		}
 		return nil, 0, fmt.Errorf("plugins: waiting for plugin start: %w", context.Cause(ctx))
 	case <-l.h.ctx.Done():
 		return nil, 0, errPoolClosed
