@@ -255,11 +255,22 @@ func (g *group) terminate(x *res, reason string) error {
 // stopHard makes sure x is down: Terminate; if that fails, kill the
 // hosting process (resource.ProcessKiller) and Terminate again, on the
 // relaunched host, because what the dead process held (an address bound to
-// an interface, a unit) outlives it. It returns nil when x is surely down,
-// else why not: the resource is then StopFailed (bug 5).
+// an interface, a unit) outlives it. A Terminate that failed collaterally
+// (resource.Collateral: it never reached a live hosting process, say one
+// still being relaunched after a crash) is tried again without killing
+// anything: the kill would take down the fresh process shared with every
+// other resource, which fail and Terminate in turn (with a thousand
+// resources in one plugin that never ended). It returns nil when x is
+// surely down, else why not: the resource is then StopFailed (bug 5).
 func (g *group) stopHard(x *res, reason string) error {
 	err := g.terminate(x, reason)
 	if err == nil {
+		return nil
+	}
+	if resource.IsCollateral(err) {
+		if err2 := g.terminate(x, "retrying a Terminate that did not reach its hosting process"); err2 != nil {
+			return fmt.Errorf("%w; then Terminate failed again: %w", err, err2)
+		}
 		return nil
 	}
 	if !errors.Is(err, errHostKilled) { // not yet killed by a deadlocked Terminate

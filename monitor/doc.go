@@ -50,7 +50,11 @@
 // Offline, then Terminate if Offline fails, then, if Terminate fails,
 // killing its hosting process (resource.ProcessKiller) and Terminate again on
 // the relaunched host: what the dead process held (an address bound to an
-// interface) outlives it. Only a Terminate that succeeds makes a resource
+// interface) outlives it. A Terminate that failed with a
+// resource.Collateral error never reached a live hosting process (a plugin
+// still being relaunched after a crash): it is tried again without
+// killing anything, since the kill would take down the fresh process and
+// every other resource in it. Only a Terminate that succeeds makes a resource
 // surely down. Otherwise it may still run here: it is StopFailed,
 // its group is StopFailed and never reported Offline, Offline returns an
 // error wrapping [ErrStopFailed] and an [EventStopFailed] is published. A
@@ -110,14 +114,18 @@
 // The monitor keeps, per resource and locally, the restart history the
 // restart policy counts (restarts within RestartPeriod) and the restart
 // count shown in ResourceStatus: both describe this node and are reset by
-// Clear and by Online of a failed group. Failover history (how often a
+// Clear and by Online of a failed group. ResourceStatus also carries
+// counters that are never reset (RestartsTotal, Failures,
+// FailuresPushed), for metrics that must not miss what a burst of events
+// made a subscriber drop. Failover history (how often a
 // group moved within FailoverPeriod, policy.Failover) and the ban of a
 // node after a node-local or configuration failure belong to the cluster
 // layer, which sees every node; the monitor never counts failovers.
 //
 // Events ([Event]) reach subscribers through bounded buffers: a slow
 // subscriber loses events (counted and reported to it with EventsDropped)
-// and never blocks the monitor. [Monitor.Status] is a snapshot of every
+// and never blocks the monitor; the status ([Monitor.Watch]) is the
+// level-triggered view that loses nothing. [Monitor.Status] is a snapshot of every
 // group and resource. [Monitor.Close] takes everything offline in order and
 // waits for every goroutine it started.
 package monitor

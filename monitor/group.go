@@ -83,6 +83,7 @@ type res struct {
 	timing atomic.Pointer[resource.Timing] // resolved; replaced by UpdateGroup
 	sem    chan struct{}                   // serializes calls other than Terminate
 	push   chan error                      // pushed failures, buffered 1
+	live   atomic.Int64                    // the running poller's epoch, 0 when none
 	closed atomic.Bool                     // set, holding sem, before Close: no call after it
 
 	// actor
@@ -98,6 +99,9 @@ type res struct {
 	restartGen   int
 	restarts     policy.History
 	restartCount int
+	restartsAll  uint64 // the never reset counters of ResourceStatus
+	failures     uint64
+	pushedAll    uint64
 	lastFailure  string
 	lastFailedAt time.Time
 	retryStop    bool // a stop-failed resource gets another Terminate
@@ -178,6 +182,17 @@ func (g *group) installHandlers() {
 			fr.SetFailureHandler(func(err error) {
 				if err == nil {
 					err = errors.New("failure reported without a reason")
+				}
+				// Straight to the actor while the resource is polled (one
+				// hand-off less on the crash-to-restart path); through
+				// the poller when the actor's queue is full, and before
+				// the resource is online (the next Online drops it).
+				if epoch := x.live.Load(); epoch != 0 {
+					select {
+					case g.evs <- groupEvent{kind: evPollFailed, x: x, epoch: int(epoch), err: pushedErr(err), pushed: true}:
+						return
+					default:
+					}
 				}
 				select {
 				case x.push <- err:
@@ -466,6 +481,7 @@ func (g *group) event(ev groupEvent) {
 		}
 		g.stopPoller(x)
 		if ev.pushed {
+			x.pushedAll++
 			g.emitResource(x, Event{Kind: EventFailurePushed, Reason: ev.err.Error(), Class: resource.ClassOf(ev.err).String()})
 		}
 		g.failResource(x, ev.err, "health check failed")
@@ -550,6 +566,9 @@ func (g *group) stopFailure(x *res, cause, stopErr error) {
 }
 
 func (g *group) failResource(x *res, err error, what string) {
+	if x.state != resource.StateFailed {
+		x.failures++
+	}
 	x.lastFailure = err.Error()
 	x.lastFailedAt = time.Now()
 	g.setState(x, resource.StateFailed, what+": "+err.Error())
@@ -591,12 +610,15 @@ func (g *group) decide(x *res, cause error) {
 			x.restarts = x.restarts.Add(now, pol.Period)
 		}
 		x.restartCount++
-		x.waitRestart = true
+		x.restartsAll++
 		x.restartGen++
-		gen := x.restartGen
-		x.restartTimer = time.AfterFunc(max(d.Delay, 0), func() {
-			g.send(groupEvent{kind: evRestartDue, x: x, gen: gen})
-		})
+		if d.Delay > 0 {
+			x.waitRestart = true
+			gen := x.restartGen
+			x.restartTimer = time.AfterFunc(d.Delay, func() {
+				g.send(groupEvent{kind: evRestartDue, x: x, gen: gen})
+			})
+		} // else the reconcile after this event starts it: no timer round trip
 		g.m.log.Info("restarting resource", "group", g.name, "resource", x.spec.Name, "delay", d.Delay, "reason", d.Reason)
 		g.emitResource(x, Event{Kind: EventRestart, Delay: d.Delay, Reason: d.Reason})
 	default:
@@ -802,15 +824,20 @@ func (g *group) startPoller(x *res) {
 	ctx, cancel := context.WithCancel(context.Background())
 	x.pollCancel = cancel
 	epoch := x.epoch
+	x.live.Store(int64(epoch))
 	g.m.wg.Go(func() { g.poll(ctx, x, epoch) })
 }
 
 func (g *group) stopPoller(x *res) {
+	x.live.Store(0)
 	if x.pollCancel != nil {
 		x.pollCancel()
 		x.pollCancel = nil
 	}
 }
+
+// pushedErr is the failure of a resource that reported it itself.
+func pushedErr(err error) error { return fmt.Errorf("failure reported by the resource: %w", err) }
 
 // closeResources runs once, on the actor, when it exits (bug 4). It takes
 // each resource's call slot first, so that no health check is in flight or
@@ -995,6 +1022,9 @@ func (x *res) status() ResourceStatus {
 		LastFailure:     x.lastFailure,
 		LastFailureTime: x.lastFailedAt,
 		RestartPending:  x.waitRestart,
+		RestartsTotal:   x.restartsAll,
+		Failures:        x.failures,
+		FailuresPushed:  x.pushedAll,
 	}
 }
 

@@ -70,7 +70,7 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 		case <-ctx.Done():
 			return
 		case err := <-x.push:
-			fail(fmt.Errorf("failure reported by the resource: %w", err), true)
+			fail(pushedErr(err), true)
 			return
 		case <-e.due:
 			if !check(false) {

@@ -66,6 +66,15 @@ type ResourceStatus struct {
 	LastFailureTime time.Time `json:"last_failure_time,omitzero"`
 	// RestartPending is set while a restart waits for its delay.
 	RestartPending bool `json:"restart_pending,omitempty"`
+	// Counters since the monitor started, never reset (Clear included):
+	// restarts by policy, entries into Failed, and the failures among them
+	// that the resource reported itself (resource.FailureReporter). They
+	// are level-triggered like the rest of the status, so metrics read
+	// from it count every failure however many events a subscriber missed
+	// in a burst (a plugin crash with thousands of resources).
+	RestartsTotal  uint64 `json:"restarts_total"`
+	Failures       uint64 `json:"failures_total"`
+	FailuresPushed uint64 `json:"failures_pushed_total"`
 }
 
 // Resource returns the status of the named resource.
@@ -89,7 +98,8 @@ func (g GroupStatus) equal(o GroupStatus) bool {
 func (x ResourceStatus) equal(y ResourceStatus) bool {
 	return x.Name == y.Name && x.Type == y.Type && x.State == y.State && slices.Equal(x.DependsOn, y.DependsOn) &&
 		x.Restarts == y.Restarts && x.LastFailure == y.LastFailure && x.LastFailureTime.Equal(y.LastFailureTime) &&
-		x.RestartPending == y.RestartPending
+		x.RestartPending == y.RestartPending && x.RestartsTotal == y.RestartsTotal && x.Failures == y.Failures &&
+		x.FailuresPushed == y.FailuresPushed
 }
 
 // FenceResult is what Fence found.

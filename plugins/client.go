@@ -72,12 +72,11 @@ func (t *remoteType) Open(ctx context.Context, req resource.OpenRequest) (resour
 		return nil, err
 	}
 	p := &proxy{
-		t:       t,
-		name:    req.Name,
-		props:   js,
-		logger:  req.Log(),
-		line:    t.h.shared,
-		attachC: make(chan struct{}, 1),
+		t:      t,
+		name:   req.Name,
+		props:  js,
+		logger: req.Log(),
+		line:   t.h.shared,
 	}
 	if isolate || t.isolated {
 		if p.line, err = t.h.newIsolated(); err != nil {
@@ -85,7 +84,10 @@ func (t *remoteType) Open(ctx context.Context, req resource.OpenRequest) (resour
 		}
 		p.own = true
 	}
-	if _, _, err := p.attach(ctx, false); err != nil {
+	if _, _, _, err := p.attach(ctx, false); err != nil {
+		p.mu.Lock()
+		p.closed = true // an opening still running releases the instance
+		p.mu.Unlock()
 		if p.own {
 			t.h.dropIsolated(p.line)
 		}
@@ -155,13 +157,12 @@ func cmp(ds ...time.Duration) time.Duration {
 
 // proxy is a resource.Resource whose instance lives in a plugin process.
 type proxy struct {
-	t       *remoteType
-	name    string
-	props   []byte
-	logger  *slog.Logger
-	line    *lineage
-	own     bool          // line belongs to this instance alone
-	attachC chan struct{} // serializes attach
+	t      *remoteType
+	name   string
+	props  []byte
+	logger *slog.Logger
+	line   *lineage
+	own    bool // line belongs to this instance alone
 
 	mu      sync.Mutex
 	g       *gen // process holding the instance; may be dead
@@ -176,38 +177,168 @@ type proxy struct {
 	closed   bool
 	// cycle counts Online calls; the plugin tags events with the cycle of
 	// the Online they belong to, and onEvent drops those of earlier ones.
-	cycle uint64
-	sched resource.Timing // from SetPollSchedule; zero fields: not set
+	cycle   uint64
+	sched   resource.Timing // from SetPollSchedule; zero fields: not set
+	opening *opening        // the (re)open in progress, if any
+	tree    tree            // the instance's cgroup in g (resource.Contained), if any
+	kill    *treeKill       // the kill of tree after g died
 }
 
+// opening is one (re)open of an instance in a live plugin process: the
+// launch if needed, the Open and, for a cleanup, the Terminate of the
+// fresh instance. It runs on its own goroutine, so a caller whose ctx ends
+// first loses nothing: whoever comes next finds the instance open (an Open
+// abandoned half-way used to leave the instance open in the plugin, holding
+// its cgroup, and every retry started again from nothing).
+type opening struct {
+	cleanup bool
+	done    chan struct{} // closed when the fields below are set
+	err     error         // the launch or the Open failed
+	termErr error         // cleanup: the Terminate of the fresh instance failed
+}
+
+// maxOpens bounds the Opens in flight per Pool: after a crash of a process
+// hosting a thousand instances, every instance is reopened at once, and
+// the plugin answers the first ones first instead of all of them late.
+const maxOpens = 16
+
 // attach returns the process and instance id, (re)opening the instance in
-// a new process when the old one died. cleanup: the relaunch is for
-// Terminate, which does not wait for the backoff.
-func (p *proxy) attach(ctx context.Context, cleanup bool) (*gen, uint64, error) {
+// a new process when the old one died (see opening). cleanup: the relaunch
+// is for Terminate, which does not wait for the backoff, and the fresh
+// instance is terminated before it is handed out; cleaned reports that the
+// opening this call waited for did that, so Terminate need not call again.
+// An error with ctx's cause means the caller gave up while the opening went
+// on.
+func (p *proxy) attach(ctx context.Context, cleanup bool) (g *gen, id uint64, cleaned bool, err error) {
+	for waited := false; ; waited = true {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, 0, false, fmt.Errorf("resource %q: %w: instance closed", p.name, ErrPluginExited)
+		}
+		if g := p.g; g != nil && !g.isDead() {
+			id := p.id
+			p.mu.Unlock()
+			return g, id, false, nil
+		}
+		op := p.opening
+		if op == nil {
+			if waited {
+				// The opening we waited for succeeded, and the process
+				// died since: report that rather than loop.
+				p.mu.Unlock()
+				return nil, 0, false, p.exited("Open", p.g)
+			}
+			if op = p.startOpeningLocked(cleanup); op == nil {
+				p.mu.Unlock()
+				return nil, 0, false, errPoolClosed
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-op.done:
+		case <-ctx.Done():
+			return nil, 0, false, fmt.Errorf("resource %q: waiting for the plugin to (re)open the instance: %w", p.name, context.Cause(ctx))
+		}
+		if op.err != nil {
+			return nil, 0, false, op.err
+		}
+		if op.cleanup && cleanup {
+			p.mu.Lock()
+			g, id := p.g, p.id
+			p.mu.Unlock()
+			if g != nil && !g.isDead() {
+				return g, id, true, op.termErr
+			}
+		}
+	}
+}
+
+// startOpeningLocked starts an opening of p (p.mu held, none running);
+// nil once the Pool is closed.
+func (p *proxy) startOpeningLocked(cleanup bool) *opening {
+	if !p.t.h.beginLaunch() {
+		return nil
+	}
+	op := &opening{cleanup: cleanup, done: make(chan struct{})}
+	p.opening = op
+	go p.reopen(op, p.g)
+	return op
+}
+
+// treeKilled waits (bounded by ctx) for the kill of p's tree after dead
+// died; nil when there is none.
+func (p *proxy) treeKilled(ctx context.Context, dead *gen) (*treeKill, error) {
 	select {
-	case p.attachC <- struct{}{}:
+	case <-dead.cleared:
 	case <-ctx.Done():
-		return nil, 0, fmt.Errorf("resource %q: %w", p.name, context.Cause(ctx))
+		return nil, fmt.Errorf("waiting for the kill of its cgroup: %w", context.Cause(ctx))
 	}
-	defer func() { <-p.attachC }()
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, 0, fmt.Errorf("resource %q: %w: instance closed", p.name, ErrPluginExited)
-	}
-	if g := p.g; g != nil && !g.isDead() {
-		id := p.id
-		p.mu.Unlock()
-		return g, id, nil
-	}
+	k := p.kill
 	p.mu.Unlock()
-	g, err := p.line.ensure(ctx, cleanup)
-	if err != nil {
-		return nil, 0, err
+	if k == nil || k.g != dead {
+		return nil, nil
 	}
-	sched := p.schedule(g)
+	select {
+	case <-k.done:
+		return k, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the kill of its cgroup: %w", context.Cause(ctx))
+	}
+}
+
+// preopen reopens p in the background when it still sits in the dead
+// process prev (the lineage does this for every instance after a
+// relaunch, so the restart after a crash finds them open).
+func (p *proxy) preopen(prev *gen) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.g != prev || p.opening != nil {
+		return
+	}
+	p.startOpeningLocked(false)
+}
+
+// reopen runs op (see opening) and clears p.opening. old is the process
+// the instance was in (nil at the first Open).
+func (p *proxy) reopen(op *opening, old *gen) {
+	h := p.t.h
+	defer h.launches.Done()
+	defer close(op.done)
+	defer func() {
+		p.mu.Lock()
+		p.opening = nil
+		p.mu.Unlock()
+	}()
+	if old != nil {
+		// Its cgroup is killed and removed first: the kill must not hit
+		// what the new process starts there.
+		if _, err := p.treeKilled(h.ctx, old); err != nil {
+			op.err = errPoolClosed
+			return
+		}
+	}
+	g, err := p.line.ensure(h.ctx, op.cleanup)
+	if err != nil {
+		op.err = fmt.Errorf("resource %q: %w", p.name, err)
+		return
+	}
+	select {
+	case h.opens <- struct{}{}:
+		defer func() { <-h.opens }()
+	case <-g.ctx.Done():
+		op.err = fmt.Errorf("resource %q: Open: %w", p.name, g.deathErr())
+		return
+	case <-h.ctx.Done():
+		op.err = errPoolClosed
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.StartTimeout)
+	defer cancel()
 	cctx, done := joinCtx(ctx, g)
 	defer done()
+	sched := p.schedule(g)
 	resp, err := g.rpc.Open(cctx, &pb.OpenRequest{
 		Type:                 p.t.name,
 		Name:                 p.name,
@@ -218,19 +349,32 @@ func (p *proxy) attach(ctx context.Context, cleanup bool) (*gen, uint64, error) 
 		DeadlockGraceNs:      sched.GetDeadlockGraceNs(),
 	})
 	if err != nil {
-		return nil, 0, callErr(ctx, g, "Open", p.name, err)
+		op.err = callErr(ctx, g, "Open", p.name, err)
+		if h.ctx.Err() != nil {
+			op.err = fmt.Errorf("resource %q: %w", p.name, errPoolClosed)
+		}
+		return
 	}
-	if !g.add(resp.GetInstance(), p) {
-		return nil, 0, fmt.Errorf("resource %q: Open: %w", p.name, g.deathErr())
+	id := resp.GetInstance()
+	if !g.add(id, p) {
+		op.err = fmt.Errorf("resource %q: Open: %w", p.name, g.deathErr())
+		return
 	}
 	p.mu.Lock()
-	p.g, p.id = g, resp.GetInstance()
-	p.online, p.looks, p.isErr = false, nil, nil
-	if p.starting {
-		p.looks, p.isErr = nil, nil
+	if p.closed { // closed while it opened: release it again
+		p.mu.Unlock()
+		g.remove(id)
+		_, err := g.rpc.Close(cctx, &pb.InstanceRequest{Instance: id})
+		op.err = fmt.Errorf("resource %q: %w: instance closed (%v)", p.name, ErrPluginExited, callErr(ctx, g, "Close", p.name, err))
+		return
 	}
+	p.g, p.id, p.tree = g, id, h.treeOf(resp.GetCgroup())
+	p.online, p.looks, p.isErr = false, nil, nil
 	p.mu.Unlock()
-	return g, resp.GetInstance(), nil
+	if op.cleanup {
+		_, err := g.rpc.Terminate(cctx, &pb.InstanceRequest{Instance: id})
+		op.termErr = callErr(ctx, g, "Terminate", p.name, err)
+	}
 }
 
 // joinCtx returns ctx canceled also when g's process dies: a dead plugin
@@ -273,7 +417,7 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 		p.starting = false
 		p.mu.Unlock()
 	}()
-	g, id, err := p.attach(ctx, false)
+	g, id, _, err := p.attach(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -391,14 +535,37 @@ func (p *proxy) check(ctx context.Context, g *gen, id uint64, thorough bool) err
 
 // Terminate terminates the instance in the plugin, cancelling its calls in
 // flight. When the plugin process died, the instance is reopened in a new
-// process first so the type can remove what the dead one left behind (an
-// address, a lock); the dead process's group is already killed.
+// process and terminated there, so the type can remove what the dead one
+// left behind (an address, a lock); the dead process's group is already
+// killed. A Terminate that gives up (ctx) while that reopening still runs
+// reached no live process: its error is marked resource.Collateral (the
+// process, not the resource, is at fault), which tells the monitor that
+// killing the hosting process would free nothing, and the reopening goes
+// on for the next call.
 func (p *proxy) Terminate(ctx context.Context) error {
 	p.mu.Lock()
 	p.online = false
+	dead, t := p.g, p.tree
 	p.mu.Unlock()
-	g, id, err := p.attach(ctx, true)
-	if err != nil {
+	if dead != nil && t != nil && dead.isDead() {
+		// Answered here when the process is dead and its group killed,
+		// empty and removed.
+		k, err := p.treeKilled(ctx, dead)
+		if err != nil {
+			return fmt.Errorf("Terminate %q: the plugin process died: %w", p.name, err)
+		}
+		if k != nil && k.err == nil {
+			return nil
+		}
+		if k != nil {
+			p.logger.Warn("the plugin process died and the host could not remove the instance's cgroup: relaunching the plugin to clean up", "error", k.err)
+		}
+	}
+	g, id, cleaned, err := p.attach(ctx, true)
+	if cleaned || err != nil {
+		if err != nil && g == nil && ctx.Err() != nil {
+			err = resource.Collateral(fmt.Errorf("Terminate %q: %w", p.name, err))
+		}
 		return err
 	}
 	cctx, done := joinCtx(ctx, g)
@@ -462,6 +629,20 @@ func (p *proxy) Close() error {
 		p.t.h.dropIsolated(p.line)
 	}
 	return err
+}
+
+// killTree starts the kill of the instance's cgroup after its process g
+// died (the plugin's own process group is killed already; members that
+// left it, setsid or double fork, are not); see tree.
+func (p *proxy) killTree(g *gen) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.g != g || p.tree == nil {
+		return
+	}
+	k := &treeKill{g: g, done: make(chan struct{})}
+	p.kill = k
+	go k.run(p.tree, p.t.h.cfg.StopTimeout)
 }
 
 // procDied fails the instance when its process died.

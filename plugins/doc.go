@@ -52,15 +52,29 @@
 //     collateral.
 //   - Relaunch: the next Online, Offline or Terminate relaunches the process
 //     and reopens the instance there; Terminate then lets the type clean up
-//     what the dead process left (an address, say). A process that died
+//     what the dead process left (an address, say). An instance whose whole
+//     tree is one cgroup (resource.Contained, genericapp under cgroup
+//     containment) needs none of that: when its process dies the host
+//     kills the group, waits until it is empty and removes it, and
+//     Terminate answers once that is done, without a call into any plugin
+//     (after a crash with a thousand instances the reopens did not fit the
+//     monitor's call timeout). A reopen runs on its own goroutine, at most
+//     16 per Pool at once (the plugin answers the first first), so a
+//     caller whose ctx ends loses nothing: the next finds the instance
+//     open. A Terminate that gave up waiting for its reopen reached no live
+//     process, and its error is resource.Collateral, so the monitor does
+//     not kill the fresh process shared with every other instance. A
+//     process that died
 //     young (within [Config].BackoffReset, 1 min) delays the next launch by
 //     a backoff doubling from 100 ms to 10 s, counted from the death, so it
 //     decays: BackoffReset after the last death a launch is immediate. The
 //     cleanup launch of Terminate never waits for the backoff, and Close
 //     interrupts it. When a process dies while instances are open, it is
 //     relaunched in the background after the backoff (and again, with
-//     growing backoff, while that fails), so after a crash loop a process is
-//     ready when the monitor retries the resources, and [Config].OnProcess
+//     growing backoff, while that fails) and the instances of the dead
+//     process are reopened in it at once, so after a crash a process with
+//     the instances open is ready when the monitor restarts or retries the
+//     resources, and [Config].OnProcess
 //     reports the relaunch. Every process forked is reported started or
 //     relaunched and, when it dies, exited, including one that dies during
 //     its handshake (whose error says how it ended).

@@ -27,9 +27,14 @@ type fakeRPC struct {
 	// pingStall makes Ping hang until its ctx ends (a frozen process).
 	pingStall atomic.Bool
 	pings     atomic.Int64
+	fp        *fakePlugin
+	opens     atomic.Int64
+	terms     atomic.Int64
 }
 
-func newFakeRPC(pid int) *fakeRPC { return &fakeRPC{pid: pid, dead: make(chan struct{})} }
+func newFakeRPC(pid int) *fakeRPC {
+	return &fakeRPC{pid: pid, dead: make(chan struct{}), fp: &fakePlugin{}}
+}
 
 // die ends the process: its event stream breaks.
 func (f *fakeRPC) die() { f.once.Do(func() { close(f.dead) }) }
@@ -58,7 +63,18 @@ func (f *fakeRPC) Open(ctx context.Context, _ *pb.OpenRequest, _ ...grpc.CallOpt
 	if err := f.alive(ctx); err != nil {
 		return nil, err
 	}
-	return &pb.OpenResponse{Instance: f.nextID.Add(1)}, nil
+	if gate := f.fp.openGate.Load(); gate != nil {
+		select {
+		case <-*gate:
+		case <-f.dead:
+			return nil, errors.New("connection closed")
+		}
+	}
+	if f.fp.onOpen != nil {
+		f.fp.onOpen()
+	}
+	f.opens.Add(1)
+	return &pb.OpenResponse{Instance: f.nextID.Add(1), Cgroup: f.fp.cgroup}, nil
 }
 
 func (f *fakeRPC) Close(ctx context.Context, _ *pb.InstanceRequest, _ ...grpc.CallOption) (*pb.Empty, error) {
@@ -66,6 +82,7 @@ func (f *fakeRPC) Close(ctx context.Context, _ *pb.InstanceRequest, _ ...grpc.Ca
 }
 
 func (f *fakeRPC) Terminate(ctx context.Context, _ *pb.InstanceRequest, _ ...grpc.CallOption) (*pb.Empty, error) {
+	f.terms.Add(1)
 	return &pb.Empty{}, f.alive(ctx)
 }
 
@@ -120,9 +137,13 @@ func (s *deathStream) Recv() (*pb.Event, error) {
 
 // fakePlugin launches fakeRPC "processes" for a Pool.
 type fakePlugin struct {
-	mu     sync.Mutex
-	procs  []*fakeRPC
-	events []ProcessEvent
+	mu       sync.Mutex
+	procs    []*fakeRPC
+	events   []ProcessEvent
+	openGate atomic.Pointer[chan struct{}] // when set, Open answers once it is closed
+	// Set before the processes start (not changed after):
+	cgroup string // what Open reports (resource.Contained)
+	onOpen func() // called by Open before it answers
 }
 
 func (fp *fakePlugin) last() *fakeRPC {
@@ -151,7 +172,12 @@ func (fp *fakePlugin) kinds() []string {
 // synctest bubble.
 func launchFake(t *testing.T, cfg Config) (*Pool, *fakePlugin) {
 	t.Helper()
-	fp := &fakePlugin{}
+	return launchFakeWith(t, cfg, &fakePlugin{})
+}
+
+// launchFakeWith is launchFake with fp's settings.
+func launchFakeWith(t *testing.T, cfg Config, fp *fakePlugin) (*Pool, *fakePlugin) {
+	t.Helper()
 	cfg.Path = "fake"
 	cfg.OnProcess = func(e ProcessEvent) {
 		fp.mu.Lock()
@@ -166,6 +192,7 @@ func launchFake(t *testing.T, cfg Config) (*Pool, *fakePlugin) {
 	h.start = func(ctx context.Context, l *lineage) (*gen, error) {
 		fp.mu.Lock()
 		f := newFakeRPC(1000 + len(fp.procs))
+		f.fp = fp
 		fp.procs = append(fp.procs, f)
 		fp.mu.Unlock()
 		h.notify(ProcessEvent{Kind: l.forked(), Pid: f.pid})
@@ -176,4 +203,13 @@ func launchFake(t *testing.T, cfg Config) (*Pool, *fakePlugin) {
 		t.Fatal(err)
 	}
 	return h, fp
+}
+
+func (f *fakeRPC) rpcDead() bool {
+	select {
+	case <-f.dead:
+		return true
+	default:
+		return false
+	}
 }

@@ -23,7 +23,8 @@ import (
 // a wait. When a process dies while instances are open on the lineage, a
 // background relaunch starts it again after the backoff without waiting for
 // a call, retrying (with growing backoff) until a process runs, the
-// instances are closed or the Pool is: so after a crash loop a process is
+// instances are closed or the Pool is, and then reopens the dead process's
+// instances in it (proxy.preopen): so after a crash loop a process is
 // ready when the monitor retries the resources (its restart policy, or
 // RetryPeriod for a failed group), and Config.OnProcess reports the
 // relaunch to whoever wants to retry sooner.
@@ -39,6 +40,7 @@ type lineage struct {
 	users       int       // open instances
 	relaunching bool      // a background relaunch runs
 	closed      bool
+	prev        *gen // the dead process whose instances the background relaunch reopens
 }
 
 func (l *lineage) current() *gen {
@@ -90,6 +92,9 @@ func (l *lineage) ensure(ctx context.Context, cleanup bool) (*gen, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+			if l.h.ctx.Err() != nil { // ctx may be the Pool's own
+				return nil, errPoolClosed
+			}
 			return nil, fmt.Errorf("plugins: relaunch backoff (%s): %w", delay, context.Cause(ctx))
 		case <-l.h.ctx.Done():
 			t.Stop()
@@ -104,6 +109,9 @@ func (l *lineage) tryLaunch(ctx context.Context, cleanup bool) (*gen, time.Durat
 	select {
 	case l.launch <- struct{}{}:
 	case <-ctx.Done():
+		if l.h.ctx.Err() != nil { // ctx may be the Pool's own
+			return nil, 0, errPoolClosed
+		}
 		return nil, 0, fmt.Errorf("plugins: waiting for plugin start: %w", context.Cause(ctx))
 	case <-l.h.ctx.Done():
 		return nil, 0, errPoolClosed
@@ -158,6 +166,7 @@ func (l *lineage) died(g *gen) {
 		l.failures = 0
 	}
 	l.lastDeath = now
+	l.prev = g
 	l.relaunchLocked()
 }
 
@@ -174,6 +183,23 @@ func (l *lineage) relaunchLoop() {
 	for {
 		_, err := l.ensure(l.h.ctx, false)
 		l.mu.Lock()
+		if err == nil && l.prev != nil {
+			// Reopen the instances of the dead process at once (bounded
+			// by maxOpens), so that their restarts find them open.
+			prev := l.prev
+			l.prev = nil
+			l.mu.Unlock()
+			prev.mu.Lock()
+			members := make([]*proxy, 0, len(prev.members))
+			for _, p := range prev.members {
+				members = append(members, p)
+			}
+			prev.mu.Unlock()
+			for _, p := range members {
+				p.preopen(prev)
+			}
+			l.mu.Lock()
+		}
 		// A plugin that cannot be relaunched (in-process) or a refused
 		// binary (a pin mismatch) will not start by retrying: the next call
 		// reports it.

@@ -34,8 +34,10 @@ type Pool struct {
 	closed   bool
 	launches sync.WaitGroup // launches in flight (Close waits for them)
 	bg       sync.WaitGroup // reaping of dead processes, background relaunches
-	spawner  *proc.Spawner  // forks the plugins (nil in-process)
-	sockDir  string         // 0700 directory for the plugins' unix sockets; removed by Close
+	opens    chan struct{}  // bounds the Opens in flight (maxOpens)
+	treeOf   func(dir string) tree
+	spawner  *proc.Spawner // forks the plugins (nil in-process)
+	sockDir  string        // 0700 directory for the plugins' unix sockets; removed by Close
 }
 
 // Launch starts the plugin binary, asks it which types it serves and
@@ -72,6 +74,8 @@ func newPool(cfg Config, pin []byte) *Pool {
 		logger:   cfg.Logger.With("plugin", cfg.Path),
 		types:    make(map[string]*remoteType),
 		isolated: make(map[*lineage]struct{}),
+		opens:    make(chan struct{}, maxOpens),
+		treeOf:   treeOf,
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h

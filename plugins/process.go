@@ -28,6 +28,9 @@ type gen struct {
 	ctx       context.Context // canceled with the death error when the process is gone
 	cancel    context.CancelCauseFunc
 	evCancel  context.CancelFunc
+	// cleared is closed once die has started the kill of the cgroups of
+	// the instances it hosted (those that reported one, proxy.killTree).
+	cleared chan struct{}
 
 	mu      sync.Mutex
 	dead    bool
@@ -147,6 +150,7 @@ func (g *gen) die(err error, culprit *proxy) {
 	}
 	g.mu.Unlock()
 	g.cancel(err)
+	g.killGroup()
 	if !closing {
 		for _, p := range members {
 			if culprit != nil && p != culprit {
@@ -155,11 +159,16 @@ func (g *gen) die(err error, culprit *proxy) {
 				p.procDied(g, err)
 			}
 		}
+		for _, p := range members {
+			p.killTree(g)
+		}
+		close(g.cleared)
 		g.line.h.logger.Error("plugin process exited", "pid", g.pid, "error", err, "instances", len(members))
 		g.line.h.notify(ProcessEvent{Kind: ProcessExited, Pid: g.pid, Err: err})
 		g.line.died(g)
+	} else {
+		close(g.cleared)
 	}
-	g.killGroup()
 	g.evCancel()
 	g.line.h.bg.Go(g.stop) // reaps; the group is dead, so it does not block
 }

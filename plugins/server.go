@@ -154,7 +154,11 @@ func (s *grpcServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.OpenRes
 			s.push(&pb.Event{Instance: id, Kind: pb.Event_KIND_FAILURE, Error: errorToDetail(err), Cycle: inst.currentCycle()})
 		})
 	}
-	return &pb.OpenResponse{Instance: id, ReportsFailures: reports}, nil
+	resp := &pb.OpenResponse{Instance: id, ReportsFailures: reports}
+	if c, ok := res.(resource.Contained); ok {
+		resp.Cgroup = c.CgroupDir()
+	}
+	return resp, nil
 }
 
 func (s *grpcServer) inst(id uint64) (*instance, error) {

@@ -157,6 +157,7 @@ func (h *Pool) newGen(ctx context.Context, l *lineage, rpc pb.ResourcePluginClie
 		remote:    h.cfg.RemoteChecks || !events || !slices.Contains(caps, capLooksAliveLoop),
 		started:   time.Now(),
 		members:   make(map[uint64]*proxy),
+		cleared:   make(chan struct{}),
 		killGroup: killGroup,
 		stop:      stop,
 	}

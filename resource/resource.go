@@ -153,9 +153,23 @@ type Closer interface {
 // process group) without waiting on the hung call. The host relaunches it;
 // the monitor then calls Terminate again, so that the relaunched process
 // cleans up what the dead one held (an address outlives its process), and
-// counts the resource as down only if that Terminate succeeds.
+// counts the resource as down only if that Terminate succeeds. A Terminate
+// that failed with a Collateral error never reached a live hosting process
+// (it was being relaunched): the monitor calls Terminate again without
+// killing anything.
 type ProcessKiller interface {
 	KillProcess(reason string) error
+}
+
+// Contained is implemented by a resource whose every trace on the machine
+// is a process in one cgroup v2 group (an application under cgroup
+// containment). CgroupDir returns the group's absolute directory, "" when
+// the resource has none. Once the process hosting the resource (a plugin)
+// is dead and that group is killed and empty, nothing of the resource is
+// left, so its host answers Terminate itself after a crash instead of
+// relaunching the plugin to let the resource clean up.
+type Contained interface {
+	CgroupDir() string
 }
 
 // Prober is implemented by a resource that can tell whether it is already

@@ -117,6 +117,9 @@ func TestPluginSIGKILLLeavesNoOrphan(t *testing.T) {
 		}
 	}
 	r := open(filepath.Join(dir, "pids1"))
+	// Still open after the crash, r is reopened in the relaunched plugin
+	// (in the background), so it must be closed too.
+	t.Cleanup(func() { _ = r.(resource.Closer).Close() })
 	require.NoError(t, r.Online(t.Context()))
 	old := pidsOf(t, filepath.Join(dir, "pids1"))
 	require.Len(t, old, 2)

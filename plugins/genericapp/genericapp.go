@@ -122,6 +122,7 @@ var (
 	_ resource.Resource        = (*App)(nil)
 	_ resource.FailureReporter = (*App)(nil)
 	_ resource.Closer          = (*App)(nil)
+	_ resource.Contained       = (*App)(nil)
 )
 
 // SetFailureHandler installs fn, called (from the waiter goroutine, without
@@ -138,6 +139,15 @@ func (a *App) SetFailureHandler(fn func(err error)) {
 // cgroup and the limits applied (or why not), or the weaker fallback and
 // why cgroups could not be used. It is also logged by Open.
 func (a *App) Containment() string { return a.box.describe() }
+
+// CgroupDir implements resource.Contained: the instance's cgroup v2
+// directory, "" in the fallback containment.
+func (a *App) CgroupDir() string {
+	if b, ok := a.box.(*cgroupBox); ok {
+		return b.g.Dir()
+	}
+	return ""
+}
 
 // Pid returns the pid (also the process group id) of the running process,
 // or 0 when none is running.

@@ -87,9 +87,9 @@ type Node struct {
 	clDone chan struct{}
 }
 
-// restartCount is one resource's restart tally.
+// restartCount is one resource's restart tally (the total is the
+// monitor's, in its status).
 type restartCount struct {
-	total  int
 	recent []time.Time
 }
 
@@ -255,7 +255,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Queue: cfg.Alerts.Queue, Logger: n.log.With("component", "alert"),
 		OnResult: n.met.observeAlert,
 	})
-	sub := n.mon.Subscribe(4096)
+	sub := n.mon.Subscribe(eventBuffer(cfg.Groups))
 	consumed := make(chan struct{})
 	go func() { defer close(consumed); n.consume(sub) }()
 	monClosed := false
@@ -441,6 +441,22 @@ func closeResource(r resource.Resource) {
 
 // consume reads the monitor's events: event log, metrics, alerts, history
 // and followers. It ends when the monitor closes.
+// eventBuffer sizes the node's subscription to the monitor: a plugin crash
+// publishes about 5.2 events per resource at once (failure pushed, Failed,
+// restart, OnlinePending, Online, and the groups'), 5,200 with 1,000
+// resources, more than the 4,096 the buffer had; 8 per resource, at least
+// 4,096, absorbs one such burst while the consumer is busy. What is still
+// missed is counted (sft_events_dropped_total); the status's restart
+// total (and the monitor's failure counters, monitor.ResourceStatus) are
+// level-triggered and complete whatever was dropped.
+func eventBuffer(groups []config.Group) int {
+	n := 0
+	for _, g := range groups {
+		n += len(g.Resources)
+	}
+	return max(4096, 8*n)
+}
+
 func (n *Node) consume(sub *monitor.Subscription) {
 	defer func() {
 		n.evMu.Lock()
@@ -543,8 +559,8 @@ func (n *Node) Status() api.Status {
 		for _, r := range g.Resources {
 			r.LastFailure = localizeReason(r.LastFailure)
 			ar := api.ResourceStatus{ResourceStatus: r, RestartPeriod: n.periods[g.Name+"/"+r.Name].String()}
+			ar.RestartsTotal = int(r.RestartsTotal) // level-triggered: complete even when events were dropped
 			if c := n.restarts[g.Name+"/"+r.Name]; c != nil {
-				ar.RestartsTotal = c.total
 				ar.RestartsInPeriod = recent(c.recent, now, n.periods[g.Name+"/"+r.Name])
 			}
 			ag.Resources = append(ag.Resources, ar)
@@ -569,7 +585,7 @@ func recent(ts []time.Time, now time.Time, period time.Duration) int {
 }
 
 // countRestarts keeps the restart tallies: every EventRestart counts in
-// the total and in the policy's window; the window starts anew when a
+// the policy's window; the window starts anew when a
 // failed group recovers or is cleared, as the monitor's policy history
 // does.
 func (n *Node) countRestarts(e monitor.Event) {
@@ -578,7 +594,6 @@ func (n *Node) countRestarts(e monitor.Event) {
 	switch {
 	case e.Kind == monitor.EventRestart:
 		if c := n.restarts[e.Group+"/"+e.Resource]; c != nil {
-			c.total++
 			c.recent = append(c.recent, e.Time)
 			if len(c.recent) > 1000 { // the threshold's bound: older ones no longer count
 				c.recent = c.recent[1:]

@@ -546,8 +546,13 @@ type OpenResponse struct {
 	Instance uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
 	// The instance pushes failures of its own (resource.FailureReporter).
 	ReportsFailures bool `protobuf:"varint,2,opt,name=reports_failures,json=reportsFailures,proto3" json:"reports_failures,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The cgroup v2 directory holding everything the instance runs
+	// (resource.Contained), empty when it has none. After a crash of the
+	// plugin the host kills this group and, once it is empty, answers the
+	// instance's Terminate itself instead of relaunching the plugin for it.
+	Cgroup        string `protobuf:"bytes,3,opt,name=cgroup,proto3" json:"cgroup,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OpenResponse) Reset() {
@@ -592,6 +597,13 @@ func (x *OpenResponse) GetReportsFailures() bool {
 		return x.ReportsFailures
 	}
 	return false
+}
+
+func (x *OpenResponse) GetCgroup() string {
+	if x != nil {
+		return x.Cgroup
+	}
+	return ""
 }
 
 type InstanceRequest struct {
@@ -1000,10 +1012,11 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x17looks_alive_interval_ns\x18\x04 \x01(\x03R\x14looksAliveIntervalNs\x12(\n" +
 	"\x10check_timeout_ns\x18\x05 \x01(\x03R\x0echeckTimeoutNs\x12/\n" +
 	"\x14is_alive_interval_ns\x18\x06 \x01(\x03R\x11isAliveIntervalNs\x12*\n" +
-	"\x11deadlock_grace_ns\x18\a \x01(\x03R\x0fdeadlockGraceNs\"U\n" +
+	"\x11deadlock_grace_ns\x18\a \x01(\x03R\x0fdeadlockGraceNs\"m\n" +
 	"\fOpenResponse\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12)\n" +
-	"\x10reports_failures\x18\x02 \x01(\bR\x0freportsFailures\"z\n" +
+	"\x10reports_failures\x18\x02 \x01(\bR\x0freportsFailures\x12\x16\n" +
+	"\x06cgroup\x18\x03 \x01(\tR\x06cgroup\"z\n" +
 	"\x0fInstanceRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x14\n" +
 	"\x05cycle\x18\x02 \x01(\x04R\x05cycle\x125\n" +
