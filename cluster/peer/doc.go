@@ -95,7 +95,8 @@
 // # API
 //
 // [Node.Status] (per group: role, owner, state, reason; for watchers the
-// last reply, misses in a row and failed checks), [Node.Subscribe] (lossy
+// last reply, misses in a row and failed checks; with Options.PeerCheck
+// whether the peer's sft answers), [Node.Subscribe] (lossy
 // [Event]s, alerts flagged), [Node.Move] (orderly: the holder goes offline
 // before the other goes online; a failed take is rolled back), and
 // [Simulate], a dry run of the watcher's decisions for a [Scenario] (host

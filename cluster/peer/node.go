@@ -71,7 +71,11 @@ type Options struct {
 	// takeover it did not do (isolated, address still answered, release
 	// refused). Default 1 s.
 	RetryAfter time.Duration
-	Logger     *slog.Logger
+	// PeerCheck is the period of an authenticated status request to the
+	// peer's sft, whose answer Status shows (PeerUp). Zero: none (Status
+	// then says nothing about the peer node itself).
+	PeerCheck time.Duration
+	Logger    *slog.Logger
 }
 
 // GroupStatus is one group as this node sees it.
@@ -96,9 +100,15 @@ type GroupStatus struct {
 
 // Status is a snapshot of the node.
 type Status struct {
-	Node   string        `json:"node"`
-	Peer   string        `json:"peer"`
-	Groups []GroupStatus `json:"groups"`
+	Node string `json:"node"`
+	Peer string `json:"peer"`
+	// With Options.PeerCheck: whether the peer's sft answered the last
+	// status request, when it last did, and why the last one failed.
+	PeerChecked bool          `json:"peer_checked"`
+	PeerUp      bool          `json:"peer_up"`
+	PeerSeen    time.Time     `json:"peer_seen,omitzero"`
+	PeerError   string        `json:"peer_error,omitempty"`
+	Groups      []GroupStatus `json:"groups"`
 }
 
 type groupRun struct {
@@ -128,6 +138,10 @@ type Node struct {
 	mu     sync.Mutex
 	groups map[string]*groupRun
 	order  []string
+	// peer view (Options.PeerCheck), under mu
+	peerChecked bool
+	peerSeen    time.Time
+	peerErr     string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -186,7 +200,40 @@ func Start(cfg Config, opt Options) (*Node, error) {
 		n.wg.Add(1)
 		go n.run(gr)
 	}
+	if opt.PeerCheck > 0 {
+		n.wg.Go(n.checkPeer)
+	}
 	return n, nil
+}
+
+// checkPeer asks the peer's sft for its status every PeerCheck.
+func (n *Node) checkPeer() {
+	t := time.NewTicker(n.opt.PeerCheck)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(n.ctx, max(n.opt.PeerCheck, time.Second))
+		rep, err := Call(ctx, n.cfg.PeerAddr.String(), n.cfg.Key, OpStatus, "", n.cfg.Node, false)
+		cancel()
+		if n.ctx.Err() != nil {
+			return
+		}
+		if err == nil && !rep.OK {
+			err = errors.New(rep.Reason)
+		}
+		n.mu.Lock()
+		n.peerChecked = true
+		if err == nil {
+			n.peerSeen, n.peerErr = time.Now(), ""
+		} else {
+			n.peerErr = err.Error()
+		}
+		n.mu.Unlock()
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Close stops every loop and the interconnect. It takes nothing offline:
@@ -208,7 +255,8 @@ func (n *Node) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
-	st := Status{Node: n.cfg.Node, Peer: n.cfg.Peer}
+	st := Status{Node: n.cfg.Node, Peer: n.cfg.Peer, PeerChecked: n.peerChecked, PeerUp: n.peerChecked && n.peerErr == "",
+		PeerSeen: n.peerSeen, PeerError: n.peerErr}
 	for _, name := range n.order {
 		gr := n.groups[name]
 		gs := GroupStatus{Name: name, Address: gr.g.Address, Home: gr.g.Home, Role: gr.role, Reason: gr.reason}
