@@ -94,4 +94,3 @@ func simOutcome(g peer.Group, s peer.Scenario, r peer.SimResult) string {
 	}
 	return fmt.Sprintf("no takeover (verdict %s)", final)
 }
-
