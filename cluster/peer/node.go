@@ -75,7 +75,11 @@ type Options struct {
 	// peer's sft, whose answer Status shows (PeerUp). Zero: none (Status
 	// then says nothing about the peer node itself).
 	PeerCheck time.Duration
-	Logger    *slog.Logger
+	// Events, if above 0, is the buffer of a subscription made before
+	// any group loop starts (Node.Events), so that the first events (a
+	// home group online, or its address found held) are not missed.
+	Events int
+	Logger *slog.Logger
 }
 
 // GroupStatus is one group as this node sees it.
@@ -134,6 +138,7 @@ type Node struct {
 	log *slog.Logger
 	srv *Server
 	hub hub
+	sub *Subscription // Options.Events
 
 	mu     sync.Mutex
 	groups map[string]*groupRun
@@ -194,6 +199,9 @@ func Start(cfg Config, opt Options) (*Node, error) {
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if opt.Events > 0 {
+		n.sub = n.hub.subscribe(opt.Events)
+	}
 	n.srv = Serve(ln, cfg.Key, n.handle)
 	for _, name := range n.order {
 		gr := n.groups[name]
@@ -247,8 +255,14 @@ func (n *Node) Close() error {
 	return err
 }
 
-// Subscribe returns a lossy event subscription (see Subscription).
+// Subscribe returns a lossy event subscription (see Subscription). It
+// sees the events from now on: for every event since Start, use
+// Options.Events and Events.
 func (n *Node) Subscribe(buffer int) *Subscription { return n.hub.subscribe(buffer) }
+
+// Events is the subscription Start made with Options.Events (nil
+// without).
+func (n *Node) Events() *Subscription { return n.sub }
 
 // Status returns a snapshot.
 func (n *Node) Status() Status {

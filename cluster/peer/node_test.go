@@ -360,3 +360,26 @@ func TestStatusPeerCheck(t *testing.T) {
 		t.Fatalf("down without a reason or lost its last sighting: %+v", down)
 	}
 }
+
+// Options.Events sees the events of the first moments (the home group
+// coming online, or its address found held), which a Subscribe after
+// Start can miss.
+func TestEventsFromStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fn := &fakeNet{up: map[netip.Addr]bool{}, holders: map[string]string{"web": "b"}}
+		cfg := validConfig()
+		n, err := Start(cfg, Options{Local: fakeLocal{n: fn, node: "a", vip: vip}, Pinger: fakePinger{fn},
+			Listener: &chanListener{done: make(chan struct{})}, Events: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		es := events(n.Events())
+		if len(es) == 0 || es[0].Kind != EventRecovery {
+			t.Fatalf("first event %+v, want %s", es, EventRecovery)
+		}
+	})
+}

@@ -26,13 +26,14 @@ func (n *Node) startPeer(cfg config.Config) error {
 	ps := cfg.Cluster.Peer
 	pn, err := peer.Start(cfg.PeerConfig(n.name, key), peer.Options{
 		Local: peer.MonitorLocal{M: n.mon}, Grace: ps.Grace.D(), RetryAfter: ps.RetryAfter.D(), PeerCheck: peerCheckEvery,
+		Events: 4096,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster (peer mode): %w", err)
 	}
 	n.pn = pn
 	n.met.registerPeer(pn)
-	sub := pn.Subscribe(4096)
+	sub := pn.Events()
 	n.clDone = make(chan struct{})
 	go func() { defer close(n.clDone); n.consumePeer(sub) }()
 	return nil
