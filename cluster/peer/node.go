@@ -329,7 +329,7 @@ func (n *Node) emit(gr *groupRun, kind EventKind, once bool, format string, args
 	gr.episode[kind] = true
 	gr.reason = msg
 	n.mu.Unlock()
-	e := Event{Time: time.Now(), Node: n.cfg.Node, Group: gr.g.Name, Kind: kind, Alert: kind.alert(), Message: msg}
+	e := Event{Time: time.Now(), Node: n.cfg.Node, Group: gr.g.Name, Kind: kind, Alert: kind.IsAlert(), Message: msg}
 	lvl := slog.LevelInfo
 	if e.Alert {
 		lvl = slog.LevelWarn

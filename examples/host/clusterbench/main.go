@@ -15,6 +15,7 @@
 //
 //	go run ./examples/host/clusterbench                   # both profiles, R=10, D=60s
 //	go run ./examples/host/clusterbench -profile fast -runs 5 -loss-for 20s
+//	go run ./examples/host/clusterbench -mode peer         # peer mode (peer.go)
 //
 // It builds sftd itself and removes every namespace, process and file it
 // made, also on Ctrl-C.
@@ -40,6 +41,7 @@ func main() {
 	runs := flag.Int("runs", 10, "kill-the-owner `repetitions` per profile")
 	lossFor := flag.Duration("loss-for", 60*time.Second, "`duration` of each loss run")
 	losses := flag.String("loss", "20,40", "loss `percentages`, comma-separated (empty: none)")
+	mode := flag.String("mode", "quorum", "cluster `mode`: quorum (the profiles) or peer (two nodes, peer.go)")
 	appKind := flag.String("app", "nameapp", "the group's `app`: nameapp (starts in milliseconds) or demo-http (sftd itself: about 100 ms more per failover)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -78,6 +80,11 @@ func main() {
 		os.RemoveAll(dir)
 		os.Exit(130)
 	}()
+	if *mode == "peer" {
+		code := b.peer(*runs, *lossFor, *losses)
+		b.closeAll()
+		os.Exit(code)
+	}
 	code := 0
 	for _, p := range strings.Split(*profiles, ",") {
 		if err := b.kills(p, *runs); err != nil {
@@ -110,8 +117,13 @@ type bench struct {
 }
 
 func (b *bench) lab(profile string) (*clusterlab.Lab, error) {
-	l, err := clusterlab.New(clusterlab.Options{Binary: b.bin, App: b.app, Profile: profile,
-		GroupYAML: "    failover: {threshold: 1000}\n"})
+	return b.startLab(clusterlab.Options{Profile: profile, GroupYAML: "    failover: {threshold: 1000}\n"})
+}
+
+// startLab builds a lab with o (the bench's binaries) and starts every node.
+func (b *bench) startLab(o clusterlab.Options) (*clusterlab.Lab, error) {
+	o.Binary, o.App = b.bin, b.app
+	l, err := clusterlab.New(o)
 	if err != nil {
 		return nil, err
 	}
