@@ -152,6 +152,9 @@ run() {
 	echo "tearing down (processes, namespaces, $WORK)"
 }
 
+# peer-demo.sh sources this file for its functions (and runs no command).
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
 case "${1:-}" in
 run) run ;;
 down) need_root && down && echo "removed" ;;

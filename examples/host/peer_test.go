@@ -68,6 +68,10 @@ func TestPeerFailover(t *testing.T) {
 		require.Zero(t, rec.OwnerChanges(t1))
 		require.Contains(t, peerGroup(t, lab, "a").Reason, "held by another node")
 		require.Equal(t, "b", lab.Owner("a", "web"), "a's status names b as the owner")
+		st, err := lab.Status("a")
+		require.NoError(t, err)
+		require.Equal(t, "Offline", st.Groups[0].State.String(), "the refused Online is cleared: the group is simply not here")
+		require.False(t, st.Groups[0].Failed)
 	})
 
 	t.Run("manual failback", func(t *testing.T) {

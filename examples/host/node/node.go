@@ -522,10 +522,14 @@ func (n *Node) logEvent(e monitor.Event) {
 	n.log.LogAttrs(context.Background(), lvl, "event", attrs...)
 }
 
-// alerts turns events into alerts: failed or failover on EventGroupFailed,
+// alerts turns events into alerts (except in peer mode, see consumePeer):
+// failed or failover on EventGroupFailed,
 // recovery when a group that failed is Online again. A resource restarted
 // in place by its policy raises no alert (the events and metrics show it).
 func (n *Node) alerts(e monitor.Event) {
+	if n.cfg.Cluster.IsPeer() {
+		return // peer mode's events raise the alerts (consumePeer)
+	}
 	switch {
 	case e.Kind == monitor.EventGroupFailed:
 		n.degraded[e.Group] = true

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -48,9 +49,20 @@ var peerPlacement = map[peer.EventKind]string{
 // consumePeer puts peer mode's events in the node's event stream (kind
 // "peer-" + the peer event's kind), log, metrics and alerts: a takeover
 // is the failover alert, every peer alert (isolated, address held,
-// service dead, ...) a failed alert. It ends when the peer node closes.
+// service dead, group lost, ...) a failed alert; the monitor's own group
+// failures raise none in peer mode (see alerts). A group whose address was
+// found held elsewhere (a returning home node, a takeover refused) failed
+// in the monitor by design: it is cleared, so that it shows offline here
+// with the owner and the reason. It ends when the peer node closes.
 func (n *Node) consumePeer(sub *peer.Subscription) {
 	for e := range sub.C() {
+		if e.Kind == peer.EventRecovery || e.Kind == peer.EventAddressHeld {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := n.mon.Clear(ctx, e.Group); err != nil {
+				n.log.Warn("peer: clearing the group's failure", "group", e.Group, "err", err)
+			}
+			cancel()
+		}
 		n.met.clusterEvents.WithLabelValues("peer-" + string(e.Kind)).Inc()
 		if k, ok := peerPlacement[e.Kind]; ok && e.Node == n.name {
 			n.met.placements.WithLabelValues(k).Inc()
