@@ -77,14 +77,7 @@ watch_client() {
 }
 
 peer_run() {
-	need_root
-	down
-	trap down EXIT
-	trap 'exit 130' INT TERM
-	mkdir -p "$WORK"
-	echo "building sftd..."
-	(cd "$ROOT" && go build -o "$WORK/sftd" ./examples/host/sftd)
-	up
+	begin
 	peer_config
 	for n in "${NODES[@]}"; do start "$n"; done
 	echo "two peer-mode nodes started (logs in $WORK/n*.log); waiting for web on n1..."

@@ -218,6 +218,22 @@ func (b *bench) kills(profile string, runs int) (err error) {
 	if err != nil {
 		return err
 	}
+	return killRuns(l, w, owner, runs, profile, func(killed, next string) error {
+		deadline := time.Now().Add(30 * time.Second)
+		for !nodeUp(l, next, killed) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not up again within 30s", killed)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil
+	})
+}
+
+// killRuns kills the owner runs times (link down, SIGKILL) and prints the
+// outage the client saw; after each run the killed node reboots and back
+// waits until it is part of the cluster again. label names the runs.
+func killRuns(l *clusterlab.Lab, w *clusterlab.Watch, owner string, runs int, label string, back func(killed, next string) error) error {
 	var outages []time.Duration
 	split := time.Duration(0)
 	for i := range runs {
@@ -234,22 +250,18 @@ func (b *bench) kills(profile string, runs int) (err error) {
 		out := rec.Outage(t0)
 		split += splitSince(rec, t0, owner)
 		outages = append(outages, out)
-		fmt.Printf("%s kill %2d: %s killed, %s answers; outage %s\n", profile, i+1, owner, next, out.Round(time.Millisecond))
+		fmt.Printf("%s kill %2d: %s killed, %s answers; outage %s\n", label, i+1, owner, next, out.Round(time.Millisecond))
 		if err := l.Reboot(owner); err != nil {
 			return err
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for !nodeUp(l, next, owner) {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("run %d: %s not up again within 30s", i+1, owner)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if err := back(owner, next); err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		time.Sleep(500 * time.Millisecond)
 		owner = next
 	}
 	slices.Sort(outages)
-	fmt.Printf("RESULT %s kill-the-owner x%d: median %s, min %s, max %s; split-brain %s\n", profile, runs,
+	fmt.Printf("RESULT %s kill-the-owner x%d: median %s, min %s, max %s; split-brain %s\n", label, runs,
 		median(outages).Round(time.Millisecond), outages[0].Round(time.Millisecond), outages[len(outages)-1].Round(time.Millisecond), split)
 	return nil
 }
@@ -290,13 +302,8 @@ func (b *bench) loss(profile string, pct int, d time.Duration) (err error) {
 	if err != nil {
 		return err
 	}
-	time.Sleep(time.Second)
-	t0 := time.Now()
-	if err := l.Drop(owner, pct, true, true); err != nil {
-		return err
-	}
-	time.Sleep(d)
-	if err := l.Drop(owner, 0, false, false); err != nil {
+	t0, err := dropFor(l, owner, pct, d)
+	if err != nil {
 		return err
 	}
 	rec := w.Snapshot()
@@ -316,6 +323,18 @@ func (b *bench) loss(profile string, pct int, d time.Duration) (err error) {
 	fmt.Printf("RESULT %s loss %d%% on %s's link both ways for %s: ownership changes %d, split-brain %s, client black-hole %s (probes answered %d of %d), ARP claimant switches %d\n",
 		profile, pct, owner, d, changes, splitSince(rec, t0), rec.BlackHole(t0).Round(time.Millisecond), answered, total, rec.ARPSwitches(t0))
 	return nil
+}
+
+// dropFor drops pct % of owner's frames both ways for d (after a second
+// of calm) and returns when the drop began.
+func dropFor(l *clusterlab.Lab, owner string, pct int, d time.Duration) (time.Time, error) {
+	time.Sleep(time.Second)
+	t0 := time.Now()
+	if err := l.Drop(owner, pct, true, true); err != nil {
+		return t0, err
+	}
+	time.Sleep(d)
+	return t0, l.Drop(owner, 0, false, false)
 }
 
 // holderChanges counts the changes of the VIP's holder set after t0.

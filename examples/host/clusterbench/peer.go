@@ -100,39 +100,15 @@ func (b *bench) peerKills(runs int) (err error) {
 	if err != nil {
 		return err
 	}
-	var outages []time.Duration
-	split := time.Duration(0)
-	for i := range runs {
-		t0 := time.Now()
-		if err := l.SetLink(owner, -1, false); err != nil {
+	return killRuns(l, w, owner, runs, "peer", func(killed, next string) error {
+		if err := peerReady(l, killed); err != nil {
 			return err
-		}
-		l.Kill(owner)
-		next, err := answering(w, 30*time.Second, owner)
-		if err != nil {
-			return fmt.Errorf("run %d: %w", i+1, err)
-		}
-		rec := w.Snapshot()
-		out := rec.Outage(t0)
-		split += splitSince(rec, t0, owner)
-		outages = append(outages, out)
-		fmt.Printf("peer kill %2d: %s killed, %s answers; outage %s\n", i+1, owner, next, out.Round(time.Millisecond))
-		if err := l.Reboot(owner); err != nil {
-			return err
-		}
-		if err := peerReady(l, owner); err != nil {
-			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		if h := l.Holders(); !slices.Equal(h, []string{next}) {
-			return fmt.Errorf("run %d: after %s came back the holders are %v (it must not steal)", i+1, owner, h)
+			return fmt.Errorf("after %s came back the holders are %v (it must not steal)", killed, h)
 		}
-		time.Sleep(500 * time.Millisecond)
-		owner = next
-	}
-	slices.Sort(outages)
-	fmt.Printf("RESULT peer kill-the-owner x%d: median %s, min %s, max %s; split-brain %s\n", runs,
-		median(outages).Round(time.Millisecond), outages[0].Round(time.Millisecond), outages[len(outages)-1].Round(time.Millisecond), split)
-	return nil
+		return nil
+	})
 }
 
 // peerLoss drops pct % of the holder's frames both ways for d.
@@ -152,13 +128,8 @@ func (b *bench) peerLoss(pct int, d time.Duration) (err error) {
 	if err != nil {
 		return err
 	}
-	time.Sleep(time.Second)
-	t0 := time.Now()
-	if err := l.Drop(owner, pct, true, true); err != nil {
-		return err
-	}
-	time.Sleep(d)
-	if err := l.Drop(owner, 0, false, false); err != nil {
+	t0, err := dropFor(l, owner, pct, d)
+	if err != nil {
 		return err
 	}
 	rec := w.Snapshot()
