@@ -100,7 +100,12 @@
 // [Event]s, alerts flagged), [Node.Move] (orderly: the holder goes offline
 // before the other goes online; a failed take is rolled back), and
 // [Simulate], a dry run of the watcher's decisions for a [Scenario] (host
-// or service dying, random loss) in simulated time.
+// or service dying, random loss) in simulated time; [ParseScenarios] reads
+// scenarios as text (`duration=60s loss=40%`), [DefaultScenarios] is a
+// standard set. Options.Events subscribes before the group loops start, so
+// that a host sees the first events (a home group online, its address
+// found held). The example host (examples/host, cluster.mode: peer) runs
+// a Node over its monitor.
 //
 // # Tests and benchmark
 //

@@ -10,6 +10,8 @@
 // virtual IP every 10 ms and records who answered, the ARP frames for the
 // virtual IP the client sees, and which nodes hold the address, sampled
 // every few ms.
+// Options.Mode peer (peer.go) writes a two-node peer-mode config instead
+// (cluster.mode: peer, the client as the reference).
 //
 // Nothing is created in the caller's network namespace: links are made
 // in the switch namespace with their peers born in the node namespaces.
