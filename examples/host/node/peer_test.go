@@ -2,9 +2,12 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sftkit/sft/cluster/peer"
+	"github.com/sftkit/sft/examples/host/alert"
 	"github.com/sftkit/sft/examples/host/api"
 	"github.com/sftkit/sft/examples/host/config"
 	"github.com/sftkit/sft/examples/host/node"
@@ -43,17 +47,30 @@ func TestPeerModeNode(t *testing.T) {
 	key := filepath.Join(dir, "key")
 	require.NoError(t, os.WriteFile(key, []byte("0123456789abcdef0123\n"), 0o600))
 	ports := map[string]int{"a": freePort(t), "b": freePort(t)}
+	// The service check connects to a port nobody listens on: the watcher
+	// sees the address answer pings and the service dead (an alert).
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	alerts := make(chan alert.Alert, 16)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var a alert.Alert
+		if json.NewDecoder(r.Body).Decode(&a) == nil {
+			alerts <- a
+		}
+	}))
+	defer hook.Close()
 	cfgFor := func(name string) *config.Config {
 		c := &config.Config{
 			Node:    config.Node{Name: name},
 			API:     config.API{Socket: filepath.Join(dir, name+".sock")},
 			Metrics: config.Metrics{Listen: "127.0.0.1:0"},
+			Alerts:  config.Alerts{Webhook: hook.URL, Backoff: config.Duration(time.Millisecond)},
 			Cluster: &config.Cluster{Mode: config.ModePeer, KeyFile: key, Nodes: []config.ClusterNode{
 				{Name: "a", Interconnect: []string{fmt.Sprintf("127.0.0.1:%d", ports["a"])}},
 				{Name: "b", Interconnect: []string{fmt.Sprintf("127.0.0.1:%d", ports["b"])}},
 			}},
 			Groups: []config.Group{{Name: "web", Placement: config.Placement{Preferred: []string{"a"}},
-				Peer:      &config.PeerGroup{Address: "127.0.0.1"},
+				Peer: &config.PeerGroup{Address: "127.0.0.1", Check: config.PeerCheck{TCP: dead,
+					Interval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(50 * time.Millisecond)}},
 				Resources: []config.Resource{{Name: "r", Type: "fake"}}}},
 		}
 		wd := c.WithDefaults()
@@ -96,8 +113,8 @@ func TestPeerModeNode(t *testing.T) {
 	require.Eventually(t, func() bool {
 		sa, _ = ca.Status(bctx)
 		sb, _ = cb.Status(bctx)
-		return sa.Peer != nil && sb.Peer != nil && sa.Peer.PeerUp && sb.Peer.PeerUp && sb.Peer.Groups[0].State == "alive"
-	}, 20*time.Second, 20*time.Millisecond, "both nodes up, b sees a's address alive")
+		return sa.Peer != nil && sb.Peer != nil && sa.Peer.PeerUp && sb.Peer.PeerUp
+	}, 20*time.Second, 20*time.Millisecond, "both nodes up")
 	require.Equal(t, "b", sa.Peer.Peer)
 	require.Equal(t, peer.Holder, sa.Peer.Groups[0].Role)
 	require.Equal(t, "a", sa.Groups[0].Owner)
@@ -107,13 +124,30 @@ func TestPeerModeNode(t *testing.T) {
 	require.Equal(t, "a", sb.Groups[0].Owner, "b's status names a as the owner")
 	require.Equal(t, resource.StateOffline, sb.Groups[0].State)
 
+	// The dead service: b alerts (failed, with the peer event's message)
+	// and takes nothing, the address still answering.
+	select {
+	case a := <-alerts:
+		require.Equal(t, alert.KindFailed, a.Kind)
+		require.Equal(t, "b", a.Node)
+		require.Equal(t, "web", a.Group)
+		require.True(t, strings.HasPrefix(a.Reason, "peer-service-dead: service at 127.0.0.1 fails its check 3 times"), a.Reason)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no alert for the dead service")
+	}
+	sb, err := cb.Status(bctx)
+	require.NoError(t, err)
+	require.Equal(t, "service-dead", sb.Peer.Groups[0].State)
+	require.Equal(t, "a", sb.Groups[0].Owner)
+	require.Contains(t, sb.Groups[0].Placement, "not stealing the address")
+
 	// Online and offline would fight the peer: refused, saying why.
 	for _, action := range []string{"offline", "online"} {
 		_, err := ca.Action(bctx, "web", action)
 		require.ErrorContains(t, err, "peer mode: "+action+" is not available")
 		require.ErrorContains(t, err, "move web NODE")
 	}
-	_, err := ca.Action(bctx, "nosuch", "offline")
+	_, err = ca.Action(bctx, "nosuch", "offline")
 	require.ErrorContains(t, err, "no such group")
 
 	// A move (asked of the watcher) goes through the interconnect.
