@@ -22,7 +22,9 @@
 //
 // LooksAlive is an ICMP echo to the service address every Interval
 // ([ICMP]: pro-bing in privileged mode; its unprivileged UDP mode fails
-// even as root until net.ipv4.ping_group_range is set). IsAlive is the
+// even as root until net.ipv4.ping_group_range is set; without the
+// privilege Start fails, [CheckICMP], rather than count every echo lost).
+// IsAlive is the
 // group's functional check (package internal/health: TCP connect, HTTP
 // GET with an expected status and, with CheckBody, body text, or a
 // command) every Check.Interval, up to 3 attempts; the first unanswered

@@ -60,7 +60,8 @@ const (
 type Options struct {
 	// Local is the node's monitor (required).
 	Local Local
-	// Pinger defaults to ICMP (pro-bing, privileged).
+	// Pinger defaults to ICMP (pro-bing, privileged); Start then fails
+	// unless CheckICMP passes.
 	Pinger Pinger
 	// Listener for the interconnect; nil: listen on Config.Listen.
 	Listener net.Listener
@@ -165,6 +166,13 @@ func Start(cfg Config, opt Options) (*Node, error) {
 		return nil, resource.ConfigError("local", nil, "a Local (the node's monitor) is required")
 	}
 	if opt.Pinger == nil {
+		v6 := cfg.Reference.Is6()
+		for _, g := range cfg.Groups {
+			v6 = v6 || g.Address.Is6() || cfg.PeerAddr.Addr().Is6()
+		}
+		if err := CheckICMP(v6); err != nil {
+			return nil, resource.NodeLocal(err)
+		}
 		opt.Pinger = ICMP{}
 	}
 	if opt.Grace == 0 {
