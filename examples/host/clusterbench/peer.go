@@ -145,8 +145,17 @@ func (b *bench) peerLoss(pct int, d time.Duration) (err error) {
 			}
 		}
 	}
-	fmt.Printf("RESULT peer loss %d%% on %s's link both ways for %s: takeovers %d, holder changes %d, split-brain %s, alerts %v\n",
-		pct, owner, d, takeovers, holderChanges(rec, t0), splitSince(rec, t0), alerts)
+	list := "none"
+	if len(alerts) > 0 {
+		var parts []string
+		for k, n := range alerts {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+		slices.Sort(parts)
+		list = strings.Join(parts, ", ")
+	}
+	fmt.Printf("RESULT peer loss %d%% on %s's link both ways for %s: takeovers %d, holder changes %d, split-brain %s, alerts: %s\n",
+		pct, owner, d, takeovers, holderChanges(rec, t0), splitSince(rec, t0), list)
 	return nil
 }
 
