@@ -53,37 +53,42 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
+	// exit removes every lab and the directory (a deferred RemoveAll
+	// would not run: os.Exit skips deferred calls).
+	var b *bench
+	exit := func(code int) {
+		if b != nil {
+			b.closeAll()
+		}
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
 	bin := filepath.Join(dir, "sftd")
 	if out, err := exec.Command("go", "build", "-o", bin, "./examples/host/sftd").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "clusterbench: go build ./examples/host/sftd (run from the repository root): %v\n%s", err, out)
-		os.Exit(1)
+		exit(1)
 	}
-	b := &bench{bin: bin, labs: map[*clusterlab.Lab]bool{}}
+	b = &bench{bin: bin, labs: map[*clusterlab.Lab]bool{}}
 	switch *appKind {
 	case "nameapp":
 		if b.app, err = clusterlab.BuildApp(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "clusterbench:", err)
-			os.Exit(1)
+			exit(1)
 		}
 	case "demo-http":
 	default:
 		fmt.Fprintf(os.Stderr, "clusterbench: -app %q: want nameapp or demo-http\n", *appKind)
-		os.Exit(2)
+		exit(2)
 	}
 	fmt.Printf("app: %s\n", *appKind)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		<-sigs
-		b.closeAll()
-		os.RemoveAll(dir)
-		os.Exit(130)
+		exit(130)
 	}()
 	if *mode == "peer" {
-		code := b.peer(*runs, *lossFor, *losses)
-		b.closeAll()
-		os.Exit(code)
+		exit(b.peer(*runs, *lossFor, *losses))
 	}
 	code := 0
 	for _, p := range strings.Split(*profiles, ",") {
@@ -98,7 +103,7 @@ func main() {
 			var pct int
 			if _, err := fmt.Sscan(s, &pct); err != nil || pct <= 0 || pct >= 100 {
 				fmt.Fprintf(os.Stderr, "clusterbench: -loss %q: want percentages 1-99\n", s)
-				os.Exit(2)
+				exit(2)
 			}
 			if err := b.loss(p, pct, *lossFor); err != nil {
 				fmt.Fprintf(os.Stderr, "clusterbench: %s: loss %d%%: %v\n", p, pct, err)
@@ -106,8 +111,7 @@ func main() {
 			}
 		}
 	}
-	b.closeAll()
-	os.Exit(code)
+	exit(code)
 }
 
 type bench struct {
