@@ -48,6 +48,9 @@ type Detect struct {
 	ReferenceWait time.Duration `json:"reference_wait,omitempty"`
 }
 
+// WithDefaults returns d with its zero fields set to the defaults.
+func (d Detect) WithDefaults() Detect { return d.withDefaults() }
+
 func (d Detect) withDefaults() Detect {
 	if d.Interval == 0 {
 		d.Interval = DefaultInterval

@@ -22,7 +22,9 @@
 //
 // LooksAlive is an ICMP echo to the service address every Interval
 // ([ICMP]: pro-bing in privileged mode; its unprivileged UDP mode fails
-// even as root until net.ipv4.ping_group_range is set). IsAlive is the
+// even as root until net.ipv4.ping_group_range is set; without the
+// privilege Start fails, [CheckICMP], rather than count every echo lost).
+// IsAlive is the
 // group's functional check (package internal/health: TCP connect, HTTP
 // GET with an expected status and, with CheckBody, body text, or a
 // command) every Check.Interval, up to 3 attempts; the first unanswered
@@ -95,11 +97,17 @@
 // # API
 //
 // [Node.Status] (per group: role, owner, state, reason; for watchers the
-// last reply, misses in a row and failed checks), [Node.Subscribe] (lossy
+// last reply, misses in a row and failed checks; with Options.PeerCheck
+// whether the peer's sft answers), [Node.Subscribe] (lossy
 // [Event]s, alerts flagged), [Node.Move] (orderly: the holder goes offline
 // before the other goes online; a failed take is rolled back), and
 // [Simulate], a dry run of the watcher's decisions for a [Scenario] (host
-// or service dying, random loss) in simulated time.
+// or service dying, random loss) in simulated time; [ParseScenarios] reads
+// scenarios as text (`duration=60s loss=40%`), [DefaultScenarios] is a
+// standard set. Options.Events subscribes before the group loops start, so
+// that a host sees the first events (a home group online, its address
+// found held). The example host (examples/host, cluster.mode: peer) runs
+// a Node over its monitor.
 //
 // # Tests and benchmark
 //

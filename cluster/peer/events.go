@@ -26,7 +26,9 @@ const (
 	EventFailback       EventKind = "failback"        // automatic failback
 )
 
-func (k EventKind) alert() bool {
+// IsAlert reports whether events of kind k are alerts (they ask for an
+// administrator).
+func (k EventKind) IsAlert() bool {
 	switch k {
 	case EventIsolated, EventAddressHeld, EventServiceDead, EventUnpingable, EventPeerDead,
 		EventReleaseRefused, EventLost, EventTakeoverFailed:

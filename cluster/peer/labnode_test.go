@@ -75,12 +75,12 @@ func runLabNode(spec string) int {
 			c.Close()
 		}
 	}()
-	n, err := Start(cfg, Options{Local: MonitorLocal{M: m}, Logger: log})
+	n, err := Start(cfg, Options{Local: MonitorLocal{M: m}, Logger: log, Events: 1024})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
 		return 2
 	}
-	sub := n.Subscribe(1024)
+	sub := n.Events() // made before the group loops: the first events too
 	var out sync.WaitGroup
 	out.Add(1)
 	go func() {

@@ -60,7 +60,8 @@ const (
 type Options struct {
 	// Local is the node's monitor (required).
 	Local Local
-	// Pinger defaults to ICMP (pro-bing, privileged).
+	// Pinger defaults to ICMP (pro-bing, privileged); Start then fails
+	// unless CheckICMP passes.
 	Pinger Pinger
 	// Listener for the interconnect; nil: listen on Config.Listen.
 	Listener net.Listener
@@ -71,7 +72,15 @@ type Options struct {
 	// takeover it did not do (isolated, address still answered, release
 	// refused). Default 1 s.
 	RetryAfter time.Duration
-	Logger     *slog.Logger
+	// PeerCheck is the period of an authenticated status request to the
+	// peer's sft, whose answer Status shows (PeerUp). Zero: none (Status
+	// then says nothing about the peer node itself).
+	PeerCheck time.Duration
+	// Events, if above 0, is the buffer of a subscription made before
+	// any group loop starts (Node.Events), so that the first events (a
+	// home group online, or its address found held) are not missed.
+	Events int
+	Logger *slog.Logger
 }
 
 // GroupStatus is one group as this node sees it.
@@ -96,9 +105,15 @@ type GroupStatus struct {
 
 // Status is a snapshot of the node.
 type Status struct {
-	Node   string        `json:"node"`
-	Peer   string        `json:"peer"`
-	Groups []GroupStatus `json:"groups"`
+	Node string `json:"node"`
+	Peer string `json:"peer"`
+	// With Options.PeerCheck: whether the peer's sft answered the last
+	// status request, when it last did, and why the last one failed.
+	PeerChecked bool          `json:"peer_checked"`
+	PeerUp      bool          `json:"peer_up"`
+	PeerSeen    time.Time     `json:"peer_seen,omitzero"`
+	PeerError   string        `json:"peer_error,omitempty"`
+	Groups      []GroupStatus `json:"groups"`
 }
 
 type groupRun struct {
@@ -124,10 +139,15 @@ type Node struct {
 	log *slog.Logger
 	srv *Server
 	hub hub
+	sub *Subscription // Options.Events
 
 	mu     sync.Mutex
 	groups map[string]*groupRun
 	order  []string
+	// peer view (Options.PeerCheck), under mu
+	peerChecked bool
+	peerSeen    time.Time
+	peerErr     string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -146,6 +166,13 @@ func Start(cfg Config, opt Options) (*Node, error) {
 		return nil, resource.ConfigError("local", nil, "a Local (the node's monitor) is required")
 	}
 	if opt.Pinger == nil {
+		v6 := cfg.Reference.Is6()
+		for _, g := range cfg.Groups {
+			v6 = v6 || g.Address.Is6() || cfg.PeerAddr.Addr().Is6()
+		}
+		if err := CheckICMP(v6); err != nil {
+			return nil, resource.NodeLocal(err)
+		}
 		opt.Pinger = ICMP{}
 	}
 	if opt.Grace == 0 {
@@ -180,13 +207,49 @@ func Start(cfg Config, opt Options) (*Node, error) {
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if opt.Events > 0 {
+		n.sub = n.hub.subscribe(opt.Events)
+	}
 	n.srv = Serve(ln, cfg.Key, n.handle)
 	for _, name := range n.order {
 		gr := n.groups[name]
 		n.wg.Add(1)
 		go n.run(gr)
 	}
+	if opt.PeerCheck > 0 {
+		n.wg.Go(n.checkPeer)
+	}
 	return n, nil
+}
+
+// checkPeer asks the peer's sft for its status every PeerCheck.
+func (n *Node) checkPeer() {
+	t := time.NewTicker(n.opt.PeerCheck)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(n.ctx, max(n.opt.PeerCheck, time.Second))
+		rep, err := Call(ctx, n.cfg.PeerAddr.String(), n.cfg.Key, OpStatus, "", n.cfg.Node, false)
+		cancel()
+		if n.ctx.Err() != nil {
+			return
+		}
+		if err == nil && !rep.OK {
+			err = errors.New(rep.Reason)
+		}
+		n.mu.Lock()
+		n.peerChecked = true
+		if err == nil {
+			n.peerSeen, n.peerErr = time.Now(), ""
+		} else {
+			n.peerErr = err.Error()
+		}
+		n.mu.Unlock()
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Close stops every loop and the interconnect. It takes nothing offline:
@@ -200,15 +263,22 @@ func (n *Node) Close() error {
 	return err
 }
 
-// Subscribe returns a lossy event subscription (see Subscription).
+// Subscribe returns a lossy event subscription (see Subscription). It
+// sees the events from now on: for every event since Start, use
+// Options.Events and Events.
 func (n *Node) Subscribe(buffer int) *Subscription { return n.hub.subscribe(buffer) }
+
+// Events is the subscription Start made with Options.Events (nil
+// without).
+func (n *Node) Events() *Subscription { return n.sub }
 
 // Status returns a snapshot.
 func (n *Node) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
-	st := Status{Node: n.cfg.Node, Peer: n.cfg.Peer}
+	st := Status{Node: n.cfg.Node, Peer: n.cfg.Peer, PeerChecked: n.peerChecked, PeerUp: n.peerChecked && n.peerErr == "",
+		PeerSeen: n.peerSeen, PeerError: n.peerErr}
 	for _, name := range n.order {
 		gr := n.groups[name]
 		gs := GroupStatus{Name: name, Address: gr.g.Address, Home: gr.g.Home, Role: gr.role, Reason: gr.reason}
@@ -267,7 +337,7 @@ func (n *Node) emit(gr *groupRun, kind EventKind, once bool, format string, args
 	gr.episode[kind] = true
 	gr.reason = msg
 	n.mu.Unlock()
-	e := Event{Time: time.Now(), Node: n.cfg.Node, Group: gr.g.Name, Kind: kind, Alert: kind.alert(), Message: msg}
+	e := Event{Time: time.Now(), Node: n.cfg.Node, Group: gr.g.Name, Kind: kind, Alert: kind.IsAlert(), Message: msg}
 	lvl := slog.LevelInfo
 	if e.Alert {
 		lvl = slog.LevelWarn

@@ -309,3 +309,77 @@ func (p *lossyPinger) Run(ctx context.Context, addr netip.Addr, interval time.Du
 		}
 	})
 }
+
+// With PeerCheck, Status says whether the peer's sft answers its
+// authenticated status request, and why not once it stops.
+func TestStatusPeerCheck(t *testing.T) {
+	lb, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := &fakeNet{up: map[netip.Addr]bool{}, holders: map[string]string{}}
+	start := func(node, peer string, ln net.Listener, peerAddr string, check time.Duration) *Node {
+		cfg := validConfig()
+		cfg.Node, cfg.Peer = node, peer
+		cfg.PeerAddr = netip.MustParseAddrPort(peerAddr)
+		n, err := Start(cfg, Options{Local: fakeLocal{n: fn, node: node, vip: vip}, Pinger: fakePinger{fn}, Listener: ln, PeerCheck: check})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	b := start("b", "a", lb, "127.0.0.1:1", 0)
+	a := start("a", "b", &chanListener{done: make(chan struct{})}, lb.Addr().String(), 10*time.Millisecond)
+	defer a.Close()
+	if st := b.Status(); st.PeerChecked || st.PeerUp {
+		t.Fatalf("b checks nothing but says %+v", st)
+	}
+	waitFor := func(what string, ok func(Status) bool) Status {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st := a.Status()
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %+v", what, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	up := waitFor("peer up", func(st Status) bool { return st.PeerUp })
+	if up.PeerSeen.IsZero() || up.PeerError != "" {
+		t.Fatalf("up but %+v", up)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	down := waitFor("peer down", func(st Status) bool { return st.PeerChecked && !st.PeerUp })
+	if down.PeerError == "" || down.PeerSeen.Before(up.PeerSeen) {
+		t.Fatalf("down without a reason or lost its last sighting: %+v", down)
+	}
+}
+
+// Options.Events sees the events of the first moments (the home group
+// coming online, or its address found held), which a Subscribe after
+// Start can miss.
+func TestEventsFromStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fn := &fakeNet{up: map[netip.Addr]bool{}, holders: map[string]string{"web": "b"}}
+		cfg := validConfig()
+		n, err := Start(cfg, Options{Local: fakeLocal{n: fn, node: "a", vip: vip}, Pinger: fakePinger{fn},
+			Listener: &chanListener{done: make(chan struct{})}, Events: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		es := events(n.Events())
+		if len(es) == 0 || es[0].Kind != EventRecovery {
+			t.Fatalf("first event %+v, want %s", es, EventRecovery)
+		}
+	})
+}

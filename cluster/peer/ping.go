@@ -2,6 +2,8 @@ package peer
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -51,4 +53,23 @@ func (ICMP) Run(ctx context.Context, addr netip.Addr, interval time.Duration, se
 		}
 	}
 	return ctx.Err()
+}
+
+// CheckICMP reports whether this process may open the raw ICMP socket
+// that ICMP needs (root, or CAP_NET_RAW), for IPv4 and, if v6, IPv6. Start
+// calls it when Options.Pinger is nil: without it every echo would count
+// as lost and the watcher would judge a live holder dead.
+func CheckICMP(v6 bool) error {
+	nets := []string{"ip4:icmp"}
+	if v6 {
+		nets = append(nets, "ip6:ipv6-icmp")
+	}
+	for _, nw := range nets {
+		c, err := net.ListenPacket(nw, "")
+		if err != nil {
+			return fmt.Errorf("peer: pinging needs a raw ICMP socket (run as root or with CAP_NET_RAW): %w", err)
+		}
+		_ = c.Close()
+	}
+	return nil
 }

@@ -1,7 +1,11 @@
 package peer
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -96,4 +100,102 @@ func Simulate(d Detect, g Group, s Scenario) SimResult {
 		}
 	}
 	return res
+}
+
+// DefaultScenarios are what a dry run checks when given no scenario: the
+// holder dying after 1 s, its service dying with pings still answered,
+// and a minute of 20 % and of 40 % echo loss (no takeover wanted).
+const DefaultScenarios = `duration=5s host-dead=1s
+duration=20s service-dead=1s
+duration=60s loss=0.2
+duration=60s loss=0.4
+`
+
+// ParseScenarios reads one scenario per line (see ParseScenario); blank
+// lines and lines starting with # are skipped. Errors name the line.
+func ParseScenarios(text string) ([]Scenario, error) {
+	var out []Scenario
+	var errs []error
+	for i, line := range strings.Split(text, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		s, err := ParseScenario(line)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", i+1, err))
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, errors.Join(errs...)
+}
+
+// ParseScenario reads KEY=VALUE fields: duration, host-dead,
+// service-dead, check-timeout (durations), loss (0 to below 1, or a
+// percentage "40%"), seed (an integer). duration is required and at most
+// an hour.
+func ParseScenario(line string) (Scenario, error) {
+	var s Scenario
+	for _, f := range strings.Fields(line) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return s, fmt.Errorf("%q: want KEY=VALUE", f)
+		}
+		var err error
+		switch k {
+		case "duration":
+			s.Duration, err = time.ParseDuration(v)
+		case "host-dead":
+			s.HostDeadAt, err = time.ParseDuration(v)
+		case "service-dead":
+			s.ServiceDeadAt, err = time.ParseDuration(v)
+		case "check-timeout":
+			s.CheckTimeout, err = time.ParseDuration(v)
+		case "loss":
+			pct := strings.HasSuffix(v, "%")
+			s.Loss, err = strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+			if pct {
+				s.Loss /= 100
+			}
+			if err == nil && (s.Loss < 0 || s.Loss >= 1) {
+				err = errors.New("want 0 to below 1 (or 0% to below 100%)")
+			}
+		case "seed":
+			s.Seed, err = strconv.ParseUint(v, 10, 64)
+		default:
+			return s, fmt.Errorf("%q: unknown key (want duration, host-dead, service-dead, loss, seed, check-timeout)", k)
+		}
+		if err != nil {
+			return s, fmt.Errorf("%s %q: %w", k, v, err)
+		}
+	}
+	switch {
+	case s.Duration <= 0 || s.Duration > time.Hour:
+		return s, fmt.Errorf("duration %v: want above 0 and at most 1h", s.Duration)
+	case s.HostDeadAt < 0 || s.ServiceDeadAt < 0 || s.CheckTimeout < 0:
+		return s, errors.New("times must not be negative")
+	}
+	return s, nil
+}
+
+// String renders s as ParseScenario reads it.
+func (s Scenario) String() string {
+	parts := []string{"duration=" + s.Duration.String()}
+	if s.HostDeadAt > 0 {
+		parts = append(parts, "host-dead="+s.HostDeadAt.String())
+	}
+	if s.ServiceDeadAt > 0 {
+		parts = append(parts, "service-dead="+s.ServiceDeadAt.String())
+	}
+	if s.Loss > 0 {
+		parts = append(parts, "loss="+strconv.FormatFloat(s.Loss, 'g', -1, 64))
+	}
+	if s.Seed != 0 {
+		parts = append(parts, "seed="+strconv.FormatUint(s.Seed, 10))
+	}
+	if s.CheckTimeout != 0 {
+		parts = append(parts, "check-timeout="+s.CheckTimeout.String())
+	}
+	return strings.Join(parts, " ")
 }

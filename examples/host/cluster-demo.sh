@@ -107,7 +107,9 @@ start() {
 
 ask() { ip netns exec "$CLIENT" curl -s -m 0.2 "http://$VIP:8080/node" 2>/dev/null || echo "-"; }
 
-run() {
+# begin removes a previous run's leftovers, arranges the teardown, builds
+# sftd and creates the network.
+begin() {
 	need_root
 	down
 	trap down EXIT
@@ -116,6 +118,10 @@ run() {
 	echo "building sftd..."
 	(cd "$ROOT" && go build -o "$WORK/sftd" ./examples/host/sftd)
 	up
+}
+
+run() {
+	begin
 	config
 	for n in "${NODES[@]}"; do start "$n"; done
 	echo "three nodes started (logs in $WORK/n*.log); waiting for web..."
@@ -151,6 +157,9 @@ run() {
 	echo
 	echo "tearing down (processes, namespaces, $WORK)"
 }
+
+# peer-demo.sh sources this file for its functions (and runs no command).
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case "${1:-}" in
 run) run ;;

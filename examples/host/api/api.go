@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sftkit/sft/cluster"
+	"github.com/sftkit/sft/cluster/peer"
 	"github.com/sftkit/sft/monitor"
 )
 
@@ -20,6 +21,9 @@ type Status struct {
 	// Cluster is the cluster's view from this node (nodes, lease,
 	// placement); nil without a cluster section.
 	Cluster *cluster.Status `json:"cluster,omitempty"`
+	// Peer is peer mode's view from this node (both nodes, every
+	// group's role, owner and reason); nil unless cluster.mode is peer.
+	Peer *peer.Status `json:"peer,omitempty"`
 }
 
 // GroupStatus is one group: the monitor's snapshot plus placement.

@@ -87,14 +87,14 @@ func init() {
 			"RESTARTS IN PERIOD is what the restart policy counts now (events say \"restart N of THRESHOLD\"); TOTAL RESTARTS counts every restart since the node started.",
 			"status", cmdStatus},
 		{"online", "GROUP [client flags]", "Bring a group online and wait until it is (or failed).", "", "online web", action("online")},
-		{"offline", "GROUP [client flags]", "Take a group offline and wait until it is.", "", "offline web", action("offline")},
+		{"offline", "GROUP [client flags]", "Take a group offline and wait until it is.", "In peer mode online and offline are refused (the other node would take over a group taken offline): use move.", "offline web", action("offline")},
 		{"clear", "GROUP [client flags]", "Reset a failed group's failure and restart counts; it stays offline.", "", "clear web", action("clear")},
 		{"move", "GROUP NODE [client flags]", "Move a group to a node.",
-			"In a cluster the owner takes the group offline first, then NODE brings it online (never online on both); a node the placement refuses (down, banned, not a possible owner, a witness) is refused with the reason. Without a cluster section only this node is a target.",
+			"In a cluster the owner takes the group offline first, then NODE brings it online (never online on both); a node the placement refuses (down, banned, not a possible owner, a witness) is refused with the reason. In peer mode (cluster.mode: peer) the holder takes it offline, then the other node brings it online: the manual failback. Without a cluster section only this node is a target.",
 			"move web n2", cmdMove},
 		{"events", "[-follow] [-json] [client flags]", "Print recent events; -follow keeps streaming new ones.", "", "events -follow", cmdEvents},
 		{"simulate", "-config FILE [SCRIPT|-]", "Replay node and group events against a cluster config's placement (like crm_simulate).",
-			"Needs no running node. Every node starts up and every group unplaced; the script (a file, or standard input) has one step per line: down NODE, up NODE, maintenance NODE, fail GROUP [transient|node-local|configuration], wait DURATION, move GROUP NODE, clear GROUP (# starts a comment). Each step prints what it led to; deferred decisions (failback windows, stable periods) fall due during waits.",
+			"Needs no running node. Every node starts up and every group unplaced; the script (a file, or standard input) has one step per line: down NODE, up NODE, maintenance NODE, fail GROUP [transient|node-local|configuration], wait DURATION, move GROUP NODE, clear GROUP (# starts a comment). Each step prints what it led to; deferred decisions (failback windows, stable periods) fall due during waits. In peer mode (cluster.mode: peer) each line is a scenario instead: KEY=VALUE fields duration, host-dead, service-dead, loss (0.4 or 40%), seed, check-timeout, e.g. `duration=60s loss=40%`; each runs the watcher's decisions for every group in simulated time and says whether it would take over. An empty script runs a standard set (the holder dying, its service dying, a minute at 20 % and at 40 % loss).",
 			"simulate -config cluster.yaml script.txt", cmdSimulate},
 		{"version", "", "Print the module version, the VCS commit and the Go version.", "", "version", cmdVersion},
 		{"help", "[COMMAND]", "Show the usage, or one command's help.", "", "help run", cmdHelp},
@@ -752,6 +752,9 @@ func PrintStatus(w io.Writer, st api.Status) {
 	if st.Cluster != nil {
 		printCluster(w, *st.Cluster, st.Time)
 	}
+	if st.Peer != nil {
+		printPeer(w, *st.Peer, st.Time)
+	}
 }
 
 // printCluster writes the cluster part of the status: this node's lease,
@@ -885,6 +888,10 @@ func cmdMove(args []string, env Env) int {
 	}
 	if res.Status.Epoch != 0 { // a cluster: the state shown is the answering node's
 		fmt.Fprintf(env.Stdout, "group %s: owned by %s (epoch %d)\n", res.Group, res.Status.Owner, res.Status.Epoch)
+		return 0
+	}
+	if res.Status.Placement != "" { // peer mode: likewise, without epochs
+		fmt.Fprintf(env.Stdout, "group %s: owned by %s (%s)\n", res.Group, orDash(res.Status.Owner), res.Status.Placement)
 		return 0
 	}
 	fmt.Fprintf(env.Stdout, "group %s: %s on %s\n", res.Group, res.Status.State, res.Status.Owner)

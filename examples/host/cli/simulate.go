@@ -54,6 +54,9 @@ func cmdSimulate(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "simulate: %s has no cluster section: a single node places nothing\n", name)
 		return 1
 	}
+	if cfg.Cluster.IsPeer() {
+		return simulatePeer(cfg, string(script), env)
+	}
 	steps, err := cluster.ParseScript(string(script))
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "simulate: script: %v\n", err)

@@ -15,6 +15,7 @@
 //
 //	go run ./examples/host/clusterbench                   # both profiles, R=10, D=60s
 //	go run ./examples/host/clusterbench -profile fast -runs 5 -loss-for 20s
+//	go run ./examples/host/clusterbench -mode peer         # peer mode (peer.go)
 //
 // It builds sftd itself and removes every namespace, process and file it
 // made, also on Ctrl-C.
@@ -40,6 +41,7 @@ func main() {
 	runs := flag.Int("runs", 10, "kill-the-owner `repetitions` per profile")
 	lossFor := flag.Duration("loss-for", 60*time.Second, "`duration` of each loss run")
 	losses := flag.String("loss", "20,40", "loss `percentages`, comma-separated (empty: none)")
+	mode := flag.String("mode", "quorum", "cluster `mode`: quorum (the profiles) or peer (two nodes, peer.go)")
 	appKind := flag.String("app", "nameapp", "the group's `app`: nameapp (starts in milliseconds) or demo-http (sftd itself: about 100 ms more per failover)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -51,33 +53,43 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
+	// exit removes every lab and the directory (a deferred RemoveAll
+	// would not run: os.Exit skips deferred calls).
+	var b *bench
+	exit := func(code int) {
+		if b != nil {
+			b.closeAll()
+		}
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
 	bin := filepath.Join(dir, "sftd")
 	if out, err := exec.Command("go", "build", "-o", bin, "./examples/host/sftd").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "clusterbench: go build ./examples/host/sftd (run from the repository root): %v\n%s", err, out)
-		os.Exit(1)
+		exit(1)
 	}
-	b := &bench{bin: bin, labs: map[*clusterlab.Lab]bool{}}
+	b = &bench{bin: bin, labs: map[*clusterlab.Lab]bool{}}
 	switch *appKind {
 	case "nameapp":
 		if b.app, err = clusterlab.BuildApp(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "clusterbench:", err)
-			os.Exit(1)
+			exit(1)
 		}
 	case "demo-http":
 	default:
 		fmt.Fprintf(os.Stderr, "clusterbench: -app %q: want nameapp or demo-http\n", *appKind)
-		os.Exit(2)
+		exit(2)
 	}
 	fmt.Printf("app: %s\n", *appKind)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		<-sigs
-		b.closeAll()
-		os.RemoveAll(dir)
-		os.Exit(130)
+		exit(130)
 	}()
+	if *mode == "peer" {
+		exit(b.peer(*runs, *lossFor, *losses))
+	}
 	code := 0
 	for _, p := range strings.Split(*profiles, ",") {
 		if err := b.kills(p, *runs); err != nil {
@@ -91,7 +103,7 @@ func main() {
 			var pct int
 			if _, err := fmt.Sscan(s, &pct); err != nil || pct <= 0 || pct >= 100 {
 				fmt.Fprintf(os.Stderr, "clusterbench: -loss %q: want percentages 1-99\n", s)
-				os.Exit(2)
+				exit(2)
 			}
 			if err := b.loss(p, pct, *lossFor); err != nil {
 				fmt.Fprintf(os.Stderr, "clusterbench: %s: loss %d%%: %v\n", p, pct, err)
@@ -99,8 +111,7 @@ func main() {
 			}
 		}
 	}
-	b.closeAll()
-	os.Exit(code)
+	exit(code)
 }
 
 type bench struct {
@@ -110,8 +121,13 @@ type bench struct {
 }
 
 func (b *bench) lab(profile string) (*clusterlab.Lab, error) {
-	l, err := clusterlab.New(clusterlab.Options{Binary: b.bin, App: b.app, Profile: profile,
-		GroupYAML: "    failover: {threshold: 1000}\n"})
+	return b.startLab(clusterlab.Options{Profile: profile, GroupYAML: "    failover: {threshold: 1000}\n"})
+}
+
+// startLab builds a lab with o (the bench's binaries) and starts every node.
+func (b *bench) startLab(o clusterlab.Options) (*clusterlab.Lab, error) {
+	o.Binary, o.App = b.bin, b.app
+	l, err := clusterlab.New(o)
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +222,22 @@ func (b *bench) kills(profile string, runs int) (err error) {
 	if err != nil {
 		return err
 	}
+	return killRuns(l, w, owner, runs, profile, func(killed, next string) error {
+		deadline := time.Now().Add(30 * time.Second)
+		for !nodeUp(l, next, killed) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not up again within 30s", killed)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil
+	})
+}
+
+// killRuns kills the owner runs times (link down, SIGKILL) and prints the
+// outage the client saw; after each run the killed node reboots and back
+// waits until it is part of the cluster again. label names the runs.
+func killRuns(l *clusterlab.Lab, w *clusterlab.Watch, owner string, runs int, label string, back func(killed, next string) error) error {
 	var outages []time.Duration
 	split := time.Duration(0)
 	for i := range runs {
@@ -222,22 +254,18 @@ func (b *bench) kills(profile string, runs int) (err error) {
 		out := rec.Outage(t0)
 		split += splitSince(rec, t0, owner)
 		outages = append(outages, out)
-		fmt.Printf("%s kill %2d: %s killed, %s answers; outage %s\n", profile, i+1, owner, next, out.Round(time.Millisecond))
+		fmt.Printf("%s kill %2d: %s killed, %s answers; outage %s\n", label, i+1, owner, next, out.Round(time.Millisecond))
 		if err := l.Reboot(owner); err != nil {
 			return err
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for !nodeUp(l, next, owner) {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("run %d: %s not up again within 30s", i+1, owner)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if err := back(owner, next); err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		time.Sleep(500 * time.Millisecond)
 		owner = next
 	}
 	slices.Sort(outages)
-	fmt.Printf("RESULT %s kill-the-owner x%d: median %s, min %s, max %s; split-brain %s\n", profile, runs,
+	fmt.Printf("RESULT %s kill-the-owner x%d: median %s, min %s, max %s; split-brain %s\n", label, runs,
 		median(outages).Round(time.Millisecond), outages[0].Round(time.Millisecond), outages[len(outages)-1].Round(time.Millisecond), split)
 	return nil
 }
@@ -278,13 +306,8 @@ func (b *bench) loss(profile string, pct int, d time.Duration) (err error) {
 	if err != nil {
 		return err
 	}
-	time.Sleep(time.Second)
-	t0 := time.Now()
-	if err := l.Drop(owner, pct, true, true); err != nil {
-		return err
-	}
-	time.Sleep(d)
-	if err := l.Drop(owner, 0, false, false); err != nil {
+	t0, err := dropFor(l, owner, pct, d)
+	if err != nil {
 		return err
 	}
 	rec := w.Snapshot()
@@ -304,6 +327,18 @@ func (b *bench) loss(profile string, pct int, d time.Duration) (err error) {
 	fmt.Printf("RESULT %s loss %d%% on %s's link both ways for %s: ownership changes %d, split-brain %s, client black-hole %s (probes answered %d of %d), ARP claimant switches %d\n",
 		profile, pct, owner, d, changes, splitSince(rec, t0), rec.BlackHole(t0).Round(time.Millisecond), answered, total, rec.ARPSwitches(t0))
 	return nil
+}
+
+// dropFor drops pct % of owner's frames both ways for d (after a second
+// of calm) and returns when the drop began.
+func dropFor(l *clusterlab.Lab, owner string, pct int, d time.Duration) (time.Time, error) {
+	time.Sleep(time.Second)
+	t0 := time.Now()
+	if err := l.Drop(owner, pct, true, true); err != nil {
+		return t0, err
+	}
+	time.Sleep(d)
+	return t0, l.Drop(owner, 0, false, false)
 }
 
 // holderChanges counts the changes of the VIP's holder set after t0.

@@ -26,6 +26,11 @@ const (
 // groups through a cluster.Node (raft, the failure detector, the owner's
 // lease) and a group runs on one node of the cluster at a time.
 type Cluster struct {
+	// Mode is quorum (default: raft, any number of nodes) or peer
+	// (two nodes without a quorum, MiniSFT's watch: see peer.go).
+	Mode string `yaml:"mode"`
+	// Peer holds peer mode's settings (mode peer only).
+	Peer PeerSettings `yaml:"peer"`
 	// Nodes is the static node list; every node's config lists the same
 	// nodes. This node is the one named node.name (or -node at run).
 	Nodes []ClusterNode `yaml:"nodes"`
@@ -205,6 +210,7 @@ func (g Group) PolicyGroup() policy.Group {
 // cluster validates the cluster section and the groups' placement.
 func (v *validator) cluster(c *Config) {
 	cl := c.Cluster
+	v.peerOnly(c)
 	if cl == nil {
 		for gi, g := range c.Groups {
 			p := g.Placement
@@ -213,6 +219,18 @@ func (v *validator) cluster(c *Config) {
 			}
 		}
 		return
+	}
+	switch cl.Mode {
+	case "", ModeQuorum:
+	case ModePeer:
+		v.peer(c)
+		return
+	default:
+		v.add("cluster.mode", cl.Mode, "want %s or %s", ModeQuorum, ModePeer)
+		return
+	}
+	if cl.Peer != (PeerSettings{}) {
+		v.add("cluster.peer", nil, "peer mode only (cluster.mode: peer)")
 	}
 	if len(cl.Nodes) == 0 {
 		v.add("cluster.nodes", nil, "a cluster needs at least one node")
@@ -273,16 +291,7 @@ func (v *validator) cluster(c *Config) {
 			v.add("cluster.timing", nil, "%v", e)
 		}
 	}
-	switch {
-	case cl.KeyFile == "":
-		v.add("cluster.key_file", nil, "required: the shared key that signs heartbeats and requests")
-	case !filepath.IsAbs(cl.KeyFile):
-		v.add("cluster.key_file", cl.KeyFile, "must be an absolute path")
-	default:
-		if _, problem := readKey(cl.KeyFile); problem != "" {
-			v.machine("cluster.key_file", cl.KeyFile, "%s", problem)
-		}
-	}
+	v.keyFile(cl.KeyFile, "the shared key that signs heartbeats and requests")
 	if cl.DataDir != "" && !filepath.IsAbs(cl.DataDir) {
 		v.add("cluster.data_dir", cl.DataDir, "must be an absolute path")
 	}
@@ -312,13 +321,32 @@ func (v *validator) cluster(c *Config) {
 			}
 		}
 		v.nonNegative(gp+".stable_period", g.Placement.StablePeriod)
-		var mode policy.FailbackMode
-		if err := mode.UnmarshalText([]byte(g.Placement.Failback.Mode)); err != nil {
-			v.add(gp+".failback.mode", g.Placement.Failback.Mode, "want prevent, immediate or window")
-			continue
-		}
-		v.policyErrs(gp+".failback", pg.Failback.Validate())
+		v.failback(gp, g)
 	}
+}
+
+// keyFile checks cluster.key_file; what says what the key is for.
+func (v *validator) keyFile(path, what string) {
+	switch {
+	case path == "":
+		v.add("cluster.key_file", nil, "required: %s", what)
+	case !filepath.IsAbs(path):
+		v.add("cluster.key_file", path, "must be an absolute path")
+	default:
+		if _, problem := readKey(path); problem != "" {
+			v.machine("cluster.key_file", path, "%s", problem)
+		}
+	}
+}
+
+// failback checks g's placement.failback; gp is the placement's path.
+func (v *validator) failback(gp string, g Group) {
+	var mode policy.FailbackMode
+	if err := mode.UnmarshalText([]byte(g.Placement.Failback.Mode)); err != nil {
+		v.add(gp+".failback.mode", g.Placement.Failback.Mode, "want prevent, immediate or window")
+		return
+	}
+	v.policyErrs(gp+".failback", g.PolicyGroup().Failback.Validate())
 }
 
 // timingFields are the yaml names of ClusterTiming (the field names

@@ -177,6 +177,8 @@ type Group struct {
 	Failover Failover `yaml:"failover"`
 	// Placement says where the group may run in a cluster.
 	Placement Placement `yaml:"placement"`
+	// Peer holds the group's peer-mode settings (cluster.mode peer).
+	Peer *PeerGroup `yaml:"peer"`
 	// Resources are the group's resources. At least one.
 	Resources []Resource `yaml:"resources"`
 }

@@ -251,7 +251,7 @@ groups:
 		{name: "unknown top-level key", yaml: "nodes: {}\n", want: []string{
 			"t.yaml:1:1: nodes: unknown field (known: alerts, api, cluster, groups, log, metrics, node, plugins, shutdown_timeout)"}},
 		{name: "unknown nested key", yaml: "groups:\n  - name: g\n    resource: []\n", want: []string{
-			"t.yaml:3:5: groups[0].resource: unknown field (known: autostart, failover, name, placement, resources)"}},
+			"t.yaml:3:5: groups[0].resource: unknown field (known: autostart, failover, name, peer, placement, resources)"}},
 		{name: "duplicate key", yaml: "node: {name: a}\nnode: {name: b}\n", want: []string{
 			"t.yaml:2:1: node: duplicate key"}},
 		{name: "duplicate property", yaml: "groups:\n  - name: g\n    resources:\n      - {name: r, type: fake, properties: {address: a/1, address: b/2}}\n", want: []string{

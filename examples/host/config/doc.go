@@ -16,6 +16,11 @@
 // machine's state (a network namespace or directory missing, a token file
 // readable by others) and a config with nothing to run are warnings.
 //
+// The cluster section runs in one of two modes (cluster.mode): quorum
+// (cluster.go: raft, any number of nodes) or peer (peer.go: two nodes
+// without a quorum, each group's home its only placement.preferred node
+// and its service address peer.address or its ipaddress resource's).
+//
 // Every field's default and bound are documented on the field and in
 // reference.yaml.
 package config

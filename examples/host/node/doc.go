@@ -18,6 +18,15 @@
 // failover placement fires the failover alert. Failures are not
 // localized there: another node may take the group.
 //
+// In peer mode (cluster.mode: peer, peer.go) a cluster/peer Node drives the
+// monitor (managed mode) instead: it brings the groups homed here online,
+// watches the others and takes them over; Status adds its view (both
+// nodes, every group's address, role, owner and reason), its events join
+// the stream as peer-<kind>, a takeover fires the failover alert and a peer
+// alert the failed alert (the monitor's group failures fire none), Move is
+// the peer's ordered move, and Online and Offline are refused (the other
+// node would take over a group taken offline).
+//
 // The resource types are wired in one place, types.go: BundledTypes,
 // PluginMain (the self re-exec hook main calls first) and openTypes.
 package node

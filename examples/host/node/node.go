@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sftkit/sft/cluster"
+	"github.com/sftkit/sft/cluster/peer"
 	"github.com/sftkit/sft/examples/host/alert"
 	"github.com/sftkit/sft/examples/host/api"
 	"github.com/sftkit/sft/examples/host/config"
@@ -85,6 +86,9 @@ type Node struct {
 	// end of its event consumer.
 	cl     *cluster.Node
 	clDone chan struct{}
+	// In peer mode (cluster.mode: peer) the peer node instead (see
+	// peer.go); clDone ends its event consumer.
+	pn *peer.Node
 }
 
 // restartCount is one resource's restart tally (the total is the
@@ -364,7 +368,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 			mwg.Wait()
 		})
 	}
-	if clustered {
+	if cfg.Cluster.IsPeer() {
+		if err := n.startPeer(cfg); err != nil {
+			return err
+		}
+		cleanups = append(cleanups, func() {
+			_ = n.pn.Close() // no-op after the shutdown's Close
+			<-n.clDone
+		})
+	} else if clustered {
 		var local cluster.Local
 		if !witness {
 			local = n.mon
@@ -414,6 +426,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 	starting.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
 	defer cancel()
+	if n.pn != nil {
+		// Stop watching (taking nothing over while shutting down); the
+		// monitor then takes every group offline and the peer takes them.
+		if err := n.pn.Close(); err != nil {
+			n.log.Error("shutdown: peer node", "err", err)
+		}
+	}
 	if n.cl != nil {
 		// Offline here (another node may take the groups), then leave.
 		if err := n.cl.Close(sctx); err != nil {
@@ -519,10 +538,14 @@ func (n *Node) logEvent(e monitor.Event) {
 	n.log.LogAttrs(context.Background(), lvl, "event", attrs...)
 }
 
-// alerts turns events into alerts: failed or failover on EventGroupFailed,
+// alerts turns events into alerts (except in peer mode, see consumePeer):
+// failed or failover on EventGroupFailed,
 // recovery when a group that failed is Online again. A resource restarted
 // in place by its policy raises no alert (the events and metrics show it).
 func (n *Node) alerts(e monitor.Event) {
+	if n.cfg.Cluster.IsPeer() {
+		return // peer mode's events raise the alerts (consumePeer)
+	}
 	switch {
 	case e.Kind == monitor.EventGroupFailed:
 		n.degraded[e.Group] = true
@@ -569,6 +592,9 @@ func (n *Node) Status() api.Status {
 	}
 	if n.cl != nil {
 		n.clusterStatus(&out)
+	}
+	if n.pn != nil {
+		n.peerStatus(&out)
 	}
 	return out
 }
@@ -625,6 +651,9 @@ func (n *Node) Online(ctx context.Context, group string) error {
 	if n.cl != nil {
 		return clusterErr(n.cl.Online(ctx, group))
 	}
+	if n.pn != nil {
+		return n.peerRefuse(group, "online")
+	}
 	return mapErr(group, n.mon.Online(ctx, group))
 }
 
@@ -633,6 +662,9 @@ func (n *Node) Online(ctx context.Context, group string) error {
 func (n *Node) Offline(ctx context.Context, group string) error {
 	if n.cl != nil {
 		return clusterErr(n.cl.Offline(ctx, group))
+	}
+	if n.pn != nil {
+		return n.peerRefuse(group, "offline")
 	}
 	return mapErr(group, n.mon.Offline(ctx, group))
 }
@@ -663,6 +695,12 @@ func (n *Node) Clear(ctx context.Context, group string) error {
 func (n *Node) Move(ctx context.Context, group, node string) error {
 	if n.cl != nil {
 		return clusterErr(n.cl.Move(ctx, group, node))
+	}
+	if n.pn != nil {
+		if _, err := n.mon.GroupStatus(group); err != nil {
+			return mapErr(group, err)
+		}
+		return clusterErr(n.pn.Move(ctx, group, node))
 	}
 	if _, err := n.mon.GroupStatus(group); err != nil {
 		return mapErr(group, err)

@@ -10,6 +10,8 @@
 // virtual IP every 10 ms and records who answered, the ARP frames for the
 // virtual IP the client sees, and which nodes hold the address, sampled
 // every few ms.
+// Options.Mode peer (peer.go) writes a two-node peer-mode config instead
+// (cluster.mode: peer, the client as the reference).
 //
 // Nothing is created in the caller's network namespace: links are made
 // in the switch namespace with their peers born in the node namespaces.
@@ -69,6 +71,9 @@ type Options struct {
 	AppRestart string
 	// Log receives progress lines (nil: none).
 	Log func(format string, args ...any)
+	// Mode is the cluster mode: "" or quorum, or peer (two nodes, see
+	// peer.go).
+	Mode string
 }
 
 // Addresses of the lab network.
@@ -131,6 +136,9 @@ func New(opts Options) (l *Lab, err error) {
 	}
 	if len(opts.Nodes) == 0 {
 		opts.Nodes = []string{"a", "b", "c"}
+		if opts.Mode == ModePeer {
+			opts.Nodes = opts.Nodes[:2]
+		}
 	}
 	if opts.Paths == 0 {
 		opts.Paths = 1
@@ -235,6 +243,9 @@ func (l *Lab) mac(ns string) (string, error) {
 }
 
 func (l *Lab) writeConfig() error {
+	if l.Opts.Mode == ModePeer {
+		return l.writePeerConfig()
+	}
 	key := filepath.Join(l.Dir, "cluster.key")
 	if err := os.WriteFile(key, []byte("clusterlab-shared-key-"+l.Prefix+"\n"), 0o600); err != nil {
 		return err
@@ -259,7 +270,15 @@ func (l *Lab) writeConfig() error {
 	if len(l.Opts.Preferred) > 0 {
 		preferred = l.Opts.Preferred
 	}
-	fmt.Fprintf(&b, `groups:
+	b.WriteString(l.groupsYAML(preferred))
+	l.Config = filepath.Join(l.Dir, "cluster.yaml")
+	return os.WriteFile(l.Config, []byte(b.String()), 0o600)
+}
+
+// groupsYAML is the config's groups section: web, with the VIP and the
+// app, preferring preferred.
+func (l *Lab) groupsYAML(preferred []string) string {
+	return fmt.Sprintf(`groups:
   - name: web
     placement: {preferred: [%s]%s}
 %s    resources:
@@ -275,8 +294,6 @@ func (l *Lab) writeConfig() error {
           stop_grace: 1s
         restart: %s
 `, strings.Join(preferred, ", "), l.Opts.Placement, l.Opts.GroupYAML, VIP, l.appArgv(), orDefault(l.Opts.AppRestart, "{delay: 0s}"))
-	l.Config = filepath.Join(l.Dir, "cluster.yaml")
-	return os.WriteFile(l.Config, []byte(b.String()), 0o600)
 }
 
 // appArgv is the app's argv in YAML flow style.
@@ -537,6 +554,9 @@ func (l *Lab) Move(via, group, to string) error {
 // unknown).
 func (l *Lab) Owner(via, group string) string {
 	st, err := l.Status(via)
+	if err == nil && st.Peer != nil {
+		return peerOwner(st, group)
+	}
 	if err != nil || st.Cluster == nil {
 		return ""
 	}
