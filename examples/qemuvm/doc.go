@@ -25,6 +25,9 @@
 //	port_forwards     ["tcp:127.0.0.1:2222-:22", ...] (network user)
 //	console           "" (discarded) | log:/abs/file | socket:/abs/sock (a
 //	                  serial console anyone with access to the socket can use)
+//	console_log       /abs/file: also append the console's output to this
+//	                  file (with console "" or socket:...), for a record of
+//	                  the boots and panics
 //	qmp_socket        where QEMU connects for QMP. Default: a private
 //	                  directory (os.MkdirTemp, 0700) made for each start
 //	heartbeat_socket  where QEMU connects the guest's second serial port

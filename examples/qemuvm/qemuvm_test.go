@@ -45,10 +45,13 @@ func marker() string {
 }
 
 // props returns the properties of a test VM in mode ("" normal), with a
-// unique marker on its kernel command line (found by qemuPID) and its
-// console on a socket (console.sock in dir).
+// unique marker on its kernel command line (found by qemuPID), its console
+// on a socket (console.sock in dir) and recorded in console.log, whose
+// tail is printed when t fails.
 func props(t testing.TB, g testguest.Guest, mode string) (resource.Properties, string) {
 	dir := shortDir(t)
+	log := filepath.Join(dir, "console.log")
+	testguest.KeepConsole(t, log)
 	return resource.Properties{
 		"kernel":       g.Kernel,
 		"initrd":       g.Initrd,
@@ -56,6 +59,7 @@ func props(t testing.TB, g testguest.Guest, mode string) (resource.Properties, s
 		"memory":       128,
 		"accel":        "auto",
 		"console":      "socket:" + filepath.Join(dir, "console.sock"),
+		"console_log":  log,
 		"lock_dir":     dir,
 		"qemu":         g.QEMU,
 		"vm_name":      "vm-" + filepath.Base(dir),
@@ -89,13 +93,18 @@ func qemuPID(p resource.Properties) int {
 	return 0
 }
 
-// TestSuite runs the contract suite in every mode, the modes in parallel:
-// each boots the guest some fifteen times, seconds each under TCG. The
-// other tests run one at a time: more guests at once on a 2-vCPU machine
-// only stall each other's heartbeats.
+// TestSuite runs the contract suite in the two modes that matter: in
+// process (the type's own behaviour, which the plugin shims would hide:
+// Terminate cancelling Online, LooksAlive's cost) and in a real plugin
+// process (how the example host runs it). ModeGRPC, the same shims without
+// the process, adds nothing the plugin process does not cover, and would
+// cost another sixteen TCG boots. The modes run in parallel with each
+// other and with the other guest tests (go test's -parallel, GOMAXPROCS by
+// default, bounds how many guests boot at once).
 func TestSuite(t *testing.T) {
 	g := testguest.Require(t)
-	for _, mode := range plugintest.AllModes {
+	t.Parallel()
+	for _, mode := range []plugintest.Mode{plugintest.ModeInProcess, plugintest.ModePluginProcess} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			suite(t, g, mode)
@@ -211,8 +220,14 @@ func (s *started) pushed(t *testing.T, since time.Time) (time.Duration, error) {
 	}
 }
 
+// Each test below boots one guest (the Offline test two), and they run in
+// parallel: a pushed failure ends its guest's run, so a guest serves one
+// failure; TestVMInUseAndReportedPanic checks the refusals on the guest it
+// then fails.
+
 func TestGuestPanicPushed(t *testing.T) {
 	g := testguest.Require(t)
+	t.Parallel()
 	p, dir := props(t, g, "")
 	s := online(t, p, dir)
 	start := time.Now()
@@ -223,68 +238,18 @@ func TestGuestPanicPushed(t *testing.T) {
 	require.Error(t, s.vm.LooksAlive(t.Context()))
 }
 
-func TestGuestReportedPanicPushed(t *testing.T) {
+// TestVMInUseAndReportedPanic: while a guest runs, a second Online of the
+// same VM is refused by the VM lock, and one of another VM on the same disk
+// by QEMU's image lock; then that guest reports a panic on its heartbeat
+// port, which is pushed.
+func TestVMInUseAndReportedPanic(t *testing.T) {
 	g := testguest.Require(t)
-	p, dir := props(t, g, "")
-	s := online(t, p, dir)
-	s.console(t, "report-panic")
-	_, err := s.pushed(t, time.Now())
-	require.ErrorContains(t, err, "guest reported a panic")
-	// A silent guest is pushed too.
-	p2, dir2 := props(t, g, "")
-	p2["heartbeat_timeout"] = "500ms"
-	s2 := online(t, p2, dir2)
-	s2.console(t, "hang")
-	_, err = s2.pushed(t, time.Now())
-	require.ErrorContains(t, err, "heartbeat silent")
-	require.Error(t, s2.vm.IsAlive(t.Context()))
-}
-
-func TestQEMUKilledPushed(t *testing.T) {
-	g := testguest.Require(t)
-	p, dir := props(t, g, "")
-	s := online(t, p, dir)
-	pid := qemuPID(p)
-	require.NotZero(t, pid)
-	start := time.Now()
-	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
-	took, err := s.pushed(t, start)
-	t.Logf("QEMU SIGKILL to failure pushed: %v (%v)", took.Round(time.Millisecond), err)
-	require.ErrorContains(t, err, "exited")
-}
-
-func TestOfflineCooperativeAndStubborn(t *testing.T) {
-	g := testguest.Require(t)
-	for _, tc := range []struct {
-		mode, wantLog string
-	}{
-		{"", "guest powered off"},
-		{"noacpi", "guest ignored ACPI power-down; quitting QEMU"},
-	} {
-		p, dir := props(t, g, tc.mode)
-		p["shutdown_grace"] = "3s"
-		s := online(t, p, dir)
-		start := time.Now()
-		require.NoError(t, s.vm.Offline(t.Context()))
-		took := time.Since(start)
-		t.Logf("Offline, guest mode %q, shutdown_grace 3s: %v", tc.mode, took.Round(time.Millisecond))
-		require.Contains(t, s.log.String(), tc.wantLog)
-		require.Zero(t, qemuPID(p), "QEMU survived Offline")
-		select {
-		case err := <-s.fails:
-			t.Fatalf("Offline pushed a failure: %v", err)
-		default:
-		}
-	}
-}
-
-func TestRefusesVMInUse(t *testing.T) {
-	g := testguest.Require(t)
+	t.Parallel()
 	p, dir := props(t, g, "")
 	disk := filepath.Join(dir, "disk.img")
 	require.NoError(t, os.WriteFile(disk, make([]byte, 1<<20), 0o644))
 	p["disk"] = disk
-	online(t, p, dir)
+	s := online(t, p, dir)
 
 	open := func(p resource.Properties) resource.Resource {
 		r, err := qemuvm.New().Open(t.Context(), resource.OpenRequest{Name: "second", Properties: p})
@@ -303,8 +268,74 @@ func TestRefusesVMInUse(t *testing.T) {
 	// Another name, same disk: QEMU's image locking refuses it.
 	other := same.Clone()
 	other["vm_name"] = "other-" + filepath.Base(dir)
+	// Its own console: a QEMU binding the first one's socket path would
+	// take it over before failing on the disk.
+	other["console"] = "socket:" + filepath.Join(dir, "other.sock")
+	other["console_log"] = filepath.Join(dir, "other.log")
 	err = open(other).Online(t.Context())
 	require.ErrorContains(t, err, "in use by another QEMU")
 	require.ErrorContains(t, err, "lock")
 	require.Zero(t, qemuPID(other))
+
+	// The first guest still runs, and its reported panic is pushed.
+	require.NoError(t, s.vm.IsAlive(t.Context()))
+	s.console(t, "report-panic")
+	_, err = s.pushed(t, time.Now())
+	require.ErrorContains(t, err, "guest reported a panic")
+}
+
+func TestHeartbeatSilencePushed(t *testing.T) {
+	g := testguest.Require(t)
+	t.Parallel()
+	p, dir := props(t, g, "")
+	p["heartbeat_timeout"] = "1s"
+	s := online(t, p, dir)
+	s.console(t, "hang")
+	_, err := s.pushed(t, time.Now())
+	require.ErrorContains(t, err, "heartbeat silent")
+	require.Error(t, s.vm.IsAlive(t.Context()))
+}
+
+func TestQEMUKilledPushed(t *testing.T) {
+	g := testguest.Require(t)
+	t.Parallel()
+	p, dir := props(t, g, "")
+	s := online(t, p, dir)
+	pid := qemuPID(p)
+	require.NotZero(t, pid)
+	start := time.Now()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	took, err := s.pushed(t, start)
+	t.Logf("QEMU SIGKILL to failure pushed: %v (%v)", took.Round(time.Millisecond), err)
+	require.ErrorContains(t, err, "exited")
+}
+
+// TestOfflineCooperativeAndStubborn: a guest that powers off on ACPI is
+// gone within shutdown_grace (30 s, a bound a loaded TCG guest meets); one
+// that ignores it is quit after shutdown_grace (3 s). Neither pushes a
+// failure.
+func TestOfflineCooperativeAndStubborn(t *testing.T) {
+	g := testguest.Require(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		mode, grace, wantLog string
+	}{
+		{"", "30s", "guest powered off"},
+		{"noacpi", "3s", "guest ignored ACPI power-down; quitting QEMU"},
+	} {
+		p, dir := props(t, g, tc.mode)
+		p["shutdown_grace"] = tc.grace
+		s := online(t, p, dir)
+		start := time.Now()
+		require.NoError(t, s.vm.Offline(t.Context()))
+		took := time.Since(start)
+		t.Logf("Offline, guest mode %q, shutdown_grace %s: %v", tc.mode, tc.grace, took.Round(time.Millisecond))
+		require.Contains(t, s.log.String(), tc.wantLog)
+		require.Zero(t, qemuPID(p), "QEMU survived Offline")
+		select {
+		case err := <-s.fails:
+			t.Fatalf("Offline pushed a failure: %v", err)
+		default:
+		}
+	}
 }
