@@ -3,14 +3,11 @@ package qemuvm_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,11 +35,7 @@ func shortDir(t testing.TB) string {
 	return d
 }
 
-func marker() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return "sft.test=" + hex.EncodeToString(b)
-}
+func marker() string { return testguest.Marker() }
 
 // props returns the properties of a test VM in mode ("" normal), with a
 // unique marker on its kernel command line (found by qemuPID), its console
@@ -71,24 +64,8 @@ func props(t testing.TB, g testguest.Guest, mode string) (resource.Properties, s
 // the append property: a probe from outside the resource. 0: none.
 func qemuPID(p resource.Properties) int {
 	m := strings.Fields(p["append"].(string))
-	mark := m[len(m)-1]
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !bytes.Contains(cmd, []byte(mark)) {
-			continue
-		}
-		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
-			// A zombie (state Z) is dead: only its reaping is pending.
-			if f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:])); len(f) > 0 && f[0] == "Z" {
-				continue
-			}
-		}
-		return pid
+	if pids := testguest.QEMUPids(m[len(m)-1]); len(pids) > 0 {
+		return pids[0]
 	}
 	return 0
 }

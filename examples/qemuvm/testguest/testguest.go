@@ -27,6 +27,7 @@ package testguest
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
@@ -36,6 +37,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,6 +107,62 @@ func KeepConsole(t testing.TB, path string) {
 		lines = lines[max(0, len(lines)-40):]
 		t.Logf("guest console %s, last %d lines:\n%s", path, len(lines), strings.Join(lines, "\n"))
 	})
+}
+
+// Marker returns a unique kernel command line word ("sft.test=<hex>") for
+// a test's guest: QEMUPids finds the QEMU processes by it, a probe from
+// outside the resource.
+func Marker() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "sft.test=" + hex.EncodeToString(b)
+}
+
+// QEMUPids lists the live (not zombie) QEMU processes whose command line
+// holds mark.
+func QEMUPids(mark string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !bytes.Contains(cmd, []byte(mark)) || !bytes.Contains(cmd, []byte("qemu")) {
+			continue
+		}
+		if st := procStat(pid); len(st) > 0 && st[0] == "Z" {
+			continue // dead: only its reaping is pending
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// Descends reports whether process pid descends from ancestor.
+func Descends(pid, ancestor int) bool {
+	for pid > 1 {
+		if pid == ancestor {
+			return true
+		}
+		st := procStat(pid)
+		if len(st) < 2 {
+			return false
+		}
+		pid, _ = strconv.Atoi(st[1])
+	}
+	return false
+}
+
+// procStat is /proc/pid/stat's fields after the command name: state,
+// ppid, ...; nil when the process is gone.
+func procStat(pid int) []string {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
 }
 
 // CacheDir is $SFT_QEMUVM_CACHE, else os.UserCacheDir()/sft-qemuvm
