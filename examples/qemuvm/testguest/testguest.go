@@ -71,10 +71,13 @@ type Guest struct {
 //   - panic=-1: a panic reboots at once, and QEMU's -no-reboot turns that
 //     into an exit, so a panic before pvpanic is loaded ends Online with
 //     an error instead of a silent wait for boot_timeout.
-//   - console=ttyS0,115200 loglevel=1: the kernel's console is the serial
-//     console (the console_log the tests keep), with only emergencies (the
-//     panic line): a panic's stack dump at 9600 baud takes seconds under
-//     TCG, all before the kernel tells pvpanic.
+//   - console=ttyS0,115200 loglevel=1: while the kernel boots, its
+//     emergencies (a boot panic) go to the serial console, the console_log
+//     the tests keep. The init then silences the kernel's console
+//     (console_loglevel 0): a panic raises the level to print its stack
+//     dump, and the emulated 8250 under TCG on a loaded host takes seconds
+//     for it, all before the kernel tells pvpanic; at level 0 it stays
+//     silent.
 //   - the rest skips work a throwaway guest does not need (CPU mitigations,
 //     crypto self-tests, zeroing of allocations, audit, the PS/2 ports):
 //     about a third less CPU per TCG boot.
@@ -400,6 +403,9 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# Kernel messages off the console from here on (see Append): a panic
+# must reach pvpanic at once, not after a slow serial stack dump.
+echo 0 >/proc/sys/kernel/printk
 mode=normal
 for a in $(cat /proc/cmdline); do case "$a" in sft.mode=*) mode=${a#sft.mode=};; esac; done
 for m in button evdev pvpanic pvpanic-mmio; do insmod /lib/$m.ko 2>/dev/null; done
