@@ -150,7 +150,7 @@ type started struct {
 
 // online opens a VM in-process with p, installs a failure handler and
 // brings it online.
-func online(t *testing.T, p resource.Properties, dir string) *started {
+func online(t testing.TB, p resource.Properties, dir string) *started {
 	t.Helper()
 	s := &started{props: p, dir: dir, fails: make(chan error, 8), log: &logBuffer{}}
 	r, err := qemuvm.New().Open(t.Context(), resource.OpenRequest{
@@ -176,7 +176,7 @@ func online(t *testing.T, p resource.Properties, dir string) *started {
 // console sends a command to the guest's console. The connection stays
 // open until the test ends: QEMU drops what it has not read yet from a
 // client that hung up.
-func (s *started) console(t *testing.T, cmd string) {
+func (s *started) console(t testing.TB, cmd string) {
 	t.Helper()
 	c, err := net.Dial("unix", filepath.Join(s.dir, "console.sock"))
 	require.NoError(t, err)
@@ -186,7 +186,7 @@ func (s *started) console(t *testing.T, cmd string) {
 }
 
 // pushed waits for a pushed failure and returns it with how long it took.
-func (s *started) pushed(t *testing.T, since time.Time) (time.Duration, error) {
+func (s *started) pushed(t testing.TB, since time.Time) (time.Duration, error) {
 	t.Helper()
 	select {
 	case err := <-s.fails:
@@ -259,6 +259,27 @@ func TestVMInUseAndReportedPanic(t *testing.T) {
 	s.console(t, "report-panic")
 	_, err = s.pushed(t, time.Now())
 	require.ErrorContains(t, err, "guest reported a panic")
+}
+
+// TestBootPanicFailsOnline: a kernel that panics while it boots, before
+// the pvpanic driver is loaded (here: no init to run; under load it was
+// the IO-APIC timer check), reboots at once (panic=-1), QEMU exits
+// (-no-reboot), and Online fails with the console's last words instead
+// of waiting for boot_timeout.
+func TestBootPanicFailsOnline(t *testing.T) {
+	g := testguest.Require(t)
+	t.Parallel()
+	p, _ := props(t, g, "")
+	p["append"] = testguest.Append("", "rdinit=/nonexistent", marker())
+	r, err := qemuvm.New().Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: p})
+	require.NoError(t, err)
+	defer r.Terminate(context.Background())
+	start := time.Now()
+	err = r.Online(t.Context())
+	t.Logf("Online failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	require.ErrorContains(t, err, "SHUTDOWN")
+	require.ErrorContains(t, err, "Kernel panic")
+	require.Zero(t, qemuPID(p))
 }
 
 func TestHeartbeatSilencePushed(t *testing.T) {
