@@ -118,5 +118,6 @@
 // Online returns at the first heartbeat after RESUME while the source's
 // QEMU ends with its Offline. A failed migration leaves the source running.
 // Until that exists the property is refused, and a move is a quick
-// migration: Offline here, Online there.
+// migration: Offline here, Online there. README.md sketches the property
+// and the hook's interface (PrepareIncoming, MigrateTo, FinishIncoming).
 package qemuvm

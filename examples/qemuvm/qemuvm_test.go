@@ -286,7 +286,7 @@ func TestHeartbeatSilencePushed(t *testing.T) {
 	g := testguest.Require(t)
 	t.Parallel()
 	p, dir := props(t, g, "")
-	p["heartbeat_timeout"] = "1s"
+	p["heartbeat_timeout"] = "2s"
 	s := online(t, p, dir)
 	s.console(t, "hang")
 	_, err := s.pushed(t, time.Now())
