@@ -512,8 +512,9 @@ func (r *run) accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
 	return nil, errors.New("qemu exited")
 }
 
-// consoleTail returns ", console: ...", the last lines of the console file,
-// for errors that the guest's own words may explain; "" without a file.
+// consoleTail returns `, console (path) ends: "..."`, the last KiB of the
+// console file, for errors that the guest's own words may explain (a boot
+// panic); "" without a file.
 func consoleTail(path string) string {
 	if path == "" {
 		return ""
@@ -523,11 +524,11 @@ func consoleTail(path string) string {
 		return ""
 	}
 	defer f.Close()
-	const max = 1024
-	if st, err := f.Stat(); err == nil && st.Size() > max {
-		_, _ = f.Seek(st.Size()-max, io.SeekStart)
+	const size = 1024
+	if st, err := f.Stat(); err == nil && st.Size() > size {
+		_, _ = f.Seek(st.Size()-size, io.SeekStart)
 	}
-	b, _ := io.ReadAll(io.LimitReader(f, max))
+	b, _ := io.ReadAll(io.LimitReader(f, size))
 	if t := strings.TrimSpace(string(b)); t != "" {
 		return fmt.Sprintf(", console (%s) ends: %q", path, t)
 	}
