@@ -406,6 +406,12 @@ mount -t devtmpfs dev /dev
 # Kernel messages off the console from here on (see Append): a panic
 # must reach pvpanic at once, not after a slow serial stack dump.
 echo 0 >/proc/sys/kernel/printk
+# nap sleeps without a fork (read times out on a FIFO nobody writes):
+# under TCG a fork costs milliseconds of CPU, and the loops below nap
+# ten times a second for the guest's whole life.
+mkfifo /tmp/.nap
+exec 9<>/tmp/.nap
+nap() { read -t "$1" _ <&9; }
 mode=normal
 for a in $(cat /proc/cmdline); do case "$a" in sft.mode=*) mode=${a#sft.mode=};; esac; done
 for m in button evdev pvpanic pvpanic-mmio; do insmod /lib/$m.ko 2>/dev/null; done
@@ -421,22 +427,25 @@ if [ "$mode" != noacpi ]; then
     want=$((want+1))
     ev=${e##*/}
     # devtmpfs makes the node a moment after the device appears.
-    (while [ ! -e /dev/input/$ev ]; do usleep 10000; done
-     exec 3</dev/input/$ev; touch /tmp/ready.$ev; dd bs=24 count=1 <&3 >/dev/null 2>&1; poweroff -f) &
+    (while [ ! -e /dev/input/$ev ]; do nap 0.01; done
+     exec 3</dev/input/$ev; : >/tmp/ready.$ev; dd bs=24 count=1 <&3 >/dev/null 2>&1; poweroff -f) &
   done
 fi
-(exec </dev/ttyS0; touch /tmp/ready.console; while read -r cmd; do case "$cmd" in
+(exec </dev/ttyS0; : >/tmp/ready.console; while read -r cmd; do case "$cmd" in
   panic) echo c >/proc/sysrq-trigger;;
   report-panic) echo "panic: reported by the guest" >/dev/ttyS1;;
-  hang) touch /tmp/hang;;
+  hang) : >/tmp/hang;;
   esac; done) &
+ready() { n=0; for f in /tmp/ready.*; do [ -e "$f" ] && n=$((n+1)); done; }
 i=0
-while [ "$(ls /tmp | grep -c '^ready')" -lt $want ] && [ $i -lt 500 ]; do usleep 10000; i=$((i+1)); done
-echo "sft-guest: $(ls /tmp | grep -c '^ready') of $want watchers ready, heartbeats start" >/dev/ttyS0
+ready
+while [ $n -lt $want ] && [ $i -lt 500 ]; do nap 0.01; i=$((i+1)); ready; done
+echo "sft-guest: $n of $want watchers ready, heartbeats start" >/dev/ttyS0
+exec 8>/dev/ttyS1
 n=0
 while :; do
-  [ "$mode" = hang ] || [ -e /tmp/hang ] || echo "sft-heartbeat $n" >/dev/ttyS1
+  [ "$mode" = hang ] || [ -e /tmp/hang ] || echo "sft-heartbeat $n" >&8
   n=$((n+1))
-  usleep 100000
+  nap 0.1
 done
 `
