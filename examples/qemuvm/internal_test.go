@@ -3,8 +3,10 @@ package qemuvm
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,4 +118,24 @@ func TestConsoleTail(t *testing.T) {
 	c, err := decode(resource.Properties{"kernel": "/proc/self/exe", "console": "log:" + path}, "x")
 	require.NoError(t, err)
 	require.Equal(t, path, c.consoleFile())
+}
+
+// TestSweepRunDirs: the private directories of dead plugin processes are
+// removed, those of live ones (this process) and other names are kept.
+func TestSweepRunDirs(t *testing.T) {
+	dir := t.TempDir()
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	mk := func(name string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Join(p, "sub"), 0o700))
+		return p
+	}
+	gone := mk(fmt.Sprintf("%s%d-123", runDirPrefix, dead.Process.Pid))
+	live := mk(fmt.Sprintf("%s%d-456", runDirPrefix, os.Getpid()))
+	other := mk(runDirPrefix + "x-1")
+	sweepRunDirs(dir)
+	require.NoDirExists(t, gone)
+	require.DirExists(t, live)
+	require.DirExists(t, other)
 }

@@ -380,7 +380,8 @@ func (v *VM) start(ctx context.Context, call *resource.Call) (_ *run, err error)
 			r.destroy()
 		}
 	}()
-	if r.dir, err = os.MkdirTemp("", "sft-qemuvm-"); err != nil {
+	sweepRunDirs(os.TempDir())
+	if r.dir, err = os.MkdirTemp("", fmt.Sprintf("%s%d-", runDirPrefix, os.Getpid())); err != nil {
 		return nil, err
 	}
 	lock, err := lockVM(c.LockDir, c.VMName)
