@@ -29,7 +29,9 @@
 //	                  file (with console "" or socket:...), for a record of
 //	                  the boots and panics
 //	qmp_socket        where QEMU connects for QMP. Default: a private
-//	                  directory (os.MkdirTemp, 0700) made for each start
+//	                  directory (os.MkdirTemp, 0700) made for each start,
+//	                  named after the plugin's pid; a start removes those
+//	                  of plugin processes that are gone (SIGKILLed)
 //	heartbeat_socket  where QEMU connects the guest's second serial port
 //	                  (ttyS1). Default: the private directory
 //	heartbeat_timeout guest silence that counts as a hang. Default 10s (a TCG
