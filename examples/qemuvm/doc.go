@@ -25,8 +25,13 @@
 //	port_forwards     ["tcp:127.0.0.1:2222-:22", ...] (network user)
 //	console           "" (discarded) | log:/abs/file | socket:/abs/sock (a
 //	                  serial console anyone with access to the socket can use)
+//	console_log       /abs/file: also append the console's output to this
+//	                  file (with console "" or socket:...), for a record of
+//	                  the boots and panics
 //	qmp_socket        where QEMU connects for QMP. Default: a private
-//	                  directory (os.MkdirTemp, 0700) made for each start
+//	                  directory (os.MkdirTemp, 0700) made for each start,
+//	                  named after the plugin's pid; a start removes those
+//	                  of plugin processes that are gone (SIGKILLed)
 //	heartbeat_socket  where QEMU connects the guest's second serial port
 //	                  (ttyS1). Default: the private directory
 //	heartbeat_timeout guest silence that counts as a hang. Default 10s (a TCG
@@ -115,5 +120,6 @@
 // Online returns at the first heartbeat after RESUME while the source's
 // QEMU ends with its Offline. A failed migration leaves the source running.
 // Until that exists the property is refused, and a move is a quick
-// migration: Offline here, Online there.
+// migration: Offline here, Online there. README.md sketches the property
+// and the hook's interface (PrepareIncoming, MigrateTo, FinishIncoming).
 package qemuvm

@@ -3,7 +3,11 @@ package qemuvm
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +21,7 @@ func TestQEMUArgs(t *testing.T) {
 	c, err := decode(resource.Properties{
 		"kernel": "/proc/self/exe", "append": "console=ttyS0", "memory": 64, "cpus": 2,
 		"network": "user", "port_forwards": []any{"tcp:127.0.0.1:2222-:22"},
-		"console": "socket:/tmp/a,b.sock",
+		"console": "socket:/tmp/a,b.sock", "console_log": "/tmp/con.log",
 	}, "g/vm")
 	require.NoError(t, err)
 	args := strings.Join(qemuArgs(c, AccelTCG, "/q.sock", "/h.sock"), " ")
@@ -25,7 +29,7 @@ func TestQEMUArgs(t *testing.T) {
 		"-S -no-reboot", "-name g/vm", "-machine pc,accel=tcg", "-m 64", "-smp 2",
 		"-kernel /proc/self/exe", "-append console=ttyS0",
 		"-chardev socket,id=qmp,path=/q.sock -mon chardev=qmp,mode=control",
-		"-chardev socket,id=con,path=/tmp/a,,b.sock,server=on,wait=off -serial chardev:con",
+		"-chardev socket,id=con,path=/tmp/a,,b.sock,server=on,wait=off,logfile=/tmp/con.log,logappend=on -serial chardev:con",
 		"-chardev socket,id=hb,path=/h.sock -serial chardev:hb",
 		"-device pvpanic", "-netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22",
 	} {
@@ -50,6 +54,8 @@ func TestDecodeDefaultsAndErrors(t *testing.T) {
 		{"forward without user net", resource.Properties{"kernel": "/proc/self/exe", "port_forwards": []any{"tcp::1-:2"}}, "port_forwards[0]"},
 		{"port out of range", resource.Properties{"kernel": "/proc/self/exe", "network": "user", "port_forwards": []any{"tcp::70000-:22"}}, "port_forwards[0]"},
 		{"bad console", resource.Properties{"kernel": "/proc/self/exe", "console": "file:x"}, "console"},
+		{"console_log beside a log console", resource.Properties{"kernel": "/proc/self/exe", "console": "log:/a", "console_log": "/b"}, "console_log"},
+		{"relative console_log", resource.Properties{"kernel": "/proc/self/exe", "console_log": "con.log"}, "console_log"},
 		{"same sockets", resource.Properties{"kernel": "/proc/self/exe", "qmp_socket": "/a", "heartbeat_socket": "/a"}, "heartbeat_socket"},
 		{"short heartbeat", resource.Properties{"kernel": "/proc/self/exe", "heartbeat_timeout": "1ms"}, "heartbeat_timeout"},
 	} {
@@ -96,4 +102,40 @@ func TestQMPClient(t *testing.T) {
 	require.JSONEq(t, `{"status": "paused"}`, string(ret))
 	_, err = q.command(ctx, "bogus", nil)
 	require.ErrorContains(t, err, "CommandNotFound: nope")
+}
+
+// TestConsoleTail: errors of a failed boot end with the last KiB of the
+// console file, quoted; without a file they add nothing.
+func TestConsoleTail(t *testing.T) {
+	require.Empty(t, consoleTail(""))
+	require.Empty(t, consoleTail(filepath.Join(t.TempDir(), "missing")))
+	path := filepath.Join(t.TempDir(), "console.log")
+	text := strings.Repeat("boot noise\n", 200) + "Kernel panic - not syncing: IO-APIC + timer doesn't work!\n"
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
+	got := consoleTail(path)
+	require.Contains(t, got, `Kernel panic - not syncing: IO-APIC + timer doesn't work!"`)
+	require.Less(t, len(got), 1200)
+	c, err := decode(resource.Properties{"kernel": "/proc/self/exe", "console": "log:" + path}, "x")
+	require.NoError(t, err)
+	require.Equal(t, path, c.consoleFile())
+}
+
+// TestSweepRunDirs: the private directories of dead plugin processes are
+// removed, those of live ones (this process) and other names are kept.
+func TestSweepRunDirs(t *testing.T) {
+	dir := t.TempDir()
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	mk := func(name string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Join(p, "sub"), 0o700))
+		return p
+	}
+	gone := mk(fmt.Sprintf("%s%d-123", runDirPrefix, dead.Process.Pid))
+	live := mk(fmt.Sprintf("%s%d-456", runDirPrefix, os.Getpid()))
+	other := mk(runDirPrefix + "x-1")
+	sweepRunDirs(dir)
+	require.NoDirExists(t, gone)
+	require.DirExists(t, live)
+	require.DirExists(t, other)
 }

@@ -133,3 +133,29 @@ func writePID(f *os.File, pid int) {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(pid)+"\n"), 0)
 	}
 }
+
+// runDirPrefix starts the name of a run's private directory in the temp
+// directory: runDirPrefix<plugin pid>-<random>.
+const runDirPrefix = "sft-qemuvm-"
+
+// sweepRunDirs removes the private directories (sockets only) that runs
+// of plugin processes no longer alive left in dir: a plugin killed with
+// SIGKILL (its node killed) cannot remove its own. A live process with
+// the same pid keeps them: a leak at worst, never a live run's sockets.
+func sweepRunDirs(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), runDirPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}

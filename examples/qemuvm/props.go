@@ -54,6 +54,7 @@ type config struct {
 	NetDev   string   `json:"network_device"`
 	Forwards []string `json:"port_forwards"`
 	Console  string   `json:"console"`
+	ConsLog  string   `json:"console_log"`
 	QMP      string   `json:"qmp_socket"`
 	HBSocket string   `json:"heartbeat_socket"`
 	VMName   string   `json:"vm_name"`
@@ -209,7 +210,10 @@ func decode(p resource.Properties, instance string) (config, error) {
 			return c, resource.ConfigError("console", c.Console, "want log:/abs/path or socket:/abs/path")
 		}
 	}
-	for _, s := range []struct{ field, path string }{{"qmp_socket", c.QMP}, {"heartbeat_socket", c.HBSocket}, {"lock_dir", c.LockDir}} {
+	if c.ConsLog != "" && strings.HasPrefix(c.Console, "log:") {
+		return c, resource.ConfigError("console_log", c.ConsLog, "console %q already writes the console to a file", c.Console)
+	}
+	for _, s := range []struct{ field, path string }{{"qmp_socket", c.QMP}, {"heartbeat_socket", c.HBSocket}, {"lock_dir", c.LockDir}, {"console_log", c.ConsLog}} {
 		if s.path != "" && !filepath.IsAbs(s.path) {
 			return c, resource.ConfigError(s.field, s.path, "want an absolute path")
 		}
@@ -239,6 +243,14 @@ func decode(p resource.Properties, instance string) (config, error) {
 		}
 	}
 	return c, nil
+}
+
+// consoleFile is the file the guest's console is written to, or "".
+func (c config) consoleFile() string {
+	if path, ok := strings.CutPrefix(c.Console, "log:"); ok {
+		return path
+	}
+	return c.ConsLog
 }
 
 // pvpanic reports whether to add the pvpanic device (default true).

@@ -3,14 +3,11 @@ package qemuvm_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,17 +35,16 @@ func shortDir(t testing.TB) string {
 	return d
 }
 
-func marker() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return "sft.test=" + hex.EncodeToString(b)
-}
+func marker() string { return testguest.Marker() }
 
 // props returns the properties of a test VM in mode ("" normal), with a
-// unique marker on its kernel command line (found by qemuPID) and its
-// console on a socket (console.sock in dir).
+// unique marker on its kernel command line (found by qemuPID), its console
+// on a socket (console.sock in dir) and recorded in console.log, whose
+// tail is printed when t fails.
 func props(t testing.TB, g testguest.Guest, mode string) (resource.Properties, string) {
 	dir := shortDir(t)
+	log := filepath.Join(dir, "console.log")
+	testguest.KeepConsole(t, log)
 	return resource.Properties{
 		"kernel":       g.Kernel,
 		"initrd":       g.Initrd,
@@ -56,6 +52,7 @@ func props(t testing.TB, g testguest.Guest, mode string) (resource.Properties, s
 		"memory":       128,
 		"accel":        "auto",
 		"console":      "socket:" + filepath.Join(dir, "console.sock"),
+		"console_log":  log,
 		"lock_dir":     dir,
 		"qemu":         g.QEMU,
 		"vm_name":      "vm-" + filepath.Base(dir),
@@ -67,40 +64,21 @@ func props(t testing.TB, g testguest.Guest, mode string) (resource.Properties, s
 // the append property: a probe from outside the resource. 0: none.
 func qemuPID(p resource.Properties) int {
 	m := strings.Fields(p["append"].(string))
-	mark := m[len(m)-1]
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !bytes.Contains(cmd, []byte(mark)) {
-			continue
-		}
-		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
-			// A zombie (state Z) is dead: only its reaping is pending.
-			if f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:])); len(f) > 0 && f[0] == "Z" {
-				continue
-			}
-		}
-		return pid
+	if pids := testguest.QEMUPids(m[len(m)-1]); len(pids) > 0 {
+		return pids[0]
 	}
 	return 0
 }
 
-// TestSuite runs the contract suite in every mode, the modes in parallel:
-// each boots the guest some fifteen times, seconds each under TCG. The
-// other tests run one at a time: more guests at once on a 2-vCPU machine
-// only stall each other's heartbeats.
+// TestSuite runs the contract suite in a real plugin process, the mode
+// the example host runs the type in: sixteen TCG boots. The other modes
+// would add as many boots each for little: ModeGRPC is the same shims
+// without the process, and what only ModeInProcess can see (the plugin
+// shims hide it) is checked by TestInProcessHiddenRules on one boot.
 func TestSuite(t *testing.T) {
 	g := testguest.Require(t)
-	for _, mode := range plugintest.AllModes {
-		t.Run(string(mode), func(t *testing.T) {
-			t.Parallel()
-			suite(t, g, mode)
-		})
-	}
+	t.Parallel()
+	suite(t, g, plugintest.ModePluginProcess)
 }
 
 func suite(t *testing.T, g testguest.Guest, mode plugintest.Mode) {
@@ -164,7 +142,7 @@ type started struct {
 
 // online opens a VM in-process with p, installs a failure handler and
 // brings it online.
-func online(t *testing.T, p resource.Properties, dir string) *started {
+func online(t testing.TB, p resource.Properties, dir string) *started {
 	t.Helper()
 	s := &started{props: p, dir: dir, fails: make(chan error, 8), log: &logBuffer{}}
 	r, err := qemuvm.New().Open(t.Context(), resource.OpenRequest{
@@ -190,7 +168,7 @@ func online(t *testing.T, p resource.Properties, dir string) *started {
 // console sends a command to the guest's console. The connection stays
 // open until the test ends: QEMU drops what it has not read yet from a
 // client that hung up.
-func (s *started) console(t *testing.T, cmd string) {
+func (s *started) console(t testing.TB, cmd string) {
 	t.Helper()
 	c, err := net.Dial("unix", filepath.Join(s.dir, "console.sock"))
 	require.NoError(t, err)
@@ -200,7 +178,7 @@ func (s *started) console(t *testing.T, cmd string) {
 }
 
 // pushed waits for a pushed failure and returns it with how long it took.
-func (s *started) pushed(t *testing.T, since time.Time) (time.Duration, error) {
+func (s *started) pushed(t testing.TB, since time.Time) (time.Duration, error) {
 	t.Helper()
 	select {
 	case err := <-s.fails:
@@ -211,8 +189,82 @@ func (s *started) pushed(t *testing.T, since time.Time) (time.Duration, error) {
 	}
 }
 
+// TestInProcessHiddenRules checks, in process, the two contract rules
+// that the plugin shims hide from the suite in ModePluginProcess (the
+// server shim cancels a call whose client gave up, and the proxy answers
+// LooksAlive from memory): Terminate makes a hanging Online return, and
+// Online past its ctx deadline returns DeadlineExceeded, both within the
+// suite's 2 s grace and leaving no QEMU; and LooksAlive of a running VM
+// answers without I/O, the fastest of 20 calls within the suite's 10 ms
+// budget.
+func TestInProcessHiddenRules(t *testing.T) {
+	g := testguest.Require(t)
+	t.Parallel()
+	const grace = 2 * time.Second
+	hanging := func(t *testing.T) (resource.Resource, resource.Properties) {
+		p, _ := props(t, g, "hang")
+		r, err := qemuvm.New().Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: p})
+		require.NoError(t, err)
+		t.Cleanup(func() { r.Terminate(context.Background()) })
+		return r, p
+	}
+	started := func(t *testing.T, p resource.Properties) {
+		deadline := time.Now().Add(time.Minute)
+		for qemuPID(p) == 0 {
+			require.True(t, time.Now().Before(deadline), "QEMU did not start")
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Run("TerminateCancelsOnline", func(t *testing.T) {
+		r, p := hanging(t)
+		res := make(chan error, 1)
+		go func() { res <- r.Online(context.Background()) }()
+		started(t, p)
+		require.NoError(t, r.Terminate(t.Context()))
+		select {
+		case err := <-res:
+			require.Error(t, err)
+		case <-time.After(grace):
+			t.Fatalf("the hanging Online did not return within %v after Terminate", grace)
+		}
+		require.Zero(t, qemuPID(p))
+	})
+	t.Run("OnlineDeadline", func(t *testing.T) {
+		r, p := hanging(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		res := make(chan error, 1)
+		go func() { res <- r.Online(ctx) }()
+		select {
+		case err := <-res:
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+		case <-time.After(100*time.Millisecond + grace):
+			t.Fatalf("the hanging Online did not return within %v after its deadline", grace)
+		}
+		require.NoError(t, r.Terminate(t.Context()))
+		require.Zero(t, qemuPID(p))
+	})
+	t.Run("LooksAliveIsCheap", func(t *testing.T) {
+		p, dir := props(t, g, "")
+		s := online(t, p, dir)
+		fastest := time.Hour
+		for range 20 {
+			start := time.Now()
+			require.NoError(t, s.vm.LooksAlive(t.Context()))
+			fastest = min(fastest, time.Since(start))
+		}
+		require.Less(t, fastest, 10*time.Millisecond)
+	})
+}
+
+// Each test below boots one guest (the Offline test two), and they run in
+// parallel: a pushed failure ends its guest's run, so a guest serves one
+// failure; TestVMInUseAndReportedPanic checks the refusals on the guest it
+// then fails.
+
 func TestGuestPanicPushed(t *testing.T) {
 	g := testguest.Require(t)
+	t.Parallel()
 	p, dir := props(t, g, "")
 	s := online(t, p, dir)
 	start := time.Now()
@@ -223,68 +275,18 @@ func TestGuestPanicPushed(t *testing.T) {
 	require.Error(t, s.vm.LooksAlive(t.Context()))
 }
 
-func TestGuestReportedPanicPushed(t *testing.T) {
+// TestVMInUseAndReportedPanic: while a guest runs, a second Online of the
+// same VM is refused by the VM lock, and one of another VM on the same disk
+// by QEMU's image lock; then that guest reports a panic on its heartbeat
+// port, which is pushed.
+func TestVMInUseAndReportedPanic(t *testing.T) {
 	g := testguest.Require(t)
-	p, dir := props(t, g, "")
-	s := online(t, p, dir)
-	s.console(t, "report-panic")
-	_, err := s.pushed(t, time.Now())
-	require.ErrorContains(t, err, "guest reported a panic")
-	// A silent guest is pushed too.
-	p2, dir2 := props(t, g, "")
-	p2["heartbeat_timeout"] = "500ms"
-	s2 := online(t, p2, dir2)
-	s2.console(t, "hang")
-	_, err = s2.pushed(t, time.Now())
-	require.ErrorContains(t, err, "heartbeat silent")
-	require.Error(t, s2.vm.IsAlive(t.Context()))
-}
-
-func TestQEMUKilledPushed(t *testing.T) {
-	g := testguest.Require(t)
-	p, dir := props(t, g, "")
-	s := online(t, p, dir)
-	pid := qemuPID(p)
-	require.NotZero(t, pid)
-	start := time.Now()
-	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
-	took, err := s.pushed(t, start)
-	t.Logf("QEMU SIGKILL to failure pushed: %v (%v)", took.Round(time.Millisecond), err)
-	require.ErrorContains(t, err, "exited")
-}
-
-func TestOfflineCooperativeAndStubborn(t *testing.T) {
-	g := testguest.Require(t)
-	for _, tc := range []struct {
-		mode, wantLog string
-	}{
-		{"", "guest powered off"},
-		{"noacpi", "guest ignored ACPI power-down; quitting QEMU"},
-	} {
-		p, dir := props(t, g, tc.mode)
-		p["shutdown_grace"] = "3s"
-		s := online(t, p, dir)
-		start := time.Now()
-		require.NoError(t, s.vm.Offline(t.Context()))
-		took := time.Since(start)
-		t.Logf("Offline, guest mode %q, shutdown_grace 3s: %v", tc.mode, took.Round(time.Millisecond))
-		require.Contains(t, s.log.String(), tc.wantLog)
-		require.Zero(t, qemuPID(p), "QEMU survived Offline")
-		select {
-		case err := <-s.fails:
-			t.Fatalf("Offline pushed a failure: %v", err)
-		default:
-		}
-	}
-}
-
-func TestRefusesVMInUse(t *testing.T) {
-	g := testguest.Require(t)
+	t.Parallel()
 	p, dir := props(t, g, "")
 	disk := filepath.Join(dir, "disk.img")
 	require.NoError(t, os.WriteFile(disk, make([]byte, 1<<20), 0o644))
 	p["disk"] = disk
-	online(t, p, dir)
+	s := online(t, p, dir)
 
 	open := func(p resource.Properties) resource.Resource {
 		r, err := qemuvm.New().Open(t.Context(), resource.OpenRequest{Name: "second", Properties: p})
@@ -303,8 +305,95 @@ func TestRefusesVMInUse(t *testing.T) {
 	// Another name, same disk: QEMU's image locking refuses it.
 	other := same.Clone()
 	other["vm_name"] = "other-" + filepath.Base(dir)
+	// Its own console: a QEMU binding the first one's socket path would
+	// take it over before failing on the disk.
+	other["console"] = "socket:" + filepath.Join(dir, "other.sock")
+	other["console_log"] = filepath.Join(dir, "other.log")
 	err = open(other).Online(t.Context())
 	require.ErrorContains(t, err, "in use by another QEMU")
 	require.ErrorContains(t, err, "lock")
 	require.Zero(t, qemuPID(other))
+
+	// The first guest still runs, and its reported panic is pushed.
+	require.NoError(t, s.vm.IsAlive(t.Context()))
+	s.console(t, "report-panic")
+	_, err = s.pushed(t, time.Now())
+	require.ErrorContains(t, err, "guest reported a panic")
+}
+
+// TestBootPanicFailsOnline: a kernel that panics while it boots, before
+// the pvpanic driver is loaded (here: no init to run; under load it was
+// the IO-APIC timer check), reboots at once (panic=-1), QEMU exits
+// (-no-reboot), and Online fails with the console's last words instead
+// of waiting for boot_timeout.
+func TestBootPanicFailsOnline(t *testing.T) {
+	g := testguest.Require(t)
+	t.Parallel()
+	p, _ := props(t, g, "")
+	p["append"] = testguest.Append("", "rdinit=/nonexistent", marker())
+	r, err := qemuvm.New().Open(t.Context(), resource.OpenRequest{Name: t.Name(), Properties: p})
+	require.NoError(t, err)
+	defer r.Terminate(context.Background())
+	start := time.Now()
+	err = r.Online(t.Context())
+	t.Logf("Online failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	require.ErrorContains(t, err, "SHUTDOWN")
+	require.ErrorContains(t, err, "Kernel panic")
+	require.Zero(t, qemuPID(p))
+}
+
+func TestHeartbeatSilencePushed(t *testing.T) {
+	g := testguest.Require(t)
+	t.Parallel()
+	p, dir := props(t, g, "")
+	p["heartbeat_timeout"] = "2s"
+	s := online(t, p, dir)
+	s.console(t, "hang")
+	_, err := s.pushed(t, time.Now())
+	require.ErrorContains(t, err, "heartbeat silent")
+	require.Error(t, s.vm.IsAlive(t.Context()))
+}
+
+func TestQEMUKilledPushed(t *testing.T) {
+	g := testguest.Require(t)
+	t.Parallel()
+	p, dir := props(t, g, "")
+	s := online(t, p, dir)
+	pid := qemuPID(p)
+	require.NotZero(t, pid)
+	start := time.Now()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	took, err := s.pushed(t, start)
+	t.Logf("QEMU SIGKILL to failure pushed: %v (%v)", took.Round(time.Millisecond), err)
+	require.ErrorContains(t, err, "exited")
+}
+
+// TestOfflineCooperativeAndStubborn: a guest that powers off on ACPI is
+// gone within shutdown_grace (30 s, a bound a loaded TCG guest meets); one
+// that ignores it is quit after shutdown_grace (3 s). Neither pushes a
+// failure.
+func TestOfflineCooperativeAndStubborn(t *testing.T) {
+	g := testguest.Require(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		mode, grace, wantLog string
+	}{
+		{"", "30s", "guest powered off"},
+		{"noacpi", "3s", "guest ignored ACPI power-down; quitting QEMU"},
+	} {
+		p, dir := props(t, g, tc.mode)
+		p["shutdown_grace"] = tc.grace
+		s := online(t, p, dir)
+		start := time.Now()
+		require.NoError(t, s.vm.Offline(t.Context()))
+		took := time.Since(start)
+		t.Logf("Offline, guest mode %q, shutdown_grace %s: %v", tc.mode, tc.grace, took.Round(time.Millisecond))
+		require.Contains(t, s.log.String(), tc.wantLog)
+		require.Zero(t, qemuPID(p), "QEMU survived Offline")
+		select {
+		case err := <-s.fails:
+			t.Fatalf("Offline pushed a failure: %v", err)
+		default:
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -174,11 +175,14 @@ func (v *VM) waitBoot(ctx context.Context, r *run) error {
 		case <-r.up:
 			return nil
 		case <-r.failed:
+			if tail := consoleTail(v.cfg.consoleFile()); tail != "" {
+				return fmt.Errorf("%w%s", r.failure(), tail)
+			}
 			return r.failure()
 		case <-ctx.Done():
 			return fmt.Errorf("qemuvm %s: waiting for the guest's first heartbeat: %w", v.cfg.VMName, ctx.Err())
 		case <-boot.C:
-			return resource.Transient(fmt.Errorf("qemuvm %s: no guest heartbeat within boot_timeout %v (accel %s)", v.cfg.VMName, v.cfg.BootTimeout.D(), r.accel))
+			return resource.Transient(fmt.Errorf("qemuvm %s: no guest heartbeat within boot_timeout %v (accel %s)%s", v.cfg.VMName, v.cfg.BootTimeout.D(), r.accel, consoleTail(v.cfg.consoleFile())))
 		case <-tick.C:
 			resource.ReportProgress(ctx, fmt.Sprintf("guest booting for %v (accel %s: %s)", time.Since(r.started).Round(time.Second), r.accel, r.accelWhy))
 		}
@@ -376,7 +380,8 @@ func (v *VM) start(ctx context.Context, call *resource.Call) (_ *run, err error)
 			r.destroy()
 		}
 	}()
-	if r.dir, err = os.MkdirTemp("", "sft-qemuvm-"); err != nil {
+	sweepRunDirs(os.TempDir())
+	if r.dir, err = os.MkdirTemp("", fmt.Sprintf("%s%d-", runDirPrefix, os.Getpid())); err != nil {
 		return nil, err
 	}
 	lock, err := lockVM(c.LockDir, c.VMName)
@@ -506,6 +511,29 @@ func (r *run) accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
 		return nil, ctx.Err()
 	}
 	return nil, errors.New("qemu exited")
+}
+
+// consoleTail returns `, console (path) ends: "..."`, the last KiB of the
+// console file, for errors that the guest's own words may explain (a boot
+// panic); "" without a file.
+func consoleTail(path string) string {
+	if path == "" {
+		return ""
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const size = 1024
+	if st, err := f.Stat(); err == nil && st.Size() > size {
+		_, _ = f.Seek(st.Size()-size, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, size))
+	if t := strings.TrimSpace(string(b)); t != "" {
+		return fmt.Sprintf(", console (%s) ends: %q", path, t)
+	}
+	return ""
 }
 
 // event handles one QMP event.
@@ -683,13 +711,17 @@ func qemuArgs(c config, accel, qmpPath, hbPath string) []string {
 		a = append(a, "-drive", "file="+esc(c.Disk)+",format="+c.Format+",if=virtio")
 	}
 	a = append(a, "-chardev", "socket,id=qmp,path="+esc(qmpPath), "-mon", "chardev=qmp,mode=control")
+	logfile := ""
+	if c.ConsLog != "" {
+		logfile = ",logfile=" + esc(c.ConsLog) + ",logappend=on"
+	}
 	switch kind, path, _ := strings.Cut(c.Console, ":"); kind {
 	case "log":
 		a = append(a, "-chardev", "file,id=con,path="+esc(path))
 	case "socket":
-		a = append(a, "-chardev", "socket,id=con,path="+esc(path)+",server=on,wait=off")
+		a = append(a, "-chardev", "socket,id=con,path="+esc(path)+",server=on,wait=off"+logfile)
 	default:
-		a = append(a, "-chardev", "null,id=con")
+		a = append(a, "-chardev", "null,id=con"+logfile)
 	}
 	a = append(a, "-serial", "chardev:con", "-chardev", "socket,id=hb,path="+esc(hbPath), "-serial", "chardev:hb")
 	if c.pvpanic() {

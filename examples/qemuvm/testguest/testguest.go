@@ -27,6 +27,7 @@ package testguest
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
@@ -36,6 +37,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -48,9 +50,6 @@ const CacheEnv = "SFT_QEMUVM_CACHE"
 // variable sft's CI sets for tests that need root and system packages).
 const RequireEnv = "SFT_REQUIRE_ROOT_TESTS"
 
-// OptInEnv turns the guest tests on (see Require).
-const OptInEnv = "SFT_QEMUVM_TESTS"
-
 // KernelPackage is the metapackage whose dependency names the kernel.
 const KernelPackage = "linux-image-cloud-amd64"
 
@@ -62,16 +61,111 @@ type Guest struct {
 }
 
 // Append is the kernel command line for mode ("" or "normal", "hang",
-// "noacpi"), plus extra words. The kernel gets no serial console: a panic
-// prints a stack dump, and the emulated 8250 at its default 9600 baud takes
-// seconds for it under TCG on a loaded host, all before the kernel tells
-// pvpanic. The init still reads its commands from ttyS0.
+// "noacpi"), plus extra words.
+//
+//   - no_timer_check: the kernel's IO-APIC timer check counts timer ticks
+//     during a fixed delay; a TCG vCPU starved by a loaded host misses
+//     them, and the kernel panics at boot ("IO-APIC + timer doesn't
+//     work!"), before any heartbeat. That was the boot flake of the loaded
+//     runs (seen in 2 of 5 boots at load 27). Guests under TCG need it.
+//   - panic=-1: a panic reboots at once, and QEMU's -no-reboot turns that
+//     into an exit, so a panic before pvpanic is loaded ends Online with
+//     an error instead of a silent wait for boot_timeout.
+//   - console=ttyS0,115200 loglevel=1: while the kernel boots, its
+//     emergencies (a boot panic) go to the serial console, the console_log
+//     the tests keep. The init then silences the kernel's console
+//     (console_loglevel 0): a panic raises the level to print its stack
+//     dump, and the emulated 8250 under TCG on a loaded host takes seconds
+//     for it, all before the kernel tells pvpanic; at level 0 it stays
+//     silent.
+//   - the rest skips work a throwaway guest does not need (CPU mitigations,
+//     crypto self-tests, zeroing of allocations, audit, the PS/2 ports):
+//     about a third less CPU per TCG boot.
 func Append(mode string, extra ...string) string {
-	words := []string{"quiet", "loglevel=1"}
+	words := []string{
+		"console=ttyS0,115200", "quiet", "loglevel=1", "no_timer_check", "panic=-1",
+		"mitigations=off", "cryptomgr.notests", "init_on_alloc=0", "audit=0",
+		"i8042.noaux", "i8042.nokbd", "tsc=reliable", "random.trust_cpu=on",
+	}
 	if mode != "" {
 		words = append(words, "sft.mode="+mode)
 	}
 	return strings.Join(append(words, extra...), " ")
+}
+
+// KeepConsole prints the last lines of the guest console log at path (the
+// qemuvm property console_log) when t has failed, at the end of t: what
+// the guest said is often the reason.
+func KeepConsole(t testing.TB, path string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Logf("guest console %s: %v", path, err)
+			return
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		lines = lines[max(0, len(lines)-40):]
+		t.Logf("guest console %s, last %d lines:\n%s", path, len(lines), strings.Join(lines, "\n"))
+	})
+}
+
+// Marker returns a unique kernel command line word ("sft.test=<hex>") for
+// a test's guest: QEMUPids finds the QEMU processes by it, a probe from
+// outside the resource.
+func Marker() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "sft.test=" + hex.EncodeToString(b)
+}
+
+// QEMUPids lists the live (not zombie) QEMU processes whose command line
+// holds mark.
+func QEMUPids(mark string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !bytes.Contains(cmd, []byte(mark)) || !bytes.Contains(cmd, []byte("qemu")) {
+			continue
+		}
+		if st := procStat(pid); len(st) > 0 && st[0] == "Z" {
+			continue // dead: only its reaping is pending
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// Descends reports whether process pid descends from ancestor.
+func Descends(pid, ancestor int) bool {
+	for pid > 1 {
+		if pid == ancestor {
+			return true
+		}
+		st := procStat(pid)
+		if len(st) < 2 {
+			return false
+		}
+		pid, _ = strconv.Atoi(st[1])
+	}
+	return false
+}
+
+// procStat is /proc/pid/stat's fields after the command name: state,
+// ppid, ...; nil when the process is gone.
+func procStat(pid int) []string {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
 }
 
 // CacheDir is $SFT_QEMUVM_CACHE, else os.UserCacheDir()/sft-qemuvm
@@ -88,20 +182,19 @@ func CacheDir() (string, error) {
 }
 
 // Require builds (or finds in the cache) the guest and finds QEMU. When it
-// cannot, it skips t, or fails it when SFT_REQUIRE_ROOT_TESTS=1.
-//
-// The guest tests are opt-in for now: they boot about 60 TCG guests (several
-// minutes on 2 vCPUs) and one boot in a loaded run never sent its first
-// heartbeat (undiagnosed, see the README), so they run only with
-// SFT_QEMUVM_TESTS=1 and are not part of .ci/run until that is fixed.
+// cannot, it skips t, or fails it when SFT_REQUIRE_ROOT_TESTS=1 (as in
+// .ci/run, which installs what the guest needs). With go test -short the
+// guest tests skip (each boots a TCG guest, seconds of CPU), unless
+// SFT_REQUIRE_ROOT_TESTS=1.
 func Require(t testing.TB) Guest {
 	t.Helper()
-	if os.Getenv(OptInEnv) != "1" {
-		t.Skipf("qemuvm guest tests are opt-in: set %s=1 (they boot TCG guests for minutes; see examples/qemuvm/README.md)", OptInEnv)
+	required := os.Getenv(RequireEnv) == "1"
+	if testing.Short() && !required {
+		t.Skip("qemuvm guest tests boot TCG guests; skipped with -short")
 	}
 	g, err := Build()
 	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
+		if required {
 			t.Fatalf("qemuvm test guest: %v (and %s=1 forbids skipping)", err, RequireEnv)
 		}
 		t.Skipf("qemuvm test guest unavailable: %v; apt-get install qemu-system-x86 busybox-static cpio (set %s=1 to make this a failure)", err, RequireEnv)
@@ -310,11 +403,21 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# Kernel messages off the console from here on (see Append): a panic
+# must reach pvpanic at once, not after a slow serial stack dump.
+echo 0 >/proc/sys/kernel/printk
+# nap sleeps without a fork (read times out on a FIFO nobody writes):
+# under TCG a fork costs milliseconds of CPU, and the loops below nap
+# ten times a second for the guest's whole life.
+mkfifo /tmp/.nap
+exec 9<>/tmp/.nap
+nap() { read -t "$1" _ <&9; }
 mode=normal
 for a in $(cat /proc/cmdline); do case "$a" in sft.mode=*) mode=${a#sft.mode=};; esac; done
 for m in button evdev pvpanic pvpanic-mmio; do insmod /lib/$m.ko 2>/dev/null; done
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 stty -F /dev/ttyS0 -echo 2>/dev/null
+echo "sft-guest: init, mode $mode" >/dev/ttyS0
 # Each watcher opens its device before it says it is ready, and the first
 # heartbeat waits for them: an event sent right after Online is not lost.
 want=1
@@ -324,21 +427,25 @@ if [ "$mode" != noacpi ]; then
     want=$((want+1))
     ev=${e##*/}
     # devtmpfs makes the node a moment after the device appears.
-    (while [ ! -e /dev/input/$ev ]; do usleep 10000; done
-     exec 3</dev/input/$ev; touch /tmp/ready.$ev; dd bs=24 count=1 <&3 >/dev/null 2>&1; poweroff -f) &
+    (while [ ! -e /dev/input/$ev ]; do nap 0.01; done
+     exec 3</dev/input/$ev; : >/tmp/ready.$ev; dd bs=24 count=1 <&3 >/dev/null 2>&1; poweroff -f) &
   done
 fi
-(exec </dev/ttyS0; touch /tmp/ready.console; while read -r cmd; do case "$cmd" in
+(exec </dev/ttyS0; : >/tmp/ready.console; while read -r cmd; do case "$cmd" in
   panic) echo c >/proc/sysrq-trigger;;
   report-panic) echo "panic: reported by the guest" >/dev/ttyS1;;
-  hang) touch /tmp/hang;;
+  hang) : >/tmp/hang;;
   esac; done) &
+ready() { n=0; for f in /tmp/ready.*; do [ -e "$f" ] && n=$((n+1)); done; }
 i=0
-while [ "$(ls /tmp | grep -c '^ready')" -lt $want ] && [ $i -lt 500 ]; do usleep 10000; i=$((i+1)); done
+ready
+while [ $n -lt $want ] && [ $i -lt 500 ]; do nap 0.01; i=$((i+1)); ready; done
+echo "sft-guest: $n of $want watchers ready, heartbeats start" >/dev/ttyS0
+exec 8>/dev/ttyS1
 n=0
 while :; do
-  [ "$mode" = hang ] || [ -e /tmp/hang ] || echo "sft-heartbeat $n" >/dev/ttyS1
+  [ "$mode" = hang ] || [ -e /tmp/hang ] || echo "sft-heartbeat $n" >&8
   n=$((n+1))
-  usleep 100000
+  nap 0.1
 done
 `

@@ -3,7 +3,6 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,43 +82,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// qemuPIDs lists QEMU processes whose command line holds mark.
-func qemuPIDs(mark string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !bytes.Contains(cmd, []byte(mark)) || !bytes.Contains(cmd, []byte("qemu")) {
-			continue
-		}
-		st, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if i := bytes.LastIndexByte(st, ')'); i > 0 && bytes.HasPrefix(bytes.TrimSpace(st[i+1:]), []byte("Z")) {
-			continue
-		}
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
-// ppidChain reports whether pid descends from ancestor.
-func descends(pid, ancestor int) bool {
-	for pid > 1 {
-		if pid == ancestor {
-			return true
-		}
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return false
-		}
-		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
-		pid, _ = strconv.Atoi(f[1])
-	}
-	return false
-}
+var (
+	qemuPIDs = testguest.QEMUPids
+	descends = testguest.Descends
+)
 
 // TestVMGroupInStockHost: the stock example host loads this plugin from
 // its config (plugins.external, pinned by SHA-256) and runs a VM group;
@@ -142,10 +107,10 @@ func TestVMGroupInStockHost(t *testing.T) {
 	require.NoError(t, err)
 	sum := sha256.Sum256(bin)
 
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	mark := "sft.test=" + hex.EncodeToString(b)
+	mark := testguest.Marker()
 	console := filepath.Join(dir, "console.sock")
+	consoleLog := filepath.Join(dir, "console.log") // both nodes append to it
+	testguest.KeepConsole(t, consoleLog)
 	lockDir := filepath.Join(dir, "locks") // shared by both nodes, as a cluster filesystem would be
 	config := func(name string, autostart bool) string {
 		return fmt.Sprintf(`node:
@@ -170,10 +135,11 @@ groups:
           vm_name: demo-vm
           lock_dir: %[9]s
           console: socket:%[10]s
+          console_log: %[11]s
           shutdown_grace: 10s
         restart:
           delay: 100ms
-`, name, dir, plugin, hex.EncodeToString(sum[:]), autostart, g.Kernel, g.Initrd, testguest.Append("", mark), lockDir, console)
+`, name, dir, plugin, hex.EncodeToString(sum[:]), autostart, g.Kernel, g.Initrd, testguest.Append("", mark), lockDir, console, consoleLog)
 	}
 	start := func(name string, autostart bool) *node {
 		n := &node{name: name, cfg: filepath.Join(dir, name+".yaml"), bin: host, log: &bytes.Buffer{}, done: make(chan error, 1)}
