@@ -223,12 +223,13 @@ func (n *Node) Simulate(steps []Step) ([]Outcome, *state.State, error) {
 	return Simulate(n.snapshot(), n.cfg.Now(), n.cfg.Groups, steps)
 }
 
-// syncPeers makes the detector watch exactly the nodes of the state
-// (once the state has nodes).
-func (n *Node) syncPeers(st *state.State) {
-	if len(st.Nodes) == 0 {
-		return
-	}
+// syncPeers makes the detector watch the nodes the state gained, and
+// stop watching those a change removed (in prev, not in st). It never
+// drops a node merely missing from st: while the log replays after a
+// restart, or the leader adds the nodes one by one at the first start,
+// the state lists only some of them, and dropping a watched peer would
+// reset its echoes (the lease) and its holdoff.
+func (n *Node) syncPeers(prev, st *state.State) {
 	for name, nd := range st.Nodes {
 		if name != n.cfg.Name && !n.det.Known(name) {
 			if err := n.det.AddPeer(name, parseAddrs(nd.Addrs)); err != nil {
@@ -236,8 +237,8 @@ func (n *Node) syncPeers(st *state.State) {
 			}
 		}
 	}
-	for _, name := range n.det.Peers() {
-		if _, ok := st.Nodes[name]; !ok {
+	for name := range prev.Nodes {
+		if _, ok := st.Nodes[name]; !ok && name != n.cfg.Name && n.det.Known(name) {
 			n.det.RemovePeer(name)
 		}
 	}

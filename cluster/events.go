@@ -28,6 +28,7 @@ const (
 	EventLeaseLost       EventKind = "lease-lost"       // this node lost its lease: it fences every group now
 	EventFenced          EventKind = "fenced"           // a group was fenced here (Detail: surely down or not)
 	EventFenceNeeded     EventKind = "fence-needed"     // a group cannot come online here: its address is held elsewhere
+	EventAdopted         EventKind = "adopted"          // after a restart, what still ran here of a group this node owns was kept (Detail: the probe)
 	EventOnline          EventKind = "online"           // a group came online here (Epoch)
 	EventOffline         EventKind = "offline"          // a group went offline here
 	EventError           EventKind = "error"            // something this node tried failed (Detail)

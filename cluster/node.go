@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -198,6 +199,7 @@ type Node struct {
 	wg     sync.WaitGroup
 	lkick  chan struct{} // leader loop
 	okick  chan struct{} // owner loop
+	ready  chan struct{} // closed once raft runs (requests wait for it)
 
 	mu         sync.Mutex
 	changed    chan struct{} // closed and replaced when the state changes
@@ -221,7 +223,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	self, _ := cfg.self()
 	n := &Node{cfg: cfg, self: self, timing: cfg.Timing.WithDefaults(), log: cfg.Logger,
-		fsm: state.NewFSM(), lkick: make(chan struct{}, 1), okick: make(chan struct{}, 1),
+		fsm: state.NewFSM(), lkick: make(chan struct{}, 1), okick: make(chan struct{}, 1), ready: make(chan struct{}),
 		changed: make(chan struct{}), evidence: map[string]string{}, lastOwner: map[string]string{}, prev: state.New()}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -309,6 +311,7 @@ func (n *Node) start() error {
 	if n.raft, err = raft.NewRaft(conf, notifyFSM{n.fsm, n}, logs, stable, snaps, n.trans); err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
+	close(n.ready)
 	if !existing {
 		var servers []raft.Server
 		for _, s := range n.cfg.Nodes {
@@ -353,11 +356,20 @@ func (n *Node) Close(ctx context.Context) error {
 	n.mu.Unlock()
 	var errs []error
 	if n.cfg.Local != nil {
+		n.own.mu.Lock()
+		untouched := maps.Clone(n.own.adopt) // a previous run's leftovers: fenced, not left behind
+		n.own.mu.Unlock()
 		var wg sync.WaitGroup
 		var emu sync.Mutex
 		for _, g := range n.groups {
 			wg.Go(func() {
-				if err := n.cfg.Local.Offline(ctx, g); err != nil && !errors.Is(err, monitor.ErrNoSuchGroup) {
+				var err error
+				if untouched[g] {
+					_, err = n.cfg.Local.Fence(ctx, g)
+				} else {
+					err = n.cfg.Local.Offline(ctx, g)
+				}
+				if err != nil && !errors.Is(err, monitor.ErrNoSuchGroup) {
 					if _, ferr := n.cfg.Local.Fence(context.WithoutCancel(ctx), g); ferr != nil {
 						emu.Lock()
 						errs = append(errs, fmt.Errorf("group %s: %w", g, ferr))
@@ -463,7 +475,7 @@ func (n *Node) stateChanged() {
 		n.emit(e)
 	}
 	if n.det != nil {
-		n.syncPeers(st)
+		n.syncPeers(prev, st)
 	}
 	n.poke()
 }
@@ -549,7 +561,7 @@ func (n *Node) onDetector(e detector.Event) {
 	case detector.LeaseLost:
 		n.leaseLost(e.Detail)
 	case detector.LeaseGained:
-		n.own.setLease(true)
+		n.leaseGained()
 		n.emit(Event{Kind: EventLeaseGained, Node: n.cfg.Name, Detail: e.Detail})
 	case detector.PathDown, detector.PathUp:
 		kind := EventPathDown
@@ -561,6 +573,9 @@ func (n *Node) onDetector(e detector.Event) {
 		n.mu.Lock()
 		n.evidence[e.Node] = e.Detail
 		n.mu.Unlock()
+		n.log.Info("cluster detector", "event", e.Kind, "node", e.Node, "detail", e.Detail)
+	case detector.PeerSilent, detector.PeerHeard, detector.NodeAlive:
+		n.log.Info("cluster detector", "event", e.Kind, "node", e.Node, "detail", e.Detail)
 	}
 	n.poke()
 }

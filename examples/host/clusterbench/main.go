@@ -37,9 +37,10 @@ import (
 
 func main() {
 	profiles := flag.String("profile", "default,fast", "timing `profiles` to measure, comma-separated")
-	runs := flag.Int("runs", 10, "kill-the-owner `repetitions` per profile")
+	runs := flag.Int("runs", 10, "kill-the-owner `repetitions` per profile (0: none)")
 	lossFor := flag.Duration("loss-for", 60*time.Second, "`duration` of each loss run")
 	losses := flag.String("loss", "20,40", "loss `percentages`, comma-separated (empty: none)")
+	logsTo := flag.String("logs", "", "copy every lab's node logs into `dir` (default: only a failed run's, to a temp dir)")
 	appKind := flag.String("app", "nameapp", "the group's `app`: nameapp (starts in milliseconds) or demo-http (sftd itself: about 100 ms more per failover)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -57,7 +58,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "clusterbench: go build ./examples/host/sftd (run from the repository root): %v\n%s", err, out)
 		os.Exit(1)
 	}
-	b := &bench{bin: bin, labs: map[*clusterlab.Lab]bool{}}
+	b := &bench{bin: bin, labs: map[*clusterlab.Lab]bool{}, logs: *logsTo}
 	switch *appKind {
 	case "nameapp":
 		if b.app, err = clusterlab.BuildApp(dir); err != nil {
@@ -107,6 +108,8 @@ type bench struct {
 	bin  string
 	app  string
 	labs map[*clusterlab.Lab]bool
+	logs string // keep every lab's logs here ("" only failed ones)
+	seq  int
 }
 
 func (b *bench) lab(profile string) (*clusterlab.Lab, error) {
@@ -125,6 +128,17 @@ func (b *bench) lab(profile string) (*clusterlab.Lab, error) {
 }
 
 func (b *bench) done(l *clusterlab.Lab) {
+	if b.logs != "" {
+		b.seq++
+		dir := filepath.Join(b.logs, fmt.Sprintf("lab%d", b.seq))
+		if err := os.MkdirAll(dir, 0o700); err == nil {
+			for _, n := range l.Nodes {
+				if data, err := os.ReadFile(n.LogFile); err == nil {
+					_ = os.WriteFile(filepath.Join(dir, n.Name+".log"), data, 0o600)
+				}
+			}
+		}
+	}
 	l.Close()
 	delete(b.labs, l)
 }
@@ -187,6 +201,9 @@ func keepLogs(l *clusterlab.Lab, what string) {
 
 // kills kills the owner runs times, restarting it after each run.
 func (b *bench) kills(profile string, runs int) (err error) {
+	if runs <= 0 {
+		return nil
+	}
 	l, err := b.lab(profile)
 	if err != nil {
 		return err
@@ -207,12 +224,14 @@ func (b *bench) kills(profile string, runs int) (err error) {
 		return err
 	}
 	var outages []time.Duration
+	var tls []timeline
 	split := time.Duration(0)
 	for i := range runs {
 		t0 := time.Now()
 		if err := l.SetLink(owner, -1, false); err != nil {
 			return err
 		}
+		tk := time.Now() // the link is down (the ip command can take 100 ms on a loaded host)
 		l.Kill(owner)
 		next, err := answering(w, 30*time.Second, owner)
 		if err != nil {
@@ -222,7 +241,9 @@ func (b *bench) kills(profile string, runs int) (err error) {
 		out := rec.Outage(t0)
 		split += splitSince(rec, t0, owner)
 		outages = append(outages, out)
-		fmt.Printf("%s kill %2d: %s killed, %s answers; outage %s\n", profile, i+1, owner, next, out.Round(time.Millisecond))
+		tl := failoverTimeline(l, rec, tk, owner, next)
+		tls = append(tls, tl)
+		fmt.Printf("%s kill %2d: %s killed, %s answers; outage %s; %s\n", profile, i+1, owner, next, out.Round(time.Millisecond), tl)
 		if err := l.Reboot(owner); err != nil {
 			return err
 		}
@@ -239,6 +260,7 @@ func (b *bench) kills(profile string, runs int) (err error) {
 	slices.Sort(outages)
 	fmt.Printf("RESULT %s kill-the-owner x%d: median %s, min %s, max %s; split-brain %s\n", profile, runs,
 		median(outages).Round(time.Millisecond), outages[0].Round(time.Millisecond), outages[len(outages)-1].Round(time.Millisecond), split)
+	fmt.Printf("RESULT %s kill-the-owner timeline, median per step: %s\n", profile, medianTimeline(tls))
 	return nil
 }
 

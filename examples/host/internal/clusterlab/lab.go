@@ -55,6 +55,9 @@ type Options struct {
 	Paths int
 	// Profile is the timing profile (default "default").
 	Profile string
+	// Timing overrides fields of the profile (YAML flow mapping content,
+	// e.g. "window: 4s, lease: 3s").
+	Timing string
 	// Preferred is the group's preferred owners (default: Nodes minus the
 	// witness, in order).
 	Preferred []string
@@ -240,8 +243,12 @@ func (l *Lab) writeConfig() error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "log: {level: info, format: text}\nshutdown_timeout: 10s\ncluster:\n  key_file: %s\n  data_dir: %s/${node}-data\n  profile: %s\n  nodes:\n",
+	fmt.Fprintf(&b, "log: {level: info, format: text}\nshutdown_timeout: 10s\ncluster:\n  key_file: %s\n  data_dir: %s/${node}-data\n  profile: %s\n",
 		key, l.Dir, orDefault(l.Opts.Profile, "default"))
+	if l.Opts.Timing != "" {
+		fmt.Fprintf(&b, "  timing: {%s}\n", l.Opts.Timing)
+	}
+	b.WriteString("  nodes:\n")
 	var preferred []string
 	for _, n := range l.Nodes {
 		role := "voter"
@@ -265,7 +272,7 @@ func (l *Lab) writeConfig() error {
 %s    resources:
       - name: vip
         type: ipaddress
-        properties: {address: %s/24, interface: eth0, probe_count: 1, probe_wait: 50ms}
+        properties: {address: %s/24, interface: eth0, probe_count: 1, probe_wait: 30ms}
         restart: {delay: 0s}
       - name: app
         type: genericapp
