@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/sftkit/sft/cluster/state"
 	"github.com/sftkit/sft/policy"
 	"github.com/sftkit/sft/resource"
@@ -189,7 +191,7 @@ func (n *Node) SetMaintenance(ctx context.Context, node string, on bool) error {
 
 // AddNode adds a node at run time: to the replicated state (every node
 // starts heartbeating it) and to raft as a voter. Start the new node with
-// a Config listing the nodes (itself included).
+// a Config listing the nodes (itself included) and Join set.
 func (n *Node) AddNode(ctx context.Context, spec NodeSpec) error {
 	if err := spec.validate("node"); err != nil {
 		return err
@@ -202,6 +204,22 @@ func (n *Node) AddNode(ctx context.Context, spec NodeSpec) error {
 	}
 	_, err := n.request(ctx, nil, &voterChange{Add: true, ID: spec.Name, Address: spec.Raft})
 	return err
+}
+
+// Voters lists raft's voters as this node knows them (names, sorted).
+func (n *Node) Voters() []string {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out = append(out, string(s.ID))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // RemoveNode removes a node at run time: it must own no group (move them

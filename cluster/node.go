@@ -71,6 +71,12 @@ type Config struct {
 	// keeps them in memory: a node that restarts has forgotten the state
 	// and rejoins empty (for tests and examples only).
 	DataDir string
+	// Join: this node was added to a running cluster (Node.AddNode on a
+	// member): it does not bootstrap raft from Nodes but waits for the
+	// leader to replicate the configuration and the state. Default false:
+	// every node of the first start lists the same Nodes and bootstraps
+	// with them (raft accepts the same bootstrap from each).
+	Join bool
 	// Local runs this node's groups; nil for a witness. Its groups must be
 	// added (monitor.AddGroup) before Start, in managed mode.
 	Local Local
@@ -312,7 +318,7 @@ func (n *Node) start() error {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
 	close(n.ready)
-	if !existing {
+	if !existing && !n.cfg.Join {
 		var servers []raft.Server
 		for _, s := range n.cfg.Nodes {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(s.Name), Address: raft.ServerAddress(s.Raft)})

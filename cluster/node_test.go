@@ -186,6 +186,7 @@ type tcluster struct {
 	specs  []cluster.NodeSpec
 	dirs   map[string]string
 	opts   clusterOpts
+	join   bool // nodes started from now on join a running cluster
 }
 
 type clusterOpts struct {
@@ -266,7 +267,7 @@ func (c *tcluster) start(s cluster.NodeSpec, old *tnode) {
 	t := c.t
 	restart := c.opts.restart
 	tn := &tnode{name: s.Name, spec: s, apps: map[string]*resourcetest.Fake{}, vips: map[string]*vip{}, done: make(chan struct{})}
-	cfg := cluster.Config{Name: s.Name, Nodes: c.specs, Key: testKey, Groups: c.groups, DataDir: c.dirs[s.Name]}
+	cfg := cluster.Config{Name: s.Name, Nodes: c.specs, Key: testKey, Groups: c.groups, DataDir: c.dirs[s.Name], Join: c.join}
 	if old != nil {
 		tn.mon, tn.apps, tn.vips = old.mon, old.apps, old.vips
 		if tn.mon != nil {
@@ -835,5 +836,84 @@ func TestRestartAfterTakeover(t *testing.T) {
 	}
 	if n := c.regs["web"].released("a"); n != 1 {
 		t.Errorf("a released the address %d times, want once (fenced at start)", n)
+	}
+}
+
+// TestFailbackWindow: with failback in a daily window (02:00-03:00 on the
+// placement clock, a test clock here) the preferred node's return moves
+// nothing outside the window, however long it has been stable; once the
+// clock enters the window the group fails back (drained: never on both).
+func TestFailbackWindow(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c"),
+		Failback:     policy.Failback{Mode: policy.FailbackWindow, WindowStart: 2, WindowEnd: 3},
+		StablePeriod: 500 * time.Millisecond}}, clusterOpts{cfg: func(cfg *cluster.Config) { cfg.Now = now }})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.isolate("a", true, true, true, 1)
+	c.held("web", failover, func(h string) bool { return h == "b" })
+	c.isolate("a", true, true, false, 1)
+	c.eventually(failover, "a up again", func() bool {
+		return slices.ContainsFunc(c.nodes["b"].node.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "a" && n.State == policy.NodeUp })
+	})
+	clock.Add(int64(time.Hour)) // 11:00: stable for an hour, outside the window
+	time.Sleep(2 * time.Second)
+	if h := c.regs["web"].holder(); h != "b" {
+		t.Fatalf("outside the failback window web is held by %q, want b", h)
+	}
+	clock.Store(time.Date(2026, 12, 1, 2, 30, 0, 0, time.UTC).UnixNano()) // inside the window
+	c.held("web", failover, func(h string) bool { return h == "a" })
+	if g := c.group("a", "web"); g.Kind != "failback" {
+		t.Errorf("kind %s (%s), want failback", g.Kind, g.Reason)
+	}
+}
+
+// TestAddRemoveNode: a fourth node is added at run time through the API
+// (AddNode on a running node, then the new node started with Join), is
+// heartbeated, votes, and is up; it is removed again (RemoveNode) and
+// leaves the state, raft's voters and the others' detectors. The group
+// never moves.
+func TestAddRemoveNode(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.allUp("a")
+	ip := "127.0.0.4"
+	d := cluster.NodeSpec{Name: "d", Raft: freePort(t, "tcp", ip), Heartbeat: []string{freePort(t, "udp", ip)}}
+	ctx, cancel := context.WithTimeout(context.Background(), failover)
+	defer cancel()
+	bad := d
+	bad.Heartbeat = nil
+	if err := c.nodes["b"].node.AddNode(ctx, bad); err == nil || !strings.Contains(err.Error(), "heartbeat") {
+		t.Errorf("AddNode without heartbeat addresses: %v, want an error naming the field", err)
+	}
+	if err := c.nodes["b"].node.AddNode(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	c.specs = append(c.specs, d)
+	c.order = append(c.order, "d")
+	c.join = true
+	c.start(d, nil)
+	c.eventually(failover, "d up, seen by a", func() bool {
+		return slices.ContainsFunc(c.nodes["a"].node.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "d" && n.State == policy.NodeUp && n.Heard })
+	})
+	c.eventually(failover, "d knows the state", func() bool { return c.group("d", "web").Owner == "a" })
+	if n := len(c.nodes["a"].node.Voters()); n != 4 {
+		t.Errorf("%d voters after AddNode, want 4", n)
+	}
+	if err := c.nodes["c"].node.RemoveNode(ctx, "a"); err == nil {
+		t.Error("RemoveNode of the group's owner: nil, want a refusal")
+	}
+	if err := c.nodes["c"].node.RemoveNode(ctx, "d"); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(failover, "d gone from a's view", func() bool {
+		return !slices.ContainsFunc(c.nodes["a"].node.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "d" })
+	})
+	if v := c.nodes["a"].node.Voters(); len(v) != 3 || slices.Contains(v, "d") {
+		t.Errorf("voters after RemoveNode: %v, want a, b, c", v)
+	}
+	if h := c.regs["web"].holder(); h != "a" {
+		t.Errorf("web held by %q, want a throughout", h)
 	}
 }

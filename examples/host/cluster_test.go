@@ -42,8 +42,18 @@ func newLab(t *testing.T, opts clusterlab.Options) *clusterlab.Lab {
 				t.Logf("---- log of %s:\n%s", n.Name, tail(string(b), 150))
 			}
 		}
+		logs := map[string]string{}
+		for _, n := range lab.Nodes {
+			b, _ := os.ReadFile(n.LogFile)
+			logs[n.Name] = string(b)
+		}
 		lab.Close()
 		require.Empty(t, lab.Leftovers(), "namespaces left behind")
+		require.Empty(t, lab.Cgroups(), "cgroups left behind")
+		for name, log := range logs {
+			// The nodes see the cgroup2 mount (nsenter --net, not ip netns exec).
+			require.NotContains(t, log, "containment is weaker", "node %s runs its app uncontained", name)
+		}
 	})
 	for _, n := range lab.Nodes {
 		require.NoError(t, lab.Start(n.Name))
@@ -135,6 +145,38 @@ func TestClusterFailover(t *testing.T) {
 	defer w.Stop()
 	owner := answering(t, w, 60*time.Second)
 	t.Logf("web answers from %s", owner)
+
+	t.Run("no burst of fences at start", func(t *testing.T) {
+		// Each node fences a group at most once at start (the nodes that
+		// do not own it), plus once per lease it lost.
+		for _, n := range lab.Nodes {
+			log := logOf(lab, n.Name)
+			fences := strings.Count(log, "msg=cluster node="+n.Name+" component=cluster event=fenced")
+			lost := strings.Count(log, "msg=cluster node="+n.Name+" component=cluster event=lease-lost")
+			require.LessOrEqual(t, fences, 1+lost, "node %s fenced %d times at start (%d leases lost)", n.Name, fences, lost)
+		}
+	})
+
+	t.Run("one path link down", func(t *testing.T) {
+		// The second path's cable pulled (NO-CARRIER on the owner's
+		// side): an event, and nothing moves.
+		t0 := time.Now()
+		require.NoError(t, lab.SetLink(owner, 1, false))
+		waitFor(t, 10*time.Second, "a path-down event for "+owner, func() bool {
+			for _, n := range lab.Nodes {
+				if n.Name != owner && strings.Contains(logOf(lab, n.Name), "event=path-down node="+owner+" ") {
+					return true
+				}
+			}
+			return false
+		})
+		time.Sleep(2 * time.Second)
+		rec := w.Snapshot()
+		require.Equal(t, owner, lab.Owner(owner, "web"))
+		require.Equal(t, []string{owner}, rec.Answerers(t0))
+		require.Zero(t, rec.OwnerChanges(t0))
+		require.NoError(t, lab.SetLink(owner, 1, true))
+	})
 
 	t.Run("one path lost", func(t *testing.T) {
 		// Silent loss of the second path (carrier up). With the link
@@ -455,4 +497,10 @@ func groupEpoch(t *testing.T, lab *clusterlab.Lab, via string) (string, uint64, 
 		return false
 	})
 	return owner, epoch, reason
+}
+
+// logOf is node name's log so far.
+func logOf(lab *clusterlab.Lab, name string) string {
+	b, _ := os.ReadFile(lab.Node(name).LogFile)
+	return string(b)
 }
