@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sftkit/sft/cluster/state"
 )
 
 // EventKind names a cluster event.
@@ -45,6 +48,28 @@ type Event struct {
 	Epoch uint64    `json:"epoch,omitempty"`
 	// Detail is the evidence or the reason, for people.
 	Detail string `json:"detail,omitempty"`
+}
+
+// The causes of a failover ([Event.FailoverCause]).
+const (
+	CauseNodeLost    = "node-lost"    // the owner was declared down (or left the cluster)
+	CauseGroupFailed = "group-failed" // the group failed and stopped on its owner
+	CauseOther       = "other"
+)
+
+// FailoverCause is why a placement event of kind failover happened:
+// CauseNodeLost, CauseGroupFailed or CauseOther; "" for any other event.
+func (e Event) FailoverCause() string {
+	if e.Kind != EventPlacement || !strings.HasPrefix(e.Detail, string(state.KindFailover)+" ") {
+		return ""
+	}
+	switch {
+	case strings.Contains(e.Detail, ": failed on "):
+		return CauseGroupFailed
+	case strings.Contains(e.Detail, " is down") || strings.Contains(e.Detail, " is not a member of the cluster"):
+		return CauseNodeLost
+	}
+	return CauseOther
 }
 
 func (e Event) String() string {

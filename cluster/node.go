@@ -96,6 +96,11 @@ type Config struct {
 	// periods, failover periods; default time.Now). The detector and the
 	// lease always use the monotonic clock.
 	Now func() time.Time
+	// OnHeartbeatGap, if set, is told the time between two heartbeats
+	// received from a node on an interconnect path (every heartbeat but
+	// the first): the heartbeat gaps histogram. It runs on the detector's
+	// reader goroutines and must be quick.
+	OnHeartbeatGap func(node string, path int, gap time.Duration)
 	// Logger (default: discard).
 	Logger *slog.Logger
 
@@ -273,7 +278,7 @@ func (n *Node) start() error {
 		listen = append(listen, netip.MustParseAddrPort(a))
 	}
 	ucfg := detector.UDPConfig{Detector: n.timing.Detector(n.cfg.Name, len(listen)), Listen: listen, Key: n.cfg.Key,
-		OnEvent: n.onDetector, Logger: n.log}
+		OnEvent: n.onDetector, OnGap: n.cfg.OnHeartbeatGap, Logger: n.log}
 	if f := n.cfg.filter; f != nil {
 		ucfg.Drop = func(path int, to string) bool { return f.Blocked(n.cfg.Name, to, path) }
 	}

@@ -230,11 +230,12 @@ func (n *Node) reconcile() {
 		case draining && !g.Released && localDown(loc, ok) && op == "" && o.sent[name] != g.Epoch:
 			o.sent[name] = g.Epoch
 			n.send(state.Release{Group: name, Node: n.cfg.Name, Epoch: g.Epoch})
-		case owned && !fresh && !o.stale && lease && self != nil && self.State == policy.NodeUp && o.sent[name] != g.Epoch && g.Epoch > 0:
+		case owned && !draining && !fresh && !o.stale && lease && self != nil && self.State == policy.NodeUp && o.sent[name] != g.Epoch && g.Epoch > 0:
 			// This node lost its lease (or started) since it last
 			// acted on this group: it may host it again only at a new
 			// epoch of its own, which also defeats any decision still
-			// in flight that was made while it was cut off.
+			// in flight that was made while it was cut off. Not while
+			// it is being drained: it releases it instead (above).
 			o.sent[name] = g.Epoch
 			n.send(state.SetOwner{Group: name, Owner: n.cfg.Name, PrevEpoch: g.Epoch, Kind: state.KindPlace,
 				Reason: "reclaimed by its owner after a restart or a lost lease"})
