@@ -228,6 +228,7 @@ type instance struct {
 	inflight map[*int]context.CancelFunc // calls Terminate cancels
 	online   bool                        // bound and watched: changes push failures
 	pushed   bool                        // a failure was pushed in this online session
+	used     bool                        // it has been online: only a fresh instance adopts
 	onFail   func(error)
 	ann      *announcer
 	closed   bool
@@ -436,14 +437,14 @@ func (r *instance) Online(ctx context.Context) error {
 // announcing it.
 func (r *instance) goOnline(w *wire, l link, msg string) {
 	r.mu.Lock()
-	r.online, r.pushed = true, false
+	r.online, r.pushed, r.used = true, false, true
 	r.mu.Unlock()
 	r.ann = startAnnouncer(w, r.cfg.Announce, r.cfg.Refresh, r.log)
 	r.log.Info(msg, "mac", l.MAC)
 }
 
-// adopt takes over an address found bound on the interface while this
-// instance is not online: no other host may answer for it (one probe),
+// adopt takes over an address found bound on the interface by an
+// instance that has never been online (a restarted host's): no other host may answer for it (one probe),
 // then the instance is online as after Online, announcing it. Anything
 // else returns notOnline.
 func (r *instance) adopt(ctx context.Context, notOnline error) error {
@@ -452,9 +453,9 @@ func (r *instance) adopt(ctx context.Context, notOnline error) error {
 	r.opMu.Lock()
 	defer r.opMu.Unlock()
 	r.mu.Lock()
-	closed, online := r.closed, r.online
+	closed, online, used := r.closed, r.online, r.used
 	r.mu.Unlock()
-	if closed || online {
+	if closed || online || used { // after its own Offline, the address is not a leftover
 		return notOnline
 	}
 	st := r.currentView().State()
