@@ -669,13 +669,7 @@ func TestFailback(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c"),
 				Failback: policy.Failback{Mode: mode}, StablePeriod: 500 * time.Millisecond}}, clusterOpts{})
-			c.held("web", startup, func(h string) bool { return h == "a" })
-			c.isolate("a", true, true, true, 1)
-			c.held("web", failover, func(h string) bool { return h == "b" })
-			c.isolate("a", true, true, false, 1)
-			c.eventually(failover, "a up again", func() bool {
-				return slices.ContainsFunc(c.nodes["b"].node.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "a" && n.State == policy.NodeUp })
-			})
+			c.failAwayAndBack()
 			if mode == policy.FailbackImmediate {
 				c.held("web", failover, func(h string) bool { return h == "a" })
 				c.placedAs("a", "web", "a", "failback")
@@ -870,13 +864,7 @@ func TestFailbackWindow(t *testing.T) {
 	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c"),
 		Failback:     policy.Failback{Mode: policy.FailbackWindow, WindowStart: 2, WindowEnd: 3},
 		StablePeriod: 500 * time.Millisecond}}, clusterOpts{cfg: func(cfg *cluster.Config) { cfg.Now = now }})
-	c.held("web", startup, func(h string) bool { return h == "a" })
-	c.isolate("a", true, true, true, 1)
-	c.held("web", failover, func(h string) bool { return h == "b" })
-	c.isolate("a", true, true, false, 1)
-	c.eventually(failover, "a up again", func() bool {
-		return slices.ContainsFunc(c.nodes["b"].node.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "a" && n.State == policy.NodeUp })
-	})
+	c.failAwayAndBack()
 	clock.Add(int64(time.Hour)) // 11:00: stable for an hour, outside the window
 	time.Sleep(2 * time.Second)
 	if h := c.regs["web"].holder(); h != "b" {
@@ -885,6 +873,19 @@ func TestFailbackWindow(t *testing.T) {
 	clock.Store(time.Date(2026, 12, 1, 2, 30, 0, 0, time.UTC).UnixNano()) // inside the window
 	c.held("web", failover, func(h string) bool { return h == "a" })
 	c.placedAs("a", "web", "a", "failback")
+}
+
+// failAwayAndBack: web comes online on a, a is cut off (web fails over
+// to b), a is healed and b sees it up again.
+func (c *tcluster) failAwayAndBack() {
+	c.t.Helper()
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.isolate("a", true, true, true, 1)
+	c.held("web", failover, func(h string) bool { return h == "b" })
+	c.isolate("a", true, true, false, 1)
+	c.eventually(failover, "a up again", func() bool {
+		return slices.ContainsFunc(c.nodes["b"].node.Status().Nodes, func(n cluster.NodeStatus) bool { return n.Name == "a" && n.State == policy.NodeUp })
+	})
 }
 
 // placedAs asserts that via saw group placed on node with kind (a later
