@@ -3,7 +3,14 @@
 // ip and nft needed; it touches no real interface):
 //
 //   - kill the owner (link down + SIGKILL) R times: the outage the client
-//     sees (probing the virtual IP every 10 ms), median, min and max;
+//     sees (probing the virtual IP every 10 ms), median, min and max, and
+//     each failover's timeline (ms after the link went down): a
+//     survivor's detector suspects the owner, a majority agrees, the new
+//     owner applies the committed node state and placement, its VIP is
+//     up (after the duplicate-address probe), the sampler sees the
+//     address, the client sees the gratuitous ARP and gets its first
+//     answer (from the nodes' logs and the watch; the medians per step
+//     close the series);
 //   - random loss on the owner's link (nftables netdev ingress, both
 //     ways) at 20 % and 40 % for D: ownership changes, split-brain time
 //     (two nodes holding the address, sampled every 2 ms) and client
@@ -16,8 +23,8 @@
 //	go run ./examples/host/clusterbench                   # both profiles, R=10, D=60s
 //	go run ./examples/host/clusterbench -profile fast -runs 5 -loss-for 20s
 //
-// It builds sftd itself and removes every namespace, process and file it
-// made, also on Ctrl-C.
+// It builds sftd itself and removes every namespace, process, cgroup and
+// file it made, also on Ctrl-C. -logs DIR keeps every lab's node logs.
 package main
 
 import (
