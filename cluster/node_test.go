@@ -643,7 +643,7 @@ func TestGroupFailure(t *testing.T) {
 	}
 	fail("a")
 	c.held("web", failover, func(h string) bool { return h == "b" })
-	if !slices.ContainsFunc(c.nodes["c"].events(), func(e cluster.Event) bool {
+	if !slices.ContainsFunc(c.nodes["b"].events(), func(e cluster.Event) bool { // b applied it before it took web
 		return e.Group == "web" && e.Node == "b" && e.FailoverCause() == cluster.CauseGroupFailed
 	}) {
 		t.Errorf("no failover of web to b caused by the group's failure:\n%s", c.dump())
