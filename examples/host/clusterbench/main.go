@@ -108,6 +108,7 @@ func main() {
 		}
 	}
 	b.closeAll()
+	os.RemoveAll(dir) // os.Exit skips the deferred removal
 	os.Exit(code)
 }
 
