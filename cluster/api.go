@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/sftkit/sft/cluster/state"
 	"github.com/sftkit/sft/policy"
 	"github.com/sftkit/sft/resource"
@@ -189,7 +191,7 @@ func (n *Node) SetMaintenance(ctx context.Context, node string, on bool) error {
 
 // AddNode adds a node at run time: to the replicated state (every node
 // starts heartbeating it) and to raft as a voter. Start the new node with
-// a Config listing the nodes (itself included).
+// a Config listing the nodes (itself included) and Join set.
 func (n *Node) AddNode(ctx context.Context, spec NodeSpec) error {
 	if err := spec.validate("node"); err != nil {
 		return err
@@ -202,6 +204,22 @@ func (n *Node) AddNode(ctx context.Context, spec NodeSpec) error {
 	}
 	_, err := n.request(ctx, nil, &voterChange{Add: true, ID: spec.Name, Address: spec.Raft})
 	return err
+}
+
+// Voters lists raft's voters as this node knows them (names, sorted).
+func (n *Node) Voters() []string {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out = append(out, string(s.ID))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // RemoveNode removes a node at run time: it must own no group (move them
@@ -223,12 +241,13 @@ func (n *Node) Simulate(steps []Step) ([]Outcome, *state.State, error) {
 	return Simulate(n.snapshot(), n.cfg.Now(), n.cfg.Groups, steps)
 }
 
-// syncPeers makes the detector watch exactly the nodes of the state
-// (once the state has nodes).
-func (n *Node) syncPeers(st *state.State) {
-	if len(st.Nodes) == 0 {
-		return
-	}
+// syncPeers makes the detector watch the nodes the state gained, and
+// stop watching those a change removed (in prev, not in st). It never
+// drops a node merely missing from st: while the log replays after a
+// restart, or the leader adds the nodes one by one at the first start,
+// the state lists only some of them, and dropping a watched peer would
+// reset its echoes (the lease) and its holdoff.
+func (n *Node) syncPeers(prev, st *state.State) {
 	for name, nd := range st.Nodes {
 		if name != n.cfg.Name && !n.det.Known(name) {
 			if err := n.det.AddPeer(name, parseAddrs(nd.Addrs)); err != nil {
@@ -236,8 +255,8 @@ func (n *Node) syncPeers(st *state.State) {
 			}
 		}
 	}
-	for _, name := range n.det.Peers() {
-		if _, ok := st.Nodes[name]; !ok {
+	for name := range prev.Nodes {
+		if _, ok := st.Nodes[name]; !ok && name != n.cfg.Name && n.det.Known(name) {
 			n.det.RemovePeer(name)
 		}
 	}

@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sftkit/sft/cluster/state"
 )
 
 // EventKind names a cluster event.
@@ -28,6 +31,7 @@ const (
 	EventLeaseLost       EventKind = "lease-lost"       // this node lost its lease: it fences every group now
 	EventFenced          EventKind = "fenced"           // a group was fenced here (Detail: surely down or not)
 	EventFenceNeeded     EventKind = "fence-needed"     // a group cannot come online here: its address is held elsewhere
+	EventAdopted         EventKind = "adopted"          // after a restart, what still ran here of a group this node owns was kept (Detail: the probe)
 	EventOnline          EventKind = "online"           // a group came online here (Epoch)
 	EventOffline         EventKind = "offline"          // a group went offline here
 	EventError           EventKind = "error"            // something this node tried failed (Detail)
@@ -44,6 +48,28 @@ type Event struct {
 	Epoch uint64    `json:"epoch,omitempty"`
 	// Detail is the evidence or the reason, for people.
 	Detail string `json:"detail,omitempty"`
+}
+
+// The causes of a failover ([Event.FailoverCause]).
+const (
+	CauseNodeLost    = "node-lost"    // the owner was declared down (or left the cluster)
+	CauseGroupFailed = "group-failed" // the group failed and stopped on its owner
+	CauseOther       = "other"
+)
+
+// FailoverCause is why a placement event of kind failover happened:
+// CauseNodeLost, CauseGroupFailed or CauseOther; "" for any other event.
+func (e Event) FailoverCause() string {
+	if e.Kind != EventPlacement || !strings.HasPrefix(e.Detail, string(state.KindFailover)+" ") {
+		return ""
+	}
+	switch {
+	case strings.Contains(e.Detail, ": failed on "):
+		return CauseGroupFailed
+	case strings.Contains(e.Detail, " is down") || strings.Contains(e.Detail, " is not a member of the cluster"):
+		return CauseNodeLost
+	}
+	return CauseOther
 }
 
 func (e Event) String() string {

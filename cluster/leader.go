@@ -76,12 +76,47 @@ func (n *Node) lead() {
 		}
 		st = n.snapshot()
 	}
-	for _, c := range n.nodeStates(st) {
-		n.applyLogged(c)
+	nodes := n.nodeStates(st)
+	if len(nodes) == 0 {
+		for _, c := range n.placements(st) {
+			n.applyLogged(c)
+		}
+		return
 	}
-	st = n.snapshot()
-	for _, c := range n.placements(st) {
-		n.applyLogged(c)
+	// A node changed state: plan the placement on a copy with the
+	// change applied, and send both down the raft pipeline at once
+	// rather than wait for one commit before the next (a failover then
+	// costs one commit round, not two). Raft applies them in order, and
+	// every SetOwner is a compare-and-set on the epoch it was planned at.
+	plan := st.Clone()
+	at := n.cfg.Now()
+	var futs []raft.ApplyFuture
+	var cmds, sent []state.Command
+	for _, c := range nodes {
+		if err := plan.Apply(state.Entry{At: at, Cmd: c}); err != nil {
+			n.log.Debug("cluster: node state not planned", "cmd", c.Type(), "err", err)
+		}
+		cmds = append(cmds, c)
+	}
+	cmds = append(cmds, n.placements(plan)...)
+	for _, c := range cmds {
+		b, err := state.Encode(state.Entry{At: at, Cmd: c})
+		if err != nil {
+			n.log.Debug("cluster: leader command not encoded", "cmd", c.Type(), "err", err)
+			continue
+		}
+		futs, sent = append(futs, n.raft.Apply(b, 2*time.Second)), append(sent, c)
+	}
+	for i, f := range futs {
+		err := f.Error()
+		if err == nil {
+			if r, _ := f.Response().(state.Result); r.Err != nil {
+				err = r.Err
+			}
+		}
+		if err != nil {
+			n.log.Debug("cluster: leader command not applied", "cmd", sent[i].Type(), "err", err)
+		}
 	}
 }
 
@@ -246,7 +281,16 @@ func (n *Node) serve(c net.Conn) {
 	}
 	var rep reply
 	var err error
-	if req.Voter != nil {
+	select {
+	case <-n.ready:
+	default: // raft is not running yet (a restarted node's port is open first)
+		rep.Err, rep.NotLead = ErrNotLeader.Error(), true
+		_ = writeFrame(c, n.cfg.Key, rep)
+		return
+	}
+	if req.Barrier {
+		rep.Index, err = n.barrier()
+	} else if req.Voter != nil {
 		err = n.changeVoters(*req.Voter)
 	} else {
 		var e state.Entry
@@ -314,6 +358,50 @@ func (n *Node) request(ctx context.Context, c state.Command, v *voterChange) (st
 		select {
 		case <-ctx.Done():
 			return res, fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-time.After(n.timing.Heartbeat * 5):
+		}
+	}
+}
+
+// barrier waits (on the leader) until every committed entry is applied
+// here and returns the state's index then.
+func (n *Node) barrier() (uint64, error) {
+	if err := n.raft.Barrier(n.timing.Window).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, ErrNotLeader
+		}
+		return 0, err
+	}
+	return n.snapshot().Index, nil
+}
+
+// leaderIndex asks the raft leader, wherever it is, for the index of its
+// state after a barrier: it covers every command committed before the
+// call. It retries until it has one or ctx ends.
+func (n *Node) leaderIndex(ctx context.Context) (uint64, error) {
+	for {
+		addr, id := n.raft.LeaderWithID()
+		var idx uint64
+		var err error
+		switch {
+		case id == "":
+			err = ErrNotLeader
+		case string(id) == n.cfg.Name:
+			idx, err = n.barrier()
+		default:
+			var rep reply
+			rep, err = n.mux.call(ctx, string(addr), n.cfg.Key, request{Barrier: true})
+			if err == nil && rep.Err != "" {
+				err = errors.New(rep.Err)
+			}
+			idx = rep.Index
+		}
+		if err == nil {
+			return idx, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w (last: %w)", ctx.Err(), err)
 		case <-time.After(n.timing.Heartbeat * 5):
 		}
 	}

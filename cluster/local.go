@@ -17,12 +17,15 @@ import (
 // epoch while it holds its lease; Offline when it no longer owns it or
 // drains it for a move; Fence when the lease runs out (that call must
 // finish within Timing.Drop: the budget is part of the safety inequality
-// in the package doc), and once per group at start (a node starts without
-// a lease).
+// in the package doc); Probe once, before the first Online after the node
+// started, of a group it still owned (what a previous run left running
+// is adopted, not started twice). At start, a group this node does not
+// own (or not with a lease within the adoption grace) is fenced instead.
 type Local interface {
 	Online(ctx context.Context, group string) error
 	Offline(ctx context.Context, group string) error
 	Fence(ctx context.Context, group string) (monitor.FenceResult, error)
+	Probe(ctx context.Context, group string) (monitor.ProbeResult, error)
 	Watch() *monitor.Watch
 }
 

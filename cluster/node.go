@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -70,6 +71,12 @@ type Config struct {
 	// keeps them in memory: a node that restarts has forgotten the state
 	// and rejoins empty (for tests and examples only).
 	DataDir string
+	// Join: this node was added to a running cluster (Node.AddNode on a
+	// member): it does not bootstrap raft from Nodes but waits for the
+	// leader to replicate the configuration and the state. Default false:
+	// every node of the first start lists the same Nodes and bootstraps
+	// with them (raft accepts the same bootstrap from each).
+	Join bool
 	// Local runs this node's groups; nil for a witness. Its groups must be
 	// added (monitor.AddGroup) before Start, in managed mode.
 	Local Local
@@ -89,6 +96,11 @@ type Config struct {
 	// periods, failover periods; default time.Now). The detector and the
 	// lease always use the monotonic clock.
 	Now func() time.Time
+	// OnHeartbeatGap, if set, is told the time between two heartbeats
+	// received from a node on an interconnect path (every heartbeat but
+	// the first): the heartbeat gaps histogram. It runs on the detector's
+	// reader goroutines and must be quick.
+	OnHeartbeatGap func(node string, path int, gap time.Duration)
 	// Logger (default: discard).
 	Logger *slog.Logger
 
@@ -198,6 +210,7 @@ type Node struct {
 	wg     sync.WaitGroup
 	lkick  chan struct{} // leader loop
 	okick  chan struct{} // owner loop
+	ready  chan struct{} // closed once raft runs (requests wait for it)
 
 	mu         sync.Mutex
 	changed    chan struct{} // closed and replaced when the state changes
@@ -221,7 +234,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	self, _ := cfg.self()
 	n := &Node{cfg: cfg, self: self, timing: cfg.Timing.WithDefaults(), log: cfg.Logger,
-		fsm: state.NewFSM(), lkick: make(chan struct{}, 1), okick: make(chan struct{}, 1),
+		fsm: state.NewFSM(), lkick: make(chan struct{}, 1), okick: make(chan struct{}, 1), ready: make(chan struct{}),
 		changed: make(chan struct{}), evidence: map[string]string{}, lastOwner: map[string]string{}, prev: state.New()}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -265,7 +278,7 @@ func (n *Node) start() error {
 		listen = append(listen, netip.MustParseAddrPort(a))
 	}
 	ucfg := detector.UDPConfig{Detector: n.timing.Detector(n.cfg.Name, len(listen)), Listen: listen, Key: n.cfg.Key,
-		OnEvent: n.onDetector, Logger: n.log}
+		OnEvent: n.onDetector, OnGap: n.cfg.OnHeartbeatGap, Logger: n.log}
 	if f := n.cfg.filter; f != nil {
 		ucfg.Drop = func(path int, to string) bool { return f.Blocked(n.cfg.Name, to, path) }
 	}
@@ -309,7 +322,8 @@ func (n *Node) start() error {
 	if n.raft, err = raft.NewRaft(conf, notifyFSM{n.fsm, n}, logs, stable, snaps, n.trans); err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
-	if !existing {
+	close(n.ready)
+	if !existing && !n.cfg.Join {
 		var servers []raft.Server
 		for _, s := range n.cfg.Nodes {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(s.Name), Address: raft.ServerAddress(s.Raft)})
@@ -353,11 +367,20 @@ func (n *Node) Close(ctx context.Context) error {
 	n.mu.Unlock()
 	var errs []error
 	if n.cfg.Local != nil {
+		n.own.mu.Lock()
+		untouched := maps.Clone(n.own.adopt) // a previous run's leftovers: fenced, not left behind
+		n.own.mu.Unlock()
 		var wg sync.WaitGroup
 		var emu sync.Mutex
 		for _, g := range n.groups {
 			wg.Go(func() {
-				if err := n.cfg.Local.Offline(ctx, g); err != nil && !errors.Is(err, monitor.ErrNoSuchGroup) {
+				var err error
+				if untouched[g] {
+					_, err = n.cfg.Local.Fence(ctx, g)
+				} else {
+					err = n.cfg.Local.Offline(ctx, g)
+				}
+				if err != nil && !errors.Is(err, monitor.ErrNoSuchGroup) {
 					if _, ferr := n.cfg.Local.Fence(context.WithoutCancel(ctx), g); ferr != nil {
 						emu.Lock()
 						errs = append(errs, fmt.Errorf("group %s: %w", g, ferr))
@@ -463,7 +486,7 @@ func (n *Node) stateChanged() {
 		n.emit(e)
 	}
 	if n.det != nil {
-		n.syncPeers(st)
+		n.syncPeers(prev, st)
 	}
 	n.poke()
 }
@@ -549,7 +572,7 @@ func (n *Node) onDetector(e detector.Event) {
 	case detector.LeaseLost:
 		n.leaseLost(e.Detail)
 	case detector.LeaseGained:
-		n.own.setLease(true)
+		n.leaseGained()
 		n.emit(Event{Kind: EventLeaseGained, Node: n.cfg.Name, Detail: e.Detail})
 	case detector.PathDown, detector.PathUp:
 		kind := EventPathDown
@@ -561,6 +584,9 @@ func (n *Node) onDetector(e detector.Event) {
 		n.mu.Lock()
 		n.evidence[e.Node] = e.Detail
 		n.mu.Unlock()
+		n.log.Info("cluster detector", "event", e.Kind, "node", e.Node, "detail", e.Detail)
+	case detector.PeerSilent, detector.PeerHeard, detector.NodeAlive:
+		n.log.Info("cluster detector", "event", e.Kind, "node", e.Node, "detail", e.Detail)
 	}
 	n.poke()
 }

@@ -15,10 +15,18 @@ import (
 
 // owner is the owner loop's bookkeeping, per group.
 type owner struct {
-	mu     sync.Mutex
-	wg     sync.WaitGroup
-	lease  bool
-	gained bool                           // the lease was held at least once
+	mu    sync.Mutex
+	wg    sync.WaitGroup
+	lease bool
+	// stale: from start and every lease loss until this node's copy of
+	// the state holds every entry committed before it (re)gained its
+	// lease (synced). Until then nothing comes online here: a takeover
+	// committed while it had no lease may not have reached it yet. At the
+	// sync, every group the state names this node the owner of is marked
+	// fenced at its epoch: it comes back only at a new epoch of this
+	// node's own (the reclaim).
+	stale  bool
+	gen    uint64                         // grows at every lease loss (a sync begun before counts for nothing)
 	local  map[string]monitor.GroupStatus // latest from the monitor's Watch
 	op     map[string]string              // "online", "offline", "fence" in flight
 	fenced map[string]uint64              // epochs at or below this are not acted on
@@ -28,6 +36,11 @@ type owner struct {
 	held   map[string]held                // Online refused: held elsewhere
 	seq    map[string]uint64              // the local status Seq the last op started at
 	last   map[string]string              // the last op's kind
+	// adopt: untouched since this node started. What a previous run left
+	// behind may still run; it is adopted (monitor Probe) if this node
+	// still owns the group once it holds its lease, and fenced otherwise.
+	adopt map[string]bool
+	start time.Time // when the owner loop started
 }
 
 type held struct {
@@ -38,16 +51,57 @@ type held struct {
 func (o *owner) init() {
 	o.local, o.op, o.fenced, o.online = map[string]monitor.GroupStatus{}, map[string]string{}, map[string]uint64{}, map[string]uint64{}
 	o.failed, o.sent, o.held, o.seq = map[string]uint64{}, map[string]uint64{}, map[string]held{}, map[string]uint64{}
-	o.last = map[string]string{}
+	o.last, o.adopt = map[string]string{}, map[string]bool{}
+	o.stale = true
 }
 
-func (o *owner) setLease(v bool) {
+// leaseGained: the lease runs again; sync the state (see owner.stale).
+func (n *Node) leaseGained() {
+	o := &n.own
 	o.mu.Lock()
-	o.lease = v
-	if v {
-		o.gained = true
-	}
+	o.lease = true
+	gen, stale := o.gen, o.stale
 	o.mu.Unlock()
+	if !stale || n.cfg.Local == nil {
+		return
+	}
+	o.wg.Go(func() {
+		for n.ctx.Err() == nil {
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			err := n.sync(ctx)
+			cancel()
+			o.mu.Lock()
+			if o.gen != gen {
+				o.mu.Unlock()
+				return // lost again meanwhile: the next gain syncs
+			}
+			if err == nil {
+				st := n.snapshot()
+				for _, name := range n.groups {
+					if g := st.Groups[name]; g != nil && g.Owner == n.cfg.Name {
+						o.fenced[name] = max(o.fenced[name], g.Epoch)
+					}
+				}
+				o.stale = false
+				o.mu.Unlock()
+				n.poke()
+				return
+			}
+			o.mu.Unlock()
+			n.log.Debug("cluster: state sync after the lease returned failed; retrying", "err", err)
+		}
+	})
+}
+
+// sync returns once this node's copy of the state holds every command
+// committed before the call: the leader's barrier, then the leader's
+// applied index reached here.
+func (n *Node) sync(ctx context.Context) error {
+	idx, err := n.leaderIndex(ctx)
+	if err != nil {
+		return err
+	}
+	return n.waitState(ctx, func(s *state.State) (bool, error) { return s.Index >= idx, nil })
 }
 
 func (o *owner) wait() { o.wg.Wait() }
@@ -74,13 +128,22 @@ func (n *Node) watchLocal(w *monitor.Watch) {
 	}
 }
 
-// ownerLoop brings this node's groups online and offline. At start it
-// fences every group: this node holds no lease yet, so whatever a previous
-// run left behind must go (see the package doc: no adoption in cluster
-// mode); groups it still owns come back with a new epoch once it holds
-// its lease. Then it reconciles on every change.
+// ownerLoop brings this node's groups online and offline, reconciling on
+// every change. At start it touches nothing: a group the state still
+// names this node the owner of is reclaimed with a new epoch once the node
+// holds its lease, and what a previous run left running is then adopted
+// (monitor Probe); a group owned elsewhere or by nobody is fenced at once,
+// and every untouched group is fenced if the node holds no lease within
+// the adoption grace (see adoptGrace).
 func (n *Node) ownerLoop() {
-	n.fence(n.groups, "start without a lease")
+	o := &n.own
+	o.mu.Lock()
+	o.start = time.Now()
+	for _, g := range n.groups {
+		o.adopt[g] = true
+	}
+	o.mu.Unlock()
+	time.AfterFunc(n.adoptGrace(), n.poke)
 	t := time.NewTicker(n.timing.Window / 2)
 	defer t.Stop()
 	for {
@@ -93,6 +156,11 @@ func (n *Node) ownerLoop() {
 		}
 	}
 }
+
+// adoptGrace is how long a starting node waits for its lease before it
+// fences what it has not adopted: the echo holdoff (2W, the longest the
+// others wait before they echo a node they had lost) plus W.
+func (n *Node) adoptGrace() time.Duration { return n.holdoff + n.timing.Window }
 
 func localDown(s monitor.GroupStatus, ok bool) bool {
 	return !ok || s.Removed || (s.Target == resource.StateOffline && s.State == resource.StateOffline) || s.FailedAndStopped()
@@ -115,12 +183,9 @@ func (n *Node) reconcile() {
 		if g == nil {
 			g = &state.Group{Name: name}
 		}
-		if !o.gained {
-			o.fenced[name] = max(o.fenced[name], g.Epoch) // seen before the first lease: old
-		}
 		loc, ok := o.local[name]
 		owned := g.Owner == n.cfg.Name && !g.Stopped && !g.Failed
-		fresh := g.Epoch > o.fenced[name]
+		fresh := g.Epoch > o.fenced[name] && !o.stale
 		draining := owned && g.MoveTo != ""
 		h := o.held[name]
 		if owned && ok && loc.FailedAndStopped() && h.epoch != g.Epoch && o.online[name] == g.Epoch && o.failed[name] != g.Epoch {
@@ -132,6 +197,17 @@ func (n *Node) reconcile() {
 		want := owned && !draining && lease && fresh && o.failed[name] != g.Epoch &&
 			!(h.epoch == g.Epoch && time.Now().Before(h.retry))
 		op := o.op[name]
+		if o.adopt[name] && op == "" {
+			late := time.Since(o.start) >= n.adoptGrace()
+			switch {
+			case g.Epoch > 0 && (g.Owner != n.cfg.Name || g.Stopped || g.Failed):
+				n.startOp(name, "fence", g, fmt.Sprintf("start: owned by %q at epoch %d", g.Owner, g.Epoch))
+				continue
+			case late && !(owned && lease && self != nil && self.State == policy.NodeUp):
+				n.startOp(name, "fence", g, fmt.Sprintf("start: not the owner with a lease within %s", n.adoptGrace()))
+				continue
+			}
+		}
 		// The last op's outcome may not have reached the watch yet: do
 		// not repeat an op until the local status has changed since.
 		again := func(kind string) bool { return o.last[name] != kind || !ok || loc.Seq > o.seq[name] }
@@ -142,26 +218,27 @@ func (n *Node) reconcile() {
 		stopping := ok && loc.Failed && !loc.FailedAndStopped() && loc.State != resource.StateStopFailed
 		switch {
 		case want && op == "" && !stopping && again("online") && (!ok || loc.Target != resource.StateOnline || loc.FailedAndStopped()):
-			n.startOp(name, "online", g)
+			n.startOp(name, "online", g, "")
 		case !want && !lease && !localDown(loc, ok) && op != "fence" && again("fence"):
-			n.startOp(name, "fence", g) // no lease: down at once
+			n.startOp(name, "fence", g, fmt.Sprintf("no lease (here %s, target %s)", loc.State, loc.Target)) // down at once
 		case !want && lease && !localDown(loc, ok) && (op == "" || op == "online") && loc.Target == resource.StateOnline && again("offline"):
-			n.startOp(name, "offline", g)
+			n.startOp(name, "offline", g, "")
 		case !want && lease && ok && loc.Target == resource.StateOffline && loc.State == resource.StateStopFailed && op == "" && again("offline"):
-			n.startOp(name, "offline", g) // try the stop again
+			n.startOp(name, "offline", g, "") // try the stop again
 		}
 		switch {
 		case draining && !g.Released && localDown(loc, ok) && op == "" && o.sent[name] != g.Epoch:
 			o.sent[name] = g.Epoch
 			n.send(state.Release{Group: name, Node: n.cfg.Name, Epoch: g.Epoch})
-		case owned && !fresh && lease && self != nil && self.State == policy.NodeUp && o.sent[name] != g.Epoch && g.Epoch > 0:
-			// This node owned the group when it lost its lease (or
-			// before it started): it may host it again only with a new
-			// epoch, which also defeats any decision still in flight
-			// that was made while it was cut off.
+		case owned && !draining && !fresh && !o.stale && lease && self != nil && self.State == policy.NodeUp && o.sent[name] != g.Epoch && g.Epoch > 0:
+			// This node lost its lease (or started) since it last
+			// acted on this group: it may host it again only at a new
+			// epoch of its own, which also defeats any decision still
+			// in flight that was made while it was cut off. Not while
+			// it is being drained: it releases it instead (above).
 			o.sent[name] = g.Epoch
 			n.send(state.SetOwner{Group: name, Owner: n.cfg.Name, PrevEpoch: g.Epoch, Kind: state.KindPlace,
-				Reason: "reclaimed by its owner after its lease returned"})
+				Reason: "reclaimed by its owner after a restart or a lost lease"})
 		}
 	}
 }
@@ -182,10 +259,13 @@ func (n *Node) reportFailure(group string, epoch uint64, class resource.Class, r
 	n.send(state.RecordFailure{Group: group, Node: n.cfg.Name, Class: class, Reason: reason})
 }
 
-// startOp runs Online, Offline or Fence of one group in the background
-// (o.mu held).
-func (n *Node) startOp(name, op string, g *state.Group) {
+// startOp runs Online, Offline or Fence (for why) of one group in the
+// background (o.mu held). The first op after start on a group ends its
+// adoption: an Online adopts (Probe first), anything else does not.
+func (n *Node) startOp(name, op string, g *state.Group, why string) {
 	o := &n.own
+	adopt := o.adopt[name]
+	delete(o.adopt, name)
 	o.op[name] = op
 	o.seq[name], o.last[name] = o.local[name].Seq, op
 	epoch := g.Epoch
@@ -200,7 +280,7 @@ func (n *Node) startOp(name, op string, g *state.Group) {
 		}()
 		switch op {
 		case "online":
-			n.online(name, epoch)
+			n.online(name, epoch, adopt)
 		case "offline":
 			if err := n.cfg.Local.Offline(n.ctx, name); err != nil && n.ctx.Err() == nil && !errors.Is(err, monitor.ErrSuperseded) {
 				n.emit(Event{Kind: EventError, Group: name, Detail: "offline: " + err.Error()})
@@ -208,15 +288,25 @@ func (n *Node) startOp(name, op string, g *state.Group) {
 				n.emit(Event{Kind: EventOffline, Group: name, Node: n.cfg.Name, Epoch: epoch})
 			}
 		case "fence":
-			o.mu.Lock()
-			loc := o.local[name]
-			o.mu.Unlock()
-			n.fence([]string{name}, fmt.Sprintf("no lease (here %s, target %s)", loc.State, loc.Target))
+			n.fence([]string{name}, why)
 		}
 	})
 }
 
-func (n *Node) online(name string, epoch uint64) {
+func (n *Node) online(name string, epoch uint64, adopt bool) {
+	if adopt {
+		// This node owned the group before it (re)started: keep what
+		// still runs rather than restart it. The monitor's Probe
+		// terminates what it cannot tell; Online brings up the rest.
+		r, err := n.cfg.Local.Probe(n.ctx, name)
+		switch {
+		case err != nil && n.ctx.Err() == nil:
+			n.log.Warn("cluster: probe before adoption failed", "group", name, "err", err)
+		case r.Adopted:
+			n.emit(Event{Kind: EventAdopted, Group: name, Node: n.cfg.Name, Epoch: epoch,
+				Detail: fmt.Sprintf("found running: %v; not running: %v; unknown (terminated): %v", r.Running, r.NotRunning, r.Unknown)})
+		}
+	}
 	err := n.cfg.Local.Online(n.ctx, name)
 	o := &n.own
 	switch {
@@ -265,27 +355,46 @@ func (n *Node) previousOwner(group string) string {
 }
 
 // leaseLost fences every group that is not surely down here, at once and
-// in parallel, bounded by Timing.Drop; from now on only a newer epoch
-// brings a group online here.
+// in parallel, bounded by Timing.Drop; from now on only a newer epoch of
+// this node's own (a reclaim) brings a group online here. It runs on the
+// detector's goroutine, so the fence runs on its own: heartbeats keep
+// going out meanwhile (a fence that held them back would make the others
+// find this node silent, and move its groups, after a mere lease loss).
+// While it runs, the group's op is "fence": nothing else is started.
 func (n *Node) leaseLost(detail string) {
 	st := n.snapshot()
 	o := &n.own
 	o.mu.Lock()
 	o.lease = false
+	o.gen++
+	o.stale = true
 	var groups []string
 	for _, name := range n.groups {
 		if g := st.Groups[name]; g != nil {
 			o.fenced[name] = max(o.fenced[name], g.Epoch)
 		}
-		if loc, ok := o.local[name]; !localDown(loc, ok) || o.op[name] == "online" {
+		if loc, ok := o.local[name]; !localDown(loc, ok) || o.op[name] == "online" || o.adopt[name] {
 			groups = append(groups, name)
+			delete(o.adopt, name)
+			o.op[name] = "fence"
 		}
 	}
 	o.mu.Unlock()
 	n.emit(Event{Kind: EventLeaseLost, Node: n.cfg.Name, Detail: detail})
-	if n.cfg.Local != nil && len(groups) > 0 {
-		n.fence(groups, "lease lost")
+	if n.cfg.Local == nil || len(groups) == 0 {
+		return
 	}
+	o.wg.Go(func() {
+		n.fence(groups, "lease lost")
+		o.mu.Lock()
+		for _, g := range groups {
+			if o.op[g] == "fence" {
+				delete(o.op, g)
+			}
+		}
+		o.mu.Unlock()
+		n.poke()
+	})
 }
 
 // fence fences groups in parallel within Timing.Drop.

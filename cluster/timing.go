@@ -56,8 +56,8 @@ var profiles = map[string]Timing{
 		RaftLeaderLease: 200 * time.Millisecond, RaftCommit: 5 * time.Millisecond,
 	},
 	"fast": {
-		Heartbeat: 10 * time.Millisecond, Window: 250 * time.Millisecond, Lease: 150 * time.Millisecond,
-		ClockRate: 1e-3, Drop: 90 * time.Millisecond,
+		Heartbeat: 5 * time.Millisecond, Window: 200 * time.Millisecond, Lease: 110 * time.Millisecond,
+		ClockRate: 1e-3, Drop: 70 * time.Millisecond,
 		RaftHeartbeat: 100 * time.Millisecond, RaftElection: 100 * time.Millisecond,
 		RaftLeaderLease: 100 * time.Millisecond, RaftCommit: 5 * time.Millisecond,
 	},

@@ -217,6 +217,9 @@ func (c *bufConn) Read(b []byte) (int, error) {
 type request struct {
 	Entry []byte       `json:"entry,omitempty"`
 	Voter *voterChange `json:"voter,omitempty"`
+	// Barrier asks the leader for the index of its state after a raft
+	// barrier (every entry committed before the request is in it).
+	Barrier bool `json:"barrier,omitempty"`
 }
 
 type reply struct {

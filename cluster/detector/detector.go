@@ -330,6 +330,16 @@ func (d *Detector) HeardSince(peer string) time.Time {
 	return time.Time{}
 }
 
+// heardAt is when a heartbeat from peer last arrived on path (zero:
+// never, or no such peer or path).
+func (d *Detector) heardAt(peer string, path int) time.Time {
+	p, ok := d.peers[peer]
+	if !ok || path < 0 || path >= len(p.heard) {
+		return time.Time{}
+	}
+	return p.heard[path]
+}
+
 // Silent reports whether this node hears peer on no path.
 func (d *Detector) Silent(peer string) bool {
 	p, ok := d.peers[peer]

@@ -33,6 +33,11 @@ type UDPConfig struct {
 	// OnEvent receives the detector's events, in order, from the run
 	// goroutine; it must not block for long (default: log them).
 	OnEvent func(Event)
+	// OnGap, if set, is called (from a reader goroutine, outside the
+	// detector's lock) for every accepted heartbeat but a peer's first on
+	// a path, with the time since the previous one accepted from that
+	// peer on that path: the heartbeat gaps (metrics). It must be quick.
+	OnGap func(peer string, path int, gap time.Duration)
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 	// Drop, if set, drops outgoing datagrams for which it returns true: a
@@ -305,9 +310,12 @@ func (u *UDP) read(path int, c *net.UDPConn) {
 			continue
 		}
 		hb, err := Unmarshal(buf[:n], u.cfg.Key)
+		var prev, now time.Time
 		u.mu.Lock()
 		if err == nil {
-			err = u.d.Receive(u.cfg.Now(), path, hb)
+			now = u.cfg.Now()
+			prev = u.d.heardAt(hb.From, path)
+			err = u.d.Receive(now, path, hb)
 		}
 		if err != nil {
 			u.counts.Rejected++
@@ -317,6 +325,8 @@ func (u *UDP) read(path int, c *net.UDPConn) {
 		u.mu.Unlock()
 		if err != nil {
 			u.cfg.Logger.Debug("cluster detector: dropped datagram", "from", from, "path", path, "err", err)
+		} else if u.cfg.OnGap != nil && !prev.IsZero() {
+			u.cfg.OnGap(hb.From, path, now.Sub(prev))
 		}
 	}
 }

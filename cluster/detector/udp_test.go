@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,6 +32,7 @@ type udpNode struct {
 	done   chan error
 	mu     sync.Mutex
 	events []detector.Event
+	gaps   map[string][]time.Duration // "peer/path"
 }
 
 func (n *udpNode) saw(kind detector.EventKind, node string, path int) bool {
@@ -51,7 +53,7 @@ func (n *udpNode) stop() error {
 
 func startUDP(t *testing.T, name string, i int, k []byte) *udpNode {
 	t.Helper()
-	n := &udpNode{name: name, done: make(chan error, 1)}
+	n := &udpNode{name: name, done: make(chan error, 1), gaps: map[string][]time.Duration{}}
 	u, err := detector.ListenUDP(detector.UDPConfig{
 		// A wide window: this test is about the sockets, not the timing,
 		// and must not trip on a loaded machine's scheduling stalls.
@@ -62,7 +64,13 @@ func startUDP(t *testing.T, name string, i int, k []byte) *udpNode {
 		},
 		Key:     k,
 		OnEvent: func(e detector.Event) { n.mu.Lock(); n.events = append(n.events, e); n.mu.Unlock() },
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnGap: func(peer string, path int, gap time.Duration) {
+			n.mu.Lock()
+			k := fmt.Sprintf("%s/%d", peer, path)
+			n.gaps[k] = append(n.gaps[k], gap)
+			n.mu.Unlock()
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	require.NoError(t, err)
 	n.u = u
@@ -116,6 +124,19 @@ func TestUDPLoopback(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return nodes[1].saw(detector.PathDown, "a", 1) && !nodes[1].u.Silent("a")
 	}, hangGuard, 5*time.Millisecond, "b: path 1 from a down, a still heard")
+
+	// Heartbeat gaps: reported per peer and path that delivers, each
+	// positive; none for the path from a that never arrives.
+	b := nodes[1]
+	b.mu.Lock()
+	gapsA0, gapsA1, gapsC0 := slices.Clone(b.gaps["a/0"]), b.gaps["a/1"], len(b.gaps["c/0"])
+	b.mu.Unlock()
+	require.NotEmpty(t, gapsA0, "gaps from a on path 0")
+	require.Empty(t, gapsA1, "gaps from a on path 1 (nothing arrives there)")
+	require.Positive(t, gapsC0, "gaps from c on path 0")
+	for _, g := range gapsA0 {
+		require.Positive(t, g)
+	}
 
 	stranger := startUDP(t, "a", 3, []byte("some-other-cluster-key"))
 	require.NoError(t, stranger.u.AddPeer("b", nodes[1].u.Addrs()))

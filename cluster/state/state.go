@@ -46,7 +46,8 @@ type Group struct {
 	Owner string `json:"owner,omitempty"`
 	// Epoch counts ownership changes: 0 before the first.
 	Epoch uint64 `json:"epoch"`
-	// Kind, Reason and Changed describe the last ownership change.
+	// Kind and Reason describe the last SetOwner, Changed when the group
+	// came to Owner (a new epoch on the same owner keeps it).
 	Kind    Kind      `json:"kind,omitempty"`
 	Reason  string    `json:"reason,omitempty"`
 	Changed time.Time `json:"changed"`
@@ -222,7 +223,13 @@ func (s *State) setOwner(at time.Time, c SetOwner) error {
 	}
 	s.Groups[c.Group] = g
 	g.Epoch++
-	g.Owner, g.Kind, g.Reason, g.Changed = c.Owner, c.Kind, c.Reason, at
+	if c.Owner != g.Owner || c.Owner == "" || g.Changed.IsZero() {
+		// A new epoch on the same owner (its reclaim after a lost
+		// lease) is not an arrival: failback compares the preferred
+		// node's return with the time the group came to its owner.
+		g.Changed = at
+	}
+	g.Owner, g.Kind, g.Reason = c.Owner, c.Kind, c.Reason
 	if c.Owner != "" {
 		g.Failed = false
 	} else if c.Failed {

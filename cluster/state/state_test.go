@@ -361,3 +361,27 @@ func TestCluster(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, policy.ActionStayFailed, p.Action, "b is down, a banned: %s", p.Explain())
 }
+
+// TestReclaimKeepsArrival: a new epoch on the same owner (its reclaim
+// after a lost lease) keeps the time the group came to it, which failback
+// compares with the preferred node's return: a node that came back before
+// the reclaim still gets its group back. A real move sets it.
+func TestReclaimKeepsArrival(t *testing.T) {
+	t.Parallel()
+	s := build(t, append(base(),
+		at(time.Minute, state.SetOwner{Group: "g", Owner: "b", PrevEpoch: 1, Kind: state.KindFailover}),
+		at(2*time.Minute, state.SetNodeState{Node: "a", State: policy.NodeDown}),
+		at(3*time.Minute, state.SetNodeState{Node: "a", State: policy.NodeUp}),
+		at(4*time.Minute, state.SetOwner{Group: "g", Owner: "b", PrevEpoch: 2, Kind: state.KindPlace, Reason: "reclaimed"}),
+	)...)
+	g := s.Groups["g"]
+	require.Equal(t, uint64(3), g.Epoch)
+	require.Equal(t, t0.Add(time.Minute), g.Changed, "the reclaim kept the arrival")
+	pg := s.Cluster(t0.Add(10*time.Minute), []policy.Group{{Name: "g", Owners: policy.Owners{Preferred: []string{"a", "b"}},
+		Failback: policy.Failback{Mode: policy.FailbackImmediate}, StablePeriod: time.Minute}})
+	d, err := pg.Place("g")
+	require.NoError(t, err)
+	require.Equal(t, "a", d.Node, "fails back to a, which came back after the group came to b: %s", d.Reason)
+	require.NoError(t, s.Apply(at(5*time.Minute, state.SetOwner{Group: "g", Owner: "a", PrevEpoch: 3, Kind: state.KindFailback})))
+	require.Equal(t, t0.Add(5*time.Minute), g.Changed)
+}

@@ -42,8 +42,18 @@ func newLab(t *testing.T, opts clusterlab.Options) *clusterlab.Lab {
 				t.Logf("---- log of %s:\n%s", n.Name, tail(string(b), 150))
 			}
 		}
+		logs := map[string]string{}
+		for _, n := range lab.Nodes {
+			b, _ := os.ReadFile(n.LogFile)
+			logs[n.Name] = string(b)
+		}
 		lab.Close()
 		require.Empty(t, lab.Leftovers(), "namespaces left behind")
+		require.Empty(t, lab.Cgroups(), "cgroups left behind")
+		for name, log := range logs {
+			// The nodes see the cgroup2 mount (nsenter --net, not ip netns exec).
+			require.NotContains(t, log, "containment is weaker", "node %s runs its app uncontained", name)
+		}
 	})
 	for _, n := range lab.Nodes {
 		require.NoError(t, lab.Start(n.Name))
@@ -135,6 +145,38 @@ func TestClusterFailover(t *testing.T) {
 	defer w.Stop()
 	owner := answering(t, w, 60*time.Second)
 	t.Logf("web answers from %s", owner)
+
+	t.Run("no burst of fences at start", func(t *testing.T) {
+		// Each node fences a group at most once at start (the nodes that
+		// do not own it), plus once per lease it lost.
+		for _, n := range lab.Nodes {
+			log := logOf(lab, n.Name)
+			fences := strings.Count(log, "msg=cluster node="+n.Name+" component=cluster event=fenced")
+			lost := strings.Count(log, "msg=cluster node="+n.Name+" component=cluster event=lease-lost")
+			require.LessOrEqual(t, fences, 1+lost, "node %s fenced %d times at start (%d leases lost)", n.Name, fences, lost)
+		}
+	})
+
+	t.Run("one path link down", func(t *testing.T) {
+		// The second path's cable pulled (NO-CARRIER on the owner's
+		// side): an event, and nothing moves.
+		t0 := time.Now()
+		require.NoError(t, lab.SetLink(owner, 1, false))
+		waitFor(t, 10*time.Second, "a path-down event for "+owner, func() bool {
+			for _, n := range lab.Nodes {
+				if n.Name != owner && strings.Contains(logOf(lab, n.Name), "event=path-down node="+owner+" ") {
+					return true
+				}
+			}
+			return false
+		})
+		time.Sleep(2 * time.Second)
+		rec := w.Snapshot()
+		require.Equal(t, owner, lab.Owner(owner, "web"))
+		require.Equal(t, []string{owner}, rec.Answerers(t0))
+		require.Zero(t, rec.OwnerChanges(t0))
+		require.NoError(t, lab.SetLink(owner, 1, true))
+	})
 
 	t.Run("one path lost", func(t *testing.T) {
 		// Silent loss of the second path (carrier up). With the link
@@ -397,4 +439,68 @@ func TestClusterGroupFailure(t *testing.T) {
 	require.Empty(t, lab.Holders())
 	_, _, err = appPid(lab)
 	require.Error(t, err, "nothing answers on the VIP")
+}
+
+// TestClusterRestartAdopts: the owner's sftd is SIGKILLed and started
+// again at once, its link up, long before the others' window ends. The
+// cluster state still names it the owner, so it adopts what still runs
+// (the address it left bound: monitor Probe) instead of fencing it and
+// starting over: the address never leaves it, no other node holds it, and
+// the app answers from it again.
+func TestClusterRestartAdopts(t *testing.T) {
+	// A window far longer than a restart, and a lease that outlasts a
+	// loaded machine's stalls: L(1+rho) + drop = 3.153 s < W(1-rho) = 3.996 s.
+	lab := newLab(t, clusterlab.Options{Timing: "window: 4s, lease: 3s, raft_heartbeat: 1s, raft_election: 1s, raft_leader_lease: 1s"})
+	w, err := lab.Watch()
+	require.NoError(t, err)
+	defer w.Stop()
+	owner := answering(t, w, 60*time.Second)
+	_, epoch0, _ := groupEpoch(t, lab, owner)
+	t0 := time.Now()
+	lab.Kill(owner)
+	require.NoError(t, lab.Start(owner))
+	waitFor(t, 30*time.Second, owner+" adopts web", func() bool {
+		b, _ := os.ReadFile(lab.Node(owner).LogFile)
+		return strings.Contains(string(b), "event=adopted")
+	})
+	require.Equal(t, owner, answering(t, w, 30*time.Second))
+	rec := w.Snapshot()
+	require.Empty(t, rec.Errs)
+	for _, s := range rec.Samples {
+		if s.At.After(t0) && !slices.Equal(s.Holders, []string{owner}) {
+			t.Fatalf("at %s the VIP was held by %v, want %s throughout", s.At.Sub(t0), s.Holders, owner)
+		}
+	}
+	require.Equal(t, []string{owner}, rec.Answerers(t0))
+	got, epoch, _ := groupEpoch(t, lab, owner)
+	require.Equal(t, owner, got)
+	require.Greater(t, epoch, epoch0, "reclaimed with a new epoch")
+	t.Logf("%s restarted and adopted web (epoch %d -> %d); longest unanswered gap %s", owner, epoch0, epoch, rec.Outage(t0))
+}
+
+// groupEpoch is group web's owner, epoch and reason as via sees them.
+func groupEpoch(t *testing.T, lab *clusterlab.Lab, via string) (string, uint64, string) {
+	t.Helper()
+	var owner, reason string
+	var epoch uint64
+	waitFor(t, 10*time.Second, "status of "+via, func() bool {
+		st, err := lab.Status(via)
+		if err != nil || st.Cluster == nil {
+			return false
+		}
+		for _, g := range st.Cluster.Groups {
+			if g.Name == "web" {
+				owner, epoch, reason = g.Owner, g.Epoch, g.Reason
+				return true
+			}
+		}
+		return false
+	})
+	return owner, epoch, reason
+}
+
+// logOf is node name's log so far.
+func logOf(lab *clusterlab.Lab, name string) string {
+	b, _ := os.ReadFile(lab.Node(name).LogFile)
+	return string(b)
 }

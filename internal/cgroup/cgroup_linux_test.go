@@ -388,3 +388,41 @@ func BenchmarkKillToEmpty(b *testing.B) {
 
 // memHog holds the memory the hog helper allocates, so it stays in use.
 var memHog [][]byte
+
+// TestClaimRenewsDeadOwnersKilledGroup: an owner killed its group
+// (cgroup.kill) and died; the next owner's Claim finds the group and its
+// first start (after Renew, as genericapp does) lives: without the
+// renewal the kernel kills it at birth.
+func TestClaimRenewsDeadOwnersKilledGroup(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t)
+	l, err := Discover()
+	require.NoError(t, err)
+	if l.V2 == "" {
+		t.Skip("no cgroup2 hierarchy")
+	}
+	own, err := Self()
+	require.NoError(t, err)
+	parent := []string{"sft-test", EscapeName(fmt.Sprintf("%d-%s", os.Getpid(), t.Name()))}
+	first, _, err := Claim(t.Context(), l, own, parent, "app")
+	require.NoError(t, err)
+	startIn(t, first, "sleep")
+	require.NoError(t, first.Kill())
+	require.NoError(t, first.WaitEmpty(t.Context()))
+	first.unlock() // its owner dies
+	g, _, err := Claim(t.Context(), l, own, parent, "app")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = g.Kill()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, g.WaitEmpty(ctx))
+		require.NoError(t, g.Remove())
+		require.NoDirExists(t, g.Dir())
+	})
+	_, err = g.Renew()
+	require.NoError(t, err)
+	cmd, _ := startIn(t, g, "sleep")
+	time.Sleep(100 * time.Millisecond)
+	require.True(t, liveProcess(cmd.Process.Pid), "the first start after the dead owner's kill lives")
+}

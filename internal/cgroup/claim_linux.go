@@ -41,6 +41,8 @@ func Claim(ctx context.Context, l Layout, own map[string]string, parent []string
 	if err != nil {
 		return nil, nil, err
 	}
+	_, statErr := os.Stat(mine.Dir())
+	existed := statErr == nil // left by an owner that may have killed it
 	if err := mine.Create(); err != nil {
 		return nil, nil, err
 	}
@@ -90,6 +92,10 @@ func Claim(ctx context.Context, l Layout, own map[string]string, parent []string
 			reclaimed = append(reclaimed, Reclaimed{Dir: g.Dir(), Pids: pids})
 		}
 		if n == name {
+			// A group its dead owner killed once (cgroup.kill) kills
+			// what is cloned into it at birth; nothing here can tell,
+			// so the first start renews a group that was there.
+			g.killed = g.killed || existed
 			claimed = g
 			continue
 		}

@@ -228,6 +228,7 @@ type instance struct {
 	inflight map[*int]context.CancelFunc // calls Terminate cancels
 	online   bool                        // bound and watched: changes push failures
 	pushed   bool                        // a failure was pushed in this online session
+	used     bool                        // it has been online: only a fresh instance adopts
 	onFail   func(error)
 	ann      *announcer
 	closed   bool
@@ -428,11 +429,58 @@ func (r *instance) Online(ctx context.Context) error {
 			return fmt.Errorf("waiting for the solicited-node group: %w", err)
 		}
 	}
+	r.goOnline(w, l, "ipaddress: online")
+	return nil
+}
+
+// goOnline marks the instance online with the address bound and starts
+// announcing it.
+func (r *instance) goOnline(w *wire, l link, msg string) {
 	r.mu.Lock()
-	r.online, r.pushed = true, false
+	r.online, r.pushed, r.used = true, false, true
 	r.mu.Unlock()
 	r.ann = startAnnouncer(w, r.cfg.Announce, r.cfg.Refresh, r.log)
-	r.log.Info("ipaddress: online", "mac", l.MAC)
+	r.log.Info(msg, "mac", l.MAC)
+}
+
+// adopt takes over an address found bound on the interface by an
+// instance that has never been online (a restarted host's): no other host may answer for it (one probe),
+// then the instance is online as after Online, announcing it. Anything
+// else returns notOnline.
+func (r *instance) adopt(ctx context.Context, notOnline error) error {
+	ctx, end := r.begin(ctx)
+	defer end()
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	r.mu.Lock()
+	closed, online, used := r.closed, r.online, r.used
+	r.mu.Unlock()
+	if closed || online || used { // after its own Offline, the address is not a leftover
+		return notOnline
+	}
+	st := r.currentView().State()
+	if st.Err != nil || !st.AddrPresent || !st.LinkUp {
+		return notOnline
+	}
+	nl, err := r.link()
+	if err != nil {
+		return err
+	}
+	l := linkOf(nl)
+	w, err := r.wireFor(l)
+	if err != nil {
+		return err
+	}
+	if r.cfg.ProbeCount > 0 {
+		mac, err := w.probe(ctx, 1, r.cfg.ProbeInterval, r.cfg.ProbeWait, true)
+		if err != nil {
+			return fmt.Errorf("duplicate address probe: %w", err)
+		}
+		if mac != nil {
+			return resource.NodeLocal(fmt.Errorf("address %s is bound here but also held by another host (%s) on %s", r.cfg.Addr(), mac, l.Name))
+		}
+	}
+	r.goOnline(w, l, "ipaddress: adopted the address found bound")
 	return nil
 }
 
@@ -505,10 +553,18 @@ func (r *instance) LooksAlive(ctx context.Context) error {
 }
 
 // IsAlive is LooksAlive plus one duplicate-address probe: no other host may
-// answer for the address.
+// answer for the address. On an instance that is not online it adopts an
+// address a previous run left bound (how the monitor's Probe, which falls
+// back to IsAlive, finds it after a host restart): see adopt.
 func (r *instance) IsAlive(ctx context.Context) error {
 	if err := r.LooksAlive(ctx); err != nil {
-		return err
+		r.mu.Lock()
+		online := r.online
+		r.mu.Unlock()
+		if online {
+			return err
+		}
+		return r.adopt(ctx, err)
 	}
 	ctx, end := r.begin(ctx)
 	defer end()

@@ -524,3 +524,35 @@ func TestLostSubscriptionIsFailureAndOnlineRenewsIt(t *testing.T) {
 		t.Fatal("renewed view did not see the removal")
 	}
 }
+
+// TestIsAliveAdoptsBoundAddress: a new instance (a restarted host) that
+// is not online finds the address a previous run left bound: IsAlive
+// (what the monitor's Probe falls back to) adopts it, and the instance is
+// online from then on. Without the address, IsAlive still fails.
+func TestIsAliveAdoptsBoundAddress(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		l := newLab(t, v6)
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		fresh := l.open(t, l.a, nil)
+		if err := fresh.IsAlive(ctx); err == nil {
+			t.Fatal("IsAlive of an instance that is not online, with no address bound: nil")
+		}
+		if err := l.a.AddAddr(l.vip.String()); err != nil { // what the crashed run left
+			t.Fatal(err)
+		}
+		r := l.open(t, l.a, nil)
+		if err := r.IsAlive(ctx); err != nil {
+			t.Fatalf("IsAlive with the address bound here: %v, want it adopted", err)
+		}
+		if err := r.LooksAlive(ctx); err != nil {
+			t.Errorf("LooksAlive after the adoption: %v", err)
+		}
+		if err := r.Offline(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if l.has(t, l.a) {
+			t.Error("address still bound after Offline of the adopting instance")
+		}
+	})
+}

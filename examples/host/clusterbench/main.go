@@ -3,7 +3,14 @@
 // ip and nft needed; it touches no real interface):
 //
 //   - kill the owner (link down + SIGKILL) R times: the outage the client
-//     sees (probing the virtual IP every 10 ms), median, min and max;
+//     sees (probing the virtual IP every 10 ms), median, min and max, and
+//     each failover's timeline (ms after the link went down): a
+//     survivor's detector suspects the owner, a majority agrees, the new
+//     owner applies the committed node state and placement, its VIP is
+//     up (after the duplicate-address probe), the sampler sees the
+//     address, the client sees the gratuitous ARP and gets its first
+//     answer (from the nodes' logs and the watch; the medians per step
+//     close the series);
 //   - random loss on the owner's link (nftables netdev ingress, both
 //     ways) at 20 % and 40 % for D: ownership changes, split-brain time
 //     (two nodes holding the address, sampled every 2 ms) and client
@@ -17,8 +24,8 @@
 //	go run ./examples/host/clusterbench -profile fast -runs 5 -loss-for 20s
 //	go run ./examples/host/clusterbench -mode peer         # peer mode (peer.go)
 //
-// It builds sftd itself and removes every namespace, process and file it
-// made, also on Ctrl-C.
+// It builds sftd itself and removes every namespace, process, cgroup and
+// file it made, also on Ctrl-C. -logs DIR keeps every lab's node logs.
 package main
 
 import (
@@ -38,10 +45,11 @@ import (
 
 func main() {
 	profiles := flag.String("profile", "default,fast", "timing `profiles` to measure, comma-separated")
-	runs := flag.Int("runs", 10, "kill-the-owner `repetitions` per profile")
+	runs := flag.Int("runs", 10, "kill-the-owner `repetitions` per profile (0: none)")
 	lossFor := flag.Duration("loss-for", 60*time.Second, "`duration` of each loss run")
 	losses := flag.String("loss", "20,40", "loss `percentages`, comma-separated (empty: none)")
 	mode := flag.String("mode", "quorum", "cluster `mode`: quorum (the profiles) or peer (two nodes, peer.go)")
+	logsTo := flag.String("logs", "", "copy every lab's node logs into `dir` (default: only a failed run's, to a temp dir)")
 	appKind := flag.String("app", "nameapp", "the group's `app`: nameapp (starts in milliseconds) or demo-http (sftd itself: about 100 ms more per failover)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -68,7 +76,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "clusterbench: go build ./examples/host/sftd (run from the repository root): %v\n%s", err, out)
 		exit(1)
 	}
-	b = &bench{bin: bin, labs: map[*clusterlab.Lab]bool{}}
+	b = &bench{bin: bin, labs: map[*clusterlab.Lab]bool{}, logs: *logsTo}
 	switch *appKind {
 	case "nameapp":
 		if b.app, err = clusterlab.BuildApp(dir); err != nil {
@@ -118,6 +126,8 @@ type bench struct {
 	bin  string
 	app  string
 	labs map[*clusterlab.Lab]bool
+	logs string // keep every lab's logs here ("" only failed ones)
+	seq  int
 }
 
 func (b *bench) lab(profile string) (*clusterlab.Lab, error) {
@@ -141,6 +151,17 @@ func (b *bench) startLab(o clusterlab.Options) (*clusterlab.Lab, error) {
 }
 
 func (b *bench) done(l *clusterlab.Lab) {
+	if b.logs != "" {
+		b.seq++
+		dir := filepath.Join(b.logs, fmt.Sprintf("lab%d", b.seq))
+		if err := os.MkdirAll(dir, 0o700); err == nil {
+			for _, n := range l.Nodes {
+				if data, err := os.ReadFile(n.LogFile); err == nil {
+					_ = os.WriteFile(filepath.Join(dir, n.Name+".log"), data, 0o600)
+				}
+			}
+		}
+	}
 	l.Close()
 	delete(b.labs, l)
 }
@@ -203,6 +224,9 @@ func keepLogs(l *clusterlab.Lab, what string) {
 
 // kills kills the owner runs times, restarting it after each run.
 func (b *bench) kills(profile string, runs int) (err error) {
+	if runs <= 0 {
+		return nil
+	}
 	l, err := b.lab(profile)
 	if err != nil {
 		return err
@@ -239,12 +263,14 @@ func (b *bench) kills(profile string, runs int) (err error) {
 // waits until it is part of the cluster again. label names the runs.
 func killRuns(l *clusterlab.Lab, w *clusterlab.Watch, owner string, runs int, label string, back func(killed, next string) error) error {
 	var outages []time.Duration
+	var tls []timeline
 	split := time.Duration(0)
 	for i := range runs {
 		t0 := time.Now()
 		if err := l.SetLink(owner, -1, false); err != nil {
 			return err
 		}
+		tk := time.Now() // the link is down (the ip command can take 100 ms on a loaded host)
 		l.Kill(owner)
 		next, err := answering(w, 30*time.Second, owner)
 		if err != nil {
@@ -254,7 +280,9 @@ func killRuns(l *clusterlab.Lab, w *clusterlab.Watch, owner string, runs int, la
 		out := rec.Outage(t0)
 		split += splitSince(rec, t0, owner)
 		outages = append(outages, out)
-		fmt.Printf("%s kill %2d: %s killed, %s answers; outage %s\n", label, i+1, owner, next, out.Round(time.Millisecond))
+		tl := failoverTimeline(l, rec, tk, owner, next)
+		tls = append(tls, tl)
+		fmt.Printf("%s kill %2d: %s killed, %s answers; outage %s; %s\n", label, i+1, owner, next, out.Round(time.Millisecond), tl)
 		if err := l.Reboot(owner); err != nil {
 			return err
 		}
@@ -267,6 +295,7 @@ func killRuns(l *clusterlab.Lab, w *clusterlab.Watch, owner string, runs int, la
 	slices.Sort(outages)
 	fmt.Printf("RESULT %s kill-the-owner x%d: median %s, min %s, max %s; split-brain %s\n", label, runs,
 		median(outages).Round(time.Millisecond), outages[0].Round(time.Millisecond), outages[len(outages)-1].Round(time.Millisecond), split)
+	fmt.Printf("RESULT %s kill-the-owner timeline, median per step: %s\n", label, medianTimeline(tls))
 	return nil
 }
 

@@ -50,7 +50,7 @@ func TestClusterConfigGood(t *testing.T) {
 	tm, err := c.Cluster.ClusterTiming()
 	require.NoError(t, err)
 	require.Equal(t, 120*time.Millisecond, tm.Lease)
-	require.Equal(t, 250*time.Millisecond, tm.Window, "the fast profile's window")
+	require.Equal(t, 200*time.Millisecond, tm.Window, "the fast profile's window")
 	require.InDelta(t, 0.002, tm.ClockRate, 1e-12)
 	specs := c.Cluster.Specs()
 	require.Len(t, specs, 3)

@@ -38,6 +38,8 @@ func (n *Node) startCluster(cfg config.Config, local cluster.Local) error {
 	if len(cl.FenceHook) > 0 {
 		ccfg.FenceHook = n.fenceHook(cl.FenceHook, cl.FenceTimeout.D())
 	}
+	cm := newClusterMetrics(n.met.reg)
+	ccfg.OnHeartbeatGap = cm.gap
 	cn, err := cluster.Start(ccfg)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -46,7 +48,7 @@ func (n *Node) startCluster(cfg config.Config, local cluster.Local) error {
 	n.met.registerCluster(cn)
 	sub := cn.Subscribe(4096)
 	n.clDone = make(chan struct{})
-	go func() { defer close(n.clDone); n.consumeCluster(sub) }()
+	go func() { defer close(n.clDone); n.consumeCluster(sub, cm) }()
 	return nil
 }
 
@@ -73,9 +75,10 @@ func (n *Node) fenceHook(argv []string, timeout time.Duration) func(context.Cont
 
 // consumeCluster puts the cluster's events in the node's event stream,
 // log, metrics and alerts. It ends when the cluster node closes.
-func (n *Node) consumeCluster(sub *cluster.Subscription) {
+func (n *Node) consumeCluster(sub *cluster.Subscription, cm *clusterMetrics) {
 	for e := range sub.C() {
 		n.met.observeCluster(e)
+		cm.observe(e)
 		ae := api.Event{Time: e.At, Node: n.name, Kind: "cluster-" + string(e.Kind), Group: e.Group, Reason: clusterReason(e)}
 		lvl := "info"
 		switch e.Kind {
@@ -210,4 +213,44 @@ func clusterErr(err error) error {
 		return fmt.Errorf("%w: %v", api.ErrConflict, err)
 	}
 	return err
+}
+
+// clusterMetrics are the cluster's collectors beyond the lease gauges and
+// the event counters: the heartbeat gaps and the failovers by cause.
+type clusterMetrics struct {
+	gaps      *prometheus.HistogramVec // peer, path
+	failovers *prometheus.CounterVec   // cause
+}
+
+// gapBuckets span a healthy 5-10 ms heartbeat to a gap past the default
+// window (500 ms) and a long stall.
+var gapBuckets = []float64{0.005, 0.01, 0.015, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2}
+
+func newClusterMetrics(reg prometheus.Registerer) *clusterMetrics {
+	cm := &clusterMetrics{
+		gaps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sft_cluster_heartbeat_gap_seconds",
+			Help:    "Time between two heartbeats received from a node on an interconnect path (a gap of the window W makes the node suspect).",
+			Buckets: gapBuckets,
+		}, []string{"peer", "path"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sft_cluster_failovers_total",
+			Help: "Failovers seen by this node, by cause: node-lost (the owner was declared down), group-failed (it failed and stopped on its owner), other.",
+		}, []string{"cause"}),
+	}
+	for _, c := range []string{cluster.CauseNodeLost, cluster.CauseGroupFailed, cluster.CauseOther} {
+		cm.failovers.WithLabelValues(c)
+	}
+	reg.MustRegister(cm.gaps, cm.failovers)
+	return cm
+}
+
+func (cm *clusterMetrics) gap(peer string, path int, gap time.Duration) {
+	cm.gaps.WithLabelValues(peer, strconv.Itoa(path)).Observe(gap.Seconds())
+}
+
+func (cm *clusterMetrics) observe(e cluster.Event) {
+	if c := e.FailoverCause(); c != "" {
+		cm.failovers.WithLabelValues(c).Inc()
+	}
 }

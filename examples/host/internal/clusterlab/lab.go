@@ -17,8 +17,9 @@
 // in the switch namespace with their peers born in the node namespaces.
 // Close kills every process the lab started (by process group) and
 // deletes every namespace (with them their links, bridges and nft
-// tables) and the lab's directory. Needs root, `ip` and, for drops,
-// `nft`.
+// tables) and the lab's directory. Needs root, `ip`, `nsenter` and, for
+// drops, `nft`. The nodes enter only their network namespace (nsenter
+// --net), so they see the host's cgroup2 mount and contain their apps.
 package clusterlab
 
 import (
@@ -27,6 +28,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -37,6 +39,7 @@ import (
 	"time"
 
 	"github.com/sftkit/sft/examples/host/api"
+	"github.com/sftkit/sft/internal/cgroup"
 )
 
 // Options configure a lab.
@@ -57,6 +60,9 @@ type Options struct {
 	Paths int
 	// Profile is the timing profile (default "default").
 	Profile string
+	// Timing overrides fields of the profile (YAML flow mapping content,
+	// e.g. "window: 4s, lease: 3s").
+	Timing string
 	// Preferred is the group's preferred owners (default: Nodes minus the
 	// witness, in order).
 	Preferred []string
@@ -251,8 +257,12 @@ func (l *Lab) writeConfig() error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "log: {level: info, format: text}\nshutdown_timeout: 10s\ncluster:\n  key_file: %s\n  data_dir: %s/${node}-data\n  profile: %s\n  nodes:\n",
+	fmt.Fprintf(&b, "log: {level: info, format: text}\nshutdown_timeout: 10s\ncluster:\n  key_file: %s\n  data_dir: %s/${node}-data\n  profile: %s\n",
 		key, l.Dir, orDefault(l.Opts.Profile, "default"))
+	if l.Opts.Timing != "" {
+		fmt.Fprintf(&b, "  timing: {%s}\n", l.Opts.Timing)
+	}
+	b.WriteString("  nodes:\n")
 	var preferred []string
 	for _, n := range l.Nodes {
 		role := "voter"
@@ -284,7 +294,7 @@ func (l *Lab) groupsYAML(preferred []string) string {
 %s    resources:
       - name: vip
         type: ipaddress
-        properties: {address: %s/24, interface: eth0, probe_count: 1, probe_wait: 50ms}
+        properties: {address: %s/24, interface: eth0, probe_count: 1, probe_wait: 30ms}
         restart: {delay: 0s}
       - name: app
         type: genericapp
@@ -359,9 +369,15 @@ func (l *Lab) Start(name string) error {
 	}
 	defer logf.Close()
 	_ = os.Remove(n.Socket)
-	cmd := exec.Command("ip", "netns", "exec", n.NS, l.Opts.Binary, "run", "-config", cfg, "-node", name,
+	// nsenter enters only the network namespace: `ip netns exec` also
+	// remounts /sys, which hides the cgroup2 mount, and the app would run
+	// uncontained (genericapp's fallback).
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+n.NS, "--", l.Opts.Binary, "run", "-config", cfg, "-node", name,
 		"-socket", n.Socket, "-plugins", "inprocess", "-metrics-listen", "off")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Each node's app cgroups under <v2 root>/sft/<lab>-<node>: labs
+	// running side by side never share (or reclaim) each other's.
+	cmd.Env = append(os.Environ(), "SFT_NODE="+l.cgroupNode(name))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return err
@@ -373,7 +389,7 @@ func (l *Lab) Start(name string) error {
 }
 
 // Pid is the pid of node name's sftd (0 if it does not run). sftd is
-// started through `ip netns exec`, which execs it: same process.
+// started through nsenter, which execs it: same process.
 func (l *Lab) Pid(name string) int {
 	n := l.Node(name)
 	l.mu.Lock()
@@ -616,6 +632,7 @@ func (l *Lab) Close() {
 	for _, n := range l.Nodes {
 		l.Kill(n.Name)
 	}
+	l.removeCgroups()
 	for _, n := range l.Nodes {
 		_ = run("ip", "netns", "del", n.NS)
 	}
@@ -639,3 +656,51 @@ func (l *Lab) Leftovers() []string {
 
 // ParseVIP is the VIP as an address.
 func ParseVIP() netip.Addr { return netip.MustParseAddr(VIP) }
+
+// cgroupNode is node name's cgroup node name ($SFT_NODE).
+func (l *Lab) cgroupNode(name string) string { return l.Prefix + "-" + name }
+
+// removeCgroups kills what is left in the nodes' cgroups (an app outlives
+// a SIGKILLed sftd until the next start) and removes them, deepest first.
+func (l *Lab) removeCgroups() {
+	lay, err := cgroup.Discover()
+	if err != nil || lay.V2 == "" {
+		return
+	}
+	for _, n := range l.Nodes {
+		root := filepath.Join(lay.V2, "sft", cgroup.EscapeName(l.cgroupNode(n.Name)))
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			_ = os.WriteFile(filepath.Join(dirs[i], "cgroup.kill"), []byte("1"), 0)
+			for try := 0; try < 200; try++ {
+				if err := syscall.Rmdir(dirs[i]); err == nil || errors.Is(err, fs.ErrNotExist) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond) // the killed processes leave the group
+			}
+		}
+	}
+}
+
+// Cgroups lists the lab's cgroup directories that still exist (for tests
+// of the teardown).
+func (l *Lab) Cgroups() []string {
+	lay, err := cgroup.Discover()
+	if err != nil || lay.V2 == "" {
+		return nil
+	}
+	var out []string
+	for _, n := range l.Nodes {
+		p := filepath.Join(lay.V2, "sft", cgroup.EscapeName(l.cgroupNode(n.Name)))
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
