@@ -117,9 +117,21 @@ type vip struct {
 	node     string
 	slow     atomic.Int64 // Offline takes this long (ns), as a real VIP's removal does
 	detached atomic.Bool  // its process crashed: the address stays, this object touches nothing
+	// mu serializes the calls that bind and unbind, as the contract asks
+	// of a real type (ipaddress's opMu): an Online whose goroutine runs
+	// only after the monitor cancelled it and called Terminate (a loaded
+	// machine) must see its ctx ended and bind nothing. Without it this
+	// fake claimed the address after Terminate had released it, a split
+	// brain of the test's own making.
+	mu sync.Mutex
 }
 
-func (v *vip) Online(context.Context) error {
+func (v *vip) Online(ctx context.Context) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if v.detached.Load() {
 		return errors.New("detached")
 	}
@@ -130,12 +142,16 @@ func (v *vip) Offline(ctx context.Context) error {
 	case <-time.After(time.Duration(v.slow.Load())):
 	case <-ctx.Done():
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if !v.detached.Load() {
 		v.r.release(v.node)
 	}
 	return nil
 }
 func (v *vip) Terminate(context.Context) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if !v.detached.Load() {
 		v.r.release(v.node)
 	}
