@@ -65,6 +65,9 @@ int main(int argc, char **argv) {
 `
 
 func main() {
+	if plugins.IsPlugin() {
+		servePprof()
+	}
 	plugins.Main(genericapp.New())
 	phases := flag.String("phases", "idle,online,stop,crash,restart", "phases to run")
 	ns := flag.String("n", "1000,5000", "numbers of applications for the idle phase")
@@ -74,6 +77,7 @@ func main() {
 	flag.IntVar(&apps, "apps", 1000, "applications in the online, stop and crash phases")
 	flag.BoolVar(&inprocAll, "inprocess", false, "host the apps in this process (no plugin) in every phase but restart")
 	profile := flag.String("cpuprofile", "", "write this process's CPU profile here")
+	flag.StringVar(&pprofDir, "pprof", "", "idle phase: write CPU and heap profiles of the host and the plugin over the window into this directory")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile)
@@ -81,6 +85,13 @@ func main() {
 			_ = pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
+	}
+	if pprofDir != "" {
+		if err := os.MkdirAll(pprofDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "scalebench: -pprof:", err)
+			os.Exit(2)
+		}
+		os.Setenv(pprofEnv, pprofDir)
 	}
 	if err := run(strings.Split(*phases, ","), *ns, *groups, *window, *samples); err != nil {
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
@@ -92,6 +103,7 @@ func main() {
 var (
 	inprocAll bool
 	apps      int
+	pprofDir  string
 )
 
 type bench struct {
@@ -235,6 +247,13 @@ func (e *env) all(fn func(name string) error) error {
 	return errors.Join(errs...)
 }
 
+func (e *env) pluginPid() int {
+	if e.pool == nil {
+		return 0
+	}
+	return e.pool.Pid()
+}
+
 func (e *env) pids() []int {
 	p := []int{os.Getpid()}
 	if e.pool != nil {
@@ -293,11 +312,21 @@ func (b *bench) idle(n, g int, window time.Duration) error {
 	}
 	time.Sleep(5 * time.Second) // first polls, GC
 	p := e.pids()
+	prof, err := startProfiles(fmt.Sprintf("idle-%d", n), e.pluginPid())
+	if err != nil {
+		return err
+	}
 	c0, t0 := cpu(p), time.Now()
 	time.Sleep(window)
 	c1, wall := cpu(p), time.Since(t0)
+	if err := prof.stop(); err != nil {
+		return err
+	}
 	fmt.Printf("idle: %d apps in %d groups, LooksAlive 1s IsAlive 10s, window %s: CPU host+plugin %.2f%% of one core (mean over the window), RSS host+plugin %.1f MB (at the end)\n",
 		n, g, wall.Round(time.Second), float64(c1-c0)/float64(wall)*100, rssMB(p))
+	if pprofDir != "" {
+		fmt.Printf("idle: host: RSS %.1f MB, %s\nidle: plugin: RSS %.1f MB, %s\n", rssMB(p[:1]), memSummary(), rssMB(p[1:]), pluginMem(e.pluginPid()))
+	}
 	return nil
 }
 
@@ -308,11 +337,18 @@ func (b *bench) online(n, g int) error {
 	}
 	defer e.close()
 	p := e.pids()
+	prof, err := startProfiles(fmt.Sprintf("online-%d-%d", n, g), e.pluginPid())
+	if err != nil {
+		return err
+	}
 	c0, t0 := cpu(p), time.Now()
 	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
 		return err
 	}
 	c1, wall := cpu(p), time.Since(t0)
+	if err := prof.stop(); err != nil {
+		return err
+	}
 	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms\n",
 		n, g, float64(c1-c0)/1e6, float64(c1-c0)/1e3/float64(n), float64(wall)/1e6)
 	return nil
@@ -329,11 +365,18 @@ func (b *bench) stop(n, g int) error {
 	}
 	_ = os.Truncate(b.marker, 0)
 	b.kills.Store(0)
+	prof, err := startProfiles(fmt.Sprintf("stop-%d", n), e.pluginPid())
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
 	if err := e.all(func(name string) error { return e.m.Offline(context.Background(), name) }); err != nil {
 		return err
 	}
 	wall := time.Since(t0)
+	if err := prof.stop(); err != nil {
+		return err
+	}
 	fi, _ := os.Stat(b.marker)
 	var terms int64
 	if fi != nil {
