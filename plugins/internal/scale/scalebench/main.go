@@ -331,6 +331,10 @@ func (b *bench) idle(n, g int, window time.Duration) error {
 }
 
 func (b *bench) online(n, g int) error {
+	base, err := b.bareStarts(n)
+	if err != nil {
+		return err
+	}
 	e, err := b.setup(n, g, false, 0)
 	if err != nil {
 		return err
@@ -349,10 +353,48 @@ func (b *bench) online(n, g int) error {
 	if err := prof.stop(); err != nil {
 		return err
 	}
-	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms\n",
-		n, g, float64(c1-c0)/1e6, float64(c1-c0)/1e3/float64(n), float64(wall)/1e6)
+	used := c1 - c0
+	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms; bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU; beyond them: %.0f ms (%.0f us per app)\n",
+		n, g, ms(used), us(used)/float64(n), ms(wall), n, ms(base), ms(used-base), us(used-base)/float64(n))
 	return nil
 }
+
+// bareStarts is the baseline of the online phase: the CPU this process
+// spends starting n copies of the app with a plain exec.Cmd (own process
+// group, Pdeathsig, output to /dev/null, as genericapp starts them, but no
+// cgroup, no plugin, no monitor), four at a time as the spawner does. The
+// programs are killed and reaped after the measurement.
+func (b *bench) bareStarts(n int) (time.Duration, error) {
+	cmds := make([]*exec.Cmd, n)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	self := []int{os.Getpid()}
+	c0 := cpu(self)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				c := exec.Command(b.app, "/dev/null")
+				c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+				if err := c.Start(); err != nil {
+					errs[w] = err
+					return
+				}
+				cmds[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	used := cpu(self) - c0
+	for _, c := range cmds {
+		if c != nil {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}
+	return used, errors.Join(errs...)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func (b *bench) stop(n, g int) error {
 	e, err := b.setup(n, g, false, 0)
@@ -369,11 +411,33 @@ func (b *bench) stop(n, g int) error {
 	if err != nil {
 		return err
 	}
+	// When did the last app handle its SIGTERM? (Each writes one byte to
+	// the marker file as it does.)
+	var allTermed atomic.Int64
+	watchDone, stopWatch := make(chan struct{}), make(chan struct{})
 	t0 := time.Now()
+	go func() {
+		defer close(watchDone)
+		for {
+			if fi, err := os.Stat(b.marker); err == nil && fi.Size() >= int64(n) {
+				allTermed.Store(int64(time.Since(t0)))
+				return
+			}
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	c0 := cpu(e.pids())
 	if err := e.all(func(name string) error { return e.m.Offline(context.Background(), name) }); err != nil {
 		return err
 	}
 	wall := time.Since(t0)
+	used := cpu(e.pids()) - c0
+	close(stopWatch)
+	<-watchDone
 	if err := prof.stop(); err != nil {
 		return err
 	}
@@ -382,8 +446,12 @@ func (b *bench) stop(n, g int) error {
 	if fi != nil {
 		terms = fi.Size()
 	}
-	fmt.Printf("stop: %d apps in %d groups, Offline of every group at once: %.0f ms wall; %d exited at SIGTERM, %d SIGKILLed after the 1 s grace\n",
-		n, g, float64(wall)/1e6, terms, b.kills.Load())
+	last := "not all of them handled SIGTERM"
+	if d := allTermed.Load(); d > 0 {
+		last = fmt.Sprintf("the last app handled SIGTERM after %.0f ms", ms(time.Duration(d)))
+	}
+	fmt.Printf("stop: %d apps in %d groups, Offline of every group at once: %.0f ms wall (%s), CPU host+plugin %.0f ms; %d exited at SIGTERM, %d SIGKILLed after the 1 s grace\n",
+		n, g, ms(wall), last, ms(used), terms, b.kills.Load())
 	return nil
 }
 
