@@ -1,19 +1,24 @@
 // Command scalebench measures sft with thousands of real applications on one
 // node (issue 15): genericapp resources running a small static C program,
 // driven by the real monitor, hosted by one real plugin process. Every
-// figure counts the host and the plugin process together (CPU from
-// /proc/PID/task/*/schedstat, in ns; RSS from VmRSS).
+// figure counts the host and the plugin process together (CPU: getrusage
+// for this process, /proc/PID/stat for the plugin, 10 ms ticks; memory:
+// VmRSS, and PSS, which counts the pages the two share, the same
+// executable, once).
 //
-//	go run ./plugins/internal/scale/scalebench [-phases idle,online,stop,crash,restart] [-n 1000,5000]
+//	go run ./plugins/internal/scale/scalebench [-phases idle,online,stop,crash,restart] [-n 1000,5000] [-pprof DIR]
 //
 // Phases:
 //   - idle: N apps in -groups groups (LooksAlive 1 s, IsAlive 10 s), idle
-//     CPU % of one core over -window and RSS.
+//     CPU % of one core over -window, RSS and PSS.
 //   - online: CPU (host + plugin) to bring N apps online, in one group and
-//     in -groups groups.
+//     in -groups groups, beside a baseline measured just before: the CPU
+//     this process spends starting the same N programs with a bare
+//     exec.Cmd (what any supervisor pays the kernel), and the difference.
 //   - stop: graceful shutdown (Offline of every group at once) of N apps
-//     that exit at SIGTERM: wall time, and how many were SIGKILLed after the
-//     stop grace (1 s).
+//     that exit at SIGTERM: wall time, when the last app handled its
+//     SIGTERM, the CPU, and how many were SIGKILLed after the stop grace
+//     (1 s).
 //   - crash: kill -9 of the plugin process with N apps online: time until
 //     every group is online again (the level-triggered Watch), beyond the
 //     restart delay, and events lost by a 4,096-event subscriber.
@@ -21,6 +26,11 @@
 //     resource online again, restart delay 0), paired with a bare exec.Cmd
 //     Start/kill/Wait/Start loop, interleaved, -samples samples each, in
 //     process and through the plugin; ratios of the p50 and the mean.
+//
+// -pprof DIR writes CPU and heap profiles of the host and of the plugin
+// over the idle window, the online and the stop phases into DIR (the
+// plugin serves them on a loopback port only then), and prints where each
+// process's memory is after the idle window.
 //
 // Run it at least twice on a loaded machine and report the spread.
 package main
@@ -287,12 +297,19 @@ func cpu(pids []int) time.Duration {
 	return sum
 }
 
-func rssMB(pids []int) float64 {
+func rssMB(pids []int) float64 { return memMB(pids, "/status", "VmRSS:") }
+
+// pssMB is the proportional set size: pages shared between the processes
+// (host and plugin are the same executable) counted once, split between
+// them.
+func pssMB(pids []int) float64 { return memMB(pids, "/smaps_rollup", "Pss:") }
+
+func memMB(pids []int, file, key string) float64 {
 	var sum float64
 	for _, pid := range pids {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + file)
 		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			if v, ok := strings.CutPrefix(line, key); ok {
 				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 				sum += kb / 1024
 			}
@@ -322,8 +339,8 @@ func (b *bench) idle(n, g int, window time.Duration) error {
 	if err := prof.stop(); err != nil {
 		return err
 	}
-	fmt.Printf("idle: %d apps in %d groups, LooksAlive 1s IsAlive 10s, window %s: CPU host+plugin %.2f%% of one core (mean over the window), RSS host+plugin %.1f MB (at the end)\n",
-		n, g, wall.Round(time.Second), float64(c1-c0)/float64(wall)*100, rssMB(p))
+	fmt.Printf("idle: %d apps in %d groups, LooksAlive 1s IsAlive 10s, window %s: CPU host+plugin %.2f%% of one core (mean over the window), RSS host+plugin %.1f MB, PSS %.1f MB (at the end)\n",
+		n, g, wall.Round(time.Second), float64(c1-c0)/float64(wall)*100, rssMB(p), pssMB(p))
 	if pprofDir != "" {
 		fmt.Printf("idle: host: RSS %.1f MB, %s\nidle: plugin: RSS %.1f MB, %s\n", rssMB(p[:1]), memSummary(), rssMB(p[1:]), pluginMem(e.pluginPid()))
 	}
