@@ -37,28 +37,6 @@ type metrics struct {
 
 var states = []resource.State{resource.StateOffline, resource.StateOnlinePending, resource.StateOnline, resource.StateOfflinePending, resource.StateFailed}
 
-// statusCollector exports the groups' status at scrape time (the
-// resources' is written by writeResources).
-type statusCollector struct {
-	status      func() monitor.Status
-	groupState  *prometheus.Desc
-	groupFailed *prometheus.Desc
-}
-
-func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.groupState
-	ch <- c.groupFailed
-}
-
-func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, g := range c.status().Groups {
-		for _, s := range states {
-			ch <- prometheus.MustNewConstMetric(c.groupState, prometheus.GaugeValue, b2f(g.State == s), g.Name, s.String())
-		}
-		ch <- prometheus.MustNewConstMetric(c.groupFailed, prometheus.GaugeValue, b2f(g.Failed), g.Name)
-	}
-}
-
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -100,11 +78,6 @@ func newMetrics(status func() monitor.Status) *metrics {
 	r.MustRegister(m.events, m.eventsDropped, m.alertsDropped, m.alertsAttempts)
 	m.clusterEvents = counter("sft_cluster_events_total", "Cluster events seen by this node, by kind (node-down, lease-lost, fenced, ...).", []string{"kind"})
 	m.placements = counter("sft_cluster_placements_total", "Ownership changes of groups seen by this node, by kind (failover, move, failback, place, offline).", []string{"kind"})
-	r.MustRegister(&statusCollector{
-		status:      status,
-		groupState:  prometheus.NewDesc("sft_group_state", "1 for the group's current state, 0 for the others.", []string{"group", "state"}, nil),
-		groupFailed: prometheus.NewDesc("sft_group_failed", "1 while the group is failed on this node.", []string{"group"}, nil),
-	})
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -24,7 +24,7 @@ func TestMetricsTextParses(t *testing.T) {
 			{Name: "a", Type: "fake", State: resource.StateOnline, Restarts: 2},
 			{Name: odd, Type: "fake", State: resource.StateFailed},
 		}},
-		{Name: "g0", State: resource.StateOffline, Resources: []monitor.ResourceStatus{
+		{Name: "g0", State: resource.StateOffline, Failed: true, Resources: []monitor.ResourceStatus{
 			{Name: "b", Type: "other", State: resource.StateOffline},
 		}},
 	}}
@@ -83,6 +83,10 @@ func TestMetricsTextParses(t *testing.T) {
 	require.Equal(t, 1.0, value("sft_resource_failures_pushed_total", map[string]string{"group": "g1", "resource": odd}))
 	require.Equal(t, 0.0, value("sft_resource_failures_pushed_total", map[string]string{"group": "g1", "resource": "a"}))
 	require.Equal(t, 1.0, value("sft_group_state", map[string]string{"group": "g1", "state": "Online"}))
+	require.Equal(t, 0.0, value("sft_group_state", map[string]string{"group": "g1", "state": "Offline"}))
+	require.Equal(t, 1.0, value("sft_group_failed", map[string]string{"group": "g0"}))
+	require.Equal(t, 0.0, value("sft_group_failed", map[string]string{"group": "g1"}))
+	require.Len(t, mfs["sft_group_state"].GetMetric(), 2*5)
 	require.Len(t, mfs["sft_resource_state"].GetMetric(), 3)
 	require.Len(t, mfs["sft_resource_restarts_total"].GetMetric(), 4)
 	require.Equal(t, "COUNTER", mfs["sft_resource_failures_total"].GetType().String())
