@@ -26,6 +26,7 @@ func cpuTime() time.Duration {
 func BenchmarkPolling1000(b *testing.B) {
 	b.Run("call", func(b *testing.B) { benchPolling(b, nop{}) })
 	b.Run("instant", func(b *testing.B) { benchPolling(b, nopInstant{}) })
+	b.Run("instant-both", func(b *testing.B) { benchPolling(b, nopInstantBoth{}) })
 }
 
 func benchPolling(b *testing.B, r resource.Resource) {
@@ -72,3 +73,10 @@ func (nop) Terminate(context.Context) error  { return nil }
 type nopInstant struct{ nop }
 
 func (nopInstant) LooksAliveInstant() bool { return true }
+
+// nopInstantBoth answers IsAlive from memory too
+// (resource.InstantIsAliveChecker), as the plugin proxies and a genericapp
+// without a health check do.
+type nopInstantBoth struct{ nopInstant }
+
+func (nopInstantBoth) IsAliveInstant() bool { return true }

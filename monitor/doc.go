@@ -23,12 +23,15 @@
 // # Health and restarts
 //
 // Once a resource is online its health is polled: LooksAlive at once and
-// then every LooksAliveInterval, IsAlive every IsAliveInterval, and IsAlive
-// immediately whenever LooksAlive fails. The LooksAlive of a
-// resource.InstantChecker is called inline from one sweep per interval
-// for the whole monitor (one ticker, however many groups), under the same
-// watchdog as any check: one that overruns its timeout is left behind and
-// the sweep goes on. A resource that pushes
+// then every LooksAliveInterval, IsAlive every IsAliveInterval (the first
+// within one interval of going online), and IsAlive immediately whenever
+// LooksAlive fails. Both schedules run from one sweep per interval and
+// check for the whole monitor (one ticker, however many groups and
+// resources). The LooksAlive of a resource.InstantChecker and the IsAlive
+// of a resource.InstantIsAliveChecker are called inline from the sweep,
+// under the same watchdog as any check: one that overruns its timeout is
+// left behind and the sweep goes on. Any other check runs on the
+// resource's poller goroutine, which the sweep wakes. A resource that pushes
 // failures (resource.FailureReporter) is failed the moment it reports.
 //
 // A failed IsAlive, a pushed failure, or a failed or timed-out Online marks

@@ -13,9 +13,12 @@ import (
 // poll runs the health checks of an online resource until ctx ends or a
 // failure is found: LooksAlive at once and then every LooksAliveInterval,
 // IsAlive every IsAliveInterval, IsAlive at once when LooksAlive fails, and
-// a pushed failure ends it immediately. LooksAlive comes due through the
-// monitor's sweeper (sweep.go): one ticker per interval for the whole
-// monitor, and for a resource.InstantChecker an inline call that wakes no goroutine.
+// a pushed failure ends it immediately. Both checks come due through the
+// monitor's sweeper (sweep.go): one ticker per interval and check for the
+// whole monitor (so the first IsAlive comes within one IsAliveInterval of
+// going online, not exactly one after), and for a resource that answers
+// from memory (resource.InstantChecker, resource.InstantIsAliveChecker) an
+// inline call that wakes no goroutine.
 //
 // Health checks are the hot path (1,000 resources polled every second), so
 // the poller calls them on its own goroutine, without a goroutine, channel
@@ -60,11 +63,10 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 		return
 	}
 	tm := x.tm()
-	e := &sweepEntry{g: g, x: x, w: w, ctx: ctx, due: make(chan struct{}, 1), failed: make(chan error, 1)}
-	e.instant, _ = x.r.(resource.InstantChecker)
+	e := newSweepEntry(g, x, w, ctx, false)
 	defer g.m.sweep.add(e, tm.LooksAliveInterval)()
-	is := time.NewTicker(tm.IsAliveInterval)
-	defer is.Stop()
+	d := newSweepEntry(g, x, w, ctx, true)
+	defer g.m.sweep.add(d, tm.IsAliveInterval)()
 	for {
 		select {
 		case <-ctx.Done():
@@ -82,10 +84,14 @@ func (g *group) poll(ctx context.Context, x *res, epoch int) {
 			if !check(true) {
 				return
 			}
-		case <-is.C:
+		case <-d.due:
 			if !check(true) {
 				return
 			}
+		case err := <-d.failed:
+			// The sweep's inline IsAlive failed.
+			fail(err, false)
+			return
 		}
 	}
 }

@@ -9,17 +9,24 @@ import (
 	"github.com/sftkit/sft/resource"
 )
 
-// sweeper drives the LooksAlive schedule of the monitor's pollers: one
-// ticker per distinct interval for the whole monitor, instead of one per
-// resource or per group (an idle monitor's cost then does not grow with
-// the number of groups). For a resource that is
-// a resource.InstantChecker it calls LooksAlive inline, so a healthy poll
-// wakes no per-resource goroutine at all; for any other resource it tells
-// the resource's poller that a LooksAlive is due.
+// sweeper drives the LooksAlive and IsAlive schedules of the monitor's
+// pollers: one ticker per distinct interval and check for the whole
+// monitor, instead of one per resource or per group (an idle monitor's
+// cost then does not grow with the number of groups or resources). For a
+// resource that answers from memory (resource.InstantChecker,
+// resource.InstantIsAliveChecker) it calls the check inline, so a healthy
+// poll wakes no per-resource goroutine and arms no per-resource timer; for
+// any other resource it tells the resource's poller that a check is due.
 type sweeper struct {
 	m       *Monitor
 	mu      sync.Mutex
-	buckets map[time.Duration]*bucket
+	buckets map[bucketKey]*bucket
+}
+
+// bucketKey names a bucket: its interval, and whether it runs IsAlive.
+type bucketKey struct {
+	every time.Duration
+	deep  bool
 }
 
 type bucket struct {
@@ -30,27 +37,40 @@ type bucket struct {
 	stopped bool
 }
 
-// sweepEntry is one online resource's registration.
+// sweepEntry is one online resource's registration for one check.
 type sweepEntry struct {
-	g       *group
-	x       *res
-	w       *watchdog       // the poller's: bounds the inline call too
-	ctx     context.Context // the poller's: ends when polling stops
-	instant resource.InstantChecker
-	due     chan struct{} // a LooksAlive is due (non-instant); buffered 1
-	failed  chan error    // an inline LooksAlive failed; buffered 1
+	g        *group
+	x        *res
+	w        *watchdog       // the poller's: bounds the inline call too
+	ctx      context.Context // the poller's: ends when polling stops
+	deep     bool            // IsAlive, not LooksAlive
+	instant  resource.InstantChecker
+	thorough resource.InstantIsAliveChecker
+	due      chan struct{} // the check is due (not instant); buffered 1
+	failed   chan error    // an inline check failed; buffered 1
+}
+
+func newSweepEntry(g *group, x *res, w *watchdog, ctx context.Context, deep bool) *sweepEntry {
+	e := &sweepEntry{g: g, x: x, w: w, ctx: ctx, deep: deep, due: make(chan struct{}, 1), failed: make(chan error, 1)}
+	if deep {
+		e.thorough, _ = x.r.(resource.InstantIsAliveChecker)
+	} else {
+		e.instant, _ = x.r.(resource.InstantChecker)
+	}
+	return e
 }
 
 func (s *sweeper) add(e *sweepEntry, every time.Duration) (remove func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.buckets == nil {
-		s.buckets = make(map[time.Duration]*bucket)
+		s.buckets = make(map[bucketKey]*bucket)
 	}
-	b := s.buckets[every]
+	k := bucketKey{every, e.deep}
+	b := s.buckets[k]
 	if b == nil {
 		b = &bucket{every: every, entries: make(map[*sweepEntry]struct{}), stop: make(chan struct{})}
-		s.buckets[every] = b
+		s.buckets[k] = b
 		s.m.wg.Go(func() { s.run(b, 0) })
 	}
 	b.entries[e] = struct{}{}
@@ -58,8 +78,8 @@ func (s *sweeper) add(e *sweepEntry, every time.Duration) (remove func()) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		delete(b.entries, e)
-		if len(b.entries) == 0 && s.buckets[every] == b {
-			delete(s.buckets, every)
+		if len(b.entries) == 0 && s.buckets[k] == b {
+			delete(s.buckets, k)
 			b.stopped = true
 			close(b.stop)
 		}
@@ -110,21 +130,27 @@ func (s *sweeper) respawn(b *bucket, runner int64) {
 	s.m.wg.Go(func() { s.run(b, next) })
 }
 
-// sweepOne runs one due LooksAlive: inline for an instant resource whose
-// slot is free, under the poller's watchdog, else by waking its poller.
-// stuck is called if the inline call outlives its timeout.
+// sweepOne runs one due check: inline for an instant resource whose slot
+// is free, under the poller's watchdog, else by waking its poller. stuck
+// is called if the inline call outlives its timeout.
 func (g *group) sweepOne(e *sweepEntry, stuck func()) {
 	if e.ctx.Err() != nil {
 		return
 	}
 	x := e.x
-	if e.instant != nil && e.instant.LooksAliveInstant() {
+	method, fn := MethodLooksAlive, x.r.LooksAlive
+	instant := e.instant != nil && e.instant.LooksAliveInstant()
+	if e.deep {
+		method, fn = MethodIsAlive, x.r.IsAlive
+		instant = e.thorough != nil && e.thorough.IsAliveInstant()
+	}
+	if instant {
 		select {
 		case x.sem <- struct{}{}:
 		default:
 			return // a check or an operation is running: skip this round
 		}
-		err, abandoned := e.w.run(e.ctx, MethodLooksAlive, x.r.LooksAlive, stuck)
+		err, abandoned := e.w.run(e.ctx, method, fn, stuck)
 		if err != nil && !abandoned && e.ctx.Err() == nil {
 			select {
 			case e.failed <- err:

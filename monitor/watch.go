@@ -15,15 +15,32 @@ import (
 type Watch struct {
 	m       *Monitor
 	mu      sync.Mutex
-	pending map[string]GroupStatus
+	pending map[string]pendingStatus
 	notify  chan struct{} // buffered 1
 	ended   bool
+}
+
+// pendingStatus is a group's change not yet returned by Next: a final
+// status (the first view, a removal), or the group itself, whose latest
+// snapshot Next reads (so that a group changing a thousand times between
+// two Nexts is copied once, not a thousand times).
+type pendingStatus struct {
+	seq   uint64
+	g     *group
+	final GroupStatus
+}
+
+func (p pendingStatus) status() GroupStatus {
+	if p.g != nil {
+		return p.g.snapshot()
+	}
+	return p.final
 }
 
 // Watch starts a watch. Its first Next returns the current status of every
 // group.
 func (m *Monitor) Watch() *Watch {
-	w := &Watch{m: m, pending: make(map[string]GroupStatus), notify: make(chan struct{}, 1)}
+	w := &Watch{m: m, pending: make(map[string]pendingStatus), notify: make(chan struct{}, 1)}
 	m.watchMu.Lock()
 	if m.watchEnd {
 		w.ended = true
@@ -35,7 +52,7 @@ func (m *Monitor) Watch() *Watch {
 	}
 	m.watchMu.Unlock()
 	for _, g := range m.Status().Groups {
-		w.offer(g)
+		w.offer(g.Name, pendingStatus{seq: g.Seq, final: g})
 	}
 	return w
 }
@@ -48,7 +65,11 @@ func (w *Watch) Next(ctx context.Context) ([]GroupStatus, error) {
 	for {
 		w.mu.Lock()
 		if len(w.pending) > 0 {
-			out := slices.SortedFunc(maps.Values(w.pending), func(a, b GroupStatus) int { return compareStrings(a.Name, b.Name) })
+			names := slices.Sorted(maps.Keys(w.pending))
+			out := make([]GroupStatus, len(names))
+			for i, n := range names {
+				out[i] = w.pending[n].status()
+			}
 			clear(w.pending)
 			w.mu.Unlock()
 			return out, nil
@@ -88,29 +109,35 @@ func (w *Watch) wake() {
 	}
 }
 
-// offer keeps s if it is newer than what is pending for its group.
-func (w *Watch) offer(s GroupStatus) {
+// offer keeps p if it is newer than what is pending for the group.
+func (w *Watch) offer(name string, p pendingStatus) {
 	w.mu.Lock()
-	if old, ok := w.pending[s.Name]; ok && old.Seq > s.Seq {
+	if old, ok := w.pending[name]; ok && old.seq > p.seq {
 		w.mu.Unlock()
 		return
 	}
-	w.pending[s.Name] = s
+	w.pending[name] = p
 	w.mu.Unlock()
 	w.wake()
 }
 
-func (m *Monitor) watchUpdate(s GroupStatus) {
+func (m *Monitor) watchOffer(name string, p pendingStatus) {
 	m.watchMu.Lock()
 	defer m.watchMu.Unlock()
 	for w := range m.watchers {
-		w.offer(s)
+		w.offer(name, p)
 	}
+}
+
+// watchChanged tells every watch that g published snapshot seq.
+func (m *Monitor) watchChanged(g *group, seq uint64) {
+	m.watchOffer(g.name, pendingStatus{seq: seq, g: g})
 }
 
 // watchRemoved tells every watch that the group is gone.
 func (m *Monitor) watchRemoved(name string) {
-	m.watchUpdate(GroupStatus{Name: name, Seq: m.seq.Add(1), Removed: true})
+	seq := m.seq.Add(1)
+	m.watchOffer(name, pendingStatus{seq: seq, final: GroupStatus{Name: name, Seq: seq, Removed: true}})
 }
 
 func (m *Monitor) endWatches() {

@@ -474,6 +474,16 @@ func (p *proxy) LooksAliveInstant() bool {
 	return online && g != nil && !g.remote && !g.isDead()
 }
 
+// IsAliveInstant implements resource.InstantIsAliveChecker: while the
+// instance is online, checks run in the plugin and its LooksAlive passes,
+// IsAlive answers from memory too.
+func (p *proxy) IsAliveInstant() bool {
+	p.mu.Lock()
+	g, online, looks := p.g, p.online, p.looks
+	p.mu.Unlock()
+	return online && looks == nil && g != nil && !g.remote && !g.isDead()
+}
+
 // LooksAlive answers from the plugin-side LooksAlive sweep's last result
 // without a call (see the package doc), or with a call when
 // Config.RemoteChecks is set. A dead plugin process is ErrPluginExited.
@@ -708,5 +718,7 @@ var (
 	_ resource.ProcessKiller   = (*proxy)(nil)
 	_ resource.Closer          = (*proxy)(nil)
 	_ resource.InstantChecker  = (*proxy)(nil)
-	_ resource.PollScheduler   = (*proxy)(nil)
+
+	_ resource.InstantIsAliveChecker = (*proxy)(nil)
+	_ resource.PollScheduler         = (*proxy)(nil)
 )

@@ -124,15 +124,20 @@
 //
 //   - LooksAlive: one sweep per interval over every online instance (one
 //     timer wake-up per interval, not one per resource; LooksAlive is
-//     contractually cheap), each call under the resource's call timeout. An
-//     instance busy with a host call is skipped for that round. A pass that
-//     outlasts the interval because it has many instances is let finish;
-//     only an instance whose own LooksAlive overran its call timeout (it
-//     ignores its ctx) is failed ("did not return within its call timeout")
-//     and leaves the sweep until its next Online.
-//   - IsAlive: a timer per instance (it may be slow), at once after Online
-//     and then every interval, bounded by the call timeout. A failure is
-//     pushed to the failure handler at once.
+//     contractually cheap), each call under the resource's call timeout,
+//     or inline with no timer or context of its own when the resource
+//     answers from memory (resource.InstantChecker). An instance busy with
+//     a host call is skipped for that round. A pass that outlasts the
+//     interval because it has many instances is let finish; only an
+//     instance whose own LooksAlive overran its call timeout (it ignores
+//     its ctx) is failed ("did not return within its call timeout") and
+//     leaves the sweep until its next Online.
+//   - IsAlive: at once after Online, then from one sweep per interval as
+//     well: inline when the resource answers from memory
+//     (resource.InstantIsAliveChecker, a genericapp without a health
+//     check), else on a goroutine of its own per check (it may be slow),
+//     bounded by the call timeout. A failure is pushed to the failure
+//     handler at once.
 //
 // The proxy's LooksAlive answers from the last pushed LooksAlive result
 // without a call; its IsAlive answers from the last IsAlive result while

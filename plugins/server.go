@@ -38,7 +38,7 @@ type grpcServer struct {
 	// What Info announces; tests change them to play older plugins.
 	protocol     uint32
 	capabilities []string
-	sweepers     map[time.Duration]*sweeper
+	sweepers     map[sweepKey]*sweeper
 }
 
 func newGRPCServer(types []resource.Type, logger *slog.Logger) (*grpcServer, error) {
@@ -348,8 +348,12 @@ type instance struct {
 	cancel  context.CancelCauseFunc
 	loop    context.CancelFunc // stops the plugin-side LooksAlive; nil when not sweeping
 	loopCtx context.Context
-	sw      *sweeper // the sweep the instance is in; nil when none
+	sw      *sweeper // the LooksAlive sweep the instance is in; nil when none
+	isw     *sweeper // the IsAlive sweep the instance is in; nil when none
 	failing bool     // last plugin-side LooksAlive failed
+
+	isFailing bool // last plugin-side IsAlive failed
+	isBusy    bool // a non-instant plugin-side IsAlive is running
 }
 
 // watch runs fn(ctx). If fn has not returned grace after ctx ended, the
@@ -448,8 +452,9 @@ func (i *instance) checkTimeout() time.Duration {
 	return i.timeout
 }
 
-// startLoop adds the instance to the LooksAlive sweep of its interval (see
-// sweeper) and starts its IsAlive timer while it is online.
+// startLoop adds the instance to the LooksAlive sweep and to the IsAlive
+// sweep of its intervals (see sweeper) while it is online, and runs IsAlive
+// once at once.
 func (i *instance) startLoop() {
 	i.mu.Lock()
 	if i.loop != nil || (i.interval <= 0 && i.isEvery <= 0) {
@@ -458,73 +463,108 @@ func (i *instance) startLoop() {
 	}
 	ctx, cancel := context.WithCancel(i.gen)
 	i.loopCtx, i.loop = ctx, cancel
-	i.failing = false
-	interval, isEvery, cycle := i.interval, i.isEvery, i.cycle
-	if interval > 0 {
-		i.sw = i.srv.sweeper(interval)
+	i.failing, i.isFailing = false, false
+	if i.interval > 0 {
+		i.sw = i.srv.sweeper(i.interval, false)
 	}
-	sw := i.sw
+	if i.isEvery > 0 {
+		i.isw = i.srv.sweeper(i.isEvery, true)
+	}
+	sw, isw := i.sw, i.isw
 	i.mu.Unlock()
 	if sw != nil {
 		sw.add(i)
 	}
-	if isEvery > 0 {
-		go i.isAliveLoop(ctx, isEvery, cycle)
+	if isw != nil {
+		isw.add(i)
+		i.isAliveOnce(isw)
 	}
 }
 
-// isAliveLoop runs IsAlive at once and then every isEvery while the
-// instance is online, pushing changes of the result. IsAlive may take long,
-// so each instance has its own timer (one wake-up per instance per
-// interval: 100 a second for 1,000 resources at 10 s).
-func (i *instance) isAliveLoop(ctx context.Context, isEvery time.Duration, cycle uint64) {
-	timeout := i.checkTimeout()
-	t := time.NewTimer(0)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		err := func() error {
-			cctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			if err := i.acquire(cctx); err != nil {
-				return err
-			}
-			defer i.release()
-			return i.watch(cctx, "IsAlive", i.res.IsAlive)
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		switch {
-		case err != nil && !failing:
-			failing = true
-			i.logger.Debug("IsAlive failed", "error", err)
-			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_IS_ALIVE_FAILED, Error: errorToDetail(err), Cycle: cycle})
-		case err == nil && failing:
-			failing = false
-			i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_IS_ALIVE_OK, Cycle: cycle})
-		}
-		t.Reset(isEvery)
+// isAliveOnce runs one plugin-side IsAlive and pushes a change of its
+// result: inline when the resource answers from memory
+// (resource.InstantIsAliveChecker) and no other call holds it, else on a
+// goroutine of its own under the call timeout (one at a time per
+// instance), since an IsAlive may take long and must not hold up the
+// sweep.
+func (i *instance) isAliveOnce(sw *sweeper) {
+	i.mu.Lock()
+	loopCtx, cycle := i.loopCtx, i.cycle
+	active, busy := i.loop != nil, i.isBusy
+	if active && !busy && !instantIsAlive(i.res) {
+		i.isBusy = true
+		i.mu.Unlock()
+		go i.isAliveCall(loopCtx, cycle)
+		return
 	}
+	i.mu.Unlock()
+	if !active || busy {
+		return
+	}
+	select {
+	case i.sem <- struct{}{}:
+	default:
+		return // a call from the host is running: skip this round
+	}
+	sw.started(i)
+	err := i.res.IsAlive(loopCtx)
+	i.release()
+	if loopCtx.Err() != nil || !sw.has(i) {
+		return
+	}
+	i.setIs(err, cycle)
+}
+
+// isAliveCall is a non-instant plugin-side IsAlive.
+func (i *instance) isAliveCall(ctx context.Context, cycle uint64) {
+	defer func() {
+		i.mu.Lock()
+		i.isBusy = false
+		i.mu.Unlock()
+	}()
+	err := func() error {
+		cctx, cancel := context.WithTimeout(ctx, i.checkTimeout())
+		defer cancel()
+		if err := i.acquire(cctx); err != nil {
+			return err
+		}
+		defer i.release()
+		return i.watch(cctx, "IsAlive", i.res.IsAlive)
+	}()
+	if ctx.Err() != nil {
+		return
+	}
+	i.setIs(err, cycle)
+}
+
+// instantLooksAlive and instantIsAlive: may the check run inline, without
+// a context deadline or a deadlock watch of its own (the sweeper blames an
+// inline call that overruns)?
+func instantLooksAlive(r resource.Resource) bool {
+	c, ok := r.(resource.InstantChecker)
+	return ok && c.LooksAliveInstant()
+}
+
+func instantIsAlive(r resource.Resource) bool {
+	c, ok := r.(resource.InstantIsAliveChecker)
+	return ok && c.IsAliveInstant()
 }
 
 // stopLoop takes the instance out of the sweep and cancels a LooksAlive the
 // sweep has in flight on it.
 func (i *instance) stopLoop() {
 	i.mu.Lock()
-	stop, sw := i.loop, i.sw
-	i.loop, i.sw = nil, nil
+	stop, sw, isw := i.loop, i.sw, i.isw
+	i.loop, i.sw, i.isw = nil, nil, nil
 	i.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
 	if sw != nil {
 		sw.remove(i)
+	}
+	if isw != nil {
+		isw.remove(i)
 	}
 }
 
@@ -547,9 +587,17 @@ func (i *instance) sweepOnce(sw *sweeper) {
 		return
 	}
 	sw.started(i)
-	ctx, cancel := context.WithTimeout(loopCtx, i.checkTimeout())
-	err := i.watch(ctx, "LooksAlive", i.res.LooksAlive)
-	cancel()
+	var err error
+	if instantLooksAlive(i.res) {
+		// From memory: no deadline or deadlock watch of its own (their
+		// timer and allocations were most of an idle plugin's cost); an
+		// overrun is the sweeper's to blame.
+		err = i.res.LooksAlive(loopCtx)
+	} else {
+		ctx, cancel := context.WithTimeout(loopCtx, i.checkTimeout())
+		err = i.watch(ctx, "LooksAlive", i.res.LooksAlive)
+		cancel()
+	}
 	i.release()
 	if loopCtx.Err() != nil || !sw.has(i) {
 		return // stopped, or blamed for overrunning meanwhile
@@ -557,46 +605,68 @@ func (i *instance) sweepOnce(sw *sweeper) {
 	i.setLooks(err, cycle)
 }
 
-func (i *instance) setLooks(err error, cycle uint64) {
+func (i *instance) setLooks(err error, cycle uint64) { i.setResult(false, err, cycle) }
+
+// setIs records a plugin-side IsAlive result and pushes a change.
+func (i *instance) setIs(err error, cycle uint64) { i.setResult(true, err, cycle) }
+
+// setResult records a plugin-side LooksAlive (or, deep, IsAlive) result
+// and pushes a change of it.
+func (i *instance) setResult(deep bool, err error, cycle uint64) {
 	// The push happens under i.mu, so that pushes reach the queue in the
 	// order of the state changes: two setLooks racing (a sweep and the
 	// sweeper blaming an overrun) must not leave "failed" queued last while
 	// the state says alive, for then nothing would ever push "alive" again.
 	// push only takes the queue's own lock and never blocks.
+	failing, failed, ok, method := &i.failing, pb.Event_KIND_LOOKS_ALIVE_FAILED, pb.Event_KIND_LOOKS_ALIVE_OK, "LooksAlive"
+	if deep {
+		failing, failed, ok, method = &i.isFailing, pb.Event_KIND_IS_ALIVE_FAILED, pb.Event_KIND_IS_ALIVE_OK, "IsAlive"
+	}
 	i.mu.Lock()
-	changed := (err != nil) != i.failing
-	i.failing = err != nil
+	changed := (err != nil) != *failing
+	*failing = err != nil
 	switch {
 	case !changed:
 	case err != nil:
-		i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_FAILED, Error: errorToDetail(err), Cycle: cycle})
+		i.srv.push(&pb.Event{Instance: i.id, Kind: failed, Error: errorToDetail(err), Cycle: cycle})
 	default:
-		i.srv.push(&pb.Event{Instance: i.id, Kind: pb.Event_KIND_LOOKS_ALIVE_OK, Cycle: cycle})
+		i.srv.push(&pb.Event{Instance: i.id, Kind: ok, Cycle: cycle})
 	}
 	i.mu.Unlock()
 	if changed && err != nil {
-		i.logger.Debug("LooksAlive failed", "error", err)
+		i.logger.Debug(method+" failed", "error", err)
 	}
 }
 
-func (s *grpcServer) sweeper(interval time.Duration) *sweeper {
+// sweepKey names a sweeper: its interval, and whether it runs IsAlive.
+type sweepKey struct {
+	every time.Duration
+	deep  bool
+}
+
+func (s *grpcServer) sweeper(interval time.Duration, deep bool) *sweeper {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sweepers == nil {
-		s.sweepers = make(map[time.Duration]*sweeper)
+		s.sweepers = make(map[sweepKey]*sweeper)
 	}
-	sw, ok := s.sweepers[interval]
+	k := sweepKey{interval, deep}
+	sw, ok := s.sweepers[k]
 	if !ok {
-		sw = &sweeper{interval: interval, members: make(map[*instance]struct{})}
-		s.sweepers[interval] = sw
+		sw = &sweeper{interval: interval, deep: deep, members: make(map[*instance]struct{})}
+		s.sweepers[k] = sw
 	}
 	return sw
 }
 
-// sweeper runs LooksAlive on every online instance with one interval, all
-// in one pass per tick: one timer wake-up per interval instead of one per
-// instance, which is what keeps 1,000 resources cheap. Each LooksAlive runs
-// under its instance's call timeout.
+// sweeper runs LooksAlive (or, deep, IsAlive) on every online instance
+// with one interval, all in one pass per tick: one timer wake-up per
+// interval instead of one per instance, which is what keeps 1,000
+// resources cheap. A check that answers from memory
+// (resource.InstantChecker, resource.InstantIsAliveChecker) runs inline,
+// with no context or timer of its own; any other LooksAlive runs under its
+// instance's call timeout, and any other IsAlive on a goroutine of its own
+// (isAliveOnce).
 //
 // A pass that is still running at the next tick is either slow as a whole
 // (many instances, each within its timeout: the tick is skipped and the
@@ -607,6 +677,7 @@ func (s *grpcServer) sweeper(interval time.Duration) *sweeper {
 // sweeps the rest.
 type sweeper struct {
 	interval time.Duration
+	deep     bool // IsAlive (isAliveOnce), not LooksAlive (sweepOnce)
 
 	mu       sync.Mutex
 	members  map[*instance]struct{}
@@ -684,7 +755,11 @@ func (sw *sweeper) run(stop chan struct{}) {
 			stuck.mu.Lock()
 			cycle := stuck.cycle
 			stuck.mu.Unlock()
-			go stuck.setLooks(fmt.Errorf("LooksAlive did not return within its call timeout %s", limit), cycle)
+			if sw.deep {
+				go stuck.setIs(fmt.Errorf("IsAlive did not return within its call timeout %s", limit), cycle)
+			} else {
+				go stuck.setLooks(fmt.Errorf("LooksAlive did not return within its call timeout %s", limit), cycle)
+			}
 		}
 		sw.busy = true
 		sw.pass++
@@ -707,7 +782,11 @@ func (sw *sweeper) sweep(pass uint64, list []*instance) {
 		}
 		sw.cur, sw.curStart = i, time.Time{}
 		sw.mu.Unlock()
-		i.sweepOnce(sw)
+		if sw.deep {
+			i.isAliveOnce(sw)
+		} else {
+			i.sweepOnce(sw)
+		}
 	}
 	sw.mu.Lock()
 	if sw.pass == pass {

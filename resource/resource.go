@@ -140,6 +140,17 @@ type InstantChecker interface {
 	LooksAliveInstant() bool
 }
 
+// InstantIsAliveChecker is InstantChecker for IsAlive: a resource whose
+// thorough check, too, answers from memory at the moment (a plugin proxy
+// answering from the plugin's last IsAlive result, a program with no
+// health check configured) says so, and the monitor calls IsAlive inline
+// from one sweep per interval instead of waking a goroutine per resource.
+// IsAliveInstant is asked before every sweep call; false makes the
+// monitor use its ordinary call for that round.
+type InstantIsAliveChecker interface {
+	IsAliveInstant() bool
+}
+
 // Closer is implemented by a resource that holds something between Open and
 // the end of its life (a netlink subscription, a plugin-side instance). The
 // monitor calls Close once, after the final Offline or Terminate.

@@ -1,7 +1,6 @@
 package cgroup
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -23,22 +22,52 @@ import (
 // Discover reads /proc/self/mountinfo and returns the cgroup layout of this
 // process's mount namespace.
 func Discover() (Layout, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return Layout{}, err
 	}
-	defer f.Close()
-	return ParseMountinfo(f)
+	l, err := parsed(&layouts, b, func(b []byte) (Layout, error) { return ParseMountinfo(bytes.NewReader(b)) })
+	l.V1 = maps.Clone(l.V1)
+	return l, err
 }
 
 // Self returns this process's own cgroup paths (see ParseOwnCgroups).
 func Self() (map[string]string, error) {
-	f, err := os.Open("/proc/self/cgroup")
+	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return ParseOwnCgroups(f)
+	own, err := parsed(&selfs, b, func(b []byte) (map[string]string, error) { return ParseOwnCgroups(bytes.NewReader(b)) })
+	return maps.Clone(own), err
+}
+
+// parseCache keeps the last parse of a /proc file: a thousand Opens read
+// the same text, and each parse kept its own copy of it (issue 15).
+type parseCache[T any] struct {
+	mu   sync.Mutex
+	text []byte
+	v    T
+}
+
+var (
+	layouts parseCache[Layout]
+	selfs   parseCache[map[string]string]
+)
+
+// parsed returns parse(text), reusing the last result when text is the
+// same. The result is shared: callers copy what they may change.
+func parsed[T any](c *parseCache[T], text []byte, parse func([]byte) (T, error)) (T, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.text != nil && bytes.Equal(c.text, text) {
+		return c.v, nil
+	}
+	v, err := parse(text)
+	if err != nil {
+		return v, err
+	}
+	c.text, c.v = text, v
+	return v, nil
 }
 
 // Group is one cgroup: a directory in the v2 hierarchy (containment: every
@@ -327,7 +356,7 @@ func (g *Group) Populated() (bool, error) {
 
 // event reads key's value from cgroup.events.
 func (g *Group) event(key string) (int64, error) {
-	return keyedValue(filepath.Join(g.dir, "cgroup.events"), key)
+	return keyedValue(g.dir+"/cgroup.events", key)
 }
 
 // keyedValue reads a "key value" line from a flat-keyed cgroup file.
@@ -336,9 +365,8 @@ func keyedValue(file, key string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, " ")
 		if ok && k == key {
 			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		}
@@ -349,10 +377,15 @@ func keyedValue(file, key string) (int64, error) {
 // Kill kills every process in the group with SIGKILL: through cgroup.kill
 // (Linux 5.14+), else by freezing the group (no fork can then escape),
 // sending SIGKILL to each member and thawing it. It does not wait: see
-// WaitEmpty.
+// WaitEmpty. An empty group (cgroup.events "populated 0": nothing can join
+// it but by a clone into it or a write to cgroup.procs, which are its
+// owner's) is left alone, so the next start needs no Renew.
 func (g *Group) Kill() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if v, err := g.event("populated"); err == nil && v == 0 {
+		return nil
+	}
 	if !g.noKillFile {
 		err := writeFile(filepath.Join(g.dir, "cgroup.kill"), "1")
 		if err == nil {
@@ -403,8 +436,14 @@ func (g *Group) WaitEmpty(ctx context.Context) error {
 	return g.waitEvent(ctx, "populated", 0)
 }
 
-// waitEvent waits until cgroup.events has key = want.
+// waitEvent waits until cgroup.events has key = want. It reads the file
+// once before setting up the watch: a group that is already there (a
+// program that exited at its stop signal) costs one read, not an inotify
+// instance (a thousand programs stopping at once).
 func (g *Group) waitEvent(ctx context.Context, key string, want int64) error {
+	if v, err := g.event(key); err != nil || v == want {
+		return err
+	}
 	events := filepath.Join(g.dir, "cgroup.events")
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {

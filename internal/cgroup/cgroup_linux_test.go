@@ -339,6 +339,39 @@ func TestReuseAfterKill(t *testing.T) {
 	require.True(t, liveProcess(cmd.Process.Pid))
 }
 
+// Issue 15: Kill of an empty group (its programs exited at their stop
+// signal) does nothing: the group is not marked killed, so the next start
+// needs no Renew (which would remove and create the directory again), and a
+// process started into it lives; WaitEmpty of an empty group returns at
+// once.
+func TestKillEmptyGroupIsNoop(t *testing.T) {
+	t.Parallel()
+	g := testGroup(t)
+	cmd, _ := startIn(t, g, "sleep")
+	require.NoError(t, syscall.Kill(cmd.Process.Pid, syscall.SIGTERM))
+	require.NoError(t, g.WaitEmpty(t.Context()))
+	before, err := os.Stat(g.Dir())
+	require.NoError(t, err)
+	require.NoError(t, g.Kill())
+	g.mu.Lock()
+	killed := g.killed
+	g.mu.Unlock()
+	require.False(t, killed, "an empty group is not killed")
+	_, err = g.Renew()
+	require.NoError(t, err)
+	after, err := os.Stat(g.Dir())
+	require.NoError(t, err)
+	require.True(t, os.SameFile(before, after), "Renew left the directory alone")
+	cmd, _ = startIn(t, g, "sleep")
+	time.Sleep(100 * time.Millisecond)
+	require.True(t, liveProcess(cmd.Process.Pid))
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.Error(t, g.WaitEmpty(done), "a populated group is not empty")
+	require.NoError(t, g.Kill())
+	require.NoError(t, g.WaitEmpty(t.Context()))
+}
+
 // BenchmarkKillToEmpty measures Kill plus WaitEmpty of a three-process
 // tree (a setsid child and an orphaned grandchild): the kernel's part of
 // genericapp's Offline-to-empty figure.

@@ -90,6 +90,9 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 	if cmd.Env == nil {
 		cmd.Env = []string{} // clean_env with no env: really empty
 	}
+	if null, err := devNull(); err == nil {
+		cmd.Stdin = null // else exec opens /dev/null itself
+	}
 	var childEnds []*os.File
 	closeChildEnds := func() {
 		for _, f := range childEnds {
@@ -103,7 +106,9 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 	}{{"stdout", s.stdout, &cmd.Stdout}, {"stderr", s.stderr, &cmd.Stderr}} {
 		switch o.dest {
 		case OutputDiscard:
-			// nil: exec connects /dev/null.
+			if null, err := devNull(); err == nil {
+				*o.dst = null
+			} // else nil: exec opens /dev/null itself
 		case OutputLog:
 			r, w, err := os.Pipe()
 			if err != nil {
@@ -147,6 +152,12 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 	}
 	return c, nil
 }
+
+// devNull is /dev/null opened once for reading and writing, the stdin of
+// every program and the destination of discarded outputs: exec.Cmd would
+// otherwise open and close it up to three times per start (issue 15: a
+// thousand starts at once).
+var devNull = sync.OnceValues(func() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_RDWR, 0) })
 
 // readLines logs r line by line until EOF or until the pipe is closed.
 // Lines longer than 64 KiB are logged in pieces.

@@ -127,7 +127,9 @@
 // a failure, exit code 0 included: the program must stay in the foreground
 // (a daemon that forks and exits is not supported). When the program dies
 // on its own, whatever it left in its tree is killed with it. IsAlive is
-// LooksAlive plus the health check.
+// LooksAlive plus the health check; without one it answers from memory too
+// (resource.InstantIsAliveChecker), and the monitor and the plugin call it
+// inline from their sweeps.
 //
 // Offline and Terminate (see Containment) are idempotent and safe to call
 // concurrently with the other methods; no zombie and no process of the tree

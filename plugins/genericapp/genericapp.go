@@ -491,6 +491,10 @@ func (a *App) LooksAlive(ctx context.Context) error {
 	return nil
 }
 
+// IsAliveInstant implements resource.InstantIsAliveChecker: without a
+// health check IsAlive is LooksAlive, from memory.
+func (a *App) IsAliveInstant() bool { return a.spec.health == nil }
+
 // IsAlive is LooksAlive plus the health check (the readiness check when no
 // health check is set), bounded by its timeout and ctx.
 func (a *App) IsAlive(ctx context.Context) error {
@@ -545,4 +549,6 @@ var (
 	_ resource.FailureReporter = (*App)(nil)
 	_ resource.Closer          = (*App)(nil)
 	_ resource.InstantChecker  = (*App)(nil)
+
+	_ resource.InstantIsAliveChecker = (*App)(nil)
 )

@@ -14,11 +14,10 @@ import (
 
 // metrics holds the node's Prometheus collectors. Names start with sft_.
 type metrics struct {
-	reg *prometheus.Registry
+	reg    *prometheus.Registry
+	status func() monitor.Status
+	res    resourceCounters // per resource: written by writeResources, not through reg
 
-	restarts       *prometheus.CounterVec   // group, resource, type
-	pushed         *prometheus.CounterVec   // group, resource, type
-	failures       *prometheus.CounterVec   // group, resource, type
 	groupFailures  *prometheus.CounterVec   // group
 	failovers      *prometheus.CounterVec   // group
 	timeouts       *prometheus.CounterVec   // type, method
@@ -38,39 +37,6 @@ type metrics struct {
 
 var states = []resource.State{resource.StateOffline, resource.StateOnlinePending, resource.StateOnline, resource.StateOfflinePending, resource.StateFailed}
 
-// statusCollector exports the monitor's status at scrape time.
-type statusCollector struct {
-	status        func() monitor.Status
-	resourceState *prometheus.Desc
-	groupState    *prometheus.Desc
-	groupFailed   *prometheus.Desc
-	restartsNow   *prometheus.Desc
-}
-
-func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.resourceState
-	ch <- c.groupState
-	ch <- c.groupFailed
-	ch <- c.restartsNow
-}
-
-func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, g := range c.status().Groups {
-		for _, s := range states {
-			ch <- prometheus.MustNewConstMetric(c.groupState, prometheus.GaugeValue, b2f(g.State == s), g.Name, s.String())
-		}
-		ch <- prometheus.MustNewConstMetric(c.groupFailed, prometheus.GaugeValue, b2f(g.Failed), g.Name)
-		for _, r := range g.Resources {
-			// One series per resource for its state (the current one, 1),
-			// not one per state: with thousands of resources the 0s are
-			// most of a scrape. A query for a state finds the resources in
-			// it: sft_resource_state{state="Failed"}.
-			ch <- prometheus.MustNewConstMetric(c.resourceState, prometheus.GaugeValue, 1, g.Name, r.Name, r.Type, r.State.String())
-			ch <- prometheus.MustNewConstMetric(c.restartsNow, prometheus.GaugeValue, float64(r.Restarts), g.Name, r.Name, r.Type)
-		}
-	}
-}
-
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -80,17 +46,13 @@ func b2f(b bool) float64 {
 
 func newMetrics(status func() monitor.Status) *metrics {
 	r := prometheus.NewRegistry()
-	m := &metrics{reg: r}
-	grt := []string{"group", "resource", "type"}
+	m := &metrics{reg: r, status: status}
 	tm := []string{"type", "method"}
 	counter := func(name, help string, labels []string) *prometheus.CounterVec {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 		r.MustRegister(c)
 		return c
 	}
-	m.restarts = counter("sft_resource_restarts_total", "Restarts of a resource by its restart policy.", grt)
-	m.pushed = counter("sft_resource_failures_pushed_total", "Failures a resource reported itself (process exit, address removed, plugin process died).", grt)
-	m.failures = counter("sft_resource_failures_total", "Times a resource entered the Failed state.", grt)
 	m.groupFailures = counter("sft_group_failures_total", "Times a group failed on this node (restart policy exhausted or node-local error).", []string{"group"})
 	m.failovers = counter("sft_group_failovers_total", "Group failures whose policy asked for a failover to another node.", []string{"group"})
 	m.timeouts = counter("sft_resource_call_timeouts_total", "Calls that outlived their timeout.", tm)
@@ -116,13 +78,6 @@ func newMetrics(status func() monitor.Status) *metrics {
 	r.MustRegister(m.events, m.eventsDropped, m.alertsDropped, m.alertsAttempts)
 	m.clusterEvents = counter("sft_cluster_events_total", "Cluster events seen by this node, by kind (node-down, lease-lost, fenced, ...).", []string{"kind"})
 	m.placements = counter("sft_cluster_placements_total", "Ownership changes of groups seen by this node, by kind (failover, move, failback, place, offline).", []string{"kind"})
-	r.MustRegister(&statusCollector{
-		status:        status,
-		resourceState: prometheus.NewDesc("sft_resource_state", "1, labelled with the resource's current state (no series for the other states).", []string{"group", "resource", "type", "state"}, nil),
-		groupState:    prometheus.NewDesc("sft_group_state", "1 for the group's current state, 0 for the others.", []string{"group", "state"}, nil),
-		groupFailed:   prometheus.NewDesc("sft_group_failed", "1 while the group is failed on this node.", []string{"group"}, nil),
-		restartsNow:   prometheus.NewDesc("sft_resource_restarts_counted", "Restarts counted by the restart policy since start or the last clear.", []string{"group", "resource", "type"}, nil),
-	})
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -131,9 +86,7 @@ func newMetrics(status func() monitor.Status) *metrics {
 // happened, so that a query (or `grep ^sft_resource_restarts_total`) finds
 // them from the start.
 func (m *metrics) initResource(group, name, typ string) {
-	for _, c := range []*prometheus.CounterVec{m.restarts, m.pushed, m.failures} {
-		c.WithLabelValues(group, name, typ)
-	}
+	m.res.add(group, name, typ, func(*resCounters) {})
 }
 
 // initGroup makes a group's counters exist at 0.
@@ -163,12 +116,12 @@ func (m *metrics) observeEvent(e monitor.Event) {
 	switch e.Kind {
 	case monitor.EventStateChanged:
 		if e.To == resource.StateFailed {
-			m.failures.WithLabelValues(e.Group, e.Resource, e.Type).Inc()
+			m.res.add(e.Group, e.Resource, e.Type, func(c *resCounters) { c.failures++ })
 		}
 	case monitor.EventRestart:
-		m.restarts.WithLabelValues(e.Group, e.Resource, e.Type).Inc()
+		m.res.add(e.Group, e.Resource, e.Type, func(c *resCounters) { c.restarts++ })
 	case monitor.EventFailurePushed:
-		m.pushed.WithLabelValues(e.Group, e.Resource, e.Type).Inc()
+		m.res.add(e.Group, e.Resource, e.Type, func(c *resCounters) { c.pushed++ })
 		if pluginExited(e.Reason) {
 			m.pluginExits.WithLabelValues(e.Type).Inc()
 		}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sftkit/sft/cluster"
 	"github.com/sftkit/sft/cluster/peer"
@@ -352,7 +351,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		}
 		n.metricsAddr = mln.Addr().String()
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", n.met.handler())
 		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/metrics", http.StatusFound)
 		})

@@ -1,19 +1,25 @@
 // Command scalebench measures sft with thousands of real applications on one
 // node (issue 15): genericapp resources running a small static C program,
 // driven by the real monitor, hosted by one real plugin process. Every
-// figure counts the host and the plugin process together (CPU from
-// /proc/PID/task/*/schedstat, in ns; RSS from VmRSS).
+// figure counts the host and the plugin process together (CPU: getrusage
+// for this process, /proc/PID/stat for the plugin, 10 ms ticks; memory:
+// VmRSS, and PSS, which counts the pages the two share, the same
+// executable, once).
 //
-//	go run ./plugins/internal/scale/scalebench [-phases idle,online,stop,crash,restart] [-n 1000,5000]
+//	go run ./plugins/internal/scale/scalebench [-phases idle,online,stop,crash,restart] [-n 1000,5000] [-pprof DIR]
 //
 // Phases:
-//   - idle: N apps in -groups groups (LooksAlive 1 s, IsAlive 10 s), idle
-//     CPU % of one core over -window and RSS.
+//   - idle: N apps in -groups groups (LooksAlive 1 s, IsAlive 10 s),
+//     brought online ten groups at a time, then idle CPU % of one core over
+//     -window, RSS and PSS.
 //   - online: CPU (host + plugin) to bring N apps online, in one group and
-//     in -groups groups.
+//     in -groups groups, beside a baseline measured just before: the CPU
+//     this process spends starting the same N programs with a bare
+//     exec.Cmd (what any supervisor pays the kernel), and the difference.
 //   - stop: graceful shutdown (Offline of every group at once) of N apps
-//     that exit at SIGTERM: wall time, and how many were SIGKILLed after the
-//     stop grace (1 s).
+//     that exit at SIGTERM: wall time, when the last app handled its
+//     SIGTERM, the CPU, and how many were SIGKILLed after the stop grace
+//     (1 s).
 //   - crash: kill -9 of the plugin process with N apps online: time until
 //     every group is online again (the level-triggered Watch), beyond the
 //     restart delay, and events lost by a 4,096-event subscriber.
@@ -21,6 +27,11 @@
 //     resource online again, restart delay 0), paired with a bare exec.Cmd
 //     Start/kill/Wait/Start loop, interleaved, -samples samples each, in
 //     process and through the plugin; ratios of the p50 and the mean.
+//
+// -pprof DIR writes CPU and heap profiles of the host and of the plugin
+// over the idle window, the online and the stop phases into DIR (the
+// plugin serves them on a loopback port only then), and prints where each
+// process's memory is after the idle window.
 //
 // Run it at least twice on a loaded machine and report the spread.
 package main
@@ -65,6 +76,9 @@ int main(int argc, char **argv) {
 `
 
 func main() {
+	if plugins.IsPlugin() {
+		servePprof()
+	}
 	plugins.Main(genericapp.New())
 	phases := flag.String("phases", "idle,online,stop,crash,restart", "phases to run")
 	ns := flag.String("n", "1000,5000", "numbers of applications for the idle phase")
@@ -74,6 +88,7 @@ func main() {
 	flag.IntVar(&apps, "apps", 1000, "applications in the online, stop and crash phases")
 	flag.BoolVar(&inprocAll, "inprocess", false, "host the apps in this process (no plugin) in every phase but restart")
 	profile := flag.String("cpuprofile", "", "write this process's CPU profile here")
+	flag.StringVar(&pprofDir, "pprof", "", "idle phase: write CPU and heap profiles of the host and the plugin over the window into this directory")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile)
@@ -81,6 +96,13 @@ func main() {
 			_ = pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
+	}
+	if pprofDir != "" {
+		if err := os.MkdirAll(pprofDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "scalebench: -pprof:", err)
+			os.Exit(2)
+		}
+		os.Setenv(pprofEnv, pprofDir)
 	}
 	if err := run(strings.Split(*phases, ","), *ns, *groups, *window, *samples); err != nil {
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
@@ -92,6 +114,7 @@ func main() {
 var (
 	inprocAll bool
 	apps      int
+	pprofDir  string
 )
 
 type bench struct {
@@ -235,6 +258,13 @@ func (e *env) all(fn func(name string) error) error {
 	return errors.Join(errs...)
 }
 
+func (e *env) pluginPid() int {
+	if e.pool == nil {
+		return 0
+	}
+	return e.pool.Pid()
+}
+
 func (e *env) pids() []int {
 	p := []int{os.Getpid()}
 	if e.pool != nil {
@@ -268,12 +298,19 @@ func cpu(pids []int) time.Duration {
 	return sum
 }
 
-func rssMB(pids []int) float64 {
+func rssMB(pids []int) float64 { return memMB(pids, "/status", "VmRSS:") }
+
+// pssMB is the proportional set size: pages shared between the processes
+// (host and plugin are the same executable) counted once, split between
+// them.
+func pssMB(pids []int) float64 { return memMB(pids, "/smaps_rollup", "Pss:") }
+
+func memMB(pids []int, file, key string) float64 {
 	var sum float64
 	for _, pid := range pids {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + file)
 		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			if v, ok := strings.CutPrefix(line, key); ok {
 				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 				sum += kb / 1024
 			}
@@ -288,35 +325,102 @@ func (b *bench) idle(n, g int, window time.Duration) error {
 		return err
 	}
 	defer e.close()
-	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
+	// Ten groups at a time: the steady state is measured here, not the
+	// mass Online (phase online), and 5,000 Onlines at once on a loaded
+	// 2-vCPU machine keep the plugin from answering its heartbeat.
+	sem := make(chan struct{}, 10)
+	if err := e.all(func(name string) error {
+		sem <- struct{}{}
+		defer func() { <-sem }()
+		return e.m.Online(context.Background(), name)
+	}); err != nil {
 		return err
 	}
 	time.Sleep(5 * time.Second) // first polls, GC
 	p := e.pids()
+	prof, err := startProfiles(fmt.Sprintf("idle-%d", n), e.pluginPid())
+	if err != nil {
+		return err
+	}
 	c0, t0 := cpu(p), time.Now()
 	time.Sleep(window)
 	c1, wall := cpu(p), time.Since(t0)
-	fmt.Printf("idle: %d apps in %d groups, LooksAlive 1s IsAlive 10s, window %s: CPU host+plugin %.2f%% of one core (mean over the window), RSS host+plugin %.1f MB (at the end)\n",
-		n, g, wall.Round(time.Second), float64(c1-c0)/float64(wall)*100, rssMB(p))
+	if err := prof.stop(); err != nil {
+		return err
+	}
+	fmt.Printf("idle: %d apps in %d groups, LooksAlive 1s IsAlive 10s, window %s: CPU host+plugin %.2f%% of one core (mean over the window), RSS host+plugin %.1f MB, PSS %.1f MB (at the end)\n",
+		n, g, wall.Round(time.Second), float64(c1-c0)/float64(wall)*100, rssMB(p), pssMB(p))
+	if pprofDir != "" {
+		fmt.Printf("idle: host: RSS %.1f MB, %s\nidle: plugin: RSS %.1f MB, %s\n", rssMB(p[:1]), memSummary(), rssMB(p[1:]), pluginMem(e.pluginPid()))
+	}
 	return nil
 }
 
 func (b *bench) online(n, g int) error {
+	base, err := b.bareStarts(n)
+	if err != nil {
+		return err
+	}
 	e, err := b.setup(n, g, false, 0)
 	if err != nil {
 		return err
 	}
 	defer e.close()
 	p := e.pids()
+	prof, err := startProfiles(fmt.Sprintf("online-%d-%d", n, g), e.pluginPid())
+	if err != nil {
+		return err
+	}
 	c0, t0 := cpu(p), time.Now()
 	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
 		return err
 	}
 	c1, wall := cpu(p), time.Since(t0)
-	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms\n",
-		n, g, float64(c1-c0)/1e6, float64(c1-c0)/1e3/float64(n), float64(wall)/1e6)
+	if err := prof.stop(); err != nil {
+		return err
+	}
+	used := c1 - c0
+	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms; bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU; beyond them: %.0f ms (%.0f us per app)\n",
+		n, g, ms(used), us(used)/float64(n), ms(wall), n, ms(base), ms(used-base), us(used-base)/float64(n))
 	return nil
 }
+
+// bareStarts is the baseline of the online phase: the CPU this process
+// spends starting n copies of the app with a plain exec.Cmd (own process
+// group, Pdeathsig, output to /dev/null, as genericapp starts them, but no
+// cgroup, no plugin, no monitor), four at a time as the spawner does. The
+// programs are killed and reaped after the measurement.
+func (b *bench) bareStarts(n int) (time.Duration, error) {
+	cmds := make([]*exec.Cmd, n)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	self := []int{os.Getpid()}
+	c0 := cpu(self)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				c := exec.Command(b.app, "/dev/null")
+				c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+				if err := c.Start(); err != nil {
+					errs[w] = err
+					return
+				}
+				cmds[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	used := cpu(self) - c0
+	for _, c := range cmds {
+		if c != nil {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}
+	return used, errors.Join(errs...)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func (b *bench) stop(n, g int) error {
 	e, err := b.setup(n, g, false, 0)
@@ -329,18 +433,51 @@ func (b *bench) stop(n, g int) error {
 	}
 	_ = os.Truncate(b.marker, 0)
 	b.kills.Store(0)
+	prof, err := startProfiles(fmt.Sprintf("stop-%d", n), e.pluginPid())
+	if err != nil {
+		return err
+	}
+	// When did the last app handle its SIGTERM? (Each writes one byte to
+	// the marker file as it does.)
+	var allTermed atomic.Int64
+	watchDone, stopWatch := make(chan struct{}), make(chan struct{})
 	t0 := time.Now()
+	go func() {
+		defer close(watchDone)
+		for {
+			if fi, err := os.Stat(b.marker); err == nil && fi.Size() >= int64(n) {
+				allTermed.Store(int64(time.Since(t0)))
+				return
+			}
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	c0 := cpu(e.pids())
 	if err := e.all(func(name string) error { return e.m.Offline(context.Background(), name) }); err != nil {
 		return err
 	}
 	wall := time.Since(t0)
+	used := cpu(e.pids()) - c0
+	close(stopWatch)
+	<-watchDone
+	if err := prof.stop(); err != nil {
+		return err
+	}
 	fi, _ := os.Stat(b.marker)
 	var terms int64
 	if fi != nil {
 		terms = fi.Size()
 	}
-	fmt.Printf("stop: %d apps in %d groups, Offline of every group at once: %.0f ms wall; %d exited at SIGTERM, %d SIGKILLed after the 1 s grace\n",
-		n, g, float64(wall)/1e6, terms, b.kills.Load())
+	last := "not all of them handled SIGTERM"
+	if d := allTermed.Load(); d > 0 {
+		last = fmt.Sprintf("the last app handled SIGTERM after %.0f ms", ms(time.Duration(d)))
+	}
+	fmt.Printf("stop: %d apps in %d groups, Offline of every group at once: %.0f ms wall (%s), CPU host+plugin %.0f ms; %d exited at SIGTERM, %d SIGKILLed after the 1 s grace\n",
+		n, g, ms(wall), last, ms(used), terms, b.kills.Load())
 	return nil
 }
 
