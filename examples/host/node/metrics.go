@@ -16,7 +16,6 @@ import (
 type metrics struct {
 	reg    *prometheus.Registry
 	status func() monitor.Status
-	res    resourceCounters // per resource: written by writeResources, not through reg
 
 	groupFailures  *prometheus.CounterVec   // group
 	failovers      *prometheus.CounterVec   // group
@@ -82,13 +81,6 @@ func newMetrics(status func() monitor.Status) *metrics {
 	return m
 }
 
-// initResource makes a resource's counters exist at 0 before anything
-// happened, so that a query (or `grep ^sft_resource_restarts_total`) finds
-// them from the start.
-func (m *metrics) initResource(group, name, typ string) {
-	m.res.add(group, name, typ, func(*resCounters) {})
-}
-
 // initGroup makes a group's counters exist at 0.
 func (m *metrics) initGroup(group string) {
 	m.groupFailures.WithLabelValues(group)
@@ -114,14 +106,7 @@ var errPluginExitedText = plugins.ErrPluginExited.Error()
 func (m *metrics) observeEvent(e monitor.Event) {
 	m.events.Inc()
 	switch e.Kind {
-	case monitor.EventStateChanged:
-		if e.To == resource.StateFailed {
-			m.res.add(e.Group, e.Resource, e.Type, func(c *resCounters) { c.failures++ })
-		}
-	case monitor.EventRestart:
-		m.res.add(e.Group, e.Resource, e.Type, func(c *resCounters) { c.restarts++ })
 	case monitor.EventFailurePushed:
-		m.res.add(e.Group, e.Resource, e.Type, func(c *resCounters) { c.pushed++ })
 		if pluginExited(e.Reason) {
 			m.pluginExits.WithLabelValues(e.Type).Inc()
 		}

@@ -32,9 +32,6 @@ func BenchmarkScrape1000(b *testing.B) {
 	m := newMetrics(func() monitor.Status { return st })
 	for _, g := range st.Groups {
 		m.initGroup(g.Name)
-		for _, r := range g.Resources {
-			m.initResource(g.Name, r.Name, r.Type)
-		}
 	}
 	m.observeCall(monitor.CallInfo{Type: "genericapp", Method: monitor.MethodLooksAlive, Duration: time.Millisecond})
 	var buf bytes.Buffer

@@ -297,7 +297,6 @@ func Run(ctx context.Context, opts Options) (err error) {
 			key := g.Name + "/" + r.Name
 			n.restarts[key] = &restartCount{}
 			n.periods[key] = r.Restart.PolicyRestart().WithDefaults().Period
-			n.met.initResource(g.Name, r.Name, r.Type)
 			var tt resource.Timing
 			if t, ok := reg.Lookup(r.Type); ok {
 				if tp, ok := t.(resource.TimingProvider); ok {
