@@ -149,12 +149,17 @@ func TestPushedFailure(t *testing.T) {
 func TestPluginSideLooksAlive(t *testing.T) {
 	t.Parallel()
 	h, _ := launch(t, func(c *Config) { c.LooksAliveInterval = 10 * time.Millisecond; c.IsAliveInterval = time.Hour })
-	looksFile := filepath.Join(t.TempDir(), "fail")
-	r := open(t, h, "a", resource.Properties{"fail_looks_file": looksFile})
+	dir := t.TempDir()
+	looksFile, mark := filepath.Join(dir, "fail"), filepath.Join(dir, "is-alive-ran")
+	r := open(t, h, "a", resource.Properties{"fail_looks_file": looksFile, "is_alive_mark": mark})
 	var f failures
 	r.(resource.FailureReporter).SetFailureHandler(f.handler)
 	require.NoError(t, r.Online(t.Context()))
 	require.NoError(t, r.LooksAlive(t.Context()))
+	// The start runs one plugin-side IsAlive at once, on a goroutine of its
+	// own: let it answer before LooksAlive is made to fail, or (on a
+	// loaded machine) it fails too and, with IsAlive hourly, stays failed.
+	waitFor(t, "the plugin-side IsAlive of the start", func() bool { _, err := os.Stat(mark); return err == nil })
 	require.NoError(t, os.WriteFile(looksFile, nil, 0o600))
 	waitFor(t, "LooksAlive to fail from the plugin-side sweep", func() bool { return r.LooksAlive(t.Context()) != nil })
 	require.ErrorIs(t, r.LooksAlive(t.Context()), resource.ErrTransient, "class survives")

@@ -31,6 +31,9 @@ type scriptedProps struct {
 	SpawnPidFile string `json:"spawn_pid_file"`
 	// FailLooksFile: LooksAlive fails while this file exists.
 	FailLooksFile string `json:"fail_looks_file"`
+	// IsAliveMark: IsAlive creates this file once it has its answer (a
+	// test waits for the plugin-side IsAlive a start runs at once).
+	IsAliveMark string `json:"is_alive_mark"`
 	// Print: Online writes this line to stdout.
 	Print string `json:"print"`
 	// PushAfter: after Online, push a node-local failure after this delay.
@@ -166,7 +169,13 @@ func (s *scripted) LooksAlive(context.Context) error {
 	return nil
 }
 
-func (s *scripted) IsAlive(ctx context.Context) error { return s.LooksAlive(ctx) }
+func (s *scripted) IsAlive(ctx context.Context) error {
+	err := s.LooksAlive(ctx)
+	if s.p.IsAliveMark != "" {
+		_ = os.WriteFile(s.p.IsAliveMark, nil, 0o600)
+	}
+	return err
+}
 
 func (s *scripted) SetFailureHandler(fn func(error)) {
 	s.mu.Lock()
