@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/sftkit/sft/cluster"
 )
 
 // The node keeps raft's log and stable store in raft-boltdb v2 (bbolt,
@@ -353,5 +355,27 @@ func TestStoreCrash(t *testing.T) {
 		}
 		t.Logf("round %d: %d ops acknowledged, log %d..%d, state %s", round, acks, acked.first, acked.last,
 			[]string{"acknowledged", "key of pending op", "pending op done"}[match])
+	}
+}
+
+// A DataDir still holding raft-wal's raft/ directory (an older version) is
+// refused with an error naming data_dir, not opened as an empty log.
+func TestStartRefusesRaftWALDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "raft"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ip := "127.0.0.1"
+	w := cluster.NodeSpec{Name: "w", Raft: freePort(t, "tcp", ip), Heartbeat: []string{freePort(t, "udp", ip)}, Witness: true}
+	n, err := cluster.Start(cluster.Config{Name: "w", Nodes: []cluster.NodeSpec{w}, Key: testKey, DataDir: dir})
+	if err == nil {
+		_ = n.Close(t.Context())
+		t.Fatal("Start with a raft-wal raft/ directory succeeded")
+	}
+	if !strings.Contains(err.Error(), "data_dir") || !strings.Contains(err.Error(), "raft-wal") {
+		t.Fatalf("error %q does not name data_dir and raft-wal", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); !os.IsNotExist(err) {
+		t.Fatalf("raft.db created next to the raft-wal log (stat: %v)", err)
 	}
 }
