@@ -10,8 +10,8 @@
 // the groups' placement specs. A node runs
 //
 //   - raft (hashicorp/raft) over TCP on its raft address, with the log
-//     and stable store in hashicorp/raft-wal and file snapshots under
-//     DataDir. Requests from other nodes to the leader share the port
+//     and stable store in hashicorp/raft-boltdb v2 (DataDir/raft.db) and
+//     file snapshots under DataDir. Requests from other nodes to the leader share the port
 //     (first byte 0xC5, HMAC-signed with the key);
 //   - the UDP heartbeat detector (package detector) on every path;
 //   - the leader loop, while it is the raft leader: node states from the
@@ -67,11 +67,15 @@
 // [Node.Clear], [Node.SetMaintenance], [Node.AddNode], [Node.RemoveNode],
 // [Node.Subscribe] (events: [EventKind]) and [Node.Simulate].
 //
-// Raft storage: raft-boltdb v2.3.1 does not build against raft v1.8.0
-// (it imports go-metrics/compat, gone in go-metrics v0.7.0), so the node
-// uses hashicorp/raft-wal v0.4.0, the segment-file log HashiCorp wrote
-// for Consul, which builds as is and is the maintained path; a bbolt
-// store of our own would be code to prove that raft-wal already is. An
+// Raft storage: hashicorp/raft-boltdb v2.3.0 over bbolt v1.4 (one file,
+// DataDir/raft.db, fsync per commit; v2.3.1 does not build against raft
+// v1.8.0: it imports go-metrics/compat, gone in go-metrics v0.7.0). bbolt
+// commits by a copy-on-write page tree and a meta page switch, so a kill
+// at any moment leaves the last committed state (TestStoreCrash SIGKILLs a
+// writer 20 times). It replaced raft-wal v0.4.0, whose log could panic
+// at the next start after a kill (hashicorp/raft-wal#31); a DataDir still
+// holding raft-wal's raft/ directory is refused: clear it and start the
+// node with Config.Join set. An
 // empty DataDir keeps raft in memory (tests and examples only).
 //
 // # The groundwork
@@ -195,12 +199,6 @@
 //     loss (40 %) lost SYNs cost seconds of retransmission, so a group
 //     whose owner lost its lease may stay down that long (a black hole,
 //     never a second holder).
-//   - raft-wal v0.4.0 can leave a log that panics at the next start
-//     ("sealed segment has no index block", hashicorp/raft-wal#31) when
-//     the process is killed after raft cleared a log suffix: seen twice
-//     in some 70 SIGKILLs of the benchmark (fast profile). Such a node must be started
-//     again with its DataDir cleared and Config.Join set (the others
-//     replicate the state to it).
 //   - Raft's own traffic is not authenticated (hashicorp/raft has no such
 //     option): keep the interconnect on a private network. Heartbeats and
 //     requests to the leader are signed.

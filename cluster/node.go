@@ -17,8 +17,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/sftkit/sft/cluster/detector"
 	"github.com/sftkit/sft/cluster/state"
@@ -200,8 +200,7 @@ type Node struct {
 	trans   *raft.NetworkTransport
 	mux     *mux
 	det     *detector.UDP
-	wal     *wal.WAL
-	meta    *metadb.BoltMetaDB // raft-wal v0.4.0's Close leaves it open: closed here
+	store   *raftboltdb.BoltStore
 	groups  []string
 	holdoff time.Duration
 
@@ -299,18 +298,23 @@ func (n *Node) start() error {
 		mem := raft.NewInmemStore()
 		logs, stable, snaps = mem, mem, raft.NewInmemSnapshotStore()
 	} else {
-		dir := filepath.Join(n.cfg.DataDir, "raft")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 			return resource.ConfigError("data_dir", n.cfg.DataDir, "%v", err)
 		}
-		n.meta = &metadb.BoltMetaDB{}
-		if n.wal, err = wal.Open(dir, wal.WithMetaStore(n.meta)); err != nil {
-			return fmt.Errorf("cluster: open raft log in %s: %w", dir, err)
+		if _, err := os.Stat(filepath.Join(n.cfg.DataDir, "raft")); err == nil {
+			return resource.ConfigError("data_dir", n.cfg.DataDir,
+				"holds a raft-wal log (raft/) of an older version: clear the directory and start the node with Join set")
+		}
+		path := filepath.Join(n.cfg.DataDir, "raft.db")
+		if n.store, err = raftboltdb.New(raftboltdb.Options{Path: path,
+			// Another process holding the file: an error, not a wait forever.
+			BoltOptions: &bbolt.Options{Timeout: time.Second}}); err != nil {
+			return fmt.Errorf("cluster: open raft log %s: %w", path, err)
 		}
 		if snaps, err = raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, hlog); err != nil {
 			return fmt.Errorf("cluster: snapshots in %s: %w", n.cfg.DataDir, err)
 		}
-		logs, stable = n.wal, n.wal
+		logs, stable = n.store, n.store
 	}
 	conf := n.timing.Raft(n.cfg.Name)
 	conf.Logger = hlog
@@ -420,11 +424,8 @@ func (n *Node) teardown() {
 		n.mux.wait()
 	}
 	n.own.wait()
-	if n.wal != nil {
-		_ = n.wal.Close()
-	}
-	if n.meta != nil {
-		_ = n.meta.Close()
+	if n.store != nil {
+		_ = n.store.Close()
 	}
 	n.hub.close()
 }
