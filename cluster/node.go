@@ -84,9 +84,10 @@ type Config struct {
 	// anti-affinity), in priority order; every node has the same. Each
 	// must be a group of Local (on nodes that may own it).
 	Groups []policy.Group
-	// FenceHook, if set, is called (once per group and epoch) when a group
-	// cannot come online here because its address is held elsewhere: a
-	// STONITH agent (power off or isolate Suspect). Meanwhile the group
+	// FenceHook, if set, is called (once per group and epoch, as soon as
+	// the previous owner is known) when a group cannot come online here
+	// because its address is held elsewhere: a STONITH agent (power off or
+	// isolate Suspect). Meanwhile the group
 	// waits, retried every Timing.Window.
 	FenceHook func(ctx context.Context, req FenceRequest) error
 	// HeldElsewhere recognizes that refusal among Online errors (default

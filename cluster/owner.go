@@ -44,8 +44,9 @@ type owner struct {
 }
 
 type held struct {
-	epoch uint64
-	retry time.Time
+	epoch  uint64
+	retry  time.Time
+	hooked bool // Config.FenceHook was called for this epoch
 }
 
 func (o *owner) init() {
@@ -318,15 +319,21 @@ func (n *Node) online(name string, epoch uint64, adopt bool) {
 		n.emit(Event{Kind: EventOnline, Group: name, Node: n.cfg.Name, Epoch: epoch})
 	case n.ctx.Err() != nil || errors.Is(err, monitor.ErrSuperseded) || errors.Is(err, context.Canceled):
 	case n.cfg.HeldElsewhere(err):
+		// The hook is called once per epoch, and only with a suspect: the
+		// state this Online acted on can be applied before stateChanged
+		// recorded the previous owner, and a hook told to fence nobody
+		// would be spent (TestFenceNeeded under stress); the retry one W
+		// later knows it.
+		suspect := n.previousOwner(name)
 		o.mu.Lock()
-		first := o.held[name].epoch != epoch
-		o.held[name] = held{epoch: epoch, retry: time.Now().Add(n.timing.Window)}
+		h := o.held[name]
+		hook := n.cfg.FenceHook != nil && suspect != "" && (h.epoch != epoch || !h.hooked)
+		o.held[name] = held{epoch: epoch, retry: time.Now().Add(n.timing.Window), hooked: hook || (h.epoch == epoch && h.hooked)}
 		o.mu.Unlock()
 		time.AfterFunc(n.timing.Window, n.poke)
-		suspect := n.previousOwner(name)
 		n.emit(Event{Kind: EventFenceNeeded, Group: name, Node: suspect, Epoch: epoch,
 			Detail: fmt.Sprintf("waiting: %v", err)})
-		if first && n.cfg.FenceHook != nil {
+		if hook {
 			o.wg.Go(func() {
 				ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
 				defer cancel()
