@@ -181,6 +181,14 @@ func (s *grpcServer) Close(ctx context.Context, req *pb.InstanceRequest) (*pb.Em
 	}
 	inst.stopLoop()
 	inst.cancel(errTerminated)
+	// A plugin-side check that read the loop as active before stopLoop may
+	// still be in the resource: Close follows the last call (the
+	// contract), so wait for it. It runs under the loop's context, now
+	// canceled. The semaphore stays held: the instance is gone, and every
+	// other taker gives up without it.
+	if err := inst.acquire(ctx); err != nil {
+		inst.logger.Error("closing while a call still runs in the resource", "error", err)
+	}
 	if fr, ok := inst.res.(resource.FailureReporter); ok {
 		fr.SetFailureHandler(nil)
 	}
@@ -506,6 +514,10 @@ func (i *instance) isAliveOnce(sw *sweeper) {
 	default:
 		return // a call from the host is running: skip this round
 	}
+	if loopCtx.Err() != nil { // stopped (Online, Offline, Close) meanwhile
+		i.release()
+		return
+	}
 	sw.started(i)
 	err := i.res.IsAlive(loopCtx)
 	i.release()
@@ -529,6 +541,9 @@ func (i *instance) isAliveCall(ctx context.Context, cycle uint64) {
 			return err
 		}
 		defer i.release()
+		if err := ctx.Err(); err != nil {
+			return err // stopped while waiting (select may pick either case)
+		}
 		return i.watch(cctx, "IsAlive", i.res.IsAlive)
 	}()
 	if ctx.Err() != nil {
@@ -584,6 +599,10 @@ func (i *instance) sweepOnce(sw *sweeper) {
 	select {
 	case i.sem <- struct{}{}:
 	default:
+		return
+	}
+	if loopCtx.Err() != nil { // stopped (Online, Offline, Close) meanwhile
+		i.release()
 		return
 	}
 	sw.started(i)
