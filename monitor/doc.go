@@ -31,7 +31,9 @@
 // of a resource.InstantIsAliveChecker are called inline from the sweep,
 // under the same watchdog as any check: one that overruns its timeout is
 // left behind and the sweep goes on. Any other check runs on the
-// resource's poller goroutine, which the sweep wakes. A resource that pushes
+// resource's poller goroutine, which the sweep wakes; so does an instant
+// check that finds the resource busy (the two sweeps coincide every
+// IsAliveInterval): it is deferred, never skipped. A resource that pushes
 // failures (resource.FailureReporter) is failed the moment it reports.
 //
 // A failed IsAlive, a pushed failure, or a failed or timed-out Online marks

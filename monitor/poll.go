@@ -191,7 +191,6 @@ func (w *watchdog) run(parent context.Context, method string, fn func(context.Co
 	w.mu.Unlock()
 
 	err = fn(ctx)
-	<-x.sem
 
 	w.mu.Lock()
 	stage := w.stage
@@ -200,6 +199,10 @@ func (w *watchdog) run(parent context.Context, method string, fn func(context.Co
 	w.timer.Stop()
 	start := w.start
 	w.mu.Unlock()
+	// Released only now: the sweep's inline call and the poller's share
+	// this watchdog, and the next holder of the slot arms it; releasing
+	// before the bookkeeping above let it be disarmed under a running call.
+	<-x.sem
 	switch stage {
 	case 1:
 		if err != nil || time.Since(start) > tm.CallTimeout {

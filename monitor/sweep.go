@@ -131,8 +131,9 @@ func (s *sweeper) respawn(b *bucket, runner int64) {
 }
 
 // sweepOne runs one due check: inline for an instant resource whose slot
-// is free, under the poller's watchdog, else by waking its poller. stuck
-// is called if the inline call outlives its timeout.
+// is free, under the poller's watchdog, else by waking its poller (which
+// waits for the slot). stuck is called if the inline call outlives its
+// timeout.
 func (g *group) sweepOne(e *sweepEntry, stuck func()) {
 	if e.ctx.Err() != nil {
 		return
@@ -147,17 +148,20 @@ func (g *group) sweepOne(e *sweepEntry, stuck func()) {
 	if instant {
 		select {
 		case x.sem <- struct{}{}:
-		default:
-			return // a check or an operation is running: skip this round
-		}
-		err, abandoned := e.w.run(e.ctx, method, fn, stuck)
-		if err != nil && !abandoned && e.ctx.Err() == nil {
-			select {
-			case e.failed <- err:
-			default:
+			err, abandoned := e.w.run(e.ctx, method, fn, stuck)
+			if err != nil && !abandoned && e.ctx.Err() == nil {
+				select {
+				case e.failed <- err:
+				default:
+				}
 			}
+			return
+		default:
+			// The other check (the LooksAlive and IsAlive sweeps coincide
+			// every IsAliveInterval) or an operation holds the slot: defer
+			// the check to the poller, which waits for the slot, rather than
+			// skip it for a whole interval.
 		}
-		return
 	}
 	select {
 	case e.due <- struct{}{}:

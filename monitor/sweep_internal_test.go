@@ -70,13 +70,10 @@ func TestOneSweepForAllGroups(t *testing.T) {
 		time.Sleep(10*time.Second + time.Millisecond)
 		synctest.Wait()
 		// At 5 s and 10 s both sweeps fire at once; whichever reaches a
-		// resource second finds the slot taken and skips it (the other
-		// check just ran), so a tick is covered by LooksAlive or IsAlive.
-		looks, is := c.looks.Load()-l0, c.is.Load()-i0
-		require.LessOrEqual(t, is, int64(2*groups*per), "at most one IsAlive every 5 s")
-		require.GreaterOrEqual(t, is, int64(groups*per), "IsAlive ran for every resource")
-		require.LessOrEqual(t, looks, int64(10*groups*per), "at most one LooksAlive a second")
-		require.GreaterOrEqual(t, looks+is, int64(10*groups*per), "each resource checked once a second")
+		// resource second finds the slot taken and defers its check to the
+		// resource's poller: nothing is skipped.
+		require.Equal(t, int64(2*groups*per), c.is.Load()-i0, "one IsAlive every 5 s for every resource")
+		require.Equal(t, int64(10*groups*per), c.looks.Load()-l0, "one LooksAlive a second for every resource")
 
 		for g := range groups {
 			require.NoError(t, m.Offline(t.Context(), "g"+strconv.Itoa(g)))
@@ -111,5 +108,40 @@ func TestInlineIsAliveFailure(t *testing.T) {
 				break
 			}
 		}
+	})
+}
+
+// slowCounting is counting whose LooksAlive takes a millisecond, so that
+// when the LooksAlive and IsAlive sweeps fire together one of them always
+// finds the other holding the resource's slot.
+type slowCounting struct{ counting }
+
+func (c slowCounting) LooksAlive(ctx context.Context) error {
+	time.Sleep(time.Millisecond)
+	return c.counting.LooksAlive(ctx)
+}
+
+// A check whose sweep finds the slot taken by the other check is deferred
+// to the resource's poller, not skipped until the next interval.
+func TestCoincidingSweepsDeferNotSkip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := New(Config{})
+		defer func() { _ = m.Close(context.Background()) }()
+		c := slowCounting{newCounting()}
+		const n = 4
+		tm := resource.Timing{LooksAliveInterval: time.Second, IsAliveInterval: 2 * time.Second}
+		spec := GroupSpec{Name: "g"}
+		for i := range n {
+			spec.Resources = append(spec.Resources, ResourceSpec{Name: "r" + strconv.Itoa(i), Type: "counting", Resource: c, Timing: tm})
+		}
+		require.NoError(t, m.AddGroup(spec))
+		require.NoError(t, m.Online(t.Context(), "g"))
+		time.Sleep(100 * time.Millisecond) // the first LooksAlive of each, at once
+		synctest.Wait()
+		l0, i0 := c.looks.Load(), c.is.Load()
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		require.Equal(t, int64(5*n), c.is.Load()-i0, "an IsAlive every 2 s for every resource")
+		require.Equal(t, int64(10*n), c.looks.Load()-l0, "a LooksAlive every second for every resource")
 	})
 }
