@@ -89,23 +89,26 @@ func Profile(name string) (Timing, error) {
 func DefaultTiming() Timing { return profiles["default"] }
 
 // WithDefaults fills zero fields from the default profile.
-func (t Timing) WithDefaults() Timing {
-	d := DefaultTiming()
-	fill := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
+func (t Timing) WithDefaults() Timing { return DefaultTiming().Over(t) }
+
+// Over returns t with each non-zero field of o in place of t's: a profile
+// with a user's overrides.
+func (t Timing) Over(o Timing) Timing {
+	set := func(dst *time.Duration, v time.Duration) {
+		if v != 0 {
+			*dst = v
 		}
 	}
-	fill(&t.Heartbeat, d.Heartbeat)
-	fill(&t.Window, d.Window)
-	fill(&t.Lease, d.Lease)
-	fill(&t.Drop, d.Drop)
-	fill(&t.RaftHeartbeat, d.RaftHeartbeat)
-	fill(&t.RaftElection, d.RaftElection)
-	fill(&t.RaftLeaderLease, d.RaftLeaderLease)
-	fill(&t.RaftCommit, d.RaftCommit)
-	if t.ClockRate == 0 {
-		t.ClockRate = d.ClockRate
+	set(&t.Heartbeat, o.Heartbeat)
+	set(&t.Window, o.Window)
+	set(&t.Lease, o.Lease)
+	set(&t.Drop, o.Drop)
+	set(&t.RaftHeartbeat, o.RaftHeartbeat)
+	set(&t.RaftElection, o.RaftElection)
+	set(&t.RaftLeaderLease, o.RaftLeaderLease)
+	set(&t.RaftCommit, o.RaftCommit)
+	if o.ClockRate != 0 {
+		t.ClockRate = o.ClockRate
 	}
 	return t
 }

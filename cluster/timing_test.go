@@ -37,6 +37,14 @@ func TestProfilesValid(t *testing.T) {
 	_, err = cluster.Profile("ludicrous")
 	require.ErrorContains(t, err, `profile "ludicrous": unknown timing profile (want one of [default fast])`)
 	require.Equal(t, cluster.DefaultTiming(), cluster.Timing{}.WithDefaults())
+	// Over: each set field of the overrides wins, the rest is the profile's.
+	fast, err := cluster.Profile("fast")
+	require.NoError(t, err)
+	got := d.Over(cluster.Timing{Lease: 250 * time.Millisecond, ClockRate: 2e-3, RaftCommit: fast.RaftCommit})
+	want := d
+	want.Lease, want.ClockRate, want.RaftCommit = 250*time.Millisecond, 2e-3, fast.RaftCommit
+	require.Equal(t, want, got)
+	require.Equal(t, fast, d.Over(fast), "every field set: all replaced")
 }
 
 func TestTimingValidate(t *testing.T) {

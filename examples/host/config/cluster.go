@@ -120,23 +120,12 @@ func (c Cluster) ClusterTiming() (cluster.Timing, error) {
 		return cluster.Timing{}, err
 	}
 	o := c.Timing
-	set := func(dst *time.Duration, v Duration) {
-		if v != 0 {
-			*dst = v.D()
-		}
-	}
-	set(&t.Heartbeat, o.Heartbeat)
-	set(&t.Window, o.Window)
-	set(&t.Lease, o.Lease)
-	set(&t.Drop, o.Drop)
-	set(&t.RaftHeartbeat, o.RaftHeartbeat)
-	set(&t.RaftElection, o.RaftElection)
-	set(&t.RaftLeaderLease, o.RaftLeaderLease)
-	set(&t.RaftCommit, o.RaftCommit)
-	if o.ClockRate != 0 {
-		t.ClockRate = o.ClockRate
-	}
-	return t, nil
+	return t.Over(cluster.Timing{
+		Heartbeat: o.Heartbeat.D(), Window: o.Window.D(), Lease: o.Lease.D(), Drop: o.Drop.D(),
+		RaftHeartbeat: o.RaftHeartbeat.D(), RaftElection: o.RaftElection.D(),
+		RaftLeaderLease: o.RaftLeaderLease.D(), RaftCommit: o.RaftCommit.D(),
+		ClockRate: o.ClockRate,
+	}), nil
 }
 
 // Specs returns the node list as cluster.NodeSpecs.
