@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -229,7 +231,11 @@ func (n *Node) RemoveNode(ctx context.Context, name string) error {
 		return resource.ConfigError("node", name, "a node cannot remove itself: ask another")
 	}
 	if _, err := n.propose(ctx, state.RemoveNode{Node: name}); err != nil {
-		return err
+		// A retry refused for want of the node after an attempt whose
+		// reply was lost: that attempt removed it.
+		if !errors.Is(err, ErrMaybeApplied) || !strings.Contains(err.Error(), "no such node") {
+			return err
+		}
 	}
 	_, err := n.request(ctx, nil, &voterChange{ID: name})
 	return err

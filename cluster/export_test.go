@@ -68,3 +68,7 @@ func WithNet(c Config, w *Net) Config {
 
 // Kill stops the node like a crash: its groups are not touched.
 func (n *Node) Kill() { n.kill() }
+
+// LoseReplies drops the next k replies to this node's requests to the
+// leader after they arrived, as a network that lost them would.
+func (n *Node) LoseReplies(k int) { n.mux.loseReplies.Store(int32(k)) }

@@ -18,6 +18,16 @@ import (
 // retried on the leader until their ctx ends).
 var ErrNotLeader = errors.New("cluster: not the raft leader")
 
+// ErrMaybeApplied marks a refusal that followed an attempt whose outcome
+// is unknown (no reply, or the leader lost its leadership while the entry
+// was in flight): the earlier attempt may have been applied, and the
+// refusal may be of the state it left (raft's client-session problem; a
+// command whose retry is harmless may treat it as done, see RemoveNode).
+var ErrMaybeApplied = errors.New("an earlier attempt may have been applied")
+
+// errLeadershipLost: the entry may or may not commit.
+var errLeadershipLost = fmt.Errorf("%w: leadership lost with the entry in flight", ErrNotLeader)
+
 // leaderLoop runs placement while this node is the raft leader: on every
 // state change, detector event and every Heartbeat x 10.
 func (n *Node) leaderLoop() {
@@ -241,7 +251,10 @@ func (n *Node) applyLocal(c state.Command) (state.Result, error) {
 	}
 	f := n.raft.Apply(b, 2*time.Second)
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return state.Result{}, errLeadershipLost
+		}
+		if errors.Is(err, raft.ErrNotLeader) {
 			return state.Result{}, ErrNotLeader
 		}
 		return state.Result{}, err
@@ -303,6 +316,7 @@ func (n *Node) serve(c net.Conn) {
 	}
 	if err != nil {
 		rep.Err, rep.NotLead = err.Error(), errors.Is(err, ErrNotLeader)
+		rep.Maybe = errors.Is(err, errLeadershipLost)
 	}
 	_ = writeFrame(c, n.cfg.Key, rep)
 }
@@ -322,6 +336,14 @@ func (n *Node) request(ctx context.Context, c state.Command, v *voterChange) (st
 		}
 		body.Entry = b
 	}
+	// maybe: an earlier attempt's outcome is unknown (see ErrMaybeApplied).
+	maybe := false
+	refused := func(res state.Result) (state.Result, error) {
+		if maybe {
+			res.Err = fmt.Errorf("%w (%w)", res.Err, ErrMaybeApplied)
+		}
+		return res, res.Err
+	}
 	for {
 		addr, id := n.raft.LeaderWithID()
 		var res state.Result
@@ -334,17 +356,22 @@ func (n *Node) request(ctx context.Context, c state.Command, v *voterChange) (st
 		case string(id) == n.cfg.Name:
 			res, err = n.applyLocal(c)
 			if res.Err != nil {
-				return res, res.Err
+				return refused(res)
 			}
+			maybe = maybe || errors.Is(err, errLeadershipLost)
 		default:
 			var rep reply
 			rep, err = n.mux.call(ctx, string(addr), n.cfg.Key, body)
+			if errors.Is(err, errNoReply) {
+				maybe = true
+			}
 			if err == nil && rep.Err != "" {
 				err = errors.New(rep.Err)
+				maybe = maybe || rep.Maybe
 				if rep.NotLead {
 					err = ErrNotLeader
 				} else if rep.Rejected {
-					return state.Result{Err: err, Epoch: rep.Epoch}, err
+					return refused(state.Result{Err: err, Epoch: rep.Epoch})
 				}
 			}
 			res.Epoch = rep.Epoch

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -37,16 +38,19 @@ type linkFilter interface {
 // node's own interconnect address and hands connections that start with
 // rpcMagic to the request server.
 type mux struct {
-	self   string
-	ln     net.Listener
-	local  netip.Addr // dial from here
-	byAddr map[netip.Addr]string
-	filter linkFilter
-	serve  func(net.Conn)
-	accept chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	// loseReplies: so many more replies to calls are dropped after they
+	// arrived (tests: a reply lost in the network).
+	loseReplies atomic.Int32
+	self        string
+	ln          net.Listener
+	local       netip.Addr // dial from here
+	byAddr      map[netip.Addr]string
+	filter      linkFilter
+	serve       func(net.Conn)
+	accept      chan net.Conn
+	done        chan struct{}
+	once        sync.Once
+	wg          sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[*filteredConn]struct{}
@@ -228,7 +232,12 @@ type reply struct {
 	Epoch    uint64 `json:"epoch,omitempty"`
 	Index    uint64 `json:"index,omitempty"`
 	Rejected bool   `json:"rejected,omitempty"` // the state machine refused it
+	Maybe    bool   `json:"maybe,omitempty"`    // NotLead, but the entry may still commit
 }
+
+// errNoReply: the request was sent but no reply came; it may have been
+// applied.
+var errNoReply = errors.New("cluster: no reply to a delivered request")
 
 // maxFrame bounds a request or reply.
 const maxFrame = 1 << 20
@@ -290,6 +299,11 @@ func (m *mux) call(ctx context.Context, address string, key []byte, req request)
 		return reply{}, err
 	}
 	var rep reply
-	err = readFrame(c, key, &rep)
-	return rep, err
+	if err := readFrame(c, key, &rep); err != nil {
+		return reply{}, fmt.Errorf("%w: %w", errNoReply, err)
+	}
+	if m.loseReplies.Load() > 0 && m.loseReplies.Add(-1) >= 0 {
+		return reply{}, fmt.Errorf("%w: lost by the test", errNoReply)
+	}
+	return rep, nil
 }
