@@ -117,7 +117,16 @@ func (m *marker) Online(ctx context.Context) error {
 		terminated := terminatedOf(m)
 		go func() {
 			<-terminated
-			time.Sleep(100 * time.Millisecond)
+			// Recreate it once the suite has seen it gone (Up marks
+			// that), not after a fixed delay: on a loaded machine the
+			// suite's first look can come later than any delay, and the
+			// bug would be reported as "left behind", not "came back".
+			for range 6000 {
+				if _, err := os.Stat(seenDown(m.cfg.Path)); err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			_ = os.WriteFile(m.cfg.Path, nil, 0o600)
 		}()
 	}
@@ -135,6 +144,9 @@ func (m *marker) Offline(context.Context) error {
 }
 
 func (m *marker) Terminate(context.Context) error {
+	if m.cfg.Break == breakRecreates {
+		_ = os.Remove(seenDown(m.cfg.Path)) // before Terminate returns: see Online
+	}
 	m.mu.Lock()
 	close(m.terminated)
 	m.terminated = make(chan struct{})
@@ -181,3 +193,6 @@ func (m *marker) IsAlive(ctx context.Context) error {
 	}
 	return nil
 }
+
+// seenDown names the file Up writes when it finds the marker absent.
+func seenDown(path string) string { return path + ".seen-down" }

@@ -35,8 +35,12 @@ func markerOptions(brk string) plugintest.Options {
 				return p
 			},
 			Up: func(t *testing.T, in resourcetest.Instance) bool {
-				_, err := os.Stat(in.Properties["path"].(string))
-				return err == nil
+				path := in.Properties["path"].(string)
+				if _, err := os.Stat(path); err == nil {
+					return true
+				}
+				_ = os.WriteFile(seenDown(path), nil, 0o600) // the broken "recreates" waits for it
+				return false
 			},
 			HangProperties: func(t *testing.T, p resource.Properties) resource.Properties {
 				p["wait"] = "1h"
