@@ -207,6 +207,11 @@ type Node struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	// onlineCtx bounds the owner loop's Onlines (and their Probes); Close
+	// cancels it first, so that no group comes online again here while
+	// Close takes them offline.
+	onlineCtx  context.Context
+	stopOnline context.CancelFunc
 	wg     sync.WaitGroup
 	lkick  chan struct{} // leader loop
 	okick  chan struct{} // owner loop
@@ -251,6 +256,7 @@ func Start(cfg Config) (*Node, error) {
 	n.holdoff = 2 * n.timing.Window
 	n.own.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.onlineCtx, n.stopOnline = context.WithCancel(n.ctx)
 	if err := n.start(); err != nil {
 		n.cancel()
 		n.teardown()
@@ -370,6 +376,11 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.closing = true
 	n.mu.Unlock()
+	// No Online from here on, and one in flight is cut short: otherwise
+	// the owner loop, seeing its group go offline, brings it online again
+	// after the Offline below (clusterembed's TestRun at load 32), and the
+	// group runs on in the monitor of a node that has left.
+	n.stopOnline()
 	var errs []error
 	if n.cfg.Local != nil {
 		n.own.mu.Lock()

@@ -1010,3 +1010,36 @@ func TestRemoveNodeReplyLost(t *testing.T) {
 		t.Errorf("RemoveNode of a removed node: %v, want a plain \"no such node\" refusal", err)
 	}
 }
+
+// TestCloseLeavesGroupsOffline: Close takes the node's groups offline and
+// they stay offline in its monitor (which Close leaves open), while another
+// node takes them over. The owner loop used to see its group go offline
+// and bring it online again, superseding Close's Offline (clusterembed's
+// TestRun at load 32: the group ran on in the monitor of a node that had
+// left).
+func TestCloseLeavesGroupsOffline(t *testing.T) {
+	c := newCluster(t, []string{"a", "b", "c"}, []policy.Group{{Name: "web", Owners: prefer("a", "b", "c")}}, clusterOpts{})
+	c.held("web", startup, func(h string) bool { return h == "a" })
+	c.allUp("a")
+	tn := c.nodes["a"]
+	ctx, cancel := context.WithTimeout(context.Background(), failover)
+	defer cancel()
+	if err := tn.node.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	<-tn.done
+	if c.regs["web"].holds("a") {
+		t.Fatal("a still holds web after Close returned")
+	}
+	c.held("web", failover, func(h string) bool { return h != "a" })
+	st, err := tn.mon.GroupStatus("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Target != resource.StateOffline || st.State != resource.StateOffline {
+		t.Errorf("web in a's monitor after Close: target %s, state %s; want both Offline", st.Target, st.State)
+	}
+	if c.regs["web"].holds("a") {
+		t.Error("a holds web again after Close")
+	}
+}

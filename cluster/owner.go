@@ -195,7 +195,7 @@ func (n *Node) reconcile() {
 			o.failed[name] = g.Epoch
 			n.reportFailure(name, g.Epoch, classOf(loc.Class), loc.Reason)
 		}
-		want := owned && !draining && lease && fresh && o.failed[name] != g.Epoch &&
+		want := owned && !draining && lease && fresh && o.failed[name] != g.Epoch && n.onlineCtx.Err() == nil &&
 			!(h.epoch == g.Epoch && time.Now().Before(h.retry))
 		op := o.op[name]
 		if o.adopt[name] && op == "" {
@@ -299,18 +299,19 @@ func (n *Node) online(name string, epoch uint64, adopt bool) {
 		// This node owned the group before it (re)started: keep what
 		// still runs rather than restart it. The monitor's Probe
 		// terminates what it cannot tell; Online brings up the rest.
-		r, err := n.cfg.Local.Probe(n.ctx, name)
+		r, err := n.cfg.Local.Probe(n.onlineCtx, name)
 		switch {
-		case err != nil && n.ctx.Err() == nil:
+		case err != nil && n.onlineCtx.Err() == nil:
 			n.log.Warn("cluster: probe before adoption failed", "group", name, "err", err)
 		case r.Adopted:
 			n.emit(Event{Kind: EventAdopted, Group: name, Node: n.cfg.Name, Epoch: epoch,
 				Detail: fmt.Sprintf("found running: %v; not running: %v; unknown (terminated): %v", r.Running, r.NotRunning, r.Unknown)})
 		}
 	}
-	err := n.cfg.Local.Online(n.ctx, name)
+	err := n.cfg.Local.Online(n.onlineCtx, name)
 	o := &n.own
 	switch {
+	case n.onlineCtx.Err() != nil: // closing: Close takes it offline
 	case err == nil:
 		o.mu.Lock()
 		o.online[name] = epoch
