@@ -212,10 +212,10 @@ type Node struct {
 	// Close takes them offline.
 	onlineCtx  context.Context
 	stopOnline context.CancelFunc
-	wg     sync.WaitGroup
-	lkick  chan struct{} // leader loop
-	okick  chan struct{} // owner loop
-	ready  chan struct{} // closed once raft runs (requests wait for it)
+	wg         sync.WaitGroup
+	lkick      chan struct{} // leader loop
+	okick      chan struct{} // owner loop
+	ready      chan struct{} // closed once raft runs (requests wait for it)
 
 	mu         sync.Mutex
 	changed    chan struct{} // closed and replaced when the state changes
