@@ -302,10 +302,16 @@ func (w *watchdog) run(parent context.Context, method string, fn func(context.Co
 	tm := x.tm()
 	now := time.Now()
 	w.mu.Lock()
+	if w.stopped { // stopped since: stop cancels only the context it saw
+		w.mu.Unlock()
+		<-x.sem
+		return context.Canceled, false
+	}
 	if w.cctx == nil || w.cctx.Context.Err() != nil {
 		// One context serves every call of this poller until a call times
-		// out and cancels it.
-		base, cancel := context.WithCancelCause(parent)
+		// out and cancels it, or stop does. Not derived from parent: that
+		// would register it with parent (a map per resource, issue 15).
+		base, cancel := context.WithCancelCause(context.Background())
 		w.cctx, w.cancel = &callCtx{Context: base}, cancel
 	}
 	ctx := w.cctx

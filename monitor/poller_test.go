@@ -41,3 +41,22 @@ func TestWatchdogOutlivesStoppedPolling(t *testing.T) {
 		require.Equal(t, resource.StateOffline, st.State)
 	})
 }
+
+// Stopping polling cancels the context of the check in flight: an Offline
+// does not wait for a hung (but cancelable) LooksAlive's timeout.
+func TestStoppedPollingCancelsCheckInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		x := newRig(t, "g", r("a", timing(policy.Timing{CallTimeout: 10 * time.Second})))
+		a := x.fakes["a"]
+		x.online("g")
+		synctest.Wait()
+		a.Block(rt.MethodLooksAlive, 1, rt.Cancelable)
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		require.Equal(t, 1, a.Blocked(rt.MethodLooksAlive))
+		start := time.Now()
+		require.NoError(t, x.m.Offline(context.Background(), "g"))
+		require.Equal(t, start, time.Now(), "the check was cancelled at once")
+		require.Empty(t, kinds(x.drain(), monitor.EventCallTimedOut))
+	})
+}
