@@ -30,11 +30,15 @@
 // resources). The LooksAlive of a resource.InstantChecker and the IsAlive
 // of a resource.InstantIsAliveChecker are called inline from the sweep,
 // under the same watchdog as any check: one that overruns its timeout is
-// left behind and the sweep goes on. Any other check runs on the
-// resource's poller goroutine, which the sweep wakes; so does an instant
-// check that finds the resource busy (the two sweeps coincide every
-// IsAliveInterval): it is deferred, never skipped. A resource that pushes
-// failures (resource.FailureReporter) is failed the moment it reports.
+// left behind and the sweep goes on. Any other check is posted to the
+// resource's poller, which runs it on a goroutine started for it and gone
+// once nothing is left to do (an online resource has no standing
+// goroutine); so is an instant check that finds the resource busy (the two
+// sweeps coincide every IsAliveInterval): it is deferred, never skipped. A
+// resource that pushes failures (resource.FailureReporter) is failed the
+// moment it reports. A check still running when polling stops (the
+// resource goes offline) stays bounded by its timeout and the deadlock
+// timeout.
 //
 // A failed IsAlive, a pushed failure, or a failed or timed-out Online marks
 // the resource Failed and terminates it (a timed-out or superseded Online or

@@ -89,7 +89,7 @@ func (g *group) update(c command) {
 		if ps, ok := x.r.(resource.PollScheduler); ok && x.scheduled {
 			ps.SetPollSchedule(t)
 		}
-		if x.pollCancel != nil {
+		if x.poller != nil {
 			g.stopPoller(x)
 			g.startPoller(x)
 		}

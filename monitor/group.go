@@ -83,7 +83,7 @@ type res struct {
 	timing atomic.Pointer[resource.Timing] // resolved; replaced by UpdateGroup
 	sem    chan struct{}                   // serializes calls other than Terminate
 	push   chan error                      // pushed failures, buffered 1
-	live   atomic.Int64                    // the running poller's epoch, 0 when none
+	live   atomic.Pointer[poller]          // the running poller, nil when none
 	closed atomic.Bool                     // set, holding sem, before Close: no call after it
 
 	// actor
@@ -93,7 +93,7 @@ type res struct {
 	op           opKind
 	opCancel     context.CancelCauseFunc
 	epoch        int
-	pollCancel   context.CancelFunc
+	poller       *poller
 	waitRestart  bool
 	restartTimer *time.Timer
 	restartGen   int
@@ -186,10 +186,11 @@ func (g *group) installHandlers() {
 				// Straight to the actor while the resource is polled (one
 				// hand-off less on the crash-to-restart path); through
 				// the poller when the actor's queue is full, and before
-				// the resource is online (the next Online drops it).
-				if epoch := x.live.Load(); epoch != 0 {
+				// the resource is online (the next Online drops it, or
+				// the poller started after it takes it).
+				if p := x.live.Load(); p != nil {
 					select {
-					case g.evs <- groupEvent{kind: evPollFailed, x: x, epoch: int(epoch), err: pushedErr(err), pushed: true}:
+					case g.evs <- groupEvent{kind: evPollFailed, x: x, epoch: p.epoch, err: pushedErr(err), pushed: true}:
 						return
 					default:
 					}
@@ -197,6 +198,11 @@ func (g *group) installHandlers() {
 				select {
 				case x.push <- err:
 				default: // one pending failure is enough
+				}
+				// Read after the send, as startPoller stores before it
+				// looks: one of the two sees the other.
+				if p := x.live.Load(); p != nil {
+					p.kick(wPushed, nil)
 				}
 			})
 		}
@@ -820,19 +826,23 @@ func (g *group) startOp(x *res, op opKind, why error) {
 	})
 }
 
+// startPoller starts polling x, online in the current epoch: the first
+// LooksAlive at once, then the sweeps (poll.go).
 func (g *group) startPoller(x *res) {
-	ctx, cancel := context.WithCancel(context.Background())
-	x.pollCancel = cancel
-	epoch := x.epoch
-	x.live.Store(int64(epoch))
-	g.m.wg.Go(func() { g.poll(ctx, x, epoch) })
+	p := newPoller(g, x, x.epoch)
+	x.poller = p
+	x.live.Store(p)
+	p.kick(wLooks, nil)
+	if len(x.push) > 0 { // pushed after Online returned, before this
+		p.kick(wPushed, nil)
+	}
 }
 
 func (g *group) stopPoller(x *res) {
-	x.live.Store(0)
-	if x.pollCancel != nil {
-		x.pollCancel()
-		x.pollCancel = nil
+	x.live.Store(nil)
+	if x.poller != nil {
+		x.poller.stop()
+		x.poller = nil
 	}
 }
 

@@ -10,90 +10,215 @@ import (
 	"github.com/sftkit/sft/resource"
 )
 
-// poll runs the health checks of an online resource until ctx ends or a
-// failure is found: LooksAlive at once and then every LooksAliveInterval,
+// poller polls one online resource for one epoch (from its Online to the
+// next operation): LooksAlive at once and then every LooksAliveInterval,
 // IsAlive every IsAliveInterval, IsAlive at once when LooksAlive fails, and
-// a pushed failure ends it immediately. Both checks come due through the
-// monitor's sweeper (sweep.go): one ticker per interval and check for the
-// whole monitor (so the first IsAlive comes within one IsAliveInterval of
-// going online, not exactly one after), and for a resource that answers
-// from memory (resource.InstantChecker, resource.InstantIsAliveChecker) an
-// inline call that wakes no goroutine.
+// a pushed failure fails the resource immediately. Both checks come due
+// through the monitor's sweeper (sweep.go): one ticker per interval and
+// check for the whole monitor (so the first IsAlive comes within one
+// IsAliveInterval of going online, not exactly one after), and for a
+// resource that answers from memory (resource.InstantChecker,
+// resource.InstantIsAliveChecker) an inline call that wakes no goroutine.
+//
+// A poller has no standing goroutine (issue 15: a thousand idle pollers,
+// each blocked in a select, cost about 7 MB of stacks and channels). Work
+// is posted to it (kick) as bits: the first check, a check the sweep could
+// not run inline, an inline check that failed, a failure pushed while the
+// actor's queue was full; the first kick starts a worker goroutine, which
+// drains the bits and exits when none is left. So a healthy instant
+// resource costs no goroutine at all, any other one a goroutine only while
+// a check runs.
 //
 // Health checks are the hot path (1,000 resources polled every second), so
-// the poller calls them on its own goroutine, without a goroutine, channel
-// or context per call: a per-poller watchdog timer enforces the call
-// timeout and the deadlock timeout, the way the resource monitor's deadlock
-// thread does. When a check deadlocks, the watchdog reports the failure and
-// the poller, stuck in the call, exits when (if ever) the call returns. The
-// sweep's inline LooksAlive runs under the same watchdog (bug 8): when it
-// overruns, the watchdog hands the sweep to a fresh goroutine, so one stuck
-// resource does not stall the polling of the others.
-func (g *group) poll(ctx context.Context, x *res, epoch int) {
-	w := newWatchdog(g, x, epoch)
-	defer w.stop()
-	fail := func(err error, pushed bool) {
-		if ctx.Err() == nil {
-			g.send(groupEvent{kind: evPollFailed, x: x, epoch: epoch, err: err, pushed: pushed})
+// they run without a goroutine, channel or context per call: a per-poller
+// watchdog timer enforces the call timeout and the deadlock timeout, the
+// way the resource monitor's deadlock thread does. When a check deadlocks,
+// the watchdog reports the failure and the worker, stuck in the call,
+// exits when (if ever) the call returns. The sweep's inline calls run under
+// the same watchdog (bug 8): when one overruns, the watchdog hands the
+// sweep to a fresh goroutine, so one stuck resource does not stall the
+// polling of the others.
+type poller struct {
+	g      *group
+	x      *res
+	epoch  int
+	ctx    context.Context // ends when polling stops
+	cancel context.CancelFunc
+	w      *watchdog
+	looks  sweepEntry
+	deep   sweepEntry
+
+	mu        sync.Mutex
+	work      work
+	failErr   error // wFailed: the inline IsAlive's error
+	lookErr   error // wConfirm: the inline LooksAlive's error
+	running   bool  // a worker goroutine is draining work
+	stopped   bool
+	scheduled bool // registered with the sweeper (after the first check)
+}
+
+// work is what a poller has to do, as bits, in the order it is done.
+type work uint8
+
+const (
+	wPushed  work = 1 << iota // a failure waits in x.push
+	wFailed                   // the sweep's inline IsAlive failed: fail
+	wConfirm                  // the sweep's inline LooksAlive failed: IsAlive
+	wDeep                     // IsAlive is due
+	wLooks                    // LooksAlive is due (the first check too)
+)
+
+func newPoller(g *group, x *res, epoch int) *poller {
+	p := &poller{g: g, x: x, epoch: epoch}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.w = newWatchdog(g, x, epoch)
+	p.looks = sweepEntry{p: p}
+	p.looks.instant, _ = x.r.(resource.InstantChecker)
+	p.deep = sweepEntry{p: p, deep: true}
+	p.deep.thorough, _ = x.r.(resource.InstantIsAliveChecker)
+	return p
+}
+
+// kick posts work (err: the failed inline check's error) and starts a
+// worker unless one is running.
+func (p *poller) kick(b work, err error) {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	p.work |= b
+	switch b {
+	case wFailed:
+		p.failErr = err
+	case wConfirm:
+		p.lookErr = err
+	}
+	start := !p.running
+	p.running = true
+	p.mu.Unlock()
+	if start {
+		p.g.m.wg.Go(p.drain)
+	}
+}
+
+// drain is the worker: it does the posted work, most urgent first, until
+// none is left or polling stops.
+func (p *poller) drain() {
+	for {
+		p.mu.Lock()
+		b := p.work & -p.work // the lowest bit: the most urgent
+		if p.stopped || b == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		p.work &^= b
+		var err error
+		switch b {
+		case wFailed:
+			err, p.failErr = p.failErr, nil
+		case wConfirm:
+			err, p.lookErr = p.lookErr, nil
+		}
+		p.mu.Unlock()
+		if !p.do(b, err) {
+			p.stop()
+			return
 		}
 	}
-	// check returns false when polling must stop.
-	check := func(deep bool) bool {
-		if !deep {
-			err, abandoned := w.call(ctx, MethodLooksAlive, x.r.LooksAlive)
-			if abandoned || ctx.Err() != nil {
-				return false
-			}
-			if err == nil {
-				return true
-			}
-			g.m.log.Info("LooksAlive failed, confirming with IsAlive", "group", g.name, "resource", x.spec.Name, "err", err)
+}
+
+// do does one piece of work; it returns false when polling must stop (a
+// failure was reported, or the call was abandoned, or polling was stopped).
+func (p *poller) do(b work, err error) bool {
+	x := p.x
+	switch b {
+	case wPushed:
+		select {
+		case err := <-x.push:
+			p.fail(pushedErr(err), true)
+			return false
+		default: // taken already (a kick from both sides of a race)
+			return true
 		}
-		err, abandoned := w.call(ctx, MethodIsAlive, x.r.IsAlive)
-		if abandoned || ctx.Err() != nil {
+	case wFailed:
+		p.fail(err, false)
+		return false
+	case wConfirm:
+		p.g.m.log.Info("LooksAlive failed, confirming with IsAlive", "group", p.g.name, "resource", x.spec.Name, "err", err)
+		return p.check(true)
+	case wDeep:
+		return p.check(true)
+	}
+	if !p.check(false) {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.scheduled && !p.stopped {
+		// After the first check, as before: the sweeps take over.
+		p.scheduled = true
+		tm := x.tm()
+		p.looks.remove = p.g.m.sweep.add(&p.looks, tm.LooksAliveInterval)
+		p.deep.remove = p.g.m.sweep.add(&p.deep, tm.IsAliveInterval)
+	}
+	return true
+}
+
+// check runs LooksAlive (then IsAlive if it fails) or, deep, IsAlive on
+// the worker. It returns false when polling must stop.
+func (p *poller) check(deep bool) bool {
+	x := p.x
+	if !deep {
+		err, abandoned := p.w.call(p.ctx, MethodLooksAlive, x.r.LooksAlive)
+		if abandoned || p.ctx.Err() != nil {
 			return false
 		}
 		if err == nil {
 			return true
 		}
-		fail(err, false)
+		p.g.m.log.Info("LooksAlive failed, confirming with IsAlive", "group", p.g.name, "resource", x.spec.Name, "err", err)
+	}
+	err, abandoned := p.w.call(p.ctx, MethodIsAlive, x.r.IsAlive)
+	if abandoned || p.ctx.Err() != nil {
 		return false
 	}
-	if !check(false) {
+	if err == nil {
+		return true
+	}
+	p.fail(err, false)
+	return false
+}
+
+// fail reports a failure to the actor unless polling was stopped.
+func (p *poller) fail(err error, pushed bool) {
+	if p.ctx.Err() == nil {
+		p.g.send(groupEvent{kind: evPollFailed, x: p.x, epoch: p.epoch, err: err, pushed: pushed})
+	}
+}
+
+// stop ends polling: no more work is taken, the sweeps forget the
+// resource, and a call in flight is cancelled (its watchdog still bounds
+// it: a deadlocked call is reported and its host killed all the same).
+// Idempotent; called by the actor and by a worker that found a failure.
+func (p *poller) stop() {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
 		return
 	}
-	tm := x.tm()
-	e := newSweepEntry(g, x, w, ctx, false)
-	defer g.m.sweep.add(e, tm.LooksAliveInterval)()
-	d := newSweepEntry(g, x, w, ctx, true)
-	defer g.m.sweep.add(d, tm.IsAliveInterval)()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case err := <-x.push:
-			fail(pushedErr(err), true)
-			return
-		case <-e.due:
-			if !check(false) {
-				return
-			}
-		case err := <-e.failed:
-			// The sweep's inline LooksAlive failed: confirm with IsAlive.
-			g.m.log.Info("LooksAlive failed, confirming with IsAlive", "group", g.name, "resource", x.spec.Name, "err", err)
-			if !check(true) {
-				return
-			}
-		case <-d.due:
-			if !check(true) {
-				return
-			}
-		case err := <-d.failed:
-			// The sweep's inline IsAlive failed.
-			fail(err, false)
-			return
-		}
+	p.stopped = true
+	p.work = 0
+	p.failErr, p.lookErr = nil, nil
+	rl, rd := p.looks.remove, p.deep.remove
+	p.mu.Unlock()
+	p.cancel()
+	if rl != nil {
+		rl()
+		rd()
 	}
+	p.w.stop()
 }
 
 // timeoutSlack: a health check is timed out only once it runs past its
@@ -133,10 +258,15 @@ func newWatchdog(g *group, x *res, epoch int) *watchdog {
 	return w
 }
 
+// stop disarms the watchdog; a call in flight stays bounded (its timer
+// stays armed: a deadlock is still reported, and the host killed), and
+// run stops the timer when the call returns.
 func (w *watchdog) stop() {
-	w.timer.Stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !w.running {
+		w.timer.Stop()
+	}
 	w.stopped = true
 	if w.cancel != nil {
 		w.cancel(nil)
@@ -172,10 +302,16 @@ func (w *watchdog) run(parent context.Context, method string, fn func(context.Co
 	tm := x.tm()
 	now := time.Now()
 	w.mu.Lock()
+	if w.stopped { // stopped since: stop cancels only the context it saw
+		w.mu.Unlock()
+		<-x.sem
+		return context.Canceled, false
+	}
 	if w.cctx == nil || w.cctx.Context.Err() != nil {
 		// One context serves every call of this poller until a call times
-		// out and cancels it.
-		base, cancel := context.WithCancelCause(parent)
+		// out and cancels it, or stop does. Not derived from parent: that
+		// would register it with parent (a map per resource, issue 15).
+		base, cancel := context.WithCancelCause(context.Background())
 		w.cctx, w.cancel = &callCtx{Context: base}, cancel
 	}
 	ctx := w.cctx

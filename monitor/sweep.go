@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +15,8 @@ import (
 // resource that answers from memory (resource.InstantChecker,
 // resource.InstantIsAliveChecker) it calls the check inline, so a healthy
 // poll wakes no per-resource goroutine and arms no per-resource timer; for
-// any other resource it tells the resource's poller that a check is due.
+// any other resource it posts the check to the resource's poller, which
+// runs it on a goroutine started for it.
 type sweeper struct {
 	m       *Monitor
 	mu      sync.Mutex
@@ -37,27 +37,14 @@ type bucket struct {
 	stopped bool
 }
 
-// sweepEntry is one online resource's registration for one check.
+// sweepEntry is one online resource's registration for one check, part
+// of its poller.
 type sweepEntry struct {
-	g        *group
-	x        *res
-	w        *watchdog       // the poller's: bounds the inline call too
-	ctx      context.Context // the poller's: ends when polling stops
-	deep     bool            // IsAlive, not LooksAlive
+	p        *poller
+	deep     bool // IsAlive, not LooksAlive
 	instant  resource.InstantChecker
 	thorough resource.InstantIsAliveChecker
-	due      chan struct{} // the check is due (not instant); buffered 1
-	failed   chan error    // an inline check failed; buffered 1
-}
-
-func newSweepEntry(g *group, x *res, w *watchdog, ctx context.Context, deep bool) *sweepEntry {
-	e := &sweepEntry{g: g, x: x, w: w, ctx: ctx, deep: deep, due: make(chan struct{}, 1), failed: make(chan error, 1)}
-	if deep {
-		e.thorough, _ = x.r.(resource.InstantIsAliveChecker)
-	} else {
-		e.instant, _ = x.r.(resource.InstantChecker)
-	}
-	return e
+	remove   func() // unregisters it; set under p.mu
 }
 
 func (s *sweeper) add(e *sweepEntry, every time.Duration) (remove func()) {
@@ -109,7 +96,7 @@ func (s *sweeper) run(b *bucket, runner int64) {
 		}
 		s.mu.Unlock()
 		for _, e := range list {
-			e.g.sweepOne(e, func() { s.respawn(b, runner) })
+			e.p.g.sweepOne(e, func() { s.respawn(b, runner) })
 			if b.runner.Load() != runner { // replaced while stuck in that call
 				return
 			}
@@ -131,29 +118,27 @@ func (s *sweeper) respawn(b *bucket, runner int64) {
 }
 
 // sweepOne runs one due check: inline for an instant resource whose slot
-// is free, under the poller's watchdog, else by waking its poller (which
-// waits for the slot). stuck is called if the inline call outlives its
-// timeout.
+// is free, under the poller's watchdog, else by posting it to the poller
+// (whose worker waits for the slot). stuck is called if the inline call
+// outlives its timeout.
 func (g *group) sweepOne(e *sweepEntry, stuck func()) {
-	if e.ctx.Err() != nil {
+	p := e.p
+	if p.ctx.Err() != nil {
 		return
 	}
-	x := e.x
-	method, fn := MethodLooksAlive, x.r.LooksAlive
+	x := p.x
+	method, fn, due, failed := MethodLooksAlive, x.r.LooksAlive, wLooks, wConfirm
 	instant := e.instant != nil && e.instant.LooksAliveInstant()
 	if e.deep {
-		method, fn = MethodIsAlive, x.r.IsAlive
+		method, fn, due, failed = MethodIsAlive, x.r.IsAlive, wDeep, wFailed
 		instant = e.thorough != nil && e.thorough.IsAliveInstant()
 	}
 	if instant {
 		select {
 		case x.sem <- struct{}{}:
-			err, abandoned := e.w.run(e.ctx, method, fn, stuck)
-			if err != nil && !abandoned && e.ctx.Err() == nil {
-				select {
-				case e.failed <- err:
-				default:
-				}
+			err, abandoned := p.w.run(p.ctx, method, fn, stuck)
+			if err != nil && !abandoned && p.ctx.Err() == nil {
+				p.kick(failed, err)
 			}
 			return
 		default:
@@ -163,8 +148,5 @@ func (g *group) sweepOne(e *sweepEntry, stuck func()) {
 			// skip it for a whole interval.
 		}
 	}
-	select {
-	case e.due <- struct{}{}:
-	default: // the poller is still busy with the previous one
-	}
+	p.kick(due, nil) // coalesced with one still pending
 }

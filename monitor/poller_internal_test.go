@@ -1,0 +1,174 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sftkit/sft/resource"
+)
+
+// plainCounting is counting without the instant interfaces: its checks run
+// on its poller's worker goroutine.
+type plainCounting struct{ c counting }
+
+func (p plainCounting) Online(ctx context.Context) error     { return p.c.Online(ctx) }
+func (p plainCounting) Offline(ctx context.Context) error    { return p.c.Offline(ctx) }
+func (p plainCounting) LooksAlive(ctx context.Context) error { return p.c.LooksAlive(ctx) }
+func (p plainCounting) IsAlive(ctx context.Context) error    { return p.c.IsAlive(ctx) }
+func (p plainCounting) Terminate(ctx context.Context) error  { return p.c.Terminate(ctx) }
+
+// pollers returns the running poller of every resource of m's groups.
+func pollers(t *testing.T, m *Monitor) []*poller {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*poller
+	for _, g := range m.groups {
+		for _, x := range g.res {
+			p := x.live.Load()
+			require.NotNil(t, p, "%s/%s is not polled", g.name, x.spec.Name)
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Issue 15: an online resource has no standing goroutine. Between checks no
+// poller has a worker, whether its checks run inline (instant) or on a
+// worker started for them; and every check still runs on schedule.
+func TestIdlePollerHasNoGoroutine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := New(Config{})
+		defer func() { _ = m.Close(context.Background()) }()
+		inst, plain := newCounting(), plainCounting{newCounting()}
+		tm := resource.Timing{LooksAliveInterval: time.Second, IsAliveInterval: 5 * time.Second}
+		const groups, per = 3, 4
+		for g := range groups {
+			spec := GroupSpec{Name: "g" + strconv.Itoa(g)}
+			for i := range per {
+				var r resource.Resource = inst
+				if i%2 == 1 {
+					r = plain
+				}
+				spec.Resources = append(spec.Resources, ResourceSpec{Name: "r" + strconv.Itoa(i), Type: "counting", Resource: r, Timing: tm})
+			}
+			require.NoError(t, m.AddGroup(spec))
+			require.NoError(t, m.Online(t.Context(), spec.Name))
+		}
+		synctest.Wait()
+		l0, p0 := inst.looks.Load(), plain.c.looks.Load()
+		i0 := inst.is.Load() + plain.c.is.Load()
+		time.Sleep(10*time.Second + time.Millisecond)
+		synctest.Wait()
+		ps := pollers(t, m)
+		require.Len(t, ps, groups*per)
+		for _, p := range ps {
+			p.mu.Lock()
+			running, work := p.running, p.work
+			p.mu.Unlock()
+			require.False(t, running, "%s: a worker outlives its work", p.x.spec.Name)
+			require.Zero(t, work, "%s: work left undone", p.x.spec.Name)
+		}
+		const half = groups * per / 2
+		require.Equal(t, int64(10*half), inst.looks.Load()-l0, "inline LooksAlive every second")
+		require.Equal(t, int64(10*half), plain.c.looks.Load()-p0, "LooksAlive on a worker every second")
+		require.Equal(t, int64(2*2*half), inst.is.Load()+plain.c.is.Load()-i0, "IsAlive every 5 s for every resource")
+	})
+}
+
+// pushOnOnline pushes a failure from inside its first Online, after which
+// it returns success: the failure arrives while the resource is not yet
+// polled (the actor has not seen the Online's result), the window the
+// poller closes when it starts.
+type pushOnOnline struct {
+	counting
+	mu      sync.Mutex
+	handler func(error)
+	onlines atomic.Int64
+}
+
+func (p *pushOnOnline) SetFailureHandler(fn func(error)) {
+	p.mu.Lock()
+	p.handler = fn
+	p.mu.Unlock()
+}
+
+func (p *pushOnOnline) Online(context.Context) error {
+	if p.onlines.Add(1) == 1 {
+		p.mu.Lock()
+		h := p.handler
+		p.mu.Unlock()
+		h(errors.New("exited right after starting"))
+	}
+	return nil
+}
+
+func TestFailurePushedBeforePollingStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &pushOnOnline{counting: newCounting()}
+		_, sub := onlineOne(t, r)
+		start := time.Now()
+		ev, seen := waitTo(sub, resource.StateFailed)
+		require.Contains(t, ev.Reason, "exited right after starting")
+		require.Equal(t, start, ev.Time, "failed at once, not at a poll")
+		require.Contains(t, seen, EventFailurePushed)
+		waitTo(sub, resource.StateOnline)
+		require.Equal(t, int64(2), r.onlines.Load(), "restarted once")
+	})
+}
+
+// A failure pushed while the actor's queue is full goes through the
+// resource's poller (x.push, then a kick): it still fails the resource at
+// once. The full queue is simulated by taking that path directly.
+func TestPushedFailureThroughPoller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, sub := onlineOne(t, newCounting())
+		synctest.Wait()
+		time.Sleep(300 * time.Millisecond) // between two polls
+		p := pollers(t, m)[0]
+		p.x.push <- errors.New("queue full")
+		p.kick(wPushed, nil)
+		at := time.Now()
+		ev, _ := waitTo(sub, resource.StateFailed)
+		require.Contains(t, ev.Reason, "queue full")
+		require.Equal(t, at, ev.Time)
+		// A second kick for the same failure (both sides of the race with
+		// startPoller saw it) finds nothing and does nothing.
+		p.kick(wPushed, nil)
+		synctest.Wait()
+		require.Empty(t, p.x.push)
+	})
+}
+
+// waitTo returns the next resource state change to st, and the kinds of
+// the events before it.
+func waitTo(sub *Subscription, st resource.State) (Event, []EventKind) {
+	var kinds []EventKind
+	for ev := range sub.C() {
+		if ev.Kind == EventStateChanged && ev.Resource != "" && ev.To == st {
+			return ev, kinds
+		}
+		kinds = append(kinds, ev.Kind)
+	}
+	return Event{}, kinds
+}
+
+// onlineOne brings a group of one resource online in a new monitor (closed
+// at the end of the test) and returns it with a subscription.
+func onlineOne(t *testing.T, r resource.Resource) (*Monitor, *Subscription) {
+	m := New(Config{})
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	sub := m.Subscribe(64)
+	t.Cleanup(sub.Close)
+	require.NoError(t, m.AddGroup(GroupSpec{Name: "g", Resources: []ResourceSpec{{Name: "r", Type: "t", Resource: r}}}))
+	require.NoError(t, m.Online(t.Context(), "g"))
+	return m, sub
+}
