@@ -529,6 +529,11 @@ func (b *bench) crash(n, g int) error {
 		}
 	}()
 	pid := e.pool.Pid()
+	prof, err := startProfiles("crash", nextPlugin)
+	if err != nil {
+		return err
+	}
+	c0 := cpu([]int{os.Getpid()})
 	t0 := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return err
@@ -556,6 +561,14 @@ func (b *bench) crash(n, g int) error {
 		}
 	}
 	wall := time.Since(t0)
+	newPid := e.pool.Pid()
+	used := cpu([]int{os.Getpid(), newPid}) - c0
+	if err := prof.attach(newPid); err != nil {
+		return err
+	}
+	if err := prof.stop(); err != nil {
+		return err
+	}
 	time.Sleep(200 * time.Millisecond) // let the subscriber drain
 	sub.Close()
 	<-subDone
@@ -570,8 +583,8 @@ func (b *bench) crash(n, g int) error {
 		}
 	}
 	mu.Unlock()
-	fmt.Printf("crash: kill -9 of the plugin with %d apps in %d groups, restart delay %s: all online again after %.0f ms (%.0f ms beyond the delay); subscriber (buffer 4096) got %d events, dropped %d, saw %d of %d resources fail and %d come back\n",
-		n, g, delay, float64(wall)/1e6, float64(wall-delay)/1e6, events.Load(), sub.Dropped(), fails, n, backs)
+	fmt.Printf("crash: kill -9 of the plugin with %d apps in %d groups, restart delay %s: all online again after %.0f ms (%.0f ms beyond the delay), CPU host+new plugin %.0f ms; subscriber (buffer 4096) got %d events, dropped %d, saw %d of %d resources fail and %d come back\n",
+		n, g, delay, float64(wall)/1e6, float64(wall-delay)/1e6, ms(used), events.Load(), sub.Dropped(), fails, n, backs)
 	return nil
 }
 

@@ -1,0 +1,68 @@
+package cgroup
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// event encodes one inotify event as the kernel queues it.
+func event(wd int32, mask uint32, name string) []byte {
+	n := 0
+	if name != "" {
+		n = (len(name) + 1 + 15) / 16 * 16
+	}
+	b := make([]byte, unix.SizeofInotifyEvent+n)
+	binary.NativeEndian.PutUint32(b[0:], uint32(wd))
+	binary.NativeEndian.PutUint32(b[4:], mask)
+	binary.NativeEndian.PutUint32(b[12:], uint32(n))
+	copy(b[unix.SizeofInotifyEvent:], name)
+	return b
+}
+
+// TestDirIndexEvents: the index applies creations and removals of
+// directories in order (the last event for a name wins), ignores files and
+// unknown watches, lists again after a queue overflow and forgets a parent
+// whose watch went (removed).
+func TestDirIndexEvents(t *testing.T) {
+	t.Parallel()
+	x := newDirIndex()
+	p := &dirEntry{wd: 1, path: "/p", names: map[string]map[string]struct{}{}}
+	q := &dirEntry{wd: 2, path: "/q", names: map[string]map[string]struct{}{}}
+	x.byWd[1], x.dirs["/p"] = p, p
+	x.byWd[2], x.dirs["/q"] = q, q
+	var b []byte
+	for _, ev := range [][]byte{
+		event(1, unix.IN_CREATE|unix.IN_ISDIR, "app"),
+		event(1, unix.IN_CREATE|unix.IN_ISDIR, "app.12_1"),
+		event(1, unix.IN_CREATE|unix.IN_ISDIR, "app.13_1"),
+		event(1, unix.IN_DELETE|unix.IN_ISDIR, "app.12_1"),
+		event(1, unix.IN_CREATE|unix.IN_ISDIR, "other"),
+		event(1, unix.IN_CREATE, "a-file"),
+		event(1, unix.IN_MOVED_TO|unix.IN_ISDIR, "app.14_1"),
+		event(1, unix.IN_MOVED_FROM|unix.IN_ISDIR, "app.13_1"),
+		event(9, unix.IN_CREATE|unix.IN_ISDIR, "app.15_1"), // unknown watch
+		event(2, unix.IN_CREATE|unix.IN_ISDIR, "app"),
+		event(2, unix.IN_DELETE|unix.IN_ISDIR, "app"),
+		event(2, unix.IN_CREATE|unix.IN_ISDIR, "app"),
+	} {
+		b = append(b, ev...)
+	}
+	x.applyLocked(b)
+	require.Equal(t, map[string]map[string]struct{}{
+		"app":   {"app": {}, "app.14_1": {}},
+		"other": {"other": {}},
+	}, p.names)
+	require.Equal(t, map[string]map[string]struct{}{"app": {"app": {}}}, q.names)
+
+	x.applyLocked(append(event(-1, unix.IN_Q_OVERFLOW, ""), event(1, unix.IN_CREATE|unix.IN_ISDIR, "late")...))
+	require.Nil(t, p.names, "listed again after an overflow")
+	require.Nil(t, q.names)
+
+	x.applyLocked(event(2, unix.IN_IGNORED, ""))
+	require.NotContains(t, x.byWd, int32(2))
+	require.NotContains(t, x.dirs, "/q")
+	require.Contains(t, x.dirs, "/p")
+}
