@@ -139,27 +139,37 @@ func (g *Group) Exists() bool {
 // Create makes the v2 directory and its parents. An existing directory is
 // fine (use Populated to learn whether something still runs there).
 func (g *Group) Create() error {
-	return mkdirs(g.layout.V2, g.elems)
+	_, err := mkdirs(g.layout.V2, g.elems)
+	return err
 }
 
-// mkdirs creates root/elems... one level at a time. A parent that a
-// concurrent Remove deletes between two levels is created again.
-func mkdirs(root string, elems []string) error {
+// mkdirs creates root/elems... and reports whether the leaf was there
+// already. It tries the leaf alone first (one mkdir when the parents are
+// there, as for every instance but the first of a node), then one level at
+// a time; a parent that a concurrent Remove deletes between two levels is
+// created again.
+func mkdirs(root string, elems []string) (existed bool, err error) {
+	leaf := filepath.Join(append([]string{root}, elems...)...)
+	if err := os.Mkdir(leaf, 0o755); err == nil || errors.Is(err, fs.ErrExist) {
+		return err != nil, nil
+	}
 	for attempt := 0; ; attempt++ {
 		p := root
 		var err error
+		existed = false
 		for _, e := range elems {
 			p = filepath.Join(p, e)
 			if err = os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				break
 			}
+			existed = err != nil
 			err = nil
 		}
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 10 {
 			if err != nil {
-				return fmt.Errorf("cgroup: create %s: %w", filepath.Join(append([]string{root}, elems...)...), err)
+				return false, fmt.Errorf("cgroup: create %s: %w", leaf, err)
 			}
-			return nil
+			return existed, nil
 		}
 	}
 }
@@ -241,7 +251,7 @@ func (g *Group) SetLimits(l Limits) []Applied {
 		}
 		root := filepath.Join(mnt, g.own[s.controller])
 		dir := filepath.Join(append([]string{root}, g.elems...)...)
-		if err := mkdirs(root, g.elems); err != nil {
+		if _, err := mkdirs(root, g.elems); err != nil {
 			a.Err = err
 			out = append(out, a)
 			continue

@@ -46,9 +46,8 @@ func Claim(ctx context.Context, l Layout, own map[string]string, parent []string
 	if err != nil {
 		return nil, nil, err
 	}
-	_, statErr := os.Stat(mine.Dir())
-	existed := statErr == nil // left by an owner that may have killed it
-	if err := mine.Create(); err != nil {
+	existed, err := mkdirs(l.V2, mine.elems) // existed: left by an owner that may have killed it
+	if err != nil {
 		return nil, nil, err
 	}
 	names, err := claimIndex.candidates(filepath.Dir(mine.Dir()), name)

@@ -2,6 +2,8 @@ package cgroup
 
 import (
 	"encoding/binary"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,4 +67,29 @@ func TestDirIndexEvents(t *testing.T) {
 	require.NotContains(t, x.byWd, int32(2))
 	require.NotContains(t, x.dirs, "/q")
 	require.Contains(t, x.dirs, "/p")
+}
+
+// TestMkdirs: mkdirs creates the missing parents, reports whether the leaf
+// was there, and creates parents removed since.
+func TestMkdirs(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	existed, err := mkdirs(root, []string{"a", "b", "c"})
+	require.NoError(t, err)
+	require.False(t, existed)
+	require.DirExists(t, filepath.Join(root, "a", "b", "c"))
+	existed, err = mkdirs(root, []string{"a", "b", "c"})
+	require.NoError(t, err)
+	require.True(t, existed)
+	existed, err = mkdirs(root, []string{"a", "b", "d"})
+	require.NoError(t, err)
+	require.False(t, existed)
+	require.NoError(t, os.RemoveAll(filepath.Join(root, "a")))
+	existed, err = mkdirs(root, []string{"a", "b", "c"})
+	require.NoError(t, err)
+	require.False(t, existed)
+	require.DirExists(t, filepath.Join(root, "a", "b", "c"))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "file"), nil, 0o644))
+	_, err = mkdirs(root, []string{"file", "x"})
+	require.ErrorContains(t, err, filepath.Join(root, "file", "x"))
 }
