@@ -20,15 +20,57 @@ import (
 )
 
 // Discover reads /proc/self/mountinfo and returns the cgroup layout of this
-// process's mount namespace.
+// process's mount namespace. It reads the file again only when the mount
+// table changed since the last read: it keeps the file open, and poll(2)
+// marks it (POLLPRI) after a mount or unmount (proc(5)), so a thousand
+// Opens do not read and compare the same text a thousand times (issue 15).
 func Discover() (Layout, error) {
+	mounts.mu.Lock()
+	defer mounts.mu.Unlock()
+	if mounts.fd < 0 {
+		// Opened before the read: a change in between is reported by the
+		// next poll (a spurious read at worst).
+		if fd, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			mounts.fd = fd
+		}
+	} else if mounts.ok && !mountsChanged(mounts.fd) {
+		return mounts.l.clone(), nil
+	}
+	mounts.reads++
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return Layout{}, err
 	}
 	l, err := parsed(&layouts, b, func(b []byte) (Layout, error) { return ParseMountinfo(bytes.NewReader(b)) })
+	if err != nil {
+		return l.clone(), err
+	}
+	mounts.l, mounts.ok = l, mounts.fd >= 0
+	return l.clone(), nil
+}
+
+// mounts is Discover's open /proc/self/mountinfo and its last result.
+var mounts = struct {
+	mu sync.Mutex
+	fd int // -1: not open
+	l  Layout
+	ok bool // l is current as of the last poll
+	// reads counts the reads of the file (tests).
+	reads int
+}{fd: -1}
+
+// mountsChanged reports whether the mount table changed since the last
+// call (or since fd was opened): the kernel marks the file POLLPRI|POLLERR
+// once per change. An error counts as a change.
+func mountsChanged(fd int) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLPRI}}
+	n, err := unix.Poll(p, 0)
+	return err != nil || (n > 0 && p[0].Revents&(unix.POLLPRI|unix.POLLERR) != 0)
+}
+
+func (l Layout) clone() Layout {
 	l.V1 = maps.Clone(l.V1)
-	return l, err
+	return l
 }
 
 // Self returns this process's own cgroup paths (see ParseOwnCgroups).

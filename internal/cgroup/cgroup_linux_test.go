@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 //	         grandchild, each blocking; print their pids; block
 //	alloc    allocate and touch memory 1 MiB at a time, for ever
 //	term     on SIGTERM write "term" to stdout and exit 0
+//	mounts   in a mount namespace of its own: Discover three times,
+//	         replace the v2 mount by one at $SFT_CGROUP_MOUNT, Discover;
+//	         print the reads of mountinfo and both V2 paths; exit
 //	claim    Claim $SFT_CGROUP_CLAIM (parent elements and the name,
 //	         '/'-separated), start a sleep helper into the group, print
 //	         the group's directory and the sleeper's pid; block
@@ -43,6 +46,8 @@ func helper(mode string) {
 	switch mode {
 	case "claim":
 		claimHelper()
+	case "mounts":
+		mountsHelper()
 	case "sleep":
 		for {
 			time.Sleep(time.Hour)
@@ -119,6 +124,37 @@ func claimHelper() {
 }
 
 const claimEnv = "SFT_CGROUP_CLAIM"
+
+func mountsHelper() {
+	var l Layout
+	for range 3 {
+		var err error
+		if l, err = Discover(); err != nil || l.V2 == "" {
+			os.Exit(2)
+		}
+	}
+	fmt.Println(mounts.reads)
+	dir := os.Getenv(mountEnv)
+	if err := syscall.Unmount(l.V2, syscall.MNT_DETACH); err != nil {
+		fmt.Fprintln(os.Stderr, "unmount:", err)
+		os.Exit(2)
+	}
+	if err := syscall.Mount("none", dir, "cgroup2", 0, ""); err != nil {
+		fmt.Fprintln(os.Stderr, "mount:", err)
+		os.Exit(2)
+	}
+	after, err := Discover()
+	if err != nil {
+		os.Exit(2)
+	}
+	fmt.Println(mounts.reads)
+	fmt.Println(l.V2)
+	fmt.Println(after.V2)
+	_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+	os.Exit(0)
+}
+
+const mountEnv = "SFT_CGROUP_MOUNT"
 
 // testGroup creates a group named after the test below sft-test/ and
 // removes it (killing what is left) when the test ends.
@@ -618,4 +654,27 @@ func TestClaimManySiblings(t *testing.T) {
 	g, rec = claim("other")
 	require.Equal(t, []Reclaimed{{Dir: another.dir, Pids: []int{another.program}}}, rec)
 	require.Equal(t, another.dir, g.Dir())
+}
+
+// TestDiscoverRereadsOnlyAfterAMountChange (issue 15): Discover reads
+// mountinfo once while the mount table stays the same, and again after it
+// changed: in a mount namespace of its own, a helper moves the v2 mount
+// and Discover reports the new place.
+func TestDiscoverRereadsOnlyAfterAMountChange(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t)
+	l, err := Discover()
+	require.NoError(t, err)
+	if l.V2 == "" {
+		t.Skip("no cgroup2 hierarchy")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), helperEnv+"=mounts", mountEnv+"="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS} // and made private by os/exec
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	lines := strings.Fields(string(out))
+	require.Equal(t, []string{"1", "2", l.V2, dir}, lines)
 }
