@@ -37,7 +37,7 @@ func Discover() (Layout, error) {
 		return mounts.l.clone(), nil
 	}
 	mounts.reads++
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	b, err := readFile("/proc/self/mountinfo")
 	if err != nil {
 		return Layout{}, err
 	}
@@ -75,7 +75,7 @@ func (l Layout) clone() Layout {
 
 // Self returns this process's own cgroup paths (see ParseOwnCgroups).
 func Self() (map[string]string, error) {
-	b, err := os.ReadFile("/proc/self/cgroup")
+	b, err := readFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +331,7 @@ func (g *Group) enableV2(controller string) error {
 }
 
 func hasWord(file, w string) bool {
-	b, err := os.ReadFile(file)
+	b, err := readFile(file)
 	if err != nil {
 		return false
 	}
@@ -384,7 +384,7 @@ func (g *Group) Procs() ([]int, error) {
 }
 
 func readPids(file string) ([]int, error) {
-	b, err := os.ReadFile(file)
+	b, err := readFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +413,7 @@ func (g *Group) event(key string) (int64, error) {
 
 // keyedValue reads a "key value" line from a flat-keyed cgroup file.
 func keyedValue(file, key string) (int64, error) {
-	b, err := os.ReadFile(file)
+	b, err := readFile(file)
 	if err != nil {
 		return 0, err
 	}
@@ -541,7 +541,7 @@ func (g *Group) Signal(sig syscall.Signal) error {
 		if err != nil {
 			continue // gone
 		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		b, err := readFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 		if err == nil && bytes.Contains(b, []byte(want)) {
 			if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil && !errors.Is(err, syscall.ESRCH) {
 				errs = append(errs, fmt.Errorf("signal %d: %w", pid, err))
@@ -632,17 +632,68 @@ func rmdirRetry(p string) error {
 	return err
 }
 
+// writeFile writes v to a kernel file with plain system calls (see
+// readFile). An error to open it is returned as it is (fs.ErrNotExist:
+// no such interface file); one to write it names v and the file.
 func writeFile(name, v string) error {
-	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	fd, err := openFile(name, unix.O_WRONLY)
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(v)
-	if cerr := f.Close(); err == nil {
+	for {
+		_, err = unix.Write(fd, []byte(v))
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("write %q to %s: %w", v, name, err)
 	}
 	return nil
+}
+
+// readFile reads a kernel file (cgroup, /proc) with plain system calls:
+// os.ReadFile registers a pollable cgroup file with the runtime's
+// netpoller and removes it again, three more system calls per read that
+// the thousand groups read at once after a plugin crash paid for nothing
+// (issue 15).
+func readFile(name string) ([]byte, error) {
+	fd, err := openFile(name, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 0, 512)
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, cap(b))
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: name, Err: err}
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = b[:len(b)+n]
+	}
+}
+
+func openFile(name string, mode int) (int, error) {
+	for {
+		fd, err := unix.Open(name, mode|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+		return fd, nil
+	}
 }

@@ -2,8 +2,10 @@ package cgroup
 
 import (
 	"encoding/binary"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -92,4 +94,28 @@ func TestMkdirs(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(root, "file"), nil, 0o644))
 	_, err = mkdirs(root, []string{"file", "x"})
 	require.ErrorContains(t, err, filepath.Join(root, "file", "x"))
+}
+
+// TestReadWriteFile: the plain-syscall file helpers read files of any
+// size, write, and report a missing file as fs.ErrNotExist.
+func TestReadWriteFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	name := filepath.Join(dir, "f")
+	big := strings.Repeat("0123456789abcdef", 300) // several buffer growths
+	require.NoError(t, os.WriteFile(name, []byte(big), 0o644))
+	b, err := readFile(name)
+	require.NoError(t, err)
+	require.Equal(t, big, string(b))
+	require.NoError(t, writeFile(name, "x"))
+	b, err = readFile(name)
+	require.NoError(t, err)
+	require.Equal(t, "x", string(b[:1]), "written at the start, not truncated (as cgroup files take it)")
+	_, err = readFile(filepath.Join(dir, "missing"))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	require.ErrorContains(t, err, filepath.Join(dir, "missing"))
+	require.ErrorIs(t, writeFile(filepath.Join(dir, "missing"), "1"), fs.ErrNotExist)
+	b, err = readFile("/proc/self/cgroup")
+	require.NoError(t, err)
+	require.Contains(t, string(b), "0::/")
 }
