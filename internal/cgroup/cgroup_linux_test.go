@@ -599,6 +599,16 @@ func TestClaimManySiblings(t *testing.T) {
 		groups = append(groups, g)
 		return g, rec
 	}
+	// The index must not expire between two Claims of a slow run.
+	claimIndex.mu.Lock()
+	idle := claimIndex.idleAfter
+	claimIndex.idleAfter = time.Hour
+	claimIndex.mu.Unlock()
+	t.Cleanup(func() {
+		claimIndex.mu.Lock()
+		claimIndex.idleAfter = idle
+		claimIndex.mu.Unlock()
+	})
 	before := claimIndex.listings(pdir)
 	for i := range 300 {
 		g, rec := claim("r" + strconv.Itoa(i))

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +31,12 @@ import (
 // time; events that happened before the listing and are applied again
 // after it change nothing, since the last event for a name is the truth.
 //
+// The index lives while Claims come: idleAfter after the last one it
+// closes its inotify instance (the kernel would otherwise queue, for a
+// process that claims no more, every mkdir and rmdir under the parent, up
+// to the queue limit), and the next Claim lists the parent again: one
+// listing per burst of Claims (a crash's reopens), not one per Claim.
+//
 // A queue overflow (IN_Q_OVERFLOW) makes the next lookup list every parent
 // again. A parent that was removed (IN_IGNORED, or another inode at the
 // path) is forgotten and listed again when it is used next. Without
@@ -41,6 +48,10 @@ type dirIndex struct {
 	dirs map[string]*dirEntry // by path
 	byWd map[int32]*dirEntry
 	buf  []byte
+	// idleAfter is how long the index outlives its last lookup.
+	idleAfter time.Duration
+	idle      *time.Timer
+	last      time.Time // of the last lookup
 	// listed counts the listings of each parent (tests).
 	listed map[string]int
 }
@@ -62,7 +73,7 @@ const watchMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN
 var claimIndex = newDirIndex()
 
 func newDirIndex() *dirIndex {
-	return &dirIndex{fd: -1, dirs: map[string]*dirEntry{}, byWd: map[int32]*dirEntry{}, listed: map[string]int{}}
+	return &dirIndex{fd: -1, idleAfter: 5 * time.Second, dirs: map[string]*dirEntry{}, byWd: map[int32]*dirEntry{}, listed: map[string]int{}}
 }
 
 // baseName is n up to its first '.': name and its siblings name.<pid>_<n>
@@ -78,6 +89,12 @@ func baseName(n string) string {
 func (x *dirIndex) candidates(pdir, name string) ([]string, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.last = time.Now()
+	if x.idle == nil {
+		x.idle = time.AfterFunc(x.idleAfter, x.expire)
+	} else {
+		x.idle.Reset(x.idleAfter)
+	}
 	e, err := x.entryLocked(pdir)
 	if err != nil {
 		return nil, err
@@ -264,6 +281,15 @@ func (x *dirIndex) forgetLocked(e *dirEntry) {
 		if d == e {
 			delete(x.dirs, p)
 		}
+	}
+}
+
+// expire closes the index when it was not used for idleAfter.
+func (x *dirIndex) expire() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if time.Since(x.last) >= x.idleAfter {
+		x.closeLocked()
 	}
 }
 

@@ -5,8 +5,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -118,4 +121,44 @@ func TestReadWriteFile(t *testing.T) {
 	b, err = readFile("/proc/self/cgroup")
 	require.NoError(t, err)
 	require.Contains(t, string(b), "0::/")
+}
+
+// TestDirIndexFollowsAndExpires: on any directory, the index lists the
+// parent once and follows later mkdirs and rmdirs through inotify; idle
+// for idleAfter it closes its inotify instance, and the next lookup lists
+// the parent again.
+func TestDirIndexFollowsAndExpires(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		x := newDirIndex()
+		x.idleAfter = time.Second
+		for _, d := range []string{"app", "other", "app.7_1"} {
+			require.NoError(t, os.Mkdir(filepath.Join(dir, d), 0o755))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "app.8_1"), nil, 0o644)) // a file: not a candidate
+		look := func() []string {
+			t.Helper()
+			c, err := x.candidates(dir, "app")
+			require.NoError(t, err)
+			require.Equal(t, "app", c[0])
+			slices.Sort(c[1:])
+			return c
+		}
+		require.Equal(t, []string{"app", "app.7_1"}, look())
+		require.NoError(t, os.Mkdir(filepath.Join(dir, "app.9_2"), 0o755))
+		require.NoError(t, os.Remove(filepath.Join(dir, "app.7_1")))
+		require.Equal(t, []string{"app", "app.9_2"}, look())
+		require.Equal(t, 1, x.listings(dir))
+
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		x.mu.Lock()
+		fd := x.fd
+		x.mu.Unlock()
+		require.Equal(t, -1, fd, "closed when idle")
+		require.NoError(t, os.Mkdir(filepath.Join(dir, "app.10_3"), 0o755))
+		require.Equal(t, []string{"app", "app.10_3", "app.9_2"}, look())
+		require.Equal(t, 2, x.listings(dir))
+		time.Sleep(2 * time.Second) // closes it again
+	})
 }
