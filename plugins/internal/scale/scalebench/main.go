@@ -22,7 +22,8 @@
 //     (1 s).
 //   - crash: kill -9 of the plugin process with N apps online: time until
 //     every group is online again (the level-triggered Watch), beyond the
-//     restart delay, and events lost by a 4,096-event subscriber.
+//     restart delay, the CPU of the host and of the relaunched plugin over
+//     it, and events lost by a 4,096-event subscriber.
 //   - restart: crash-to-restart of one app (kill -9 of the app to its
 //     resource online again, restart delay 0), paired with a bare exec.Cmd
 //     Start/kill/Wait/Start loop, interleaved, -samples samples each, in
@@ -31,7 +32,8 @@
 // -pprof DIR writes CPU and heap profiles of the host and of the plugin
 // over the idle window, the online and the stop phases into DIR (the
 // plugin serves them on a loopback port only then), and prints where each
-// process's memory is after the idle window.
+// process's memory is after the idle window; in the crash phase, from the
+// kill to all online, the relaunched plugin's from its start.
 //
 // Run it at least twice on a loaded machine and report the spread.
 package main
@@ -570,20 +572,33 @@ func (b *bench) crash(n, g int) error {
 	if err := prof.stop(); err != nil {
 		return err
 	}
-	time.Sleep(200 * time.Millisecond) // let the subscriber drain
-	sub.Close()
-	<-subDone
-	mu.Lock()
-	var fails, backs int
-	for _, s := range got {
-		if s.down {
-			fails++
+	// Let the subscriber drain: until it saw every resource come back and
+	// no event came for 500 ms (a fixed 200 ms closed it early under load,
+	// and events after Close counted as missing), at most 30 s.
+	counts := func() (fails, backs int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range got {
+			if s.down {
+				fails++
+			}
+			if s.up {
+				backs++
+			}
 		}
-		if s.up {
-			backs++
+		return fails, backs
+	}
+	for last, quiet, end := events.Load(), time.Now(), time.Now().Add(30*time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if c := events.Load(); c != last {
+			last, quiet = c, time.Now()
+		}
+		if _, backs := counts(); backs == n && time.Since(quiet) >= 500*time.Millisecond {
+			break
 		}
 	}
-	mu.Unlock()
+	sub.Close()
+	<-subDone
+	fails, backs := counts()
 	fmt.Printf("crash: kill -9 of the plugin with %d apps in %d groups, restart delay %s: all online again after %.0f ms (%.0f ms beyond the delay), CPU host %.0f ms + new plugin %.0f ms; subscriber (buffer 4096) got %d events, dropped %d, saw %d of %d resources fail and %d come back\n",
 		n, g, delay, float64(wall)/1e6, float64(wall-delay)/1e6, ms(hostCPU), ms(pluginCPU), events.Load(), sub.Dropped(), fails, n, backs)
 	return nil
