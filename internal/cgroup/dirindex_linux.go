@@ -139,7 +139,9 @@ func (x *dirIndex) entryLocked(pdir string) (*dirEntry, error) {
 	e := x.dirs[pdir]
 	if e != nil && e.ino != st.Ino {
 		// Removed and created again, its IN_IGNORED not queued yet (a
-		// reference to the old directory was still held).
+		// reference to the old directory was still held); cgroupfs inode
+		// numbers are kernfs node ids, which carry a generation, so a new
+		// directory does not get the old one's.
 		_, _ = unix.InotifyRmWatch(x.fd, uint32(e.wd))
 		x.forgetLocked(e)
 		e = nil
@@ -149,7 +151,14 @@ func (x *dirIndex) entryLocked(pdir string) (*dirEntry, error) {
 		if err != nil {
 			return nil, nil // the watch limit: list every time
 		}
-		if e = x.byWd[int32(wd)]; e == nil { // the same directory under another path
+		// The same directory under another path shares the watch; a
+		// watch number the kernel gave again after an entry's IN_IGNORED
+		// went unseen replaces that entry.
+		if e = x.byWd[int32(wd)]; e != nil && e.ino != st.Ino {
+			x.forgetLocked(e)
+			e = nil
+		}
+		if e == nil {
 			e = &dirEntry{wd: int32(wd), path: pdir, ino: st.Ino}
 			x.byWd[e.wd] = e
 		}
