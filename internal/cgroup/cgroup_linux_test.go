@@ -515,7 +515,7 @@ func TestClaimRenewsDeadOwnersKilledGroup(t *testing.T) {
 
 // claimParent returns the layout, this process's cgroups and a parent
 // for the test's groups (below sft-test, named after the test).
-func claimParent(t *testing.T) (Layout, map[string]string, []string) {
+func claimParent(t testing.TB) (Layout, map[string]string, []string) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	l, err := Discover()
@@ -551,11 +551,25 @@ func startClaimer(t *testing.T, parent []string, name string) *claimer {
 	w.Close()
 	waited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(waited) }()
+	c := &claimer{cmd: cmd, waited: waited}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-waited
+		if c.dir == "" {
+			return
+		}
+		// Its program too, also when the test failed before a Claim
+		// reclaimed it (then it is gone already).
+		l, own, _ := claimParent(t)
+		g, err := New(l, own, append(slices.Clone(parent), filepath.Base(c.dir))...)
+		require.NoError(t, err)
+		if g.Exists() {
+			require.NoError(t, g.Kill())
+			require.NoError(t, g.WaitEmpty(context.Background()))
+			require.NoError(t, g.Remove())
+		}
 	})
-	c := &claimer{cmd: cmd, waited: waited, dir: readLine(t, r)}
+	c.dir = readLine(t, r)
 	c.program, err = strconv.Atoi(readLine(t, r))
 	require.NoError(t, err)
 	return c

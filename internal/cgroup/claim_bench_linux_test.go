@@ -1,16 +1,12 @@
 package cgroup
 
 import (
-	"fmt"
-	"os"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/sftkit/sft/internal/testenv"
 )
 
 // BenchmarkClaimSiblings claims 1,000 groups under one parent, as a
@@ -18,15 +14,7 @@ import (
 // again; it reports the CPU (user + system, getrusage) and the wall time
 // per Claim, the removals left out.
 func BenchmarkClaimSiblings(b *testing.B) {
-	testenv.RequireRoot(b)
-	l, err := Discover()
-	require.NoError(b, err)
-	if l.V2 == "" {
-		b.Skip("no cgroup2 hierarchy")
-	}
-	own, err := Self()
-	require.NoError(b, err)
-	parent := []string{"sft-test", fmt.Sprintf("%d-bench-claim", os.Getpid())}
+	l, own, parent := claimParent(b)
 	const n = 1000
 	var cpu, wall time.Duration
 	claims := 0
