@@ -20,20 +20,62 @@ import (
 )
 
 // Discover reads /proc/self/mountinfo and returns the cgroup layout of this
-// process's mount namespace.
+// process's mount namespace. It reads the file again only when the mount
+// table changed since the last read: it keeps the file open, and poll(2)
+// marks it (POLLPRI) after a mount or unmount (proc(5)), so a thousand
+// Opens do not read and compare the same text a thousand times (issue 15).
 func Discover() (Layout, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts.mu.Lock()
+	defer mounts.mu.Unlock()
+	if mounts.fd < 0 {
+		// Opened before the read: a change in between is reported by the
+		// next poll (a spurious read at worst).
+		if fd, err := unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			mounts.fd = fd
+		}
+	} else if mounts.ok && !mountsChanged(mounts.fd) {
+		return mounts.l.clone(), nil
+	}
+	mounts.reads++
+	b, err := readFile("/proc/self/mountinfo")
 	if err != nil {
 		return Layout{}, err
 	}
 	l, err := parsed(&layouts, b, func(b []byte) (Layout, error) { return ParseMountinfo(bytes.NewReader(b)) })
+	if err != nil {
+		return l.clone(), err
+	}
+	mounts.l, mounts.ok = l, mounts.fd >= 0
+	return l.clone(), nil
+}
+
+// mounts is Discover's open /proc/self/mountinfo and its last result.
+var mounts = struct {
+	mu sync.Mutex
+	fd int // -1: not open
+	l  Layout
+	ok bool // l is current as of the last poll
+	// reads counts the reads of the file (tests).
+	reads int
+}{fd: -1}
+
+// mountsChanged reports whether the mount table changed since the last
+// call (or since fd was opened): the kernel marks the file POLLPRI|POLLERR
+// once per change. An error counts as a change.
+func mountsChanged(fd int) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLPRI}}
+	n, err := unix.Poll(p, 0)
+	return err != nil || (n > 0 && p[0].Revents&(unix.POLLPRI|unix.POLLERR) != 0)
+}
+
+func (l Layout) clone() Layout {
 	l.V1 = maps.Clone(l.V1)
-	return l, err
+	return l
 }
 
 // Self returns this process's own cgroup paths (see ParseOwnCgroups).
 func Self() (map[string]string, error) {
-	b, err := os.ReadFile("/proc/self/cgroup")
+	b, err := readFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, err
 	}
@@ -139,27 +181,37 @@ func (g *Group) Exists() bool {
 // Create makes the v2 directory and its parents. An existing directory is
 // fine (use Populated to learn whether something still runs there).
 func (g *Group) Create() error {
-	return mkdirs(g.layout.V2, g.elems)
+	_, err := mkdirs(g.layout.V2, g.elems)
+	return err
 }
 
-// mkdirs creates root/elems... one level at a time. A parent that a
-// concurrent Remove deletes between two levels is created again.
-func mkdirs(root string, elems []string) error {
+// mkdirs creates root/elems... and reports whether the leaf was there
+// already. It tries the leaf alone first (one mkdir when the parents are
+// there, as for every instance but the first of a node), then one level at
+// a time; a parent that a concurrent Remove deletes between two levels is
+// created again.
+func mkdirs(root string, elems []string) (existed bool, err error) {
+	leaf := filepath.Join(append([]string{root}, elems...)...)
+	if err := os.Mkdir(leaf, 0o755); err == nil || errors.Is(err, fs.ErrExist) {
+		return err != nil, nil
+	}
 	for attempt := 0; ; attempt++ {
 		p := root
 		var err error
+		existed = false
 		for _, e := range elems {
 			p = filepath.Join(p, e)
 			if err = os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				break
 			}
+			existed = err != nil
 			err = nil
 		}
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 10 {
 			if err != nil {
-				return fmt.Errorf("cgroup: create %s: %w", filepath.Join(append([]string{root}, elems...)...), err)
+				return false, fmt.Errorf("cgroup: create %s: %w", leaf, err)
 			}
-			return nil
+			return existed, nil
 		}
 	}
 }
@@ -241,7 +293,7 @@ func (g *Group) SetLimits(l Limits) []Applied {
 		}
 		root := filepath.Join(mnt, g.own[s.controller])
 		dir := filepath.Join(append([]string{root}, g.elems...)...)
-		if err := mkdirs(root, g.elems); err != nil {
+		if _, err := mkdirs(root, g.elems); err != nil {
 			a.Err = err
 			out = append(out, a)
 			continue
@@ -279,7 +331,7 @@ func (g *Group) enableV2(controller string) error {
 }
 
 func hasWord(file, w string) bool {
-	b, err := os.ReadFile(file)
+	b, err := readFile(file)
 	if err != nil {
 		return false
 	}
@@ -332,7 +384,7 @@ func (g *Group) Procs() ([]int, error) {
 }
 
 func readPids(file string) ([]int, error) {
-	b, err := os.ReadFile(file)
+	b, err := readFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +413,7 @@ func (g *Group) event(key string) (int64, error) {
 
 // keyedValue reads a "key value" line from a flat-keyed cgroup file.
 func keyedValue(file, key string) (int64, error) {
-	b, err := os.ReadFile(file)
+	b, err := readFile(file)
 	if err != nil {
 		return 0, err
 	}
@@ -489,7 +541,7 @@ func (g *Group) Signal(sig syscall.Signal) error {
 		if err != nil {
 			continue // gone
 		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		b, err := readFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 		if err == nil && bytes.Contains(b, []byte(want)) {
 			if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil && !errors.Is(err, syscall.ESRCH) {
 				errs = append(errs, fmt.Errorf("signal %d: %w", pid, err))
@@ -580,17 +632,68 @@ func rmdirRetry(p string) error {
 	return err
 }
 
+// writeFile writes v to a kernel file with plain system calls (see
+// readFile). An error to open it is returned as it is (fs.ErrNotExist:
+// no such interface file); one to write it names v and the file.
 func writeFile(name, v string) error {
-	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	fd, err := openFile(name, unix.O_WRONLY)
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(v)
-	if cerr := f.Close(); err == nil {
+	for {
+		_, err = unix.Write(fd, []byte(v))
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("write %q to %s: %w", v, name, err)
 	}
 	return nil
+}
+
+// readFile reads a kernel file (cgroup, /proc) with plain system calls:
+// os.ReadFile registers a pollable cgroup file with the runtime's
+// netpoller and removes it again, three more system calls per read that
+// the thousand groups read at once after a plugin crash paid for nothing
+// (issue 15).
+func readFile(name string) ([]byte, error) {
+	fd, err := openFile(name, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 0, 512)
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, cap(b))
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: name, Err: err}
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = b[:len(b)+n]
+	}
+}
+
+func openFile(name string, mode int) (int, error) {
+	for {
+		fd, err := unix.Open(name, mode|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+		return fd, nil
+	}
 }

@@ -36,8 +36,18 @@ func TestMain(m *testing.M) {
 //	         grandchild, each blocking; print their pids; block
 //	alloc    allocate and touch memory 1 MiB at a time, for ever
 //	term     on SIGTERM write "term" to stdout and exit 0
+//	mounts   in a mount namespace of its own: Discover three times,
+//	         replace the v2 mount by one at $SFT_CGROUP_MOUNT, Discover;
+//	         print the reads of mountinfo and both V2 paths; exit
+//	claim    Claim $SFT_CGROUP_CLAIM (parent elements and the name,
+//	         '/'-separated), start a sleep helper into the group, print
+//	         the group's directory and the sleeper's pid; block
 func helper(mode string) {
 	switch mode {
+	case "claim":
+		claimHelper()
+	case "mounts":
+		mountsHelper()
 	case "sleep":
 		for {
 			time.Sleep(time.Hour)
@@ -83,19 +93,75 @@ func helper(mode string) {
 	os.Exit(2)
 }
 
+func claimHelper() {
+	elems := strings.Split(os.Getenv(claimEnv), "/")
+	l, err := Discover()
+	if err != nil {
+		os.Exit(2)
+	}
+	own, err := Self()
+	if err != nil {
+		os.Exit(2)
+	}
+	g, _, err := Claim(context.Background(), l, own, elems[:len(elems)-1], elems[len(elems)-1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	dir, err := g.OpenDir()
+	if err != nil {
+		os.Exit(2)
+	}
+	c := exec.Command(os.Args[0])
+	c.Env = append(os.Environ(), helperEnv+"=sleep")
+	c.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	if c.Start() != nil {
+		os.Exit(2)
+	}
+	fmt.Println(g.Dir())
+	fmt.Println(c.Process.Pid)
+	select {}
+}
+
+const claimEnv = "SFT_CGROUP_CLAIM"
+
+func mountsHelper() {
+	var l Layout
+	for range 3 {
+		var err error
+		if l, err = Discover(); err != nil || l.V2 == "" {
+			os.Exit(2)
+		}
+	}
+	fmt.Println(mounts.reads)
+	dir := os.Getenv(mountEnv)
+	if err := syscall.Unmount(l.V2, syscall.MNT_DETACH); err != nil {
+		fmt.Fprintln(os.Stderr, "unmount:", err)
+		os.Exit(2)
+	}
+	if err := syscall.Mount("none", dir, "cgroup2", 0, ""); err != nil {
+		fmt.Fprintln(os.Stderr, "mount:", err)
+		os.Exit(2)
+	}
+	after, err := Discover()
+	if err != nil {
+		os.Exit(2)
+	}
+	fmt.Println(mounts.reads)
+	fmt.Println(l.V2)
+	fmt.Println(after.V2)
+	_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+	os.Exit(0)
+}
+
+const mountEnv = "SFT_CGROUP_MOUNT"
+
 // testGroup creates a group named after the test below sft-test/ and
 // removes it (killing what is left) when the test ends.
 func testGroup(t *testing.T) *Group {
 	t.Helper()
-	testenv.RequireRoot(t)
-	l, err := Discover()
-	require.NoError(t, err)
-	if l.V2 == "" {
-		t.Skip("no cgroup2 hierarchy")
-	}
-	own, err := Self()
-	require.NoError(t, err)
-	g, err := New(l, own, "sft-test", EscapeName(fmt.Sprintf("%d-%s", os.Getpid(), t.Name())))
+	l, own, elems := claimParent(t)
+	g, err := New(l, own, elems...)
 	require.NoError(t, err)
 	require.NoError(t, g.Create())
 	t.Cleanup(func() {
@@ -271,12 +337,7 @@ func TestNewRejectsBadPaths(t *testing.T) {
 
 func TestClaim(t *testing.T) {
 	t.Parallel()
-	testenv.RequireRoot(t)
-	l, err := Discover()
-	require.NoError(t, err)
-	own, err := Self()
-	require.NoError(t, err)
-	parent := []string{"sft-test", EscapeName(fmt.Sprintf("%d-%s", os.Getpid(), t.Name()))}
+	l, own, parent := claimParent(t)
 	var groups []*Group
 	t.Cleanup(func() {
 		for _, g := range groups {
@@ -428,15 +489,7 @@ var memHog [][]byte
 // renewal the kernel kills it at birth.
 func TestClaimRenewsDeadOwnersKilledGroup(t *testing.T) {
 	t.Parallel()
-	testenv.RequireRoot(t)
-	l, err := Discover()
-	require.NoError(t, err)
-	if l.V2 == "" {
-		t.Skip("no cgroup2 hierarchy")
-	}
-	own, err := Self()
-	require.NoError(t, err)
-	parent := []string{"sft-test", EscapeName(fmt.Sprintf("%d-%s", os.Getpid(), t.Name()))}
+	l, own, parent := claimParent(t)
 	first, _, err := Claim(t.Context(), l, own, parent, "app")
 	require.NoError(t, err)
 	startIn(t, first, "sleep")
@@ -458,4 +511,194 @@ func TestClaimRenewsDeadOwnersKilledGroup(t *testing.T) {
 	cmd, _ := startIn(t, g, "sleep")
 	time.Sleep(100 * time.Millisecond)
 	require.True(t, liveProcess(cmd.Process.Pid), "the first start after the dead owner's kill lives")
+}
+
+// claimParent returns the layout, this process's cgroups and a parent
+// for the test's groups (below sft-test, named after the test).
+func claimParent(t testing.TB) (Layout, map[string]string, []string) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	l, err := Discover()
+	require.NoError(t, err)
+	if l.V2 == "" {
+		t.Skip("no cgroup2 hierarchy")
+	}
+	own, err := Self()
+	require.NoError(t, err)
+	return l, own, []string{"sft-test", EscapeName(fmt.Sprintf("%d-%s", os.Getpid(), t.Name()))}
+}
+
+// claimer is another process that claimed a group and runs a program in
+// it (helper mode claim).
+type claimer struct {
+	cmd     *exec.Cmd
+	waited  chan struct{} // closed when cmd was reaped
+	dir     string
+	program int // pid of the program in dir
+}
+
+// startClaimer starts a claimer of parent/name and reads what it claimed.
+func startClaimer(t *testing.T, parent []string, name string) *claimer {
+	t.Helper()
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), helperEnv+"=claim", claimEnv+"="+strings.Join(append(slices.Clone(parent), name), "/"))
+	cmd.Stdout = w
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	w.Close()
+	waited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(waited) }()
+	c := &claimer{cmd: cmd, waited: waited}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-waited
+		if c.dir == "" {
+			return
+		}
+		// Its program too, also when the test failed before a Claim
+		// reclaimed it (then it is gone already).
+		l, own, _ := claimParent(t)
+		g, err := New(l, own, append(slices.Clone(parent), filepath.Base(c.dir))...)
+		require.NoError(t, err)
+		if g.Exists() {
+			require.NoError(t, g.Kill())
+			require.NoError(t, g.WaitEmpty(context.Background()))
+			require.NoError(t, g.Remove())
+		}
+	})
+	c.dir = readLine(t, r)
+	c.program, err = strconv.Atoi(readLine(t, r))
+	require.NoError(t, err)
+	return c
+}
+
+// kill kills the claimer (SIGKILL, not its program) and waits until it
+// was reaped: its leader turns zombie before its other threads are gone
+// and its files (the lock) closed.
+func (c *claimer) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, c.cmd.Process.Kill())
+	<-c.waited
+}
+
+// TestClaimManySiblings (issue 15): Claim lists a parent with hundreds of
+// groups once, not at every Claim, and still sees what other processes do
+// there afterwards: a sibling another owner created after the listing and
+// left behind when it died is reclaimed (its program killed, the sibling
+// removed); a live owner in another process keeps its group and its
+// program. After the parent was removed and created again, a dead owner's
+// leftover in the new parent is reclaimed too.
+func TestClaimManySiblings(t *testing.T) {
+	t.Parallel()
+	l, own, parent := claimParent(t)
+	pdir := filepath.Join(append([]string{l.V2}, parent...)...)
+	var groups []*Group
+	removeAll := func() {
+		for _, g := range groups {
+			_ = g.Kill()
+			_ = g.WaitEmpty(context.Background())
+			require.NoError(t, g.Remove())
+		}
+		groups = nil
+		require.NoDirExists(t, pdir)
+	}
+	t.Cleanup(removeAll)
+	claim := func(name string) (*Group, []Reclaimed) {
+		t.Helper()
+		g, rec, err := Claim(t.Context(), l, own, parent, name)
+		require.NoError(t, err)
+		groups = append(groups, g)
+		return g, rec
+	}
+	// The index must not expire between two Claims of a slow run.
+	claimIndex.mu.Lock()
+	idle := claimIndex.idleAfter
+	claimIndex.idleAfter = time.Hour
+	claimIndex.mu.Unlock()
+	t.Cleanup(func() {
+		claimIndex.mu.Lock()
+		claimIndex.idleAfter = idle
+		claimIndex.mu.Unlock()
+	})
+	before := claimIndex.listings(pdir)
+	for i := range 300 {
+		g, rec := claim("r" + strconv.Itoa(i))
+		require.Empty(t, rec)
+		require.Equal(t, "r"+strconv.Itoa(i), filepath.Base(g.Dir()))
+	}
+	a, _ := claim("app")
+
+	// Another process claims "app" after the listing: a holds it, so it
+	// gets a sibling; it starts a program there and dies.
+	dead := startClaimer(t, parent, "app")
+	require.True(t, isSibling(filepath.Base(dead.dir), "app"), dead.dir)
+	dead.kill(t)
+	require.True(t, liveProcess(dead.program))
+
+	// a's owner dies too: the next Claim reclaims both.
+	a.unlock()
+	c, rec := claim("app")
+	require.Equal(t, a.Dir(), c.Dir())
+	require.Equal(t, []Reclaimed{{Dir: dead.dir, Pids: []int{dead.program}}}, rec)
+	require.False(t, liveProcess(dead.program))
+	require.NoDirExists(t, dead.dir)
+
+	// A live owner in another process keeps its group.
+	live := startClaimer(t, parent, "live")
+	require.Equal(t, filepath.Join(pdir, "live"), live.dir)
+	g, rec := claim("live")
+	require.Empty(t, rec)
+	require.True(t, isSibling(filepath.Base(g.Dir()), "live"), g.Dir())
+	require.True(t, liveProcess(live.program))
+	live.kill(t)
+	g, rec = claim("live") // now its owner is dead: reclaimed
+	require.Equal(t, []Reclaimed{{Dir: live.dir, Pids: []int{live.program}}}, rec)
+	require.Equal(t, live.dir, g.Dir())
+	require.False(t, liveProcess(live.program))
+
+	require.Equal(t, 1, claimIndex.listings(pdir)-before, "one listing for %d Claims", len(groups))
+
+	// The parent goes and comes back: the index follows.
+	removeAll()
+	gone := startClaimer(t, parent, "app")
+	require.Equal(t, filepath.Join(pdir, "app"), gone.dir)
+	gone.kill(t)
+	c, rec = claim("app")
+	require.Equal(t, gone.dir, c.Dir())
+	require.Equal(t, []Reclaimed{{Dir: gone.dir, Pids: []int{gone.program}}}, rec)
+	require.False(t, liveProcess(gone.program))
+	removeAll()
+	another := startClaimer(t, parent, "other")
+	g, _ = claim("other")
+	require.True(t, isSibling(filepath.Base(g.Dir()), "other"), "the live owner of the new parent's group is seen")
+	another.kill(t)
+	g, rec = claim("other")
+	require.Equal(t, []Reclaimed{{Dir: another.dir, Pids: []int{another.program}}}, rec)
+	require.Equal(t, another.dir, g.Dir())
+}
+
+// TestDiscoverRereadsOnlyAfterAMountChange (issue 15): Discover reads
+// mountinfo once while the mount table stays the same, and again after it
+// changed: in a mount namespace of its own, a helper moves the v2 mount
+// and Discover reports the new place.
+func TestDiscoverRereadsOnlyAfterAMountChange(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t)
+	l, err := Discover()
+	require.NoError(t, err)
+	if l.V2 == "" {
+		t.Skip("no cgroup2 hierarchy")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), helperEnv+"=mounts", mountEnv+"="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS} // and made private by os/exec
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	lines := strings.Fields(string(out))
+	require.Equal(t, []string{"1", "2", l.V2, dir}, lines)
 }

@@ -78,6 +78,7 @@ func TestEscapeName(t *testing.T) {
 		"..":           "%2E%2E",
 		"a b%":         "a%20b%25",
 		"é":            "%C3%A9",
+		"\x00\x0f\xff": "%00%0F%FF",
 	}
 	for in, want := range tests {
 		require.Equal(t, want, EscapeName(in), "EscapeName(%q)", in)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,40 +37,34 @@ var ErrLeftover = errors.New("cgroup: leftover of a previous run still running")
 // parent/name for itself, or, if a live owner holds that one (two hosts with
 // the same node name on one machine), uses a new parent/name.<pid>_<n> and
 // removes the other reclaimed ones.
+//
+// Claim does not list parent each time: this process keeps an index of
+// its subdirectories, kept exact by inotify (see dirIndex), so a thousand
+// Claims under one parent cost one listing, not a thousand.
 func Claim(ctx context.Context, l Layout, own map[string]string, parent []string, name string) (*Group, []Reclaimed, error) {
 	mine, err := New(l, own, append(slices.Clone(parent), name)...)
 	if err != nil {
 		return nil, nil, err
 	}
-	_, statErr := os.Stat(mine.Dir())
-	existed := statErr == nil // left by an owner that may have killed it
-	if err := mine.Create(); err != nil {
+	existed, err := mkdirs(l.V2, mine.elems) // existed: left by an owner that may have killed it
+	if err != nil {
 		return nil, nil, err
 	}
-	pdir := filepath.Dir(mine.Dir())
-	// Unsorted (File.ReadDir, not os.ReadDir): with a thousand siblings
-	// the sort was most of an Open's CPU.
-	d, err := os.Open(pdir)
+	names, err := claimIndex.candidates(filepath.Dir(mine.Dir()), name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cgroup: %w", err)
-	}
-	entries, err := d.ReadDir(-1)
-	_ = d.Close()
-	if err != nil {
-		return nil, nil, fmt.Errorf("cgroup: %w", err)
+		return nil, nil, err
 	}
 	var reclaimed []Reclaimed
 	var claimed *Group
-	for _, e := range entries {
-		n := e.Name()
-		if !e.IsDir() || (n != name && !isSibling(n, name)) {
-			continue
-		}
+	for _, n := range names {
 		g, err := New(l, own, append(slices.Clone(parent), n)...)
 		if err != nil {
 			continue
 		}
 		ok, err := g.tryLock()
+		if errors.Is(err, fs.ErrNotExist) && n != name {
+			continue // removed since (by the Claim of a live owner)
+		}
 		if err != nil {
 			releaseAll(claimed)
 			return nil, reclaimed, err
@@ -77,8 +72,8 @@ func Claim(ctx context.Context, l Layout, own map[string]string, parent []string
 		if !ok {
 			continue // a live owner
 		}
-		pids, _ := g.Procs()
 		if pop, _ := g.Populated(); pop {
+			pids, _ := g.Procs()
 			if err := g.Kill(); err != nil {
 				g.unlock()
 				releaseAll(claimed)

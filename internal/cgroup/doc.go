@@ -28,6 +28,13 @@
 // v1 groups by [Group.SyncV1], which moves every member of the v2 group
 // until a pass finds none missing (v1 has no CLONE_INTO_CGROUP).
 //
+// [Claim] hands out an instance's group, locked (flock) so that a second
+// live owner of the same name is seen, killing the leftovers of dead
+// owners. It finds a name's siblings in an index of the parent directory
+// that this process lists once and keeps exact with inotify, not by
+// listing the parent at every Claim (quadratic with a thousand instances
+// under one node).
+//
 // Directory names come from [EscapeName]: letters, digits, '_' and '-'
 // stay, every other byte becomes %XX, so a name never contains '/' or '.'
 // and never collides with an interface file.

@@ -1,9 +1,6 @@
 package cgroup
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // EscapeName turns an arbitrary string (a node or resource name) into one
 // cgroup directory name: ASCII letters, digits, '_' and '-' stay, every
@@ -16,14 +13,19 @@ func EscapeName(s string) string {
 		return "%"
 	}
 	var b strings.Builder
+	b.Grow(len(s) + 8)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
 			b.WriteByte(c)
 		default:
-			fmt.Fprintf(&b, "%%%02X", c)
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
 		}
 	}
 	return b.String()
 }
+
+const hexDigits = "0123456789ABCDEF"

@@ -18,6 +18,11 @@ import (
 // of its profile control server (set by the host for -pprof).
 const pprofEnv = "SCALEBENCH_PPROF_DIR"
 
+// pprofStartEnv names a file into which a plugin process started while it
+// is set writes a CPU profile from its first instant (the crash phase
+// profiles the relaunched plugin); /stop ends it.
+const pprofStartEnv = "SCALEBENCH_PPROF_START"
+
 // servePprof starts, in the plugin process and only when the host asked
 // for profiles, a loopback HTTP server with two endpoints: /start?file=F
 // starts a CPU profile into F, /stop?heap=F stops it and writes a heap
@@ -33,6 +38,9 @@ func servePprof() {
 	}
 	var mu sync.Mutex
 	var cpu *os.File
+	if f := os.Getenv(pprofStartEnv); f != "" {
+		cpu, _ = startCPU(f)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/start", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -84,7 +92,8 @@ func stopCPU(f *os.File, heap string) error {
 	return errors.Join(err, pprof.Lookup("heap").WriteTo(h, 0))
 }
 
-// profiler profiles the host (this process) and the plugin (pid, 0: none)
+// profiler profiles the host (this process) and the plugin (pid, 0: none;
+// nextPlugin: the plugin started next, from its start, see attach)
 // between start and stop: DIR/TAG-{host,plugin}-{cpu,heap}.pprof. Without
 // -pprof it does nothing.
 type profiler struct {
@@ -98,7 +107,9 @@ func startProfiles(tag string, pid int) (*profiler, error) {
 		return &profiler{}, nil
 	}
 	p := &profiler{tag: filepath.Join(pprofDir, tag)}
-	if pid != 0 {
+	if pid == nextPlugin {
+		os.Setenv(pprofStartEnv, p.tag+"-plugin-cpu.pprof")
+	} else if pid != 0 {
 		addr, err := os.ReadFile(filepath.Join(pprofDir, "plugin-"+strconv.Itoa(pid)+".addr"))
 		if err != nil {
 			return nil, fmt.Errorf("plugin profile server: %w", err)
@@ -125,6 +136,25 @@ func (p *profiler) call(path string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("plugin profile server: %s: %s", path, resp.Status)
 	}
+	return nil
+}
+
+// nextPlugin as startProfiles' pid profiles the plugin process started
+// next from its first instant (pprofStartEnv); attach names it once it
+// runs.
+const nextPlugin = -1
+
+// attach names the plugin process whose profile started with it.
+func (p *profiler) attach(pid int) error {
+	if p.cpu == nil {
+		return nil
+	}
+	os.Unsetenv(pprofStartEnv)
+	addr, err := os.ReadFile(filepath.Join(pprofDir, "plugin-"+strconv.Itoa(pid)+".addr"))
+	if err != nil {
+		return fmt.Errorf("plugin profile server: %w", err)
+	}
+	p.plugin = string(addr)
 	return nil
 }
 
