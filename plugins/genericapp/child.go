@@ -216,6 +216,9 @@ func (c *child) wait(onExit onExitFunc) {
 		c.log.Error("processes of the tree survived SIGKILL", "pgid", c.pid, "err", c.leftErr)
 	}
 
+	if len(c.pipes) == 0 {
+		return // no output readers to wait for
+	}
 	drained := make(chan struct{})
 	go func() { c.readers.Wait(); close(drained) }()
 	t := time.NewTimer(drainTimeout)
@@ -257,7 +260,7 @@ func (c *child) signal(sig syscall.Signal) error {
 	if c.released {
 		return nil
 	}
-	return c.box.signal(c.pid, sig)
+	return c.box.signal(c.cmd.Process, sig)
 }
 
 // killAndRelease sends SIGKILL to the group (once) and lets the waiter reap

@@ -48,9 +48,9 @@ type containment interface {
 	// the command that runs (cmd, or a copy of it if it had to be started
 	// again another way).
 	start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error)
-	// signal sends sig to the whole tree; pgid is the leader's group,
-	// whose leader is not yet reaped.
-	signal(pgid int, sig syscall.Signal) error
+	// signal sends sig to the whole tree; leader is the tree's first
+	// process, not yet reaped (its pid is also its process group id).
+	signal(leader *os.Process, sig syscall.Signal) error
 	// kill sends SIGKILL to the whole tree.
 	kill(pgid int) error
 	// waitEmpty waits until no live process of the tree is left.
@@ -94,6 +94,12 @@ type cgroupBox struct {
 	// noClone is set once the kernel refused CLONE_INTO_CGROUP: later
 	// starts move the program into the group after it started.
 	noClone atomic.Bool
+	// empty is set once waitEmpty saw the group empty, cleared by start:
+	// nothing joins an empty group but by our own start (or a write to
+	// its cgroup.procs, which is ours), so the kill and the waits that
+	// follow a graceful stop need not read cgroup.events again (a
+	// thousand stops at once, issue 15).
+	empty atomic.Bool
 
 	mu     sync.Mutex
 	limits []cgroup.Applied // as last applied (Open, or a renewal in Online)
@@ -132,6 +138,7 @@ func openCgroup(ctx context.Context, node, res string, lim cgroup.Limits, log *s
 }
 
 func (b *cgroupBox) start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error) {
+	b.empty.Store(false)
 	applied, err := b.g.Renew()
 	if err != nil {
 		return nil, containErr{err}
@@ -197,10 +204,34 @@ func restartable(cmd *exec.Cmd) *exec.Cmd {
 		Stdout: cmd.Stdout, Stderr: cmd.Stderr, ExtraFiles: cmd.ExtraFiles, SysProcAttr: &attr}
 }
 
-func (b *cgroupBox) signal(_ int, sig syscall.Signal) error { return b.g.Signal(sig) }
-func (b *cgroupBox) kill(int) error                         { return b.g.Kill() }
+// signal sends sig to the leader through the pidfd os/exec holds for it
+// (our unreaped child: no pid reuse, and no lookup), then to the group's
+// other members, each checked to be in the group (cgroup.Group.Signal).
+func (b *cgroupBox) signal(leader *os.Process, sig syscall.Signal) error {
+	var errs []error
+	if err := leader.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, b.g.Signal(sig, leader.Pid))
+	return errors.Join(errs...)
+}
+
+func (b *cgroupBox) kill(int) error {
+	if b.empty.Load() {
+		return nil
+	}
+	return b.g.Kill()
+}
+
 func (b *cgroupBox) waitEmpty(ctx context.Context, _ int) error {
-	return b.g.WaitEmpty(ctx)
+	if b.empty.Load() {
+		return nil
+	}
+	if err := b.g.WaitEmpty(ctx); err != nil {
+		return err
+	}
+	b.empty.Store(true)
+	return nil
 }
 func (b *cgroupBox) oomKills() int64 { return b.g.OOMKills() }
 func (b *cgroupBox) close() error    { return b.g.Remove() }
@@ -370,7 +401,11 @@ func (b *fallbackBox) members(pgid int) []int {
 	return out
 }
 
-func (b *fallbackBox) signal(pgid int, sig syscall.Signal) error {
+func (b *fallbackBox) signal(leader *os.Process, sig syscall.Signal) error {
+	return b.signalGroup(leader.Pid, sig)
+}
+
+func (b *fallbackBox) signalGroup(pgid int, sig syscall.Signal) error {
 	err := proc.SignalGroup(pgid, sig)
 	for _, pid := range b.members(pgid) {
 		_ = syscall.Kill(pid, sig)
@@ -378,7 +413,7 @@ func (b *fallbackBox) signal(pgid int, sig syscall.Signal) error {
 	return err
 }
 
-func (b *fallbackBox) kill(pgid int) error { return b.signal(pgid, syscall.SIGKILL) }
+func (b *fallbackBox) kill(pgid int) error { return b.signalGroup(pgid, syscall.SIGKILL) }
 
 // waitEmpty polls /proc: without cgroups there is no event to watch.
 func (b *fallbackBox) waitEmpty(ctx context.Context, pgid int) error {

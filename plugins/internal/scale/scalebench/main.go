@@ -54,6 +54,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sftkit/sft/internal/cgroup"
 	"github.com/sftkit/sft/monitor"
 	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/plugins/genericapp"
@@ -371,18 +372,62 @@ func (b *bench) online(n, g int) error {
 	if err != nil {
 		return err
 	}
-	c0, t0 := cpu(p), time.Now()
+	c0, a0, t0 := cpu(p), appsCPU(), time.Now()
 	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
 		return err
 	}
-	c1, wall := cpu(p), time.Since(t0)
+	c1, a1, wall := cpu(p), appsCPU(), time.Since(t0)
 	if err := prof.stop(); err != nil {
 		return err
 	}
 	used := c1 - c0
-	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms; bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU; beyond them: %.0f ms (%.0f us per app)\n",
-		n, g, ms(used), us(used)/float64(n), ms(wall), n, ms(base), ms(used-base), us(used-base)/float64(n))
+	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms, load %s; bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU (%.0f us per app); beyond them: %.0f ms (%.0f us per app); the apps' own CPU (their fork after the clone, exec, start; their cgroups, not counted above): %s\n",
+		n, g, ms(used), us(used)/float64(n), ms(wall), loadavg(), n, ms(base), us(base)/float64(n), ms(used-base), us(used-base)/float64(n), appsDelta(a0, a1, n))
 	return nil
+}
+
+// appsCPU is the CPU time of every app of this node (cpu.stat of the
+// node's parent cgroup, <v2>/sft/<node>, which accumulates its children's,
+// also of removed ones); -1 when unknown. Started with CLONE_INTO_CGROUP,
+// an app's child side of the fork and its exec are counted there, not in
+// the plugin's CPU.
+func appsCPU() time.Duration {
+	node := os.Getenv(genericapp.NodeEnv)
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	l, err := cgroup.Discover()
+	if err != nil || l.V2 == "" {
+		return -1
+	}
+	b, err := os.ReadFile(filepath.Join(l.V2, "sft", cgroup.EscapeName(node), "cpu.stat"))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return time.Duration(n) * time.Microsecond
+		}
+	}
+	return -1
+}
+
+func appsDelta(a0, a1 time.Duration, n int) string {
+	if a0 < 0 || a1 < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f ms (%.0f us per app)", ms(a1-a0), us(a1-a0)/float64(n))
+}
+
+// loadavg is the 1-minute load average.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 // bareStarts is the baseline of the online phase: the CPU this process
@@ -456,12 +501,12 @@ func (b *bench) stop(n, g int) error {
 			}
 		}
 	}()
-	c0 := cpu(e.pids())
+	c0, a0 := cpu(e.pids()), appsCPU()
 	if err := e.all(func(name string) error { return e.m.Offline(context.Background(), name) }); err != nil {
 		return err
 	}
 	wall := time.Since(t0)
-	used := cpu(e.pids()) - c0
+	used, a1 := cpu(e.pids())-c0, appsCPU()
 	close(stopWatch)
 	<-watchDone
 	if err := prof.stop(); err != nil {
@@ -476,8 +521,8 @@ func (b *bench) stop(n, g int) error {
 	if d := allTermed.Load(); d > 0 {
 		last = fmt.Sprintf("the last app handled SIGTERM after %.0f ms", ms(time.Duration(d)))
 	}
-	fmt.Printf("stop: %d apps in %d groups, Offline of every group at once: %.0f ms wall (%s), CPU host+plugin %.0f ms; %d exited at SIGTERM, %d SIGKILLed after the 1 s grace\n",
-		n, g, ms(wall), last, ms(used), terms, b.kills.Load())
+	fmt.Printf("stop: %d apps in %d groups, Offline of every group at once: %.0f ms wall (%s), load %s; CPU host+plugin %.0f ms (%.0f us per app); the apps' own CPU (their exit): %s; %d exited at SIGTERM, %d SIGKILLed after the 1 s grace\n",
+		n, g, ms(wall), last, loadavg(), ms(used), us(used)/float64(n), appsDelta(a0, a1, n), terms, b.kills.Load())
 	return nil
 }
 
