@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // The process-group control of this package is Linux only. Elsewhere these
@@ -74,3 +75,6 @@ func (c *Child) Signal(sig syscall.Signal) error { return errors.ErrUnsupported 
 
 // Reap is not supported here.
 func (c *Child) Reap() error { return errors.ErrUnsupported }
+
+// SpawnStats is not supported here; it reports nothing.
+func SpawnStats() (starts int64, cpu time.Duration) { return 0, 0 }

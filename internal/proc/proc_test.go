@@ -266,6 +266,15 @@ func TestStartProcessChild(t *testing.T) {
 	require.ErrorIs(t, c.Signal(syscall.SIGTERM), os.ErrProcessDone)
 	require.Error(t, c.Reap(), "twice")
 
+	// The spawner threads account for their starts.
+	n0, cpu0 := SpawnStats()
+	c, err = s.StartProcess("/bin/true", []string{"true"}, attr())
+	require.NoError(t, err)
+	require.NoError(t, c.Reap())
+	n1, cpu1 := SpawnStats()
+	require.Equal(t, n0+1, n1)
+	require.Greater(t, cpu1, cpu0, "a fork costs its thread some CPU")
+
 	// Reap before the exit waits for it.
 	c, err = s.StartProcess("/bin/sh", []string{"sh", "-c", "sleep 0.05"}, attr())
 	require.NoError(t, err)

@@ -98,16 +98,29 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	ctlDir, tmpCtl := pprofDir, "" // where the plugin's control server writes its address
 	if pprofDir != "" {
 		if err := os.MkdirAll(pprofDir, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, "scalebench: -pprof:", err)
 			os.Exit(2)
 		}
-		os.Setenv(pprofEnv, pprofDir)
+	} else {
+		d, err := os.MkdirTemp("", "scalebench-ctl")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scalebench:", err)
+			os.Exit(2)
+		}
+		defer os.RemoveAll(d)
+		ctlDir = d
+		tmpCtl = d
 	}
+	os.Setenv(pprofEnv, ctlDir)
 	if err := run(strings.Split(*phases, ","), *ns, *groups, *window, *samples); err != nil {
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
 		pprof.StopCPUProfile()
+		if tmpCtl != "" {
+			os.RemoveAll(tmpCtl)
+		}
 		os.Exit(1)
 	}
 }
@@ -372,17 +385,24 @@ func (b *bench) online(n, g int) error {
 	if err != nil {
 		return err
 	}
+	starter := e.pluginPid() // the process that starts the apps
+	if starter == 0 {
+		starter = os.Getpid()
+	}
+	s0, f0 := spawnStats(starter)
 	c0, a0, t0 := cpu(p), appsCPU(), time.Now()
 	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
 		return err
 	}
 	c1, a1, wall := cpu(p), appsCPU(), time.Since(t0)
+	s1, f1 := spawnStats(starter)
 	if err := prof.stop(); err != nil {
 		return err
 	}
-	used := c1 - c0
-	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms, load %s; bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU (%.0f us per app); beyond them: %.0f ms (%.0f us per app); the apps' own CPU (their fork after the clone, exec, start; their cgroups, not counted above): %s\n",
-		n, g, ms(used), us(used)/float64(n), ms(wall), loadavg(), n, ms(base), us(base)/float64(n), ms(used-base), us(used-base)/float64(n), appsDelta(a0, a1, n))
+	used, fork := c1-c0, f1-f0
+	fmt.Printf("online: %d apps in %d group(s), wall %.0f ms, load %s: CPU host+plugin %.0f ms (%.0f us per app), of which the fork and exec system calls on the spawner threads (%d starts) %.0f ms (%.0f us per app), sft's own %.0f ms (%.0f us per app); bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU (%.0f us per app), sft beyond them %.0f us per app; the apps' own CPU (the child side of the fork, exec, start: their cgroups, not counted above): %s\n",
+		n, g, ms(wall), loadavg(), ms(used), us(used)/float64(n), s1-s0, ms(fork), us(fork)/float64(n), ms(used-fork), us(used-fork)/float64(n),
+		n, ms(base), us(base)/float64(n), us(used-base)/float64(n), appsDelta(a0, a1, n))
 	return nil
 }
 
