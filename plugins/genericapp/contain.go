@@ -329,7 +329,15 @@ func (b *fallbackBox) orphans() []int {
 }
 
 func (b *fallbackBox) start(sp *proc.Spawner, l *launch) (*proc.Child, error) {
-	l.attr.Env = append(slices.Clip(l.attr.Env), b.marker)
+	// Our marker replaces an inherited one (a host that runs as a
+	// genericapp itself): getenv would find the first.
+	env := make([]string, 0, len(l.attr.Env)+1)
+	for _, kv := range l.attr.Env {
+		if !strings.HasPrefix(kv, InstanceEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	l.attr.Env = append(env, b.marker)
 	p, err := sp.StartProcess(l.path, l.argv, &l.attr)
 	if err != nil {
 		return nil, err
