@@ -371,6 +371,7 @@ func (b *bench) idle(n, g int, window time.Duration) error {
 }
 
 func (b *bench) online(n, g int) error {
+	n = n / g * g // setup opens n/g per group: count what runs
 	base, err := b.bareStarts(n)
 	if err != nil {
 		return err
@@ -488,6 +489,7 @@ func (b *bench) bareStarts(n int) (time.Duration, error) {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func (b *bench) stop(n, g int) error {
+	n = n / g * g // setup opens n/g per group: count what runs
 	e, err := b.setup(n, g, false, 0)
 	if err != nil {
 		return err
