@@ -13,13 +13,20 @@
 //     brought online ten groups at a time, then idle CPU % of one core over
 //     -window, RSS and PSS.
 //   - online: CPU (host + plugin) to bring N apps online, in one group and
-//     in -groups groups, beside a baseline measured just before: the CPU
-//     this process spends starting the same N programs with a bare
-//     exec.Cmd (what any supervisor pays the kernel), and the difference.
+//     in -groups groups, total and per app, split into the fork and exec
+//     system calls on the spawner threads (proc.SpawnStats, measured with
+//     RUSAGE_THREAD in the process that starts the apps) and sft's own;
+//     beside it a baseline measured just before (the CPU this process
+//     spends starting the same N programs with a bare exec.Cmd, what any
+//     supervisor pays the kernel) and the apps' own CPU (the child side
+//     of the fork and the exec run in the app's cgroup: cpu.stat of
+//     <v2>/sft/<node>, not counted as sft's).
 //   - stop: graceful shutdown (Offline of every group at once) of N apps
 //     that exit at SIGTERM: wall time, when the last app handled its
-//     SIGTERM, the CPU, and how many were SIGKILLed after the stop grace
-//     (1 s).
+//     SIGTERM, the CPU (total and per app), the apps' own CPU (their
+//     exit), and how many were SIGKILLed after the stop grace (1 s).
+//
+// Every line gives the 1-minute load average: wall times depend on it.
 //   - crash: kill -9 of the plugin process with N apps online: time until
 //     every group is online again (the level-triggered Watch), beyond the
 //     restart delay, and events lost by a 4,096-event subscriber.
