@@ -125,6 +125,7 @@ type Group struct {
 	own    map[string]string
 	elems  []string
 	dir    string            // v2 directory
+	events string            // its cgroup.events
 	v1     map[string]string // controller -> v1 directory in use (after SetLimits)
 	// memV2 is set when the memory limit went to the v2 directory.
 	memV2 bool
@@ -160,7 +161,8 @@ func New(l Layout, own map[string]string, elems ...string) (*Group, error) {
 			return nil, fmt.Errorf("cgroup: bad path element %q", e)
 		}
 	}
-	return &Group{layout: l, own: own, elems: slices.Clone(elems), dir: filepath.Join(append([]string{l.V2}, elems...)...),
+	dir := filepath.Join(append([]string{l.V2}, elems...)...)
+	return &Group{layout: l, own: own, elems: slices.Clone(elems), dir: dir, events: dir + "/cgroup.events",
 		v1: map[string]string{}}, nil
 }
 
@@ -389,8 +391,8 @@ func readPids(file string) ([]int, error) {
 		return nil, err
 	}
 	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		n, err := strconv.Atoi(f)
+	for f := range bytes.FieldsSeq(b) {
+		n, err := strconv.Atoi(string(f))
 		if err != nil {
 			return nil, fmt.Errorf("%s: bad pid %q", file, f)
 		}
@@ -408,7 +410,7 @@ func (g *Group) Populated() (bool, error) {
 
 // event reads key's value from cgroup.events.
 func (g *Group) event(key string) (int64, error) {
-	return keyedValue(g.dir+"/cgroup.events", key)
+	return keyedValue(g.events, key)
 }
 
 // keyedValue reads a "key value" line from a flat-keyed cgroup file.
@@ -417,10 +419,10 @@ func keyedValue(file, key string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, ok := strings.Cut(line, " ")
-		if ok && k == key {
-			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		k, v, ok := bytes.Cut(line, []byte(" "))
+		if ok && string(k) == key {
+			return strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
 		}
 	}
 	return 0, fmt.Errorf("%s: no %q", file, key)
@@ -526,23 +528,31 @@ func (g *Group) waitEvent(ctx context.Context, key string, want int64) error {
 	}
 }
 
-// Signal sends sig to every process in the group. Each is opened as a
-// pidfd and checked to still be in the group before it is signalled, so a
-// pid reused by a stranger is never hit.
-func (g *Group) Signal(sig syscall.Signal) error {
+// Signal sends sig to every process in the group but those in skip (the
+// caller signalled them itself, for example its own child through a
+// pidfd it holds). Each is opened as a pidfd and checked to still be in
+// the group before it is signalled, so a pid reused by a stranger is never
+// hit.
+func (g *Group) Signal(sig syscall.Signal, skip ...int) error {
 	procs, err := g.Procs()
 	if err != nil {
 		return err
 	}
-	want := "0::" + g.v2Path() + "\n"
+	var want []byte
 	var errs []error
 	for _, pid := range procs {
+		if slices.Contains(skip, pid) {
+			continue
+		}
+		if want == nil {
+			want = []byte("0::" + g.v2Path() + "\n")
+		}
 		pfd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue // gone
 		}
 		b, err := readFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-		if err == nil && bytes.Contains(b, []byte(want)) {
+		if err == nil && bytes.Contains(b, want) {
 			if err := unix.PidfdSendSignal(pfd, sig, nil, 0); err != nil && !errors.Is(err, syscall.ESRCH) {
 				errs = append(errs, fmt.Errorf("signal %d: %w", pid, err))
 			}

@@ -277,6 +277,31 @@ func TestSignal(t *testing.T) {
 	require.NoError(t, g.WaitEmpty(t.Context()))
 }
 
+// TestSignalSkips: a process in skip is not signalled (its owner did it
+// through its own pidfd); the others are.
+func TestSignalSkips(t *testing.T) {
+	t.Parallel()
+	g := testGroup(t)
+	skipped, out1 := startIn(t, g, "term")
+	other, out2 := startIn(t, g, "term")
+	require.Equal(t, "ready", readLine(t, out1))
+	require.Equal(t, "ready", readLine(t, out2))
+	require.NoError(t, g.Signal(syscall.SIGTERM, skipped.Process.Pid))
+	require.Equal(t, "term", readLine(t, out2))
+	for liveProcess(other.Process.Pid) {
+		time.Sleep(time.Millisecond)
+	}
+	// The other one handled the signal and exited; the skipped one says
+	// nothing (it would say "term" at once).
+	require.NoError(t, out1.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+	_, err := out1.Read(make([]byte, 1))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the skipped process was signalled")
+	require.NoError(t, out1.SetReadDeadline(time.Time{}))
+	require.NoError(t, g.Signal(syscall.SIGTERM))
+	require.Equal(t, "term", readLine(t, out1))
+	require.NoError(t, g.WaitEmpty(t.Context()))
+}
+
 func TestMemoryLimitOOM(t *testing.T) {
 	t.Parallel()
 	g := testGroup(t)

@@ -32,6 +32,13 @@
 // Callers signal the group, then reap the leader (cmd.Wait), then only probe
 // (signal 0) for leftovers, which is harmless even if the id were reused.
 //
+// [Spawner.StartProcess] starts a program without os/exec and returns a
+// [Child] holding the pidfd the clone made: the one descriptor to wait for
+// it (without reaping), signal it and reap it. exec.Cmd keeps a pidfd of
+// its own and a waiter needs another, and every descriptor is copied by
+// every later fork and closed again by every exec, which a thousand
+// programs started at once pay a million times over.
+//
 // # Limits
 //
 // A process that calls setsid() or setpgid() leaves the group and escapes

@@ -111,6 +111,13 @@ func waitExitPidfd(pid int) (ex Exit, err error, ok bool) {
 	}
 	f := os.NewFile(uintptr(fd), "pidfd")
 	defer f.Close()
+	return waitPidfd(f, pid)
+}
+
+// waitPidfd waits (WNOWAIT) for the exit of pid through its pidfd f,
+// polled by the runtime's network poller; ok is false when f is not
+// pollable.
+func waitPidfd(f *os.File, pid int) (ex Exit, err error, ok bool) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return Exit{}, nil, false
@@ -345,8 +352,8 @@ var spawner struct {
 }
 
 type spawnReq struct {
-	cmd *exec.Cmd
-	res chan error
+	start func() error
+	res   chan error
 }
 
 // Acquire returns a handle on the process-wide spawner threads, starting
@@ -375,8 +382,34 @@ func spawnLoop(reqs <-chan spawnReq) {
 	// with it (through Pdeathsig) any child still alive.
 	defer runtime.UnlockOSThread()
 	for r := range reqs {
-		r.res <- r.cmd.Start()
+		c0 := threadCPU()
+		err := r.start()
+		spawnStats.cpu.Add(int64(threadCPU() - c0))
+		spawnStats.starts.Add(1)
+		r.res <- err
 	}
+}
+
+// spawnStats counts the starts run by the spawner threads and their CPU.
+var spawnStats struct{ starts, cpu atomic.Int64 }
+
+// SpawnStats returns how many starts the spawner threads have run in this
+// process and the CPU time (user and system) those threads spent in them:
+// preparing the arguments, the clone and its bookkeeping in the kernel, the
+// wait for the child's exec. It is the share of starting programs that any
+// supervisor pays, measured where it is paid (RUSAGE_THREAD), so that a
+// benchmark can tell it from the rest of its cost.
+func SpawnStats() (starts int64, cpu time.Duration) {
+	return spawnStats.starts.Load(), time.Duration(spawnStats.cpu.Load())
+}
+
+// threadCPU is the calling thread's CPU time.
+func threadCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_THREAD, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Release gives the handle back. It is idempotent per handle.
@@ -398,7 +431,10 @@ func (s *Spawner) Release() {
 // (Setpgid, Pdeathsig) before. Stdin, Stdout and Stderr should be nil or
 // *os.File: other kinds make cmd.Start start copying goroutines, which is
 // allowed but ties cmd.Wait to the pipes' end.
-func (s *Spawner) Start(cmd *exec.Cmd) error {
+func (s *Spawner) Start(cmd *exec.Cmd) error { return s.run(cmd.Start) }
+
+// run runs start on a spawner thread.
+func (s *Spawner) run(start func() error) error {
 	if s.released.Load() {
 		return errors.New("proc: Start on a released spawner")
 	}
@@ -409,6 +445,122 @@ func (s *Spawner) Start(cmd *exec.Cmd) error {
 		return errors.New("proc: Start on a released spawner")
 	}
 	res := make(chan error, 1)
-	reqs <- spawnReq{cmd: cmd, res: res}
+	reqs <- spawnReq{start: start, res: res}
 	return <-res
+}
+
+// StartProcess starts argv0 with syscall.StartProcess on a spawner thread
+// (set attr.Sys: Setpgid, Pdeathsig) and returns the child with the pidfd
+// the clone made for it (CLONE_PIDFD). It is os/exec without its extra
+// handle: exec.Cmd keeps a pidfd of its own in os.Process, and a waiter
+// needs another one, two descriptors per child that every later fork
+// copies and every exec closes again (a thousand programs started at
+// once, issue 15). Errors are *os.PathError with Op "fork/exec", as from
+// exec.Cmd.Start. attr.Sys.PidFD is overwritten.
+func (s *Spawner) StartProcess(argv0 string, argv []string, attr *syscall.ProcAttr) (*Child, error) {
+	if attr.Sys == nil {
+		attr.Sys = &syscall.SysProcAttr{}
+	}
+	pidfd := -1
+	attr.Sys.PidFD = &pidfd
+	var pid int
+	err := s.run(func() error {
+		var err error
+		pid, _, err = syscall.StartProcess(argv0, argv, attr)
+		return err
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "fork/exec", Path: argv0, Err: err}
+	}
+	c := &Child{Pid: pid, fd: -1}
+	if pidfd >= 0 {
+		if err := unix.SetNonblock(pidfd, true); err == nil {
+			c.fd = pidfd
+			c.f = os.NewFile(uintptr(pidfd), "pidfd")
+		} else {
+			_ = unix.Close(pidfd)
+		}
+	}
+	return c, nil
+}
+
+// Child is a process started by [Spawner.StartProcess]: its pid and, where
+// the kernel has them (Linux 5.4+), the pidfd it was born with, the one
+// handle to wait for it, signal it and reap it (no pid reuse can hit a
+// stranger). Wait, then Reap, from one goroutine; Signal from any, until
+// Reap.
+type Child struct {
+	// Pid is the child's pid (also its process group id with Setpgid).
+	Pid    int
+	fd     int      // the pidfd, or -1
+	f      *os.File // fd, pollable; nil without a pidfd
+	reaped atomic.Bool
+}
+
+// Wait blocks until the child has exited and returns how, without reaping
+// it (see [WaitExit]). It holds no OS thread while it waits when the child
+// has a pidfd.
+func (c *Child) Wait() (Exit, error) {
+	if c.f != nil {
+		if ex, err, ok := waitPidfd(c.f, c.Pid); ok {
+			return ex, err
+		}
+	}
+	return waitExitBlocking(c.Pid)
+}
+
+// Signal sends sig to the child (not its group) through its pidfd. A child
+// that has exited and waits to be reaped is not an error; after Reap it is
+// os.ErrProcessDone.
+func (c *Child) Signal(sig syscall.Signal) error {
+	if c.reaped.Load() {
+		return os.ErrProcessDone
+	}
+	var err error
+	if c.fd >= 0 {
+		err = unix.PidfdSendSignal(c.fd, sig, nil, 0)
+	} else {
+		err = syscall.Kill(c.Pid, sig)
+	}
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// Reap waits for the child's exit and reaps it, then closes its pidfd.
+// Call it once, after the last Signal.
+func (c *Child) Reap() error {
+	if c.reaped.Swap(true) {
+		return fmt.Errorf("reap %d: reaped already", c.Pid)
+	}
+	var err error
+	if c.f != nil {
+		var info siginfo
+		for {
+			err = unix.Waitid(unix.P_PIDFD, c.fd, (*unix.Siginfo)(unsafe.Pointer(&info)), unix.WEXITED, nil)
+			if errors.Is(err, syscall.EAGAIN) {
+				// Not exited yet (the pidfd is non-blocking): wait
+				// for it, then reap.
+				_, _ = c.Wait()
+				continue
+			}
+			if !errors.Is(err, syscall.EINTR) {
+				break
+			}
+		}
+		_ = c.f.Close()
+	} else {
+		var ws syscall.WaitStatus
+		for {
+			_, err = syscall.Wait4(c.Pid, &ws, 0, nil)
+			if !errors.Is(err, syscall.EINTR) {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("reap %d: %w", c.Pid, err)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // The process-group control of this package is Linux only. Elsewhere these
@@ -57,3 +58,23 @@ func (s Stat) Zombie() bool { return s.State == 'Z' || s.State == 'X' }
 
 // ReadStat is not supported here.
 func ReadStat(pid int) (Stat, error) { return Stat{}, errors.ErrUnsupported }
+
+// Child is a process started by StartProcess (Linux only).
+type Child struct{ Pid int }
+
+// StartProcess is not supported here.
+func (s *Spawner) StartProcess(argv0 string, argv []string, attr *syscall.ProcAttr) (*Child, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// Wait is not supported here.
+func (c *Child) Wait() (Exit, error) { return Exit{}, errors.ErrUnsupported }
+
+// Signal is not supported here.
+func (c *Child) Signal(sig syscall.Signal) error { return errors.ErrUnsupported }
+
+// Reap is not supported here.
+func (c *Child) Reap() error { return errors.ErrUnsupported }
+
+// SpawnStats is not supported here; it reports nothing.
+func SpawnStats() (starts int64, cpu time.Duration) { return 0, 0 }

@@ -228,3 +228,64 @@ func TestChildrenAndGroupMembers(t *testing.T) {
 	require.NoError(t, WaitGroupGone(t.Context(), pid))
 	require.False(t, Alive(pid))
 }
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
+
+// StartProcess: one pidfd per child, the only handle (os/exec keeps one
+// more); Wait does not reap, Signal reaches the child, Reap reaps and
+// closes the pidfd, Signal after Reap hits nothing.
+func TestStartProcessChild(t *testing.T) {
+	s := Acquire()
+	defer s.Release()
+	attr := func() *syscall.ProcAttr {
+		return &syscall.ProcAttr{Env: []string{}, Files: []uintptr{0, 1, 2}, Sys: SysProcAttr()}
+	}
+	before := openFDs(t)
+	c, err := s.StartProcess("/bin/sleep", []string{"sleep", "1000"}, attr())
+	require.NoError(t, err)
+	if c.f == nil {
+		t.Skip("no pidfd from clone on this kernel")
+	}
+	require.Equal(t, before+1, openFDs(t), "one descriptor per child")
+	require.True(t, Alive(c.Pid))
+	require.NoError(t, c.Signal(syscall.SIGTERM))
+	ex, err := c.Wait()
+	require.NoError(t, err)
+	require.Equal(t, syscall.SIGTERM, ex.Signal)
+	require.True(t, GroupExists(c.Pid), "a zombie leader still holds the group")
+	require.NoError(t, c.Signal(syscall.SIGTERM), "signalling a zombie is no error")
+	require.NoError(t, c.Reap())
+	require.False(t, GroupExists(c.Pid), "reaped")
+	require.Equal(t, before, openFDs(t), "the pidfd is closed")
+	require.ErrorIs(t, c.Signal(syscall.SIGTERM), os.ErrProcessDone)
+	require.Error(t, c.Reap(), "twice")
+
+	// The spawner threads account for their starts.
+	n0, cpu0 := SpawnStats()
+	c, err = s.StartProcess("/bin/true", []string{"true"}, attr())
+	require.NoError(t, err)
+	require.NoError(t, c.Reap())
+	n1, cpu1 := SpawnStats()
+	require.Equal(t, n0+1, n1)
+	require.Greater(t, cpu1, cpu0, "a fork costs its thread some CPU")
+
+	// Reap before the exit waits for it.
+	c, err = s.StartProcess("/bin/sh", []string{"sh", "-c", "sleep 0.05"}, attr())
+	require.NoError(t, err)
+	require.NoError(t, c.Reap())
+	require.False(t, GroupExists(c.Pid))
+
+	// A start that fails says so as exec.Cmd does.
+	_, err = s.StartProcess("/nonexistent/x", []string{"x"}, attr())
+	var pe *os.PathError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "fork/exec", pe.Op)
+	require.ErrorIs(t, err, syscall.ENOENT)
+	require.Equal(t, before, openFDs(t), "nothing left open")
+}

@@ -4,10 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -31,7 +30,7 @@ const (
 // reaped) -> released (group SIGKILLed, reaping allowed) -> done (leader
 // reaped, group gone or given up on, readers finished).
 type child struct {
-	cmd  *exec.Cmd
+	proc *proc.Child
 	pid  int // also the process group id
 	box  containment
 	log  *slog.Logger
@@ -76,22 +75,21 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 		release:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	cmd := &exec.Cmd{
-		Path: s.path,
-		Args: s.argv,
-		Env:  s.env,
-		Dir:  s.dir,
-		SysProcAttr: &syscall.SysProcAttr{
-			Setpgid:    true,
-			Pdeathsig:  syscall.SIGKILL,
-			Credential: s.cred,
+	l := &launch{
+		path: s.path,
+		argv: s.argv,
+		attr: syscall.ProcAttr{
+			Dir: s.dir,
+			Env: s.env,
+			Sys: &syscall.SysProcAttr{
+				Setpgid:    true,
+				Pdeathsig:  syscall.SIGKILL,
+				Credential: s.cred,
+			},
 		},
 	}
-	if cmd.Env == nil {
-		cmd.Env = []string{} // clean_env with no env: really empty
-	}
-	if null, err := devNull(); err == nil {
-		cmd.Stdin = null // else exec opens /dev/null itself
+	if l.attr.Env == nil {
+		l.attr.Env = []string{} // clean_env with no env: really empty
 	}
 	var childEnds []*os.File
 	closeChildEnds := func() {
@@ -99,16 +97,17 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 			_ = f.Close()
 		}
 	}
-	for _, o := range []struct {
+	null, err := devNull()
+	if err != nil {
+		return nil, fmt.Errorf("stdin: %w", err)
+	}
+	files := [3]*os.File{null, null, null}
+	for i, o := range []struct {
 		stream string
 		dest   string
-		dst    *io.Writer
-	}{{"stdout", s.stdout, &cmd.Stdout}, {"stderr", s.stderr, &cmd.Stderr}} {
+	}{{"stdout", s.stdout}, {"stderr", s.stderr}} {
 		switch o.dest {
 		case OutputDiscard:
-			if null, err := devNull(); err == nil {
-				*o.dst = null
-			} // else nil: exec opens /dev/null itself
 		case OutputLog:
 			r, w, err := os.Pipe()
 			if err != nil {
@@ -118,7 +117,7 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 			}
 			childEnds = append(childEnds, w)
 			c.pipes = append(c.pipes, r)
-			*o.dst = w
+			files[i+1] = w
 		default:
 			f, err := os.OpenFile(o.dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 			if err != nil {
@@ -127,18 +126,22 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 				return nil, fmt.Errorf("%s: %w", o.stream, err)
 			}
 			childEnds = append(childEnds, f)
-			*o.dst = f
+			files[i+1] = f
 		}
 	}
+	for _, f := range files {
+		l.attr.Files = append(l.attr.Files, f.Fd())
+	}
 	c.oomBase = box.oomKills()
-	cmd, err := box.start(sp, cmd)
+	p, err := box.start(sp, l)
+	runtime.KeepAlive(files)
 	closeChildEnds()
 	if err != nil {
 		c.closePipes()
 		return nil, err
 	}
-	c.cmd = cmd
-	c.pid = cmd.Process.Pid
+	c.proc = p
+	c.pid = p.Pid
 	streams := []string{}
 	if s.stdout == OutputLog {
 		streams = append(streams, "stdout")
@@ -153,10 +156,18 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 	return c, nil
 }
 
+// launch is how to start a program: the arguments of
+// syscall.StartProcess (attr.Files: stdin, stdout, stderr).
+type launch struct {
+	path string
+	argv []string
+	attr syscall.ProcAttr
+}
+
 // devNull is /dev/null opened once for reading and writing, the stdin of
-// every program and the destination of discarded outputs: exec.Cmd would
-// otherwise open and close it up to three times per start (issue 15: a
-// thousand starts at once).
+// every program and the destination of discarded outputs: else it would be
+// opened and closed up to three times per start (issue 15: a thousand
+// starts at once).
 var devNull = sync.OnceValues(func() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_RDWR, 0) })
 
 // readLines logs r line by line until EOF or until the pipe is closed.
@@ -187,7 +198,7 @@ func (c *child) closePipes() {
 // for the output readers to finish.
 func (c *child) wait(onExit onExitFunc) {
 	defer close(c.done)
-	ex, err := proc.WaitExit(c.pid)
+	ex, err := c.proc.Wait()
 	c.exit, c.exitErr = ex, err
 	if ex.Signal == syscall.SIGKILL && c.memLimit {
 		c.oom = c.sawOOM()
@@ -208,7 +219,9 @@ func (c *child) wait(onExit onExitFunc) {
 		c.killAndRelease()
 	}
 	<-c.release
-	_ = c.cmd.Wait() // reap; the exit status is already in c.exit
+	if err := c.proc.Reap(); err != nil { // the exit status is already in c.exit
+		c.log.Error("reaping the process", "pid", c.pid, "err", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), groupGoneTimeout)
 	c.leftErr = c.box.waitEmpty(ctx, c.pid)
 	cancel()
@@ -216,6 +229,9 @@ func (c *child) wait(onExit onExitFunc) {
 		c.log.Error("processes of the tree survived SIGKILL", "pgid", c.pid, "err", c.leftErr)
 	}
 
+	if len(c.pipes) == 0 {
+		return // no output readers to wait for
+	}
 	drained := make(chan struct{})
 	go func() { c.readers.Wait(); close(drained) }()
 	t := time.NewTimer(drainTimeout)
@@ -257,7 +273,7 @@ func (c *child) signal(sig syscall.Signal) error {
 	if c.released {
 		return nil
 	}
-	return c.box.signal(c.pid, sig)
+	return c.box.signal(c.proc, sig)
 }
 
 // killAndRelease sends SIGKILL to the group (once) and lets the waiter reap

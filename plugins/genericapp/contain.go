@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -44,13 +43,11 @@ const cgroupParent = "sft"
 
 // containment holds an instance's process tree together.
 type containment interface {
-	// start starts cmd through sp inside the containment and returns
-	// the command that runs (cmd, or a copy of it if it had to be started
-	// again another way).
-	start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error)
-	// signal sends sig to the whole tree; pgid is the leader's group,
-	// whose leader is not yet reaped.
-	signal(pgid int, sig syscall.Signal) error
+	// start starts l through sp inside the containment.
+	start(sp *proc.Spawner, l *launch) (*proc.Child, error)
+	// signal sends sig to the whole tree; leader is the tree's first
+	// process, not yet reaped (its pid is also its process group id).
+	signal(leader *proc.Child, sig syscall.Signal) error
 	// kill sends SIGKILL to the whole tree.
 	kill(pgid int) error
 	// waitEmpty waits until no live process of the tree is left.
@@ -94,6 +91,12 @@ type cgroupBox struct {
 	// noClone is set once the kernel refused CLONE_INTO_CGROUP: later
 	// starts move the program into the group after it started.
 	noClone atomic.Bool
+	// empty is set once waitEmpty saw the group empty, cleared by start:
+	// nothing joins an empty group but by our own start (or a write to
+	// its cgroup.procs, which is ours), so the kill and the waits that
+	// follow a graceful stop need not read cgroup.events again (a
+	// thousand stops at once, issue 15).
+	empty atomic.Bool
 
 	mu     sync.Mutex
 	limits []cgroup.Applied // as last applied (Open, or a renewal in Online)
@@ -131,7 +134,8 @@ func openCgroup(ctx context.Context, node, res string, lim cgroup.Limits, log *s
 	return b, nil
 }
 
-func (b *cgroupBox) start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error) {
+func (b *cgroupBox) start(sp *proc.Spawner, l *launch) (*proc.Child, error) {
+	b.empty.Store(false)
 	applied, err := b.g.Renew()
 	if err != nil {
 		return nil, containErr{err}
@@ -146,13 +150,14 @@ func (b *cgroupBox) start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error) {
 		if err != nil {
 			return nil, containErr{err}
 		}
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(f.Fd())
-		err = sp.Start(cmd)
+		l.attr.Sys.UseCgroupFD = true
+		l.attr.Sys.CgroupFD = int(f.Fd())
+		p, err := sp.StartProcess(l.path, l.argv, &l.attr)
 		_ = f.Close()
+		l.attr.Sys.UseCgroupFD, l.attr.Sys.CgroupFD = false, 0
 		if err == nil {
 			_ = b.g.SyncV1() // limits bound to v1 hierarchies
-			return cmd, nil
+			return p, nil
 		}
 		if !cloneIntoCgroupUnsupported(err) {
 			return nil, err
@@ -160,18 +165,18 @@ func (b *cgroupBox) start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error) {
 		b.noClone.Store(true)
 		b.log.Warn("the kernel cannot clone into a cgroup (Linux < 5.7): moving the program into it right after start; "+
 			"a fork in its first instant would escape", "err", err)
-		cmd = restartable(cmd)
 	}
-	if err := sp.Start(cmd); err != nil {
+	p, err := sp.StartProcess(l.path, l.argv, &l.attr)
+	if err != nil {
 		return nil, err
 	}
-	if err := b.g.Add(cmd.Process.Pid); err != nil {
-		_ = proc.SignalGroup(cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		return nil, containErr{fmt.Errorf("move %d into %s: %w", cmd.Process.Pid, b.g.Dir(), err)}
+	if err := b.g.Add(p.Pid); err != nil {
+		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
+		_ = p.Reap()
+		return nil, containErr{fmt.Errorf("move %d into %s: %w", p.Pid, b.g.Dir(), err)}
 	}
 	_ = b.g.SyncV1()
-	return cmd, nil
+	return p, nil
 }
 
 // containErr is a failure of the containment itself (not of the program):
@@ -188,19 +193,34 @@ func cloneIntoCgroupUnsupported(err error) bool {
 		errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP)
 }
 
-// restartable returns a fresh copy of a command whose Start failed, without
-// CLONE_INTO_CGROUP.
-func restartable(cmd *exec.Cmd) *exec.Cmd {
-	attr := *cmd.SysProcAttr
-	attr.UseCgroupFD, attr.CgroupFD = false, 0
-	return &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Stdin: cmd.Stdin,
-		Stdout: cmd.Stdout, Stderr: cmd.Stderr, ExtraFiles: cmd.ExtraFiles, SysProcAttr: &attr}
+// signal sends sig to the leader through its pidfd (our unreaped child:
+// no pid reuse, and no lookup), then to the group's other members, each
+// checked to be in the group (cgroup.Group.Signal).
+func (b *cgroupBox) signal(leader *proc.Child, sig syscall.Signal) error {
+	var errs []error
+	if err := leader.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, b.g.Signal(sig, leader.Pid))
+	return errors.Join(errs...)
 }
 
-func (b *cgroupBox) signal(_ int, sig syscall.Signal) error { return b.g.Signal(sig) }
-func (b *cgroupBox) kill(int) error                         { return b.g.Kill() }
+func (b *cgroupBox) kill(int) error {
+	if b.empty.Load() {
+		return nil
+	}
+	return b.g.Kill()
+}
+
 func (b *cgroupBox) waitEmpty(ctx context.Context, _ int) error {
-	return b.g.WaitEmpty(ctx)
+	if b.empty.Load() {
+		return nil
+	}
+	if err := b.g.WaitEmpty(ctx); err != nil {
+		return err
+	}
+	b.empty.Store(true)
+	return nil
 }
 func (b *cgroupBox) oomKills() int64 { return b.g.OOMKills() }
 func (b *cgroupBox) close() error    { return b.g.Remove() }
@@ -308,15 +328,24 @@ func (b *fallbackBox) orphans() []int {
 	return out
 }
 
-func (b *fallbackBox) start(sp *proc.Spawner, cmd *exec.Cmd) (*exec.Cmd, error) {
-	cmd.Env = append(slices.Clip(cmd.Env), b.marker)
-	if err := sp.Start(cmd); err != nil {
+func (b *fallbackBox) start(sp *proc.Spawner, l *launch) (*proc.Child, error) {
+	// Our marker replaces an inherited one (a host that runs as a
+	// genericapp itself): getenv would find the first.
+	env := make([]string, 0, len(l.attr.Env)+1)
+	for _, kv := range l.attr.Env {
+		if !strings.HasPrefix(kv, InstanceEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	l.attr.Env = append(env, b.marker)
+	p, err := sp.StartProcess(l.path, l.argv, &l.attr)
+	if err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
-	b.known = map[int]bool{cmd.Process.Pid: true} // a new tree
+	b.known = map[int]bool{p.Pid: true} // a new tree
 	b.mu.Unlock()
-	return cmd, nil
+	return p, nil
 }
 
 // members lists the live processes of the tree led by pgid and reaps the
@@ -370,7 +399,11 @@ func (b *fallbackBox) members(pgid int) []int {
 	return out
 }
 
-func (b *fallbackBox) signal(pgid int, sig syscall.Signal) error {
+func (b *fallbackBox) signal(leader *proc.Child, sig syscall.Signal) error {
+	return b.signalGroup(leader.Pid, sig)
+}
+
+func (b *fallbackBox) signalGroup(pgid int, sig syscall.Signal) error {
 	err := proc.SignalGroup(pgid, sig)
 	for _, pid := range b.members(pgid) {
 		_ = syscall.Kill(pid, sig)
@@ -378,7 +411,7 @@ func (b *fallbackBox) signal(pgid int, sig syscall.Signal) error {
 	return err
 }
 
-func (b *fallbackBox) kill(pgid int) error { return b.signal(pgid, syscall.SIGKILL) }
+func (b *fallbackBox) kill(pgid int) error { return b.signalGroup(pgid, syscall.SIGKILL) }
 
 // waitEmpty polls /proc: without cgroups there is no event to watch.
 func (b *fallbackBox) waitEmpty(ctx context.Context, pgid int) error {

@@ -289,6 +289,30 @@ func TestFallbackContainment(t *testing.T) {
 	require.False(t, proc.Alive(escaped), "setsid escape survived Offline in fallback mode")
 }
 
+// In fallback mode the program's environment carries the instance marker
+// once, ours, also when it inherits a stale one (getenv finds the first).
+func TestFallbackMarkerReplacesInherited(t *testing.T) {
+	t.Parallel()
+	node := testNode(t)
+	props := helperProps("sleep", map[string]any{InstanceEnv: "stale/one"})
+	r, err := NewWithOptions(Options{Node: node, Containment: ContainFallback}).Open(t.Context(),
+		resource.OpenRequest{Name: "app", Properties: props})
+	require.NoError(t, err)
+	a := r.(*App)
+	t.Cleanup(func() { require.NoError(t, a.Close()) })
+	require.NoError(t, a.Online(t.Context()))
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(a.Pid()) + "/environ")
+	require.NoError(t, err)
+	var markers []string
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if strings.HasPrefix(kv, InstanceEnv+"=") {
+			markers = append(markers, kv)
+		}
+	}
+	require.Equal(t, []string{InstanceEnv + "=" + node + "/app"}, markers)
+	require.NoError(t, a.Offline(t.Context()))
+}
+
 func TestContainmentModeChecked(t *testing.T) {
 	t.Parallel()
 	_, err := NewWithOptions(Options{Containment: "jail"}).Open(t.Context(),

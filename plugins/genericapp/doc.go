@@ -51,8 +51,10 @@
 // process groups). On kernels without it (before Linux 5.7) the program is
 // moved into the group right after it started, with a Warn log: a fork in
 // its first instant would escape. Offline sends stop_signal to every
-// process of the group (each through a pidfd, checked to be in the group),
-// waits up to stop_grace for the group to be empty, then kills it whole
+// process of the group (the program through the pidfd it was born with,
+// the others each through a pidfd, checked to be in the group), waits up
+// to stop_grace for the group to be empty (a group seen empty once is not
+// read again), then kills what is left whole
 // (cgroup.kill, or freeze, SIGKILL each, thaw on kernels without it) and
 // returns once cgroup.events says "populated 0" (watched with inotify, not
 // /proc polling). Terminate kills the group at once. Orphans that init reaps late do not delay

@@ -254,6 +254,33 @@ func TestGracefulOffline(t *testing.T) {
 	require.NoError(t, a.Offline(t.Context()), "idempotent")
 }
 
+// The stop signal reaches every process of the tree, the leader (through
+// its pidfd) and the others (through the cgroup), and a tree that obeys it
+// is not killed.
+func TestStopSignalReachesTheTree(t *testing.T) {
+	t.Parallel()
+	sink := &logSink{}
+	dir := t.TempDir()
+	out, ready := filepath.Join(dir, "out"), filepath.Join(dir, "ready")
+	a := open(t, helperProps("term-child", map[string]any{"OUT": out, "READYFILE": ready}), sink)
+	require.NoError(t, a.Online(t.Context()))
+	pid := a.Pid()
+	waitFile(t, ready, "")
+	require.NoError(t, a.Offline(t.Context()))
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.Equal(t, "term", string(got), "the child got the stop signal")
+	logs := strings.Join(sink.records(), "\n")
+	require.Contains(t, logs, "stopped pid="+strconv.Itoa(pid)+" exit=killed by signal SIGTERM (15)")
+	require.NotContains(t, logs, "grace period over")
+	// The group is empty and stays usable: the next start needs no
+	// renewal and runs.
+	require.NoError(t, a.Online(t.Context()))
+	require.NotZero(t, a.Pid())
+	require.NotEqual(t, pid, a.Pid())
+	require.NoError(t, a.Offline(t.Context()))
+}
+
 // waitSigMask waits until the signal mask line of /proc/pid/status
 // ("SigIgn:", "SigCgt:") contains sig.
 func waitSigMask(t *testing.T, pid int, field string, sig syscall.Signal) {

@@ -44,6 +44,8 @@ func TestMain(m *testing.M) {
 //	ignore-term    ignore SIGTERM, block until SIGKILL
 //	spawn          start 2 children (one ignores SIGTERM, one starts a
 //	               grandchild) in the group, write all pids to $PIDFILE, block
+//	term-child     start a record-term child, block
+//	record-term    write $READYFILE, then "term" to $OUT at SIGTERM and exit
 //	exit-on-usr1   exit with code 3 on SIGUSR1
 //	exit           exit at once with code $CODE
 //	http           serve 127.0.0.1:$PORT: 200 when $READYFILE exists, else 503
@@ -124,6 +126,22 @@ func helperMain(mode string) {
 		writeFile(os.Getenv("PIDFILE")+".child.tmp", strconv.Itoa(cmd.Process.Pid))
 		_ = os.Rename(os.Getenv("PIDFILE")+".child.tmp", os.Getenv("PIDFILE")+".child")
 		block()
+	case "term-child":
+		// A child that writes "term" to $OUT at SIGTERM and exits; the
+		// leader blocks (SIGTERM's default action ends it).
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"=record-term")
+		if err := cmd.Start(); err != nil {
+			os.Exit(2)
+		}
+		block()
+	case "record-term":
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM)
+		writeFile(os.Getenv("READYFILE"), "")
+		<-ch
+		writeFile(os.Getenv("OUT"), "term")
+		os.Exit(0)
 	case "exit-on-usr1":
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGUSR1)

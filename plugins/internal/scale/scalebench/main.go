@@ -13,13 +13,20 @@
 //     brought online ten groups at a time, then idle CPU % of one core over
 //     -window, RSS and PSS.
 //   - online: CPU (host + plugin) to bring N apps online, in one group and
-//     in -groups groups, beside a baseline measured just before: the CPU
-//     this process spends starting the same N programs with a bare
-//     exec.Cmd (what any supervisor pays the kernel), and the difference.
+//     in -groups groups, total and per app, split into the fork and exec
+//     system calls on the spawner threads (proc.SpawnStats, measured with
+//     RUSAGE_THREAD in the process that starts the apps) and sft's own;
+//     beside it a baseline measured just before (the CPU this process
+//     spends starting the same N programs with a bare exec.Cmd, what any
+//     supervisor pays the kernel) and the apps' own CPU (the child side
+//     of the fork and the exec run in the app's cgroup: cpu.stat of
+//     <v2>/sft/<node>, not counted as sft's).
 //   - stop: graceful shutdown (Offline of every group at once) of N apps
 //     that exit at SIGTERM: wall time, when the last app handled its
-//     SIGTERM, the CPU, and how many were SIGKILLed after the stop grace
-//     (1 s).
+//     SIGTERM, the CPU (total and per app), the apps' own CPU (their
+//     exit), and how many were SIGKILLed after the stop grace (1 s).
+//
+// Every line gives the 1-minute load average: wall times depend on it.
 //   - crash: kill -9 of the plugin process with N apps online: time until
 //     every group is online again (the level-triggered Watch), beyond the
 //     restart delay, the CPU of the host and of the relaunched plugin over
@@ -61,6 +68,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sftkit/sft/internal/cgroup"
 	"github.com/sftkit/sft/monitor"
 	"github.com/sftkit/sft/plugins"
 	"github.com/sftkit/sft/plugins/genericapp"
@@ -104,16 +112,29 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	ctlDir, tmpCtl := pprofDir, "" // where the plugin's control server writes its address
 	if pprofDir != "" {
 		if err := os.MkdirAll(pprofDir, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, "scalebench: -pprof:", err)
 			os.Exit(2)
 		}
-		os.Setenv(pprofEnv, pprofDir)
+	} else {
+		d, err := os.MkdirTemp("", "scalebench-ctl")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scalebench:", err)
+			os.Exit(2)
+		}
+		defer os.RemoveAll(d)
+		ctlDir = d
+		tmpCtl = d
 	}
+	os.Setenv(pprofEnv, ctlDir)
 	if err := run(strings.Split(*phases, ","), *ns, *groups, *window, *samples); err != nil {
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
 		pprof.StopCPUProfile()
+		if tmpCtl != "" {
+			os.RemoveAll(tmpCtl)
+		}
 		os.Exit(1)
 	}
 }
@@ -364,6 +385,7 @@ func (b *bench) idle(n, g int, window time.Duration) error {
 }
 
 func (b *bench) online(n, g int) error {
+	n = n / g * g // setup opens n/g per group: count what runs
 	base, err := b.bareStarts(n)
 	if err != nil {
 		return err
@@ -378,18 +400,69 @@ func (b *bench) online(n, g int) error {
 	if err != nil {
 		return err
 	}
-	c0, t0 := cpu(p), time.Now()
+	starter := e.pluginPid() // the process that starts the apps
+	if starter == 0 {
+		starter = os.Getpid()
+	}
+	s0, f0 := spawnStats(starter)
+	c0, a0, t0 := cpu(p), appsCPU(), time.Now()
 	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
 		return err
 	}
-	c1, wall := cpu(p), time.Since(t0)
+	c1, a1, wall := cpu(p), appsCPU(), time.Since(t0)
+	s1, f1 := spawnStats(starter)
 	if err := prof.stop(); err != nil {
 		return err
 	}
-	used := c1 - c0
-	fmt.Printf("online: %d apps in %d group(s): CPU host+plugin %.0f ms (%.0f us per app), wall %.0f ms; bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU; beyond them: %.0f ms (%.0f us per app)\n",
-		n, g, ms(used), us(used)/float64(n), ms(wall), n, ms(base), ms(used-base), us(used-base)/float64(n))
+	used, fork := c1-c0, f1-f0
+	fmt.Printf("online: %d apps in %d group(s), wall %.0f ms, load %s: CPU host+plugin %.0f ms (%.0f us per app), of which the fork and exec system calls on the spawner threads (%d starts) %.0f ms (%.0f us per app), sft's own %.0f ms (%.0f us per app); bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU (%.0f us per app), sft beyond them %.0f us per app; the apps' own CPU (the child side of the fork, exec, start: their cgroups, not counted above): %s\n",
+		n, g, ms(wall), loadavg(), ms(used), us(used)/float64(n), s1-s0, ms(fork), us(fork)/float64(n), ms(used-fork), us(used-fork)/float64(n),
+		n, ms(base), us(base)/float64(n), us(used-base)/float64(n), appsDelta(a0, a1, n))
 	return nil
+}
+
+// appsCPU is the CPU time of every app of this node (cpu.stat of the
+// node's parent cgroup, <v2>/sft/<node>, which accumulates its children's,
+// also of removed ones); -1 when unknown. Started with CLONE_INTO_CGROUP,
+// an app's child side of the fork and its exec are counted there, not in
+// the plugin's CPU.
+func appsCPU() time.Duration {
+	node := os.Getenv(genericapp.NodeEnv)
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	l, err := cgroup.Discover()
+	if err != nil || l.V2 == "" {
+		return -1
+	}
+	b, err := os.ReadFile(filepath.Join(l.V2, "sft", cgroup.EscapeName(node), "cpu.stat"))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return time.Duration(n) * time.Microsecond
+		}
+	}
+	return -1
+}
+
+func appsDelta(a0, a1 time.Duration, n int) string {
+	if a0 < 0 || a1 < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f ms (%.0f us per app)", ms(a1-a0), us(a1-a0)/float64(n))
+}
+
+// loadavg is the 1-minute load average.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 // bareStarts is the baseline of the online phase: the CPU this process
@@ -430,6 +503,7 @@ func (b *bench) bareStarts(n int) (time.Duration, error) {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func (b *bench) stop(n, g int) error {
+	n = n / g * g // setup opens n/g per group: count what runs
 	e, err := b.setup(n, g, false, 0)
 	if err != nil {
 		return err
@@ -463,12 +537,12 @@ func (b *bench) stop(n, g int) error {
 			}
 		}
 	}()
-	c0 := cpu(e.pids())
+	c0, a0 := cpu(e.pids()), appsCPU()
 	if err := e.all(func(name string) error { return e.m.Offline(context.Background(), name) }); err != nil {
 		return err
 	}
 	wall := time.Since(t0)
-	used := cpu(e.pids()) - c0
+	used, a1 := cpu(e.pids())-c0, appsCPU()
 	close(stopWatch)
 	<-watchDone
 	if err := prof.stop(); err != nil {
@@ -483,8 +557,8 @@ func (b *bench) stop(n, g int) error {
 	if d := allTermed.Load(); d > 0 {
 		last = fmt.Sprintf("the last app handled SIGTERM after %.0f ms", ms(time.Duration(d)))
 	}
-	fmt.Printf("stop: %d apps in %d groups, Offline of every group at once: %.0f ms wall (%s), CPU host+plugin %.0f ms; %d exited at SIGTERM, %d SIGKILLed after the 1 s grace\n",
-		n, g, ms(wall), last, ms(used), terms, b.kills.Load())
+	fmt.Printf("stop: %d apps in %d groups, Offline of every group at once: %.0f ms wall (%s), load %s; CPU host+plugin %.0f ms (%.0f us per app); the apps' own CPU (their exit): %s; %d exited at SIGTERM, %d SIGKILLed after the 1 s grace\n",
+		n, g, ms(wall), last, loadavg(), ms(used), us(used)/float64(n), appsDelta(a0, a1, n), terms, b.kills.Load())
 	return nil
 }
 

@@ -12,6 +12,9 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"time"
+
+	"github.com/sftkit/sft/internal/proc"
 )
 
 // pprofEnv names the directory where the plugin process writes the address
@@ -23,10 +26,11 @@ const pprofEnv = "SCALEBENCH_PPROF_DIR"
 // profiles the relaunched plugin); /stop ends it.
 const pprofStartEnv = "SCALEBENCH_PPROF_START"
 
-// servePprof starts, in the plugin process and only when the host asked
-// for profiles, a loopback HTTP server with two endpoints: /start?file=F
-// starts a CPU profile into F, /stop?heap=F stops it and writes a heap
-// profile into F. Its address goes to $SCALEBENCH_PPROF_DIR/plugin-PID.addr.
+// servePprof starts, in the plugin process, a loopback HTTP server:
+// /start?file=F starts a CPU profile into F, /stop?heap=F stops it and
+// writes a heap profile into F (both for -pprof), /mem summarizes the
+// memory, /spawn returns proc.SpawnStats. Its address goes to
+// $SCALEBENCH_PPROF_DIR/plugin-PID.addr.
 func servePprof() {
 	dir := os.Getenv(pprofEnv)
 	if dir == "" {
@@ -61,6 +65,10 @@ func servePprof() {
 		cpu = nil
 	})
 	mux.HandleFunc("/mem", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(memSummary())) })
+	mux.HandleFunc("/spawn", func(w http.ResponseWriter, r *http.Request) {
+		n, cpu := proc.SpawnStats()
+		fmt.Fprintf(w, "%d %d", n, int64(cpu))
+	})
 	go func() { _ = http.Serve(l, mux) }()
 	_ = os.WriteFile(filepath.Join(dir, "plugin-"+strconv.Itoa(os.Getpid())+".addr"), []byte(l.Addr().String()), 0o600)
 }
@@ -179,6 +187,27 @@ func memSummary() string {
 	return fmt.Sprintf("heap in use %.1f MB, heap idle %.1f MB (released %.1f), stacks %.1f MB, other runtime %.1f MB, %d goroutines, %d GCs",
 		mb(ms.HeapInuse), mb(ms.HeapIdle), mb(ms.HeapReleased), mb(ms.StackSys), mb(ms.MSpanSys+ms.MCacheSys+ms.BuckHashSys+ms.GCSys+ms.OtherSys),
 		runtime.NumGoroutine(), ms.NumGC)
+}
+
+// spawnStats is proc.SpawnStats of process pid (this one, or the plugin
+// through its control server): starts run by the spawner threads and their
+// CPU.
+func spawnStats(pid int) (int64, time.Duration) {
+	if pid == os.Getpid() || pid == 0 {
+		return proc.SpawnStats()
+	}
+	addr, err := os.ReadFile(filepath.Join(os.Getenv(pprofEnv), "plugin-"+strconv.Itoa(pid)+".addr"))
+	if err != nil {
+		return 0, 0
+	}
+	resp, err := http.Get("http://" + string(addr) + "/spawn")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	var n, cpu int64
+	_, _ = fmt.Fscan(resp.Body, &n, &cpu)
+	return n, time.Duration(cpu)
 }
 
 // pluginMem is the plugin's memSummary ("" without -pprof).
