@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -87,9 +88,30 @@ func TestTCP(t *testing.T) {
 	require.NoError(t, c.Check(t.Context()))
 
 	require.NoError(t, ln.Close())
+
+	// Refused: a port bound but not listening. (The closed listener's port
+	// will not do: on a busy machine another test's listener took it and
+	// the check passed.)
+	refused := boundNotListening(t)
+	c, err = New("h", Config{TCP: refused})
+	require.NoError(t, err)
 	err = c.Check(t.Context())
-	require.Error(t, err)
-	require.Contains(t, err.Error(), "tcp "+addr)
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	require.Contains(t, err.Error(), "tcp "+refused)
+}
+
+// boundNotListening returns a loopback address whose port a socket of the
+// test holds without listening: a connection is refused, and nobody else
+// can bind the port until the test ends.
+func boundNotListening(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	sa, err := syscall.Getsockname(fd)
+	require.NoError(t, err)
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 func TestHTTP(t *testing.T) {
