@@ -25,8 +25,6 @@
 //     that exit at SIGTERM: wall time, when the last app handled its
 //     SIGTERM, the CPU (total and per app), the apps' own CPU (their
 //     exit), and how many were SIGKILLed after the stop grace (1 s).
-//
-// Every line gives the 1-minute load average: wall times depend on it.
 //   - crash: kill -9 of the plugin process with N apps online: time until
 //     every group is online again (the level-triggered Watch), beyond the
 //     restart delay, the CPU of the host and of the relaunched plugin over
@@ -47,6 +45,7 @@
 // process's memory is after the idle window; in the crash phase, from the
 // kill to all online, the relaunched plugin's from its start.
 //
+// Every line gives the 1-minute load average: wall times depend on it.
 // Run it at least twice on a loaded machine and report the spread.
 package main
 
