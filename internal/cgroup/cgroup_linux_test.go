@@ -2,7 +2,9 @@ package cgroup
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -550,7 +552,35 @@ func claimParent(t testing.TB) (Layout, map[string]string, []string) {
 	}
 	own, err := Self()
 	require.NoError(t, err)
-	return l, own, []string{"sft-test", EscapeName(fmt.Sprintf("%d-%s", os.Getpid(), t.Name()))}
+	parent := []string{"sft-test", EscapeName(fmt.Sprintf("%d-%s", os.Getpid(), t.Name()))}
+	// Registered first, so it runs after the test's own cleanups (which
+	// assert what they removed): whatever a test that failed half-way
+	// left below its parent is killed and removed, and sft-test with it
+	// once it is empty.
+	t.Cleanup(func() {
+		removeTree(t, filepath.Join(l.V2, parent[0], parent[1]))
+		_ = syscall.Rmdir(filepath.Join(l.V2, parent[0])) // fails while another test uses it
+	})
+	return l, own, parent
+}
+
+// removeTree kills what runs in the cgroup tree at dir and removes it,
+// children first.
+func removeTree(t testing.TB, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			removeTree(t, filepath.Join(dir, e.Name()))
+		}
+	}
+	_ = writeFile(filepath.Join(dir, "cgroup.kill"), "1")
+	if err := rmdirRetry(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("cleanup: %v", err)
+	}
 }
 
 // claimer is another process that claimed a group and runs a program in
