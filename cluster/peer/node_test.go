@@ -113,7 +113,7 @@ func startFake(t *testing.T, fn *fakeNet, node, peer string, ref netip.Addr) *No
 	cfg.Groups[0].Home = "a"
 	cfg.Reference = ref
 	n, err := Start(cfg, Options{Local: fakeLocal{n: fn, node: node, vip: vip}, Pinger: fakePinger{fn},
-		Listener: &chanListener{done: make(chan struct{})}})
+		Listener: &chanListener{done: make(chan struct{})}, Events: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestNodeTakeoverAndRecovery(t *testing.T) {
 		fn := &fakeNet{up: map[netip.Addr]bool{gwAddr: true}, holders: map[string]string{}}
 		a := startFake(t, fn, "a", "b", gwAddr)
 		b := startFake(t, fn, "b", "a", gwAddr)
-		sb := b.Subscribe(64)
+		sb := b.Events()
 		time.Sleep(time.Second)
 		synctest.Wait()
 		if st := a.Status().Groups[0]; st.Role != Holder {
@@ -183,7 +183,7 @@ func TestNodeTakeoverAndRecovery(t *testing.T) {
 		}
 		// a comes back: the address is held by b.
 		a = startFake(t, fn, "a", "b", gwAddr)
-		sa := a.Subscribe(64)
+		sa := a.Events()
 		time.Sleep(time.Second)
 		synctest.Wait()
 		if st := a.Status().Groups[0]; st.Role != Watcher || st.Owner != "b" {
@@ -198,20 +198,21 @@ func TestNodeTakeoverAndRecovery(t *testing.T) {
 	})
 }
 
-// Recovery is reported as an event at the returning node.
+// Recovery is reported as an event at the returning node. The event
+// comes from Start's own goroutine at once, so the test takes it from
+// Options.Events: a Subscribe after Start may come too late for it.
 func TestNodeRecoveryEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fn := &fakeNet{up: map[netip.Addr]bool{vip: true}, holders: map[string]string{"web": "b"}}
 		cfg := validConfig()
 		n, err := Start(cfg, Options{Local: fakeLocal{n: fn, node: "a", vip: vip}, Pinger: fakePinger{fn},
-			Listener: &chanListener{done: make(chan struct{})}})
+			Listener: &chanListener{done: make(chan struct{})}, Events: 16})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := n.Subscribe(16)
 		time.Sleep(time.Second)
 		_ = n.Close()
-		es := events(s)
+		es := events(n.Events())
 		if !hasEvent(es, EventRecovery) || hasEvent(es, EventTakeover) {
 			t.Fatalf("events %+v", es)
 		}
@@ -223,7 +224,7 @@ func TestNodeIsolatedTakesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fn := &fakeNet{up: map[netip.Addr]bool{vip: true}, holders: map[string]string{"web": "a"}}
 		b := startFake(t, fn, "b", "a", gwAddr) // gateway down
-		s := b.Subscribe(16)
+		s := b.Subscribe(16)                    // isolation comes seconds after Start: Subscribe sees it
 		time.Sleep(time.Second)
 		fn.set(vip, false) // b's link is cut: nothing answers
 		time.Sleep(5 * time.Second)
@@ -253,7 +254,7 @@ func TestNodeAddressHeldAlert(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fn := &fakeNet{up: map[netip.Addr]bool{vip: false}, holders: map[string]string{"web": "a"}}
 		b := startFake(t, fn, "b", "a", netip.Addr{})
-		s := b.Subscribe(16)
+		s := b.Events()
 		time.Sleep(5 * time.Second)
 		_ = b.Close()
 		es := events(s)
@@ -271,11 +272,11 @@ func TestNodeLossNoTakeover(t *testing.T) {
 		cfg := validConfig()
 		cfg.Node, cfg.Peer = "b", "a"
 		b, err := Start(cfg, Options{Local: fakeLocal{n: fn, node: "b", vip: vip}, Pinger: lossy,
-			Listener: &chanListener{done: make(chan struct{})}})
+			Listener: &chanListener{done: make(chan struct{})}, Events: 16})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := b.Subscribe(16)
+		s := b.Events()
 		time.Sleep(10 * time.Minute)
 		_ = b.Close()
 		if es := events(s); len(es) != 0 || fn.holders["web"] != "a" {
