@@ -65,7 +65,9 @@
 // owner, epoch, reason and local state, this node's lease and margin),
 // [Node.Move], [Node.Online] and [Node.Offline] (cluster-wide),
 // [Node.Clear], [Node.SetMaintenance], [Node.AddNode], [Node.RemoveNode],
-// [Node.Subscribe] (events: [EventKind]) and [Node.Simulate].
+// [Node.Subscribe] and [Node.Events] (events: [EventKind]; Config.Events
+// keeps the first moments, which a Subscribe after Start can miss) and
+// [Node.Simulate].
 //
 // Raft storage: hashicorp/raft-boltdb v2.3.0 over bbolt v1.4 (one file,
 // DataDir/raft.db, fsync per commit; v2.3.1 does not build against raft

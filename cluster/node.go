@@ -102,6 +102,11 @@ type Config struct {
 	// the first): the heartbeat gaps histogram. It runs on the detector's
 	// reader goroutines and must be quick.
 	OnHeartbeatGap func(node string, path int, gap time.Duration)
+	// Events, if above 0, is the buffer of a subscription made before
+	// any loop starts (Node.Events), so that the first events (leader,
+	// lease gained, groups adopted or online) are not missed, as they can
+	// be by a Subscribe after Start. 0: none; below 0 is refused.
+	Events int
 	// Logger (default: discard).
 	Logger *slog.Logger
 
@@ -155,6 +160,9 @@ func (c Config) Validate() error {
 	if err := c.Timing.WithDefaults().Validate(); err != nil {
 		errs = append(errs, resource.PrefixFields("timing", err))
 	}
+	if c.Events < 0 {
+		errs = append(errs, resource.ConfigError("events", c.Events, "negative subscription buffer (0: no subscription from Start)"))
+	}
 	groups := map[string]bool{}
 	for i, g := range c.Groups {
 		errs = append(errs, resource.PrefixFields(fmt.Sprintf("groups[%d]", i), g.Validate()))
@@ -196,6 +204,7 @@ type Node struct {
 	timing  Timing
 	log     *slog.Logger
 	hub     hub
+	sub     *Subscription // Config.Events
 	fsm     *state.FSM
 	raft    *raft.Raft
 	trans   *raft.NetworkTransport
@@ -257,6 +266,9 @@ func Start(cfg Config) (*Node, error) {
 	n.own.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.onlineCtx, n.stopOnline = context.WithCancel(n.ctx)
+	if cfg.Events > 0 {
+		n.sub = n.hub.subscribe(cfg.Events)
+	}
 	if err := n.start(); err != nil {
 		n.cancel()
 		n.teardown()
@@ -442,8 +454,14 @@ func (n *Node) teardown() {
 	n.hub.close()
 }
 
-// Subscribe returns a subscription to the node's events (buffer <= 0: 256).
+// Subscribe returns a subscription to the node's events (buffer <= 0:
+// 256), from now on: events of the first moments after Start may be
+// gone already; Config.Events keeps them.
 func (n *Node) Subscribe(buffer int) *Subscription { return n.hub.subscribe(buffer) }
+
+// Events is the subscription Start made with Config.Events (nil
+// without): it has every event of this node, from the first.
+func (n *Node) Events() *Subscription { return n.sub }
 
 func (n *Node) emit(e Event) {
 	if e.At.IsZero() {

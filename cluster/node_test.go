@@ -293,7 +293,7 @@ func (c *tcluster) start(s cluster.NodeSpec, old *tnode) {
 	t := c.t
 	restart := c.opts.restart
 	tn := &tnode{name: s.Name, spec: s, apps: map[string]*resourcetest.Fake{}, vips: map[string]*vip{}, done: make(chan struct{})}
-	cfg := cluster.Config{Name: s.Name, Nodes: c.specs, Key: testKey, Groups: c.groups, DataDir: c.dirs[s.Name], Join: c.join}
+	cfg := cluster.Config{Name: s.Name, Nodes: c.specs, Key: testKey, Groups: c.groups, DataDir: c.dirs[s.Name], Join: c.join, Events: 4096}
 	if old != nil {
 		tn.mon, tn.apps, tn.vips = old.mon, old.apps, old.vips
 		if tn.mon != nil {
@@ -324,7 +324,7 @@ func (c *tcluster) start(s cluster.NodeSpec, old *tnode) {
 	}
 	c.net.Add(n)
 	tn.node = n
-	tn.sub = n.Subscribe(4096)
+	tn.sub = n.Events()
 	go func() {
 		defer close(tn.done)
 		for e := range tn.sub.C() {

@@ -34,6 +34,7 @@ func (n *Node) startCluster(cfg config.Config, local cluster.Local) error {
 	ccfg := cluster.Config{
 		Name: n.name, Nodes: cl.Specs(), Timing: t, Key: key, DataDir: cl.DataDir,
 		Local: local, Groups: cfg.PolicyGroups(), Logger: n.log.With("component", "cluster"),
+		Events: 4096, // from the first event: the event log and the counters miss none
 	}
 	if len(cl.FenceHook) > 0 {
 		ccfg.FenceHook = n.fenceHook(cl.FenceHook, cl.FenceTimeout.D())
@@ -46,7 +47,7 @@ func (n *Node) startCluster(cfg config.Config, local cluster.Local) error {
 	}
 	n.cl = cn
 	n.met.registerCluster(cn)
-	sub := cn.Subscribe(4096)
+	sub := cn.Events()
 	n.clDone = make(chan struct{})
 	go func() { defer close(n.clDone); n.consumeCluster(sub, cm) }()
 	return nil
