@@ -536,6 +536,7 @@ func (c *Child) Reap() error {
 	}
 	var err error
 	if c.f != nil {
+		exits.remove(c) // an OnExit not reported yet never will be
 		var info siginfo
 		for {
 			err = unix.Waitid(unix.P_PIDFD, c.fd, (*unix.Siginfo)(unsafe.Pointer(&info)), unix.WEXITED, nil)

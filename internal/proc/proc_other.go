@@ -70,6 +70,9 @@ func (s *Spawner) StartProcess(argv0 string, argv []string, attr *syscall.ProcAt
 // Wait is not supported here.
 func (c *Child) Wait() (Exit, error) { return Exit{}, errors.ErrUnsupported }
 
+// OnExit calls fn with ErrUnsupported here.
+func (c *Child) OnExit(fn func(Exit, error)) { go fn(Exit{}, errors.ErrUnsupported) }
+
 // Signal is not supported here.
 func (c *Child) Signal(sig syscall.Signal) error { return errors.ErrUnsupported }
 

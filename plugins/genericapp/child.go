@@ -25,7 +25,7 @@ const (
 	drainTimeout = 250 * time.Millisecond
 )
 
-// child is one started process group: its leader, the waiter that watches
+// child is one started process group: its leader, the exit watch on
 // it, and the output readers. Its life: started -> exited (leader dead, not
 // reaped) -> released (group SIGKILLed, reaping allowed) -> done (leader
 // reaped, group gone or given up on, readers finished).
@@ -60,7 +60,7 @@ type child struct {
 	pipes   []*os.File // read ends of "log" outputs
 }
 
-// onExit is called by the waiter when the leader died unasked while online.
+// onExit is called (by afterExit) when the leader died unasked while online.
 type onExitFunc func(c *child, ex proc.Exit)
 
 // startChild starts s's program through the spawner. It opens the output
@@ -192,13 +192,19 @@ func (c *child) closePipes() {
 	}
 }
 
-// wait is the waiter goroutine: it learns of the leader's exit at once
-// (without reaping), reports an unasked exit, then waits for the release,
-// reaps the leader, waits (bounded) for the rest of the group to be gone and
-// for the output readers to finish.
-func (c *child) wait(onExit onExitFunc) {
+// watch has the leader's exit reported (proc.Child.OnExit: no goroutine
+// stands for a running child) to afterExit, which runs on a goroutine of its
+// own from then on.
+func (c *child) watch(onExit onExitFunc) {
+	c.proc.OnExit(func(ex proc.Exit, err error) { c.afterExit(onExit, ex, err) })
+}
+
+// afterExit learns of the leader's exit at once (without reaping), reports
+// an unasked exit, then waits for the release, reaps the leader, waits
+// (bounded) for the rest of the group to be gone and for the output
+// readers to finish.
+func (c *child) afterExit(onExit onExitFunc, ex proc.Exit, err error) {
 	defer close(c.done)
-	ex, err := c.proc.Wait()
 	c.exit, c.exitErr = ex, err
 	if ex.Signal == syscall.SIGKILL && c.memLimit {
 		c.oom = c.sawOOM()
@@ -276,7 +282,7 @@ func (c *child) signal(sig syscall.Signal) error {
 	return c.box.signal(c.proc, sig)
 }
 
-// killAndRelease sends SIGKILL to the group (once) and lets the waiter reap
+// killAndRelease sends SIGKILL to the group (once) and lets afterExit reap
 // the leader. Safe to call any number of times from any goroutine.
 func (c *child) killAndRelease() {
 	c.mu.Lock()

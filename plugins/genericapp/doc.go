@@ -119,9 +119,10 @@
 // or ctx ends, Online kills the tree and returns a transient error. Without
 // one, Online waits the stabilization window (stabilize).
 //
-// A waiter goroutine waits on the program's pidfd through the runtime
-// poller (no OS thread held; blocking waitid on kernels without pidfds) and
-// learns of its exit without reaping it (waitid WNOWAIT), so an exit is
+// The program's pidfd sits in one epoll set shared by every program of
+// the process (proc.Child.OnExit: no goroutine or thread per running
+// program; a goroutine and a blocking waitid on kernels without pidfds),
+// and its exit is learnt without reaping it (waitid WNOWAIT), so an exit is
 // known the moment it happens: LooksAlive answers from that state (no /proc
 // scan, no syscall), and an exit while online is pushed at once through the
 // resource.FailureReporter handler, with the exit code or signal in the

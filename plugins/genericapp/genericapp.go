@@ -125,7 +125,7 @@ var (
 	_ resource.Contained       = (*App)(nil)
 )
 
-// SetFailureHandler installs fn, called (from the waiter goroutine, without
+// SetFailureHandler installs fn, called (from the goroutine that learnt of the exit, without
 // blocking) when the process exits while online. Nil removes it.
 func (a *App) SetFailureHandler(fn func(err error)) {
 	if fn == nil {
@@ -250,7 +250,7 @@ func (a *App) start(octx context.Context) (*child, error) {
 	if err != nil {
 		return nil, classifyStart(err)
 	}
-	go c.wait(a.exited)
+	c.watch(a.exited)
 
 	a.mu.Lock()
 	if octx.Err() != nil {
@@ -334,7 +334,7 @@ func (a *App) stabilize(octx context.Context, c *child) error {
 	}
 }
 
-// exited is the waiter's report of an unasked exit while online.
+// exited is afterExit's report of an unasked exit while online.
 func (a *App) exited(c *child, ex proc.Exit) {
 	err := resource.Transient(fmt.Errorf("genericapp %s: %s", a.name, c.exitReason()))
 	if fn := a.failure.Load(); fn != nil {
@@ -419,7 +419,7 @@ func (a *App) awaitTreeExit(ctx context.Context, c *child) bool {
 	return c.box.waitEmpty(ctx, c.pid) == nil
 }
 
-// goneNow asks the kernel, not the waiter goroutine, whether the leader has
+// goneNow asks the kernel, not the exit watch, whether the leader has
 // exited and the tree is empty: with a thousand programs stopping at once
 // the exit notifications lag behind the grace timer on a loaded machine,
 // and a program that obeyed the stop signal in time must not be reported
@@ -474,10 +474,10 @@ func (a *App) Terminate(ctx context.Context) error {
 }
 
 // LooksAliveInstant implements resource.InstantChecker: LooksAlive reads
-// the waiter's state from memory.
+// the exit watch's state from memory.
 func (a *App) LooksAliveInstant() bool { return true }
 
-// LooksAlive answers from the waiter's state: nil while the process runs.
+// LooksAlive answers from the exit watch's state: nil while the process runs.
 func (a *App) LooksAlive(ctx context.Context) error {
 	a.mu.Lock()
 	c := a.cur
