@@ -162,8 +162,25 @@ func New(l Layout, own map[string]string, elems ...string) (*Group, error) {
 		}
 	}
 	dir := filepath.Join(append([]string{l.V2}, elems...)...)
-	return &Group{layout: l, own: own, elems: slices.Clone(elems), dir: dir, events: dir + "/cgroup.events",
-		v1: map[string]string{}}, nil
+	l.V1 = shared(&layouts, l.V1, func(l Layout) map[string]string { return l.V1 })
+	own = shared(&selfs, own, func(m map[string]string) map[string]string { return m })
+	return &Group{layout: l, own: own, elems: slices.Clone(elems), dir: dir, events: dir + "/cgroup.events"}, nil
+}
+
+// shared returns the map of c's last parse instead of m when they are
+// equal: a Group only reads its layout and own paths, and a thousand
+// groups then hold one copy (issue 15: Discover and Self hand out
+// copies, about 1 KB per Group).
+func shared[T any](c *parseCache[T], m map[string]string, of func(T) map[string]string) map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.text == nil {
+		return m
+	}
+	if s := of(c.v); maps.Equal(s, m) {
+		return s
+	}
+	return m
 }
 
 // Dir is the group's v2 directory.
@@ -299,6 +316,9 @@ func (g *Group) SetLimits(l Limits) []Applied {
 			a.Err = err
 			out = append(out, a)
 			continue
+		}
+		if g.v1 == nil {
+			g.v1 = map[string]string{}
 		}
 		g.v1[s.controller] = dir
 		a.Value = s.v1Value

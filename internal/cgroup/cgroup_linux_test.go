@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -756,4 +758,45 @@ func TestDiscoverRereadsOnlyAfterAMountChange(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Fields(string(out))
 	require.Equal(t, []string{"1", "2", l.V2, dir}, lines)
+}
+
+// Groups made from Discover's and Self's copies hold one shared copy of
+// the layout and own paths (issue 15: a thousand groups), and a caller
+// changing its copy afterwards changes no group.
+func TestGroupsShareLayout(t *testing.T) {
+	l, err := Discover()
+	if err != nil || l.V2 == "" {
+		t.Skip("no cgroup2 here")
+	}
+	own, err := Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1, err := New(l, own, "sft-test", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, _ := Discover()
+	own2, _ := Self()
+	g2, err := New(l2, own2, "sft-test", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b map[string]string) bool {
+		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	}
+	if !same(g1.own, g2.own) || (len(l.V1) > 0 && !same(g1.layout.V1, g2.layout.V1)) {
+		t.Fatal("two groups of the same process hold two copies of its cgroup paths")
+	}
+	if same(g1.own, own) {
+		t.Fatal("a group holds the caller's copy")
+	}
+	want := maps.Clone(g1.own)
+	for k := range own {
+		own[k] = "/changed"
+	}
+	own["new"] = "/x"
+	if !maps.Equal(g1.own, want) {
+		t.Fatalf("the caller's change reached the group: %v", g1.own)
+	}
 }
