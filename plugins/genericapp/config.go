@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -177,7 +178,7 @@ func (c Config) resolve() (*spec, error) {
 		}
 	}
 	if !c.CleanEnv {
-		s.env = os.Environ()
+		s.env = inheritedEnv()
 	}
 	s.env = mergeEnv(s.env, c.Env)
 
@@ -317,6 +318,26 @@ func parseBytes(v any) (int64, error) {
 		return n << shift, nil
 	}
 	return 0, fmt.Errorf("want a number of bytes or a string such as \"512MiB\", not %T", v)
+}
+
+// inheritedEnv is os.Environ, one shared slice while the environment
+// stays the same: a thousand instances without env of their own hold one
+// copy (issue 15: 0.8 MB at 1,000). Nobody may change it; mergeEnv and
+// the start only read it.
+func inheritedEnv() []string {
+	e := os.Environ()
+	envCache.mu.Lock()
+	defer envCache.mu.Unlock()
+	if slices.Equal(e, envCache.env) {
+		return envCache.env
+	}
+	envCache.env = e
+	return e
+}
+
+var envCache struct {
+	mu  sync.Mutex
+	env []string
 }
 
 func mergeEnv(base []string, add map[string]string) []string {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -528,4 +529,32 @@ func TestCleanEnv(t *testing.T) {
 		require.ErrorContains(t, err, "exited with code 0")
 	}
 	require.Equal(t, "A=1\nB=2\n", waitFile(t, out, "B=2\n"))
+}
+
+// Instances without env of their own share one copy of the inherited
+// environment (issue 15); one with env gets its own, which leaves the
+// shared copy as it was.
+func TestInheritedEnvShared(t *testing.T) {
+	a, err := Config{Argv: []string{"/bin/true"}}.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Config{Argv: []string{"/bin/true"}}.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.env) == 0 || &a.env[0] != &b.env[0] {
+		t.Fatal("two instances without env hold two copies of the environment")
+	}
+	before := slices.Clone(a.env)
+	c, err := Config{Argv: []string{"/bin/true"}, Env: map[string]string{"SFT_X": "1", "PATH": "/bin"}}.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.env, "SFT_X=1") || !slices.Contains(c.env, "PATH=/bin") {
+		t.Fatalf("env of its own missing: %v", c.env)
+	}
+	if !slices.Equal(a.env, before) {
+		t.Fatal("an instance's env changed the shared copy")
+	}
 }
