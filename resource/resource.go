@@ -73,7 +73,10 @@ type OpenRequest struct {
 	Name string
 	// Properties configure the instance; see Properties.
 	Properties Properties
-	// Logger receives the instance's logs. Nil means discard.
+	// Logger receives the instance's logs. Nil means discard. The caller
+	// names the instance in it (the example host adds group, resource
+	// and type; the plugin server resource and type): a type adds only
+	// attributes of its own, or its lines carry the keys twice.
 	Logger *slog.Logger
 }
 

@@ -88,7 +88,7 @@ func (t appType) Open(ctx context.Context, req resource.OpenRequest) (resource.R
 	if err != nil {
 		return nil, err
 	}
-	log := req.Log().With("resource", req.Name, "type", TypeName)
+	log := req.Log() // names the instance already (resource.OpenRequest.Logger)
 	box, err := openContainment(ctx, t.opts.Containment, t.node(), req.Name, s.limits, log)
 	if err != nil {
 		return nil, resource.NodeLocal(fmt.Errorf("genericapp %s: containment: %w", req.Name, err))

@@ -1,8 +1,10 @@
 package genericapp
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -558,3 +561,33 @@ func TestInheritedEnvShared(t *testing.T) {
 		t.Fatal("an instance's env changed the shared copy")
 	}
 }
+
+// The instance's lines name it once: the caller's logger already has
+// resource and type (resource.OpenRequest.Logger), the type adds none of
+// them again (it did: every line carried "resource" twice).
+func TestLogNamesInstanceOnce(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return buf.Write(p) })
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("resource", "g/app", "type", TypeName)
+	r, err := NewWithOptions(Options{Node: testNode(t)}).Open(t.Context(), resource.OpenRequest{Name: "g/app",
+		Properties: resource.Properties{"argv": []any{"/bin/sleep", "100"}, "stabilize": "0s"}, Logger: log})
+	require.NoError(t, err)
+	a := r.(*App)
+	defer a.Close()
+	require.NoError(t, a.Online(t.Context()))
+	require.NoError(t, a.Offline(t.Context()))
+	mu.Lock()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	mu.Unlock()
+	require.GreaterOrEqual(t, len(lines), 2, "started and stopped")
+	for _, l := range lines {
+		require.Equal(t, 1, strings.Count(l, `"resource":`), l)
+		require.Equal(t, 1, strings.Count(l, `"type":`), l)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

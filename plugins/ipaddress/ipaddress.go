@@ -87,7 +87,7 @@ func (t *ipType) Open(ctx context.Context, req resource.OpenRequest) (resource.R
 	}
 	r := &instance{
 		cfg:      cfg,
-		log:      req.Log().With("resource", req.Name, "address", cfg.Prefix.String(), "interface", l.Name),
+		log:      req.Log().With("address", cfg.Prefix.String(), "interface", l.Name),
 		h:        h,
 		linkName: l.Name,
 		inflight: make(map[*int]context.CancelFunc),
