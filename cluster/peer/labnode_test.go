@@ -75,6 +75,11 @@ func runLabNode(spec string) int {
 			c.Close()
 		}
 	}()
+	// The signals are caught before the first event can reach the
+	// test, which answers events with signals: SIGUSR2 before Notify
+	// killed the node (its default action), and the Move never came.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM)
 	n, err := Start(cfg, Options{Local: MonitorLocal{M: m}, Logger: log, Events: 1024})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
@@ -90,8 +95,6 @@ func runLabNode(spec string) int {
 			_ = enc.Encode(e)
 		}
 	}()
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM)
 	for s := range sig {
 		if s == syscall.SIGUSR1 {
 			ln.Close()
