@@ -24,7 +24,7 @@ import (
 // exit. A child without a pidfd is waited for by a goroutine, as with
 // Wait.
 func (c *Child) OnExit(fn func(Exit, error)) {
-	if c.f == nil || !exits.add(c, fn) {
+	if c.fd < 0 || !exits.add(c, fn) {
 		go func() { fn(c.Wait()) }()
 	}
 }

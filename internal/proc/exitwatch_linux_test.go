@@ -23,7 +23,7 @@ func TestOnExit(t *testing.T) {
 	}
 	probe, err := s.StartProcess("/bin/true", []string{"true"}, attr())
 	require.NoError(t, err)
-	if probe.f == nil {
+	if probe.fd < 0 {
 		require.NoError(t, probe.Reap())
 		t.Skip("no pidfd from clone on this kernel")
 	}

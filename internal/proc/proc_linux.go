@@ -476,7 +476,6 @@ func (s *Spawner) StartProcess(argv0 string, argv []string, attr *syscall.ProcAt
 	if pidfd >= 0 {
 		if err := unix.SetNonblock(pidfd, true); err == nil {
 			c.fd = pidfd
-			c.f = os.NewFile(uintptr(pidfd), "pidfd")
 		} else {
 			_ = unix.Close(pidfd)
 		}
@@ -492,17 +491,30 @@ func (s *Spawner) StartProcess(argv0 string, argv []string, attr *syscall.ProcAt
 type Child struct {
 	// Pid is the child's pid (also its process group id with Setpgid).
 	Pid    int
-	fd     int      // the pidfd, or -1
-	f      *os.File // fd, pollable; nil without a pidfd
+	fd     int // the pidfd, or -1
 	reaped atomic.Bool
+	// f is fd as a file of the runtime's poller, made by the first Wait
+	// (OnExit needs none: a thousand children do not each hold a file
+	// and a poller registration).
+	fOnce sync.Once
+	f     *os.File
+}
+
+// file returns the pidfd as a pollable file (nil without a pidfd).
+func (c *Child) file() *os.File {
+	if c.fd < 0 {
+		return nil
+	}
+	c.fOnce.Do(func() { c.f = os.NewFile(uintptr(c.fd), "pidfd") })
+	return c.f
 }
 
 // Wait blocks until the child has exited and returns how, without reaping
 // it (see [WaitExit]). It holds no OS thread while it waits when the child
 // has a pidfd.
 func (c *Child) Wait() (Exit, error) {
-	if c.f != nil {
-		if ex, err, ok := waitPidfd(c.f, c.Pid); ok {
+	if f := c.file(); f != nil {
+		if ex, err, ok := waitPidfd(f, c.Pid); ok {
 			return ex, err
 		}
 	}
@@ -535,7 +547,7 @@ func (c *Child) Reap() error {
 		return fmt.Errorf("reap %d: reaped already", c.Pid)
 	}
 	var err error
-	if c.f != nil {
+	if c.fd >= 0 {
 		exits.remove(c) // an OnExit not reported yet never will be
 		var info siginfo
 		for {
@@ -550,7 +562,12 @@ func (c *Child) Reap() error {
 				break
 			}
 		}
-		_ = c.f.Close()
+		c.fOnce.Do(func() {}) // no Wait makes the file from now on
+		if c.f != nil {
+			_ = c.f.Close()
+		} else {
+			_ = unix.Close(c.fd)
+		}
 	} else {
 		var ws syscall.WaitStatus
 		for {
