@@ -154,6 +154,17 @@
 // however slowly the host reads. Each Online starts a new online cycle and
 // the plugin tags events with it, so a late event of an earlier cycle is
 // dropped instead of failing the new one.
+//
+// A failure the resource itself reports while online is followed, in the
+// plugin, by the instance's Terminate at once, the call the monitor makes
+// next after any failure: the event says so (terminating), the plugin
+// reports the end (KIND_TERMINATED), and the proxy's Terminate waits for
+// that instead of making a call, one round trip less on every
+// crash-to-restart. The plugin's Terminate takes the instance's call slot
+// and runs only if no Online, Offline or Terminate came from the host
+// since the failure; if it fails or does not run, the proxy calls
+// Terminate as before.
+//
 // A failed LooksAlive therefore reaches the monitor within two intervals
 // (plugin sweep, then the monitor's poll); IsAlive failures and pushed
 // failures arrive at once. [Config].RemoteChecks turns all of this off and

@@ -9,11 +9,12 @@ import (
 // eventQueue holds the events waiting for the host's Events stream. Events
 // describe state, so the queue coalesces instead of dropping: per instance
 // it keeps the latest event of each slot (LooksAlive state, IsAlive state,
-// reported failure, deadlock), in the order they arose, except that an
+// reported failure, deadlock, the end of a Terminate after a failure), in
+// the order they arose, except that an
 // IsAlive failure stays queued when a later IsAlive success follows it, so
 // the host still sees (and fires) the failure. No failure is lost however
 // slow the host reads, and memory is bounded by the number of instances
-// (at most five events each).
+// (at most six events each).
 type eventQueue struct {
 	ready chan struct{} // has a token while events are queued
 
@@ -37,6 +38,8 @@ func slot(k pb.Event_Kind) int {
 		return 3
 	case pb.Event_KIND_DEADLOCK:
 		return 4
+	case pb.Event_KIND_TERMINATED:
+		return 5
 	}
 	return 0
 }

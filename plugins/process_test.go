@@ -146,6 +146,43 @@ func TestPushedFailure(t *testing.T) {
 	require.NoError(t, r.Terminate(t.Context()))
 }
 
+// After a pushed failure the plugin terminates the instance itself, and
+// the host's Terminate (the monitor's next call) waits for that instead
+// of calling again: the type's Terminate runs once. A Terminate of the
+// plugin's that fails leaves the call to the host; without a failure the
+// host calls as before.
+func TestTerminateAfterPushedFailure(t *testing.T) {
+	t.Parallel()
+	h, _ := launch(t, nil)
+	dir := t.TempDir()
+	log, failTerm := filepath.Join(dir, "terminates"), filepath.Join(dir, "fail-terminate")
+	terminates := func() int {
+		b, _ := os.ReadFile(log)
+		return strings.Count(string(b), "terminate\n")
+	}
+	r := open(t, h, "a", resource.Properties{"push_after": "20ms", "terminate_log": log, "fail_terminate_file": failTerm})
+	var f failures
+	r.(resource.FailureReporter).SetFailureHandler(f.handler)
+	for cycle := 1; cycle <= 3; cycle++ {
+		require.NoError(t, r.Online(t.Context()))
+		waitFor(t, "the pushed failure", func() bool { return len(f.get()) == cycle })
+		waitFor(t, "the plugin's own Terminate", func() bool { return terminates() == cycle })
+		require.NoError(t, r.Terminate(t.Context()))
+		require.Equal(t, cycle, terminates(), "cycle %d: the type's Terminate ran once, in the plugin", cycle)
+	}
+
+	// The plugin's Terminate fails: the host calls it again (and it
+	// fails there too, which the caller sees).
+	require.NoError(t, os.WriteFile(failTerm, nil, 0o600))
+	require.NoError(t, r.Online(t.Context()))
+	waitFor(t, "the pushed failure", func() bool { return len(f.get()) == 4 })
+	require.ErrorContains(t, r.Terminate(t.Context()), "fail_terminate_file exists")
+	require.Equal(t, 5, terminates(), "the plugin's Terminate, then the host's")
+	require.NoError(t, os.Remove(failTerm))
+	require.NoError(t, r.Terminate(t.Context()))
+	require.Equal(t, 6, terminates())
+}
+
 func TestPluginSideLooksAlive(t *testing.T) {
 	t.Parallel()
 	h, _ := launch(t, func(c *Config) { c.LooksAliveInterval = 10 * time.Millisecond; c.IsAliveInterval = time.Hour })

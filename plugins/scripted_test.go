@@ -38,6 +38,10 @@ type scriptedProps struct {
 	Print string `json:"print"`
 	// PushAfter: after Online, push a node-local failure after this delay.
 	PushAfter resource.Duration `json:"push_after"`
+	// TerminateLog: Terminate appends a line to this file.
+	TerminateLog string `json:"terminate_log"`
+	// FailTerminateFile: Terminate fails while this file exists.
+	FailTerminateFile string `json:"fail_terminate_file"`
 }
 
 func (scriptedType) Name() string { return "scripted" }
@@ -155,7 +159,21 @@ func (s *scripted) down() {
 
 func (s *scripted) Offline(context.Context) error { s.down(); return nil }
 
-func (s *scripted) Terminate(context.Context) error { s.down(); return nil }
+func (s *scripted) Terminate(context.Context) error {
+	if s.p.TerminateLog != "" {
+		f, err := os.OpenFile(s.p.TerminateLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		_, _ = f.WriteString("terminate\n")
+		_ = f.Close()
+	}
+	if exists(s.p.FailTerminateFile) {
+		return resource.Transient(errors.New("fail_terminate_file exists"))
+	}
+	s.down()
+	return nil
+}
 
 func (s *scripted) LooksAlive(context.Context) error {
 	s.mu.Lock()

@@ -151,7 +151,16 @@ func (s *grpcServer) Open(ctx context.Context, req *pb.OpenRequest) (*pb.OpenRes
 			if err == nil {
 				err = errors.New("failure reported without an error")
 			}
-			s.push(&pb.Event{Instance: id, Kind: pb.Event_KIND_FAILURE, Error: errorToDetail(err), Cycle: inst.currentCycle()})
+			cycle, online := inst.onlineCycle()
+			// An online instance that failed is terminated here at once:
+			// the host would call Terminate next, one round trip later
+			// (issue 15: a crash-to-restart through a plugin). The type
+			// called this handler from its own goroutine, which may have
+			// to finish before Terminate can: run it on another.
+			s.push(&pb.Event{Instance: id, Kind: pb.Event_KIND_FAILURE, Error: errorToDetail(err), Cycle: cycle, Terminating: online})
+			if online {
+				go inst.terminateAfterFailure(cycle)
+			}
 		})
 	}
 	resp := &pb.OpenResponse{Instance: id, ReportsFailures: reports}
@@ -209,6 +218,12 @@ func (s *grpcServer) pending(req *pb.InstanceRequest, stream progressStream, onl
 	if err != nil {
 		return errorToStatus(err)
 	}
+	// The new cycle is set before the call joins the instance's
+	// generation: a Terminate after a failure of the previous cycle
+	// (terminateAfterFailure) either sees it and does nothing, or comes
+	// first and this call joins the generation after it.
+	inst.stopLoop()
+	gen := inst.setCycle(req.GetCycle(), req.GetSchedule(), online)
 	ctx, done := inst.callCtx(stream.Context())
 	defer done()
 	var (
@@ -227,10 +242,6 @@ func (s *grpcServer) pending(req *pb.InstanceRequest, stream progressStream, onl
 		finished = true
 		mu.Unlock()
 	}()
-	inst.stopLoop()
-	if online {
-		inst.setCycle(req.GetCycle(), req.GetSchedule())
-	}
 	if err := inst.acquire(ctx); err != nil {
 		return errorToStatus(err)
 	}
@@ -241,6 +252,7 @@ func (s *grpcServer) pending(req *pb.InstanceRequest, stream progressStream, onl
 	}
 	inst.release()
 	if online && err == nil {
+		inst.setOnline(gen, req.GetCycle())
 		inst.startLoop()
 	}
 	return errorToStatus(err)
@@ -351,6 +363,7 @@ type instance struct {
 	timeout  time.Duration // of a plugin-side LooksAlive or IsAlive
 	grace    time.Duration // deadlock grace after a call's ctx ended
 	cycle    uint64
+	online   bool // the latest Online succeeded; no Offline or Terminate since
 
 	gen     context.Context // canceled by Terminate; calls run under it
 	cancel  context.CancelCauseFunc
@@ -419,22 +432,86 @@ func (i *instance) release() { <-i.sem }
 // calls run under a fresh generation.
 func (i *instance) terminateCalls() {
 	i.mu.Lock()
+	i.online = false
 	i.cancel(errTerminated)
 	i.gen, i.cancel = context.WithCancelCause(context.Background())
 	i.mu.Unlock()
 	i.stopLoop()
 }
 
-// setCycle starts an online cycle: events are tagged with cycle from now
-// on, and a non-nil schedule replaces the polling set by Open. The loop is
-// stopped (Online stops it before).
-func (i *instance) setCycle(cycle uint64, sched *pb.Schedule) {
+// setCycle marks the instance not online (Online or Offline starts) and,
+// for Online, starts an online cycle: events are tagged with cycle from
+// now on, and a non-nil schedule replaces the polling set by Open. The
+// loop is stopped (the call stops it before).
+// It returns the instance's generation.
+func (i *instance) setCycle(cycle uint64, sched *pb.Schedule, online bool) context.Context {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.cycle = cycle
-	if sched != nil {
-		i.setScheduleLocked(sched)
+	i.online = false
+	if online {
+		i.cycle = cycle
+		if sched != nil {
+			i.setScheduleLocked(sched)
+		}
 	}
+	return i.gen
+}
+
+// setOnline records a successful Online of cycle in generation gen,
+// unless a Terminate or another Online came since.
+func (i *instance) setOnline(gen context.Context, cycle uint64) {
+	i.mu.Lock()
+	i.online = i.gen == gen && i.cycle == cycle
+	i.mu.Unlock()
+}
+
+// onlineCycle returns the current cycle and whether the instance is
+// online in it.
+func (i *instance) onlineCycle() (uint64, bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.cycle, i.online
+}
+
+// terminateAfterFailure terminates the instance after it reported a
+// failure while online in cycle, and pushes KIND_TERMINATED (with the
+// error if it failed or was not done). It takes the call slot, so no
+// Online of a later cycle runs meanwhile, and does nothing if the host
+// started one (or terminated the instance) first: the host then sees an
+// error and calls Terminate itself.
+func (i *instance) terminateAfterFailure(cycle uint64) {
+	ev := &pb.Event{Instance: i.id, Kind: pb.Event_KIND_TERMINATED, Cycle: cycle}
+	if err := i.terminateIfCycle(cycle); err != nil {
+		ev.Error = errorToDetail(err)
+		i.logger.Debug("no Terminate after the reported failure: the host terminates", "reason", err)
+	}
+	i.srv.push(ev)
+}
+
+func (i *instance) terminateIfCycle(cycle uint64) error {
+	i.mu.Lock()
+	gen := i.gen
+	i.mu.Unlock()
+	tm := i.checkTimeout()
+	ctx, cancel := context.WithTimeout(gen, tm)
+	defer cancel()
+	if err := i.acquire(ctx); err != nil {
+		return err
+	}
+	defer i.release()
+	i.mu.Lock()
+	if i.cycle != cycle || i.gen != gen || !i.online {
+		i.mu.Unlock()
+		return errors.New("the host called meanwhile")
+	}
+	i.online = false
+	i.cancel(errTerminated)
+	i.gen, i.cancel = context.WithCancelCause(context.Background())
+	i.mu.Unlock()
+	i.stopLoop()
+	tctx, tcancel := context.WithTimeout(context.Background(), tm)
+	defer tcancel()
+	return i.watch(tctx, "Terminate", i.res.Terminate)
 }
 
 func (i *instance) setScheduleLocked(sched *pb.Schedule) {

@@ -187,7 +187,7 @@ func TestLateEventOfEarlierCycleDropped(t *testing.T) {
 	require.NoError(t, err)
 	inst, err := s.inst(resp.GetInstance())
 	require.NoError(t, err)
-	inst.setCycle(3, nil)
+	inst.setCycle(3, nil, true)
 	inst.setLooks(errors.New("down"), inst.currentCycle())
 	evs := s.events.take()
 	require.Len(t, evs, 1)
@@ -244,4 +244,99 @@ func TestSetLooksQueuesInStateOrder(t *testing.T) {
 			t.Fatalf("round %d: state failing=%v but the last queued event is %v", round, failing, last)
 		}
 	}
+}
+
+// reportType's instances report failures when told and count Terminates.
+type reportType struct{ r *reporter }
+
+type reporter struct {
+	mu         sync.Mutex
+	fn         func(error)
+	terminates int
+}
+
+func (reportType) Name() string                                        { return "report" }
+func (reportType) Validate(context.Context, resource.Properties) error { return nil }
+func (t reportType) Open(context.Context, resource.OpenRequest) (resource.Resource, error) {
+	return t.r, nil
+}
+func (r *reporter) Online(context.Context) error     { return nil }
+func (r *reporter) Offline(context.Context) error    { return nil }
+func (r *reporter) LooksAlive(context.Context) error { return nil }
+func (r *reporter) IsAlive(context.Context) error    { return nil }
+func (r *reporter) Terminate(context.Context) error {
+	r.mu.Lock()
+	r.terminates++
+	r.mu.Unlock()
+	return nil
+}
+func (r *reporter) SetFailureHandler(fn func(error)) { r.mu.Lock(); r.fn = fn; r.mu.Unlock() }
+func (r *reporter) report()                          { r.mu.Lock(); fn := r.fn; r.mu.Unlock(); fn(errors.New("boom")) }
+func (r *reporter) count() int                       { r.mu.Lock(); defer r.mu.Unlock(); return r.terminates }
+
+// The plugin terminates an instance that reported a failure while online,
+// and says so (terminating, then KIND_TERMINATED of the same cycle); not
+// one that is not online; and not one the host called again meanwhile
+// (an Online of the next cycle waits for the call slot behind it, or is
+// first and then the plugin leaves Terminate to the host).
+func TestTerminateAfterFailure(t *testing.T) {
+	rep := &reporter{}
+	s, err := newGRPCServer([]resource.Type{reportType{rep}}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	resp, err := s.Open(t.Context(), &pb.OpenRequest{Type: "report", Name: "x"})
+	require.NoError(t, err)
+	inst, err := s.inst(resp.GetInstance())
+	require.NoError(t, err)
+	next := func() []*pb.Event {
+		t.Helper()
+		var evs []*pb.Event
+		deadline := time.Now().Add(10 * time.Second)
+		for len(evs) == 0 || evs[len(evs)-1].GetKind() != pb.Event_KIND_TERMINATED {
+			evs = append(evs, s.events.take()...)
+			if len(evs) == 1 && !evs[0].GetTerminating() {
+				return evs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no KIND_TERMINATED after %v", evs)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return evs
+	}
+
+	// Not online: reported, not terminated.
+	rep.report()
+	evs := next()
+	require.Len(t, evs, 1)
+	require.Equal(t, pb.Event_KIND_FAILURE, evs[0].GetKind())
+	require.False(t, evs[0].GetTerminating())
+	require.Equal(t, 0, rep.count())
+
+	// Online in cycle 1: terminated in the plugin.
+	inst.setOnline(inst.setCycle(1, nil, true), 1)
+	rep.report()
+	evs = next()
+	require.Len(t, evs, 2, "%v", evs)
+	require.True(t, evs[0].GetTerminating())
+	require.Equal(t, uint64(1), evs[1].GetCycle())
+	require.Nil(t, evs[1].GetError())
+	require.Equal(t, 1, rep.count())
+	cycle, online := inst.onlineCycle()
+	require.Equal(t, uint64(1), cycle)
+	require.False(t, online, "terminated: not online any more")
+
+	// Online in cycle 2, a failure, and the host's Online of cycle 3
+	// starting before the plugin's Terminate has the call slot: nothing
+	// terminated, the host is told.
+	inst.setOnline(inst.setCycle(2, nil, true), 2)
+	require.NoError(t, inst.acquire(t.Context())) // a call in flight
+	rep.report()
+	inst.setCycle(3, nil, true)
+	inst.release()
+	evs = next()
+	require.Len(t, evs, 2, "%v", evs)
+	require.True(t, evs[0].GetTerminating())
+	require.Equal(t, uint64(2), evs[1].GetCycle())
+	require.NotNil(t, evs[1].GetError(), "not terminated")
+	require.Equal(t, 1, rep.count(), "the Online of cycle 3 is not terminated")
 }

@@ -126,6 +126,9 @@ type FailureReporter interface {
 	// SetFailureHandler installs fn; the resource calls fn(err) for each
 	// failure it detects while online. fn never blocks. The monitor calls
 	// SetFailureHandler once, before the first Online; nil removes it.
+	// Terminate follows a reported failure, and may run before fn has
+	// returned (a plugin calls it right away, on another goroutine): do
+	// not hold a lock Terminate needs while calling fn.
 	SetFailureHandler(fn func(err error))
 }
 

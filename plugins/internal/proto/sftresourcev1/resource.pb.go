@@ -45,6 +45,9 @@ const (
 	// A call of the resource ignored its ended context past the deadlock
 	// grace (error describes it): only killing the process frees it.
 	Event_KIND_DEADLOCK Event_Kind = 6
+	// The Terminate the plugin ran after a KIND_FAILURE with terminating
+	// set is done (error set if it failed), same cycle.
+	Event_KIND_TERMINATED Event_Kind = 7
 )
 
 // Enum value maps for Event_Kind.
@@ -57,6 +60,7 @@ var (
 		4: "KIND_IS_ALIVE_FAILED",
 		5: "KIND_IS_ALIVE_OK",
 		6: "KIND_DEADLOCK",
+		7: "KIND_TERMINATED",
 	}
 	Event_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":        0,
@@ -66,6 +70,7 @@ var (
 		"KIND_IS_ALIVE_FAILED":    4,
 		"KIND_IS_ALIVE_OK":        5,
 		"KIND_DEADLOCK":           6,
+		"KIND_TERMINATED":         7,
 	}
 )
 
@@ -831,7 +836,12 @@ type Event struct {
 	Error    *ErrorDetail           `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// The instance's online cycle when the event arose (InstanceRequest.cycle
 	// of its latest Online); 0 before the first Online.
-	Cycle         uint64 `protobuf:"varint,4,opt,name=cycle,proto3" json:"cycle,omitempty"`
+	Cycle uint64 `protobuf:"varint,4,opt,name=cycle,proto3" json:"cycle,omitempty"`
+	// KIND_FAILURE: the plugin terminates the instance now, as the host
+	// would next, and reports the end with KIND_TERMINATED: the host's
+	// Terminate waits for that instead of calling (an older plugin never
+	// sets it). Online waits for it in the plugin.
+	Terminating   bool `protobuf:"varint,5,opt,name=terminating,proto3" json:"terminating,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -892,6 +902,13 @@ func (x *Event) GetCycle() uint64 {
 		return x.Cycle
 	}
 	return 0
+}
+
+func (x *Event) GetTerminating() bool {
+	if x != nil {
+		return x.Terminating
+	}
+	return false
 }
 
 // ErrorDetail travels as a gRPC status detail (and in Event) so that a
@@ -1028,12 +1045,13 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x11deadlock_grace_ns\x18\x04 \x01(\x03R\x0fdeadlockGraceNs\"$\n" +
 	"\bProgress\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\"\x0f\n" +
-	"\rEventsRequest\"\xc8\x02\n" +
+	"\rEventsRequest\"\xff\x02\n" +
 	"\x05Event\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.sft.resource.v1.Event.KindR\x04kind\x122\n" +
 	"\x05error\x18\x03 \x01(\v2\x1c.sft.resource.v1.ErrorDetailR\x05error\x12\x14\n" +
-	"\x05cycle\x18\x04 \x01(\x04R\x05cycle\"\xa7\x01\n" +
+	"\x05cycle\x18\x04 \x01(\x04R\x05cycle\x12 \n" +
+	"\vterminating\x18\x05 \x01(\bR\vterminating\"\xbc\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_FAILURE\x10\x01\x12\x1b\n" +
@@ -1041,7 +1059,8 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x13KIND_LOOKS_ALIVE_OK\x10\x03\x12\x18\n" +
 	"\x14KIND_IS_ALIVE_FAILED\x10\x04\x12\x14\n" +
 	"\x10KIND_IS_ALIVE_OK\x10\x05\x12\x11\n" +
-	"\rKIND_DEADLOCK\x10\x06\"\xc3\x02\n" +
+	"\rKIND_DEADLOCK\x10\x06\x12\x13\n" +
+	"\x0fKIND_TERMINATED\x10\a\"\xc3\x02\n" +
 	"\vErrorDetail\x128\n" +
 	"\x05class\x18\x01 \x01(\x0e2\".sft.resource.v1.ErrorDetail.ClassR\x05class\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x1d\n" +
