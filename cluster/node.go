@@ -46,8 +46,13 @@ type NodeSpec struct {
 type FenceRequest struct {
 	Group string
 	Epoch uint64
-	// Suspect is the node that owned the group before this epoch (the
-	// likely holder: frozen, or cut off with its address still bound).
+	// Suspect is the last other node that owned the group and did not
+	// give it up after a failure there (the likely holder: frozen, or cut
+	// off with its address still bound). A reclaim in place (a new epoch
+	// on the same owner) and an owner where the group failed (which took
+	// it offline; an Online refused because the address is held elsewhere
+	// is such a failure) do not change it: after a failover a -> b, a lost
+	// lease on b and a failover b -> c, it is still a.
 	Suspect string
 	// Err is the refusal.
 	Err error
@@ -499,6 +504,19 @@ func (f notifyFSM) Restore(r io.ReadCloser) error {
 	return err
 }
 
+// suspectAfter is the fence suspect (FenceRequest.Suspect) once group g
+// follows p in the state, last being the suspect before: the owner of p
+// if the group left it for another node and did not fail there.
+func suspectAfter(last string, p, g *state.Group) string {
+	if p == nil || g == nil || p.Epoch == g.Epoch || p.Owner == "" || p.Owner == g.Owner {
+		return last
+	}
+	if t, ok := g.LastFailure[p.Owner]; p.Failed || (ok && !t.Before(p.Changed)) {
+		return last // failed there: taken offline, not holding it
+	}
+	return p.Owner
+}
+
 // stateChanged derives the replicated events, wakes waiters and loops.
 func (n *Node) stateChanged() {
 	st := n.snapshot()
@@ -506,9 +524,7 @@ func (n *Node) stateChanged() {
 	prev := n.prev
 	n.prev = st
 	for name, g := range st.Groups {
-		if p := prev.Groups[name]; p != nil && p.Epoch != g.Epoch && p.Owner != "" {
-			n.lastOwner[name] = p.Owner
-		}
+		n.lastOwner[name] = suspectAfter(n.lastOwner[name], prev.Groups[name], g)
 	}
 	close(n.changed)
 	n.changed = make(chan struct{})

@@ -354,8 +354,8 @@ func (n *Node) online(name string, epoch uint64, adopt bool) {
 	}
 }
 
-// previousOwner is the node the group last failed over from, as far as
-// this node saw it ("" if unknown).
+// previousOwner is the fence suspect of the group (suspectAfter), as far
+// as this node saw it ("" if unknown).
 func (n *Node) previousOwner(group string) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
