@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sftkit/sft/internal/fdwatch"
 )
 
 // OnExit: fifty sleeping children cost no goroutine each; every exit is
@@ -52,7 +54,7 @@ func TestOnExit(t *testing.T) {
 		c.OnExit(func(ex Exit, err error) { reports <- report{i, ex, err} })
 		kids = append(kids, c)
 	}
-	require.Equal(t, n, exits.watched())
+	require.Equal(t, n, fdwatch.Watched())
 	require.Less(t, runtime.NumGoroutine()-g0, 5, "a goroutine per waiting child")
 	for i, c := range kids {
 		if i%2 == 0 {
@@ -76,12 +78,9 @@ func TestOnExit(t *testing.T) {
 	for _, c := range kids {
 		require.NoError(t, c.Reap())
 	}
-	require.Equal(t, 0, exits.watched())
-	require.Eventually(t, func() bool {
-		exits.mu.Lock()
-		defer exits.mu.Unlock()
-		return !exits.running
-	}, 10*time.Second, time.Millisecond, "the watcher goroutine outlived the last child")
+	require.Equal(t, 0, fdwatch.Watched())
+	require.Eventually(t, func() bool { return !fdwatch.Running() }, 10*time.Second, time.Millisecond,
+		"the watcher goroutine outlived the last child")
 
 	// Reap before the exit: never reported; the pidfd's number, free
 	// again, serves the next child, whose exit is its own.
@@ -90,7 +89,7 @@ func TestOnExit(t *testing.T) {
 	c.OnExit(func(ex Exit, err error) { reports <- report{-1, ex, err} })
 	fd := c.fd
 	require.NoError(t, c.Reap())
-	require.Equal(t, 0, exits.watched())
+	require.Equal(t, 0, fdwatch.Watched())
 	c2, err := s.StartProcess("/bin/sh", []string{"sh", "-c", "exit 7"}, attr())
 	require.NoError(t, err)
 	c2.OnExit(func(ex Exit, err error) { reports <- report{-2, ex, err} })

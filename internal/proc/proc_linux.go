@@ -498,6 +498,9 @@ type Child struct {
 	// and a poller registration).
 	fOnce sync.Once
 	f     *os.File
+	// wmu guards the OnExit watch against Reap.
+	wmu    sync.Mutex
+	onExit func(Exit, error)
 }
 
 // file returns the pidfd as a pollable file (nil without a pidfd).
@@ -548,7 +551,7 @@ func (c *Child) Reap() error {
 	}
 	var err error
 	if c.fd >= 0 {
-		exits.remove(c) // an OnExit not reported yet never will be
+		c.unwatch() // an OnExit not reported yet never will be
 		var info siginfo
 		for {
 			err = unix.Waitid(unix.P_PIDFD, c.fd, (*unix.Siginfo)(unsafe.Pointer(&info)), unix.WEXITED, nil)
