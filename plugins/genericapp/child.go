@@ -1,7 +1,6 @@
 package genericapp
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -57,7 +56,7 @@ type child struct {
 	online   bool // Online returned nil for this child
 
 	readers sync.WaitGroup
-	pipes   []*os.File // read ends of "log" outputs
+	pipes   []*outPipe // "log" outputs
 }
 
 // onExit is called (by afterExit) when the leader died unasked while online.
@@ -109,7 +108,7 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 		switch o.dest {
 		case OutputDiscard:
 		case OutputLog:
-			r, w, err := os.Pipe()
+			r, w, err := newOutPipe(o.stream, log, c.readers.Done)
 			if err != nil {
 				closeChildEnds()
 				c.closePipes()
@@ -142,16 +141,11 @@ func startChild(sp *proc.Spawner, s *spec, box containment, log *slog.Logger, na
 	}
 	c.proc = p
 	c.pid = p.Pid
-	streams := []string{}
-	if s.stdout == OutputLog {
-		streams = append(streams, "stdout")
-	}
-	if s.stderr == OutputLog {
-		streams = append(streams, "stderr")
-	}
-	for i, r := range c.pipes {
-		c.readers.Add(1)
-		go c.readLines(r, streams[i])
+	for _, r := range c.pipes {
+		c.readers.Add(1) // before: the end may come at once
+		if !r.start(c.pid) {
+			c.readers.Done()
+		}
 	}
 	return c, nil
 }
@@ -170,25 +164,9 @@ type launch struct {
 // starts at once).
 var devNull = sync.OnceValues(func() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_RDWR, 0) })
 
-// readLines logs r line by line until EOF or until the pipe is closed.
-// Lines longer than 64 KiB are logged in pieces.
-func (c *child) readLines(r *os.File, stream string) {
-	defer c.readers.Done()
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, isPrefix, err := br.ReadLine()
-		if len(line) > 0 || (err == nil && !isPrefix) {
-			c.log.Info(string(line), "stream", stream, "pid", c.pid)
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 func (c *child) closePipes() {
 	for _, r := range c.pipes {
-		_ = r.Close()
+		r.close()
 	}
 }
 

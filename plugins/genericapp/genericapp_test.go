@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sftkit/sft/internal/fdwatch"
 	"github.com/sftkit/sft/internal/proc"
 	"github.com/sftkit/sft/internal/testenv"
 	"github.com/sftkit/sft/resource"
@@ -591,3 +593,59 @@ func TestLogNamesInstanceOnce(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// "log" outputs: every line once, in order, CR LF trimmed, an empty line
+// kept, a line over 64 KiB in pieces, a last line without a newline at
+// the end; no goroutine per output (issue 15), and nothing left watched
+// after Offline.
+func TestOutputLines(t *testing.T) {
+	sink := &logSink{ch: make(chan string, 64)}
+	script := `printf 'one\r\ntwo\n\nthree'; printf '%*s\n' 70000 '' | tr ' ' x; printf 'four'; sleep 100`
+	a := open(t, resource.Properties{"argv": []any{"/bin/sh", "-c", script}, "stabilize": "0s", "stderr": "discard"}, sink)
+	watched := fdwatch.Watched()
+	require.NoError(t, a.Online(t.Context()))
+	require.Equal(t, watched+2, fdwatch.Watched(), "the pidfd and stdout watched")
+	stacks := make([]byte, 1<<22)
+	stacks = stacks[:runtime.Stack(stacks, true)]
+	for _, g := range strings.Split(string(stacks), "\n\n") {
+		if strings.Contains(g, "fdwatch.run") { // the one shared goroutine, maybe reading now
+			continue
+		}
+		if strings.Contains(g, "genericapp.(*child)") || strings.Contains(g, "genericapp.(*outPipe)") {
+			t.Fatalf("a goroutine stands for the running program:\n%s", g)
+		}
+	}
+	pid := a.Pid()
+	waitFor := func(n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var lines []string
+			for _, r := range sink.records() {
+				if strings.Contains(r, "stream=stdout") {
+					lines = append(lines, r)
+				}
+			}
+			if len(lines) >= n {
+				return lines
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d lines logged, want %d", len(lines), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	lines := waitFor(5)
+	msg := func(r string) string { return r[:strings.Index(r, " stream=stdout")] }
+	require.Equal(t, "one", msg(lines[0]))
+	require.Equal(t, "two", msg(lines[1]))
+	require.Equal(t, "", msg(lines[2]))
+	require.Equal(t, "three"+strings.Repeat("x", 64<<10-5), msg(lines[3]), "the first 64 KiB")
+	require.Equal(t, strings.Repeat("x", 70000-(64<<10-5)), msg(lines[4]), "the rest of the long line")
+	require.Contains(t, lines[0], fmt.Sprintf("pid=%d", pid))
+	require.NoError(t, a.Offline(t.Context()))
+	lines = waitFor(6)
+	require.Equal(t, "four", msg(lines[5]), "the last line, unterminated, at the end")
+	require.Len(t, lines, 6)
+	require.Equal(t, watched, fdwatch.Watched(), "nothing left watched")
+}
