@@ -114,8 +114,11 @@ func (p *pushOnOnline) Online(context.Context) error {
 func TestFailurePushedBeforePollingStarts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := &pushOnOnline{counting: newCounting()}
-		_, sub := onlineOne(t, r)
+		// Online may return only after the restart (500 ms later) when
+		// the actor takes the pushed failure first: the clock starts
+		// before it.
 		start := time.Now()
+		_, sub := onlineOne(t, r)
 		ev, seen := waitTo(sub, resource.StateFailed)
 		require.Contains(t, ev.Reason, "exited right after starting")
 		require.Equal(t, start, ev.Time, "failed at once, not at a poll")
