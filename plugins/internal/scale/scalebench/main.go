@@ -238,7 +238,9 @@ func (b *bench) setup(n, g int, inproc bool, delay time.Duration) (*env, error) 
 	}
 	e.m = monitor.New(monitor.Config{})
 	props := resource.Properties{
-		"argv": []any{b.app, b.marker}, "stdout": "discard", "stderr": "discard",
+		// stdout and stderr at their default, "log": what a user gets
+		// (the app writes nothing; each output is a pipe being watched).
+		"argv":       []any{b.app, b.marker},
 		"stop_grace": "1s", "stabilize": "0s",
 	}
 	timing := resource.Timing{LooksAliveInterval: time.Second, IsAliveInterval: 10 * time.Second}
