@@ -1,12 +1,14 @@
 // Package fdwatch calls a function when a file descriptor turns readable,
 // for many descriptors at once, with no goroutine or thread of their own:
-// one epoll set per process, and one goroutine parked in the runtime's
+// a Set is one epoll set, with one goroutine parked in the runtime's
 // network poller on it (an epoll descriptor is itself pollable) while
-// anything is watched. A supervisor of a thousand programs watches a
+// anything is watched. Separate concerns use separate Sets, so that one
+// whose callbacks can block (writing logs) never delays another's
+// (process exits). A supervisor of a thousand programs watches a
 // thousand pidfds and two thousand output pipes this way instead of
 // parking three thousand goroutines (issue 15: about 4 KB of stack each).
 //
-// Callbacks run one at a time on that goroutine: they must be quick and
+// A Set's callbacks run one at a time on its goroutine: they must be quick and
 // must not block (read what is there, hand longer work to a goroutine).
 // They may call Add and Remove. A descriptor number reused after Remove
 // and close never reaches the old callback (each Add has a generation in
@@ -40,7 +42,9 @@ type entry struct {
 	fn      func()
 }
 
-var w struct {
+// Set is one epoll set and its goroutine. The zero value is ready; a Set
+// must not be copied after first use.
+type Set struct {
 	mu      sync.Mutex
 	epfd    int
 	ep      *os.File // epfd, pollable
@@ -54,10 +58,10 @@ var w struct {
 // Add watches fd (which the caller keeps open until Remove) and calls fn
 // when it is readable or hung up. With oneshot, fd is removed before fn
 // runs. Adding a watched fd is an error.
-func Add(fd int, oneshot bool, fn func()) error {
+func (w *Set) Add(fd int, oneshot bool, fn func()) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := initLocked(); err != nil {
+	if err := w.initLocked(); err != nil {
 		return err
 	}
 	if _, ok := w.fds[int32(fd)]; ok {
@@ -74,7 +78,7 @@ func Add(fd int, oneshot bool, fn func()) error {
 	w.fds[int32(fd)] = entry{gen: w.gen, oneshot: oneshot, fn: fn}
 	if !w.running {
 		w.running = true
-		go run()
+		go w.run()
 	}
 	return nil
 }
@@ -83,7 +87,7 @@ func Add(fd int, oneshot bool, fn func()) error {
 // whether it was watched. Call it before closing fd. A callback already
 // running may still finish after Remove returns: callbacks check their
 // own state (a closed flag under their lock).
-func Remove(fd int) bool {
+func (w *Set) Remove(fd int) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	_, ok := w.fds[int32(fd)]
@@ -99,20 +103,20 @@ func Remove(fd int) bool {
 }
 
 // Watched is the number of watched descriptors (tests, metrics).
-func Watched() int {
+func (w *Set) Watched() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.fds)
 }
 
 // Running reports whether the watcher's goroutine runs (tests).
-func Running() bool {
+func (w *Set) Running() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.running
 }
 
-func initLocked() error {
+func (w *Set) initLocked() error {
 	if w.broken {
 		return ErrUnsupported
 	}
@@ -147,7 +151,7 @@ func initLocked() error {
 	return nil
 }
 
-func run() {
+func (w *Set) run() {
 	rc, rcErr := w.ep.SyscallConn()
 	var evs [128]unix.EpollEvent
 	for {

@@ -36,27 +36,28 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // a reused descriptor number never reaches the old callback; the
 // goroutine ends with the last descriptor.
 func TestWatch(t *testing.T) {
+	var w Set
 	r1, w1 := pipe(t)
 	r2, w2 := pipe(t)
 	defer unix.Close(w1)
 	defer unix.Close(w2)
 	var lines, once atomic.Int32
 	buf := make([]byte, 16)
-	if err := Add(r1, Level, func() {
+	if err := w.Add(r1, Level, func() {
 		if n, _ := unix.Read(r1, buf); n > 0 {
 			lines.Add(1)
 		}
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Add(r1, Level, func() {}); err == nil {
+	if err := w.Add(r1, Level, func() {}); err == nil {
 		t.Fatal("a watched descriptor added twice")
 	}
-	if err := Add(r2, Oneshot, func() { once.Add(1) }); err != nil {
+	if err := w.Add(r2, Oneshot, func() { once.Add(1) }); err != nil {
 		t.Fatal(err)
 	}
-	if Watched() != 2 || !Running() {
-		t.Fatalf("watched %d, running %v", Watched(), Running())
+	if w.Watched() != 2 || !w.Running() {
+		t.Fatalf("watched %d, running %v", w.Watched(), w.Running())
 	}
 	for i := range 3 {
 		if _, err := unix.Write(w1, []byte("x")); err != nil {
@@ -68,24 +69,24 @@ func TestWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the oneshot callback", func() bool { return once.Load() == 1 })
-	eventually(t, "the oneshot removal", func() bool { return Watched() == 1 })
+	eventually(t, "the oneshot removal", func() bool { return w.Watched() == 1 })
 	time.Sleep(20 * time.Millisecond)
 	if once.Load() != 1 {
 		t.Fatalf("oneshot called %d times", once.Load())
 	}
-	if Remove(r2) {
+	if w.Remove(r2) {
 		t.Fatal("Remove of a fired oneshot found it watched")
 	}
 
 	// Remove, close, and a new pipe likely on the same number.
-	if !Remove(r1) {
+	if !w.Remove(r1) {
 		t.Fatal("Remove did not find r1")
 	}
 	_ = unix.Close(r1)
 	r3, w3 := pipe(t)
 	defer unix.Close(w3)
 	var third atomic.Int32
-	if err := Add(r3, Level, func() {
+	if err := w.Add(r3, Level, func() {
 		if n, _ := unix.Read(r3, buf); n > 0 {
 			third.Add(1)
 		}
@@ -99,23 +100,24 @@ func TestWatch(t *testing.T) {
 	if lines.Load() != 3 {
 		t.Fatalf("the removed callback ran again: %d", lines.Load())
 	}
-	Remove(r3)
+	w.Remove(r3)
 	_ = unix.Close(r3)
 	_ = unix.Close(r2)
-	eventually(t, "the goroutine to end", func() bool { return !Running() })
-	if Watched() != 0 {
-		t.Fatalf("watched %d", Watched())
+	eventually(t, "the goroutine to end", func() bool { return !w.Running() })
+	if w.Watched() != 0 {
+		t.Fatalf("watched %d", w.Watched())
 	}
 }
 
 // Hang-up is readiness: a callback learns of the writer's close.
 func TestHangUp(t *testing.T) {
+	var set Set
 	r, w := pipe(t)
 	eof := make(chan struct{})
 	buf := make([]byte, 8)
-	if err := Add(r, Level, func() {
+	if err := set.Add(r, Level, func() {
 		if n, err := unix.Read(r, buf); n == 0 && err == nil {
-			Remove(r)
+			set.Remove(r)
 			close(eof)
 		}
 	}); err != nil {
@@ -128,5 +130,34 @@ func TestHangUp(t *testing.T) {
 		t.Fatal("no callback at EOF")
 	}
 	_ = unix.Close(r)
-	eventually(t, "the goroutine to end", func() bool { return !Running() })
+	eventually(t, "the goroutine to end", func() bool { return !set.Running() })
+}
+
+// A Set whose callback blocks (a log sink that does not drain) delays no
+// other Set's callbacks.
+func TestSetsIndependent(t *testing.T) {
+	var slow, fast Set
+	r1, w1 := pipe(t)
+	r2, w2 := pipe(t)
+	block, blocked := make(chan struct{}), make(chan struct{})
+	if err := slow.Add(r1, Oneshot, func() { close(blocked); <-block }); err != nil {
+		t.Fatal(err)
+	}
+	fired := make(chan struct{})
+	if err := fast.Add(r2, Oneshot, func() { close(fired) }); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = unix.Write(w1, []byte("x"))
+	<-blocked
+	_, _ = unix.Write(w2, []byte("x"))
+	select {
+	case <-fired:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a blocked callback of another set held this one up")
+	}
+	close(block)
+	for _, fd := range []int{r1, w1, r2, w2} {
+		_ = unix.Close(fd)
+	}
+	eventually(t, "both goroutines to end", func() bool { return !slow.Running() && !fast.Running() })
 }

@@ -10,8 +10,8 @@ import (
 
 // OnExit calls fn once, in a goroutine of its own, when the child has
 // exited (not reaped: see [Child.Wait]). Until then nothing stands for
-// the child but its pidfd in the process's one epoll set (package
-// fdwatch): no goroutine and no thread per child (a supervisor of a
+// the child but its pidfd in one epoll set for the exits of every child
+// (package fdwatch): no goroutine and no thread per child (a supervisor of a
 // thousand programs otherwise parks a thousand waiter goroutines, about
 // 4 MB of stacks, issue 15).
 //
@@ -27,7 +27,7 @@ func (c *Child) OnExit(fn func(Exit, error)) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.onExit = fn
-	if err := fdwatch.Add(c.fd, fdwatch.Oneshot, c.fired); err != nil {
+	if err := exitSet.Add(c.fd, fdwatch.Oneshot, c.fired); err != nil {
 		go func() { fn(c.Wait()) }()
 	}
 }
@@ -45,7 +45,7 @@ func (c *Child) fired() {
 	err := unix.Waitid(unix.P_PIDFD, c.fd, (*unix.Siginfo)(unsafe.Pointer(&info)),
 		unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
 	if err == nil && info.Pid == 0 { // not exited
-		if fdwatch.Add(c.fd, fdwatch.Oneshot, c.fired) == nil {
+		if exitSet.Add(c.fd, fdwatch.Oneshot, c.fired) == nil {
 			return
 		}
 	}
@@ -57,11 +57,15 @@ func (c *Child) fired() {
 	go fn(ex, xerr)
 }
 
+// exitSet watches the pidfds of every Child with an OnExit: a Set of its
+// own, so that no other use's callbacks delay an exit.
+var exitSet fdwatch.Set
+
 // unwatch cancels an OnExit that has not fired (Reap, under the child's
 // reaped flag).
 func (c *Child) unwatch() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.reaped.Store(true)
-	fdwatch.Remove(c.fd)
+	exitSet.Remove(c.fd)
 }

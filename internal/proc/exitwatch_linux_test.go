@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/sftkit/sft/internal/fdwatch"
 )
 
 // OnExit: fifty sleeping children cost no goroutine each; every exit is
@@ -54,7 +52,7 @@ func TestOnExit(t *testing.T) {
 		c.OnExit(func(ex Exit, err error) { reports <- report{i, ex, err} })
 		kids = append(kids, c)
 	}
-	require.Equal(t, n, fdwatch.Watched())
+	require.Equal(t, n, exitSet.Watched())
 	require.Less(t, runtime.NumGoroutine()-g0, 5, "a goroutine per waiting child")
 	for i, c := range kids {
 		if i%2 == 0 {
@@ -78,8 +76,8 @@ func TestOnExit(t *testing.T) {
 	for _, c := range kids {
 		require.NoError(t, c.Reap())
 	}
-	require.Equal(t, 0, fdwatch.Watched())
-	require.Eventually(t, func() bool { return !fdwatch.Running() }, 10*time.Second, time.Millisecond,
+	require.Equal(t, 0, exitSet.Watched())
+	require.Eventually(t, func() bool { return !exitSet.Running() }, 10*time.Second, time.Millisecond,
 		"the watcher goroutine outlived the last child")
 
 	// Reap before the exit: never reported; the pidfd's number, free
@@ -89,7 +87,7 @@ func TestOnExit(t *testing.T) {
 	c.OnExit(func(ex Exit, err error) { reports <- report{-1, ex, err} })
 	fd := c.fd
 	require.NoError(t, c.Reap())
-	require.Equal(t, 0, fdwatch.Watched())
+	require.Equal(t, 0, exitSet.Watched())
 	c2, err := s.StartProcess("/bin/sh", []string{"sh", "-c", "exit 7"}, attr())
 	require.NoError(t, err)
 	c2.OnExit(func(ex Exit, err error) { reports <- report{-2, ex, err} })

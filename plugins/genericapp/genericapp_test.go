@@ -21,7 +21,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sftkit/sft/internal/fdwatch"
 	"github.com/sftkit/sft/internal/proc"
 	"github.com/sftkit/sft/internal/testenv"
 	"github.com/sftkit/sft/resource"
@@ -602,13 +601,13 @@ func TestOutputLines(t *testing.T) {
 	sink := &logSink{ch: make(chan string, 64)}
 	script := `printf 'one\r\ntwo\n\nthree'; printf '%*s\n' 70000 '' | tr ' ' x; printf 'four'; sleep 100`
 	a := open(t, resource.Properties{"argv": []any{"/bin/sh", "-c", script}, "stabilize": "0s", "stderr": "discard"}, sink)
-	watched := fdwatch.Watched()
+	watched := outputs.Watched()
 	require.NoError(t, a.Online(t.Context()))
-	require.Equal(t, watched+2, fdwatch.Watched(), "the pidfd and stdout watched")
+	require.Equal(t, watched+1, outputs.Watched(), "stdout watched")
 	stacks := make([]byte, 1<<22)
 	stacks = stacks[:runtime.Stack(stacks, true)]
 	for _, g := range strings.Split(string(stacks), "\n\n") {
-		if strings.Contains(g, "fdwatch.run") { // the one shared goroutine, maybe reading now
+		if strings.Contains(g, "fdwatch.(*Set).run") { // the one shared goroutine, maybe reading now
 			continue
 		}
 		if strings.Contains(g, "genericapp.(*child)") || strings.Contains(g, "genericapp.(*outPipe)") {
@@ -647,5 +646,5 @@ func TestOutputLines(t *testing.T) {
 	lines = waitFor(6)
 	require.Equal(t, "four", msg(lines[5]), "the last line, unterminated, at the end")
 	require.Len(t, lines, 6)
-	require.Equal(t, watched, fdwatch.Watched(), "nothing left watched")
+	require.Equal(t, watched, outputs.Watched(), "nothing left watched")
 }

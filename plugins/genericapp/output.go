@@ -18,8 +18,8 @@ import (
 const maxLine = 64 << 10
 
 // outPipe is the read end of a "log" output: its lines go to the
-// instance's logger. It is read from the process's one fdwatch goroutine
-// when data is there (no goroutine and no 64 KiB buffer per pipe: a
+// instance's logger. It is read from the goroutine of outputs, one for
+// every output of the process, when data is there (no goroutine and no 64 KiB buffer per pipe: a
 // thousand programs with both outputs logged used to park two thousand
 // reader goroutines, issue 15); a partial line waits in partial.
 type outPipe struct {
@@ -60,11 +60,16 @@ func (p *outPipe) start(pid int) bool {
 		return false
 	}
 	p.pid, p.started = pid, true
-	if fdwatch.Add(p.fd, fdwatch.Level, p.readable) != nil {
+	if outputs.Add(p.fd, fdwatch.Level, p.readable) != nil {
 		go p.readBlocking() // no epoll here (never seen): a goroutine
 	}
 	return true
 }
+
+// outputs watches the read ends of every "log" output of the process: a
+// set of its own, so that logging that blocks (a slow log sink) never
+// delays the report of a program's exit (proc's set).
+var outputs fdwatch.Set
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, maxLine); return &b }}
 
@@ -172,7 +177,7 @@ func (p *outPipe) closeLocked() {
 	if p.f != nil {
 		_ = p.f.Close() // the fallback reader's file owns the descriptor
 	} else {
-		fdwatch.Remove(p.fd)
+		outputs.Remove(p.fd)
 		_ = unix.Close(p.fd)
 	}
 	if p.started && p.done != nil {
