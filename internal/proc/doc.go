@@ -37,7 +37,10 @@
 // it (without reaping), signal it and reap it. exec.Cmd keeps a pidfd of
 // its own and a waiter needs another, and every descriptor is copied by
 // every later fork and closed again by every exec, which a thousand
-// programs started at once pay a million times over.
+// programs started at once pay a million times over. [Child.OnExit]
+// reports its exit with no goroutine standing for it: its pidfd waits in
+// one epoll set for the exits of every child (package fdwatch), whose one
+// goroutine is parked in the runtime's poller.
 //
 // # Limits
 //

@@ -39,7 +39,11 @@ const (
 // Output destinations besides a file path.
 const (
 	// OutputLog sends each line to the instance's logger (level Info,
-	// attribute stream=stdout or stderr).
+	// attributes stream=stdout or stderr and pid; CR LF ends a line like
+	// LF; a line over 64 KiB is logged in pieces; a last line without a
+	// newline when the output ends). The pipe is read when data is there,
+	// from one goroutine for every output of the process: a logger that
+	// blocks holds up the other programs' output, never an exit report.
 	OutputLog = "log"
 	// OutputDiscard connects the stream to /dev/null.
 	OutputDiscard = "discard"
