@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -98,10 +99,23 @@ type ServeConfig struct {
 	// host sets. Default 1 s; negative disables the check.
 	ParentCheckInterval time.Duration
 
+	// GCPercent is the plugin process's garbage collection target
+	// (debug.SetGCPercent) unless the GOGC variable is set (the host's
+	// environment, or Config.Env). Default DefaultGCPercent; negative
+	// leaves the runtime's own (100).
+	GCPercent int
+
 	// stderr and handshake are replaced by tests.
 	stderr    io.Writer
 	handshake *plugin.HandshakeConfig
 }
+
+// DefaultGCPercent is a plugin process's GC target (ServeConfig.GCPercent).
+// A plugin is idle nearly all the time and its heap is small: collecting
+// at half the runtime's default growth costs it next to nothing (idle CPU
+// unchanged, measured with 1,000 apps) and keeps about 2 MB less garbage
+// resident per plugin process (issue 15).
+const DefaultGCPercent = 50
 
 // Serve serves types as a plugin of the host that started this process and
 // returns when the host closes the connection. Call it from a plugin
@@ -117,6 +131,13 @@ func Serve(cfg ServeConfig, types ...resource.Type) error {
 		return errors.New("plugins: this program is an sft resource plugin; it is started by an sft host, not run directly")
 	}
 	setComm()
+	if _, set := os.LookupEnv("GOGC"); !set && cfg.GCPercent >= 0 {
+		gc := cfg.GCPercent
+		if gc == 0 {
+			gc = DefaultGCPercent
+		}
+		debug.SetGCPercent(gc)
+	}
 	stderr := cfg.stderr
 	if stderr == nil {
 		stderr = os.Stderr // captured before plugin.Serve redirects os.Stderr

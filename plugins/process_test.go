@@ -568,3 +568,22 @@ func TestSocketsRemovedAfterKill(t *testing.T) {
 	_, err = os.Stat(parent)
 	require.ErrorIs(t, err, os.ErrNotExist, "Close removes the directory")
 }
+
+// A plugin process collects garbage at DefaultGCPercent, unless GOGC is
+// set for it (here through Config.Env).
+func TestPluginGCPercent(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{{nil, strconv.Itoa(DefaultGCPercent)}, {[]string{"GOGC=130"}, "130"}} {
+		h, _ := launch(t, func(c *Config) { c.Env = append(c.Env, tc.env...) })
+		file := filepath.Join(t.TempDir(), "gc")
+		r := open(t, h, "a", resource.Properties{"gc_percent_file": file})
+		require.NoError(t, r.Online(t.Context()))
+		b, err := os.ReadFile(file)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, string(b), "env %v", tc.env)
+		require.NoError(t, r.Terminate(t.Context()))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -42,6 +43,8 @@ type scriptedProps struct {
 	TerminateLog string `json:"terminate_log"`
 	// FailTerminateFile: Terminate fails while this file exists.
 	FailTerminateFile string `json:"fail_terminate_file"`
+	// GCPercentFile: Online writes the process's GC percent here.
+	GCPercentFile string `json:"gc_percent_file"`
 }
 
 func (scriptedType) Name() string { return "scripted" }
@@ -99,6 +102,13 @@ func (s *scripted) Online(ctx context.Context) error {
 	s.log.Warn("scripted online", "progress", s.p.Progress)
 	if s.p.Print != "" {
 		fmt.Println(s.p.Print)
+	}
+	if s.p.GCPercentFile != "" {
+		gc := debug.SetGCPercent(100)
+		debug.SetGCPercent(gc)
+		if err := os.WriteFile(s.p.GCPercentFile, []byte(strconv.Itoa(gc)), 0o600); err != nil {
+			return err
+		}
 	}
 	for i := range s.p.Progress {
 		resource.ReportProgress(ctx, fmt.Sprintf("step %d", i+1))
