@@ -103,7 +103,12 @@ func main() {
 	flag.BoolVar(&inprocAll, "inprocess", false, "host the apps in this process (no plugin) in every phase but restart")
 	profile := flag.String("cpuprofile", "", "write this process's CPU profile here")
 	flag.StringVar(&pprofDir, "pprof", "", "idle phase: write CPU and heap profiles of the host and the plugin over the window into this directory")
+	flag.StringVar(&output, "output", "log", `the apps' stdout and stderr in every phase but restart: "log" (genericapp's default: a watched pipe each) or "discard"; restart always discards, as its exec.Cmd baseline does`)
 	flag.Parse()
+	if output != "log" && output != "discard" {
+		fmt.Fprintf(os.Stderr, "scalebench: -output %q: want log or discard\n", output)
+		os.Exit(2)
+	}
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err == nil {
@@ -142,6 +147,7 @@ var (
 	inprocAll bool
 	apps      int
 	pprofDir  string
+	output    string // the apps' stdout and stderr (-output)
 )
 
 type bench struct {
@@ -164,7 +170,7 @@ func run(phases []string, ns string, groups int, window time.Duration, samples i
 	if out, err := exec.Command("cc", "-static", "-Os", "-o", b.app, b.app+".c").CombinedOutput(); err != nil {
 		return fmt.Errorf("building the application: %v: %s", err, out)
 	}
-	fmt.Printf("scalebench: %s, GOMAXPROCS default, app %s (static C, blocks in pause)\n", time.Now().Format(time.RFC3339), b.app)
+	fmt.Printf("scalebench: %s, GOMAXPROCS default, app %s (static C, blocks in pause), outputs %q (restart: discard)\n", time.Now().Format(time.RFC3339), b.app, output)
 	for _, p := range phases {
 		switch p {
 		case "idle":
@@ -237,10 +243,15 @@ func (b *bench) setup(n, g int, inproc bool, delay time.Duration) (*env, error) 
 		typ, _ = pool.Type(genericapp.TypeName)
 	}
 	e.m = monitor.New(monitor.Config{})
+	// stdout and stderr: by default "log", what a user gets (the app
+	// writes nothing; each output is a pipe being watched); the restart
+	// phase (delay -1) discards them like its exec.Cmd baseline.
+	out := output
+	if delay < 0 {
+		out = "discard"
+	}
 	props := resource.Properties{
-		// stdout and stderr at their default, "log": what a user gets
-		// (the app writes nothing; each output is a pipe being watched).
-		"argv":       []any{b.app, b.marker},
+		"argv": []any{b.app, b.marker}, "stdout": out, "stderr": out,
 		"stop_grace": "1s", "stabilize": "0s",
 	}
 	timing := resource.Timing{LooksAliveInterval: time.Second, IsAliveInterval: 10 * time.Second}
