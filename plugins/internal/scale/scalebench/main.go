@@ -143,6 +143,11 @@ func main() {
 	}
 }
 
+// bringUpTimeout bounds each group's Online in the idle phase: a group
+// that neither comes online nor fails is reported with the monitor's
+// status instead of hanging the bench.
+var bringUpTimeout = 2 * time.Minute
+
 var (
 	inprocAll bool
 	apps      int
@@ -372,9 +377,11 @@ func (b *bench) idle(n, g int, window time.Duration) error {
 	if err := e.all(func(name string) error {
 		sem <- struct{}{}
 		defer func() { <-sem }()
-		return e.m.Online(context.Background(), name)
+		ctx, cancel := context.WithTimeout(context.Background(), bringUpTimeout)
+		defer cancel()
+		return e.m.Online(ctx, name)
 	}); err != nil {
-		return err
+		return fmt.Errorf("bringing %d apps online: %w; %s", n, err, summary(e.m.Status()))
 	}
 	time.Sleep(5 * time.Second) // first polls, GC
 	p := e.pids()
