@@ -432,11 +432,17 @@ func (i *instance) release() { <-i.sem }
 // calls run under a fresh generation.
 func (i *instance) terminateCalls() {
 	i.mu.Lock()
+	i.endGenLocked()
+	i.mu.Unlock()
+	i.stopLoop()
+}
+
+// endGenLocked marks the instance not online, cancels the calls of the
+// current generation and starts a new one (i.mu held).
+func (i *instance) endGenLocked() {
 	i.online = false
 	i.cancel(errTerminated)
 	i.gen, i.cancel = context.WithCancelCause(context.Background())
-	i.mu.Unlock()
-	i.stopLoop()
 }
 
 // setCycle marks the instance not online (Online or Offline starts) and,
@@ -504,9 +510,7 @@ func (i *instance) terminateIfCycle(cycle uint64) error {
 		i.mu.Unlock()
 		return errors.New("the host called meanwhile")
 	}
-	i.online = false
-	i.cancel(errTerminated)
-	i.gen, i.cancel = context.WithCancelCause(context.Background())
+	i.endGenLocked()
 	i.mu.Unlock()
 	i.stopLoop()
 	tctx, tcancel := context.WithTimeout(context.Background(), tm)
