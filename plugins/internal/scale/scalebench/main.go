@@ -708,6 +708,7 @@ func summary(st monitor.Status) string {
 	groups := map[string]int{}
 	res := map[string]int{}
 	why := map[string]string{}
+	var restarts uint64
 	for _, g := range st.Groups {
 		groups[g.State.String()]++
 		for _, r := range g.Resources {
@@ -716,12 +717,13 @@ func summary(st monitor.Status) string {
 				k += "(restart pending)"
 			}
 			res[k]++
+			restarts += r.RestartsTotal
 			if r.State != resource.StateOnline && why[k] == "" {
 				why[k] = g.Name + "/" + r.Name + ": " + r.LastFailure
 			}
 		}
 	}
-	return fmt.Sprintf("groups by state %v, resources by state %v, examples %v", groups, res, why)
+	return fmt.Sprintf("groups by state %v, resources by state %v, %d restarts in all, examples %v", groups, res, restarts, why)
 }
 
 // children returns the child pids of pid.
