@@ -599,8 +599,12 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // after Offline.
 func TestOutputLines(t *testing.T) {
 	sink := &logSink{ch: make(chan string, 64)}
-	script := `printf 'one\r\ntwo\n\nthree'; printf '%*s\n' 70000 '' | tr ' ' x; printf 'four'; sleep 100`
-	a := open(t, resource.Properties{"argv": []any{"/bin/sh", "-c", script}, "stabilize": "0s", "stderr": "discard"}, sink)
+	// The marker tells the test that "four" is in the pipe (printf is a
+	// builtin: its write is done when touch runs); stopping the shell
+	// before that would cut the line off in the program, not in sft.
+	marker := filepath.Join(t.TempDir(), "four-written")
+	script := `printf 'one\r\ntwo\n\nthree'; printf '%*s\n' 70000 '' | tr ' ' x; printf 'four'; touch "$1"; sleep 100`
+	a := open(t, resource.Properties{"argv": []any{"/bin/sh", "-c", script, "sh", marker}, "stabilize": "0s", "stderr": "discard"}, sink)
 	watched := outputs.Watched()
 	require.NoError(t, a.Online(t.Context()))
 	require.Equal(t, watched+1, outputs.Watched(), "stdout watched")
@@ -642,6 +646,7 @@ func TestOutputLines(t *testing.T) {
 	require.Equal(t, "three"+strings.Repeat("x", 64<<10-5), msg(lines[3]), "the first 64 KiB")
 	require.Equal(t, strings.Repeat("x", 70000-(64<<10-5)), msg(lines[4]), "the rest of the long line")
 	require.Contains(t, lines[0], fmt.Sprintf("pid=%d", pid))
+	require.Eventually(t, func() bool { _, err := os.Stat(marker); return err == nil }, 20*time.Second, 5*time.Millisecond)
 	require.NoError(t, a.Offline(t.Context()))
 	lines = waitFor(6)
 	require.Equal(t, "four", msg(lines[5]), "the last line, unterminated, at the end")

@@ -157,13 +157,28 @@ func (p *outPipe) emit(line []byte) {
 	p.log.Info(string(line), "stream", p.stream, "pid", p.pid)
 }
 
-// close stops reading (what is unread is lost) and closes the read end.
+// close stops reading and closes the read end. What is in the pipe already
+// is read and logged first (a program that wrote its last line and was
+// stopped a moment later, while the reader had not yet come round to it);
+// what a process that left the group writes later is not.
 func (p *outPipe) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed {
-		p.closeLocked()
+	if p.closed {
+		return
 	}
+	if p.f == nil { // the fallback reader's goroutine reads its own file
+		bp := readBufs.Get().(*[]byte)
+		for range 16 { // at most 1 MiB: a writer that keeps writing is cut off
+			n, _ := unix.Read(p.fd, *bp)
+			if n <= 0 {
+				break
+			}
+			p.consume((*bp)[:n])
+		}
+		readBufs.Put(bp)
+	}
+	p.closeLocked()
 }
 
 // closeLocked logs a last partial line, closes the read end and reports
