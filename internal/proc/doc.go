@@ -22,6 +22,15 @@
 // already gone. Several threads let starts run in parallel (1,000 programs
 // started at once); each is as long-lived as a single one would be.
 //
+// [Spawner.StartProcess] runs on threads of a second kind, each with a
+// descriptor table of its own (unshare(CLONE_FILES)) that holds only stdio
+// and the runtime poller's descriptors: a clone copies the forking
+// thread's table and the exec closes every copy again, so in a plugin that
+// holds a few descriptors per program it runs, each start used to cost
+// time in proportion to the programs already running. The descriptors a
+// start names are copied in for it (pidfd_getfd, Linux 5.6+); without that
+// the threads share the process's table as before. See fdtable_linux.go.
+//
 // # Why wait without reaping
 //
 // A process group id is the pid of its leader. Once the leader is reaped its

@@ -329,64 +329,127 @@ func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
-// Spawner starts processes from a few goroutines ([SpawnThreads]), each
-// locked to its OS thread, so that the thread that forked a process (the
-// one Pdeathsig watches) lives until the last user releases the spawner.
-// Several threads let starts proceed in parallel (a fork of a large
-// process takes a while); every one of them lives as long as the spawner,
-// so the Pdeathsig argument is the same as with one. Obtain it with
-// Acquire.
+// Spawner starts processes from a few goroutines ([SpawnThreads] per
+// kind), each locked to its OS thread, so that the thread that forked a
+// process (the one Pdeathsig watches) lives until the last user releases
+// the spawner. Several threads let starts proceed in parallel (a fork of a
+// large process takes a while); every one of them lives as long as the
+// spawner, so the Pdeathsig argument is the same as with one. Obtain it
+// with Acquire.
+//
+// There are two kinds of spawner thread, each started at its first use.
+// [Spawner.Start] runs exec.Cmd.Start, which opens descriptors its caller
+// uses afterwards, on threads that share the process's descriptor table.
+// [Spawner.StartProcess] runs on threads with a descriptor table of their
+// own (see fdtable_linux.go): a clone copies the forking thread's table and
+// the exec closes every copied descriptor again, which in a process that
+// holds a descriptor or four per child it runs costs each start time in
+// proportion to the number already running (a thousand programs: the
+// kernel closed four thousand descriptors per exec).
 type Spawner struct {
 	once     sync.Once
 	released atomic.Bool
 }
 
-// SpawnThreads is the number of spawner threads.
+// SpawnThreads is the number of spawner threads of each kind.
 const SpawnThreads = 4
 
 var spawner struct {
-	mu   sync.Mutex
-	refs int
+	mu      sync.Mutex
+	refs    int
+	shared  *spawnPool // Start: threads in the process's descriptor table
+	private *spawnPool // StartProcess: threads with tables of their own
+}
+
+type spawnPool struct {
 	reqs chan spawnReq
 	done chan struct{}
 }
 
 type spawnReq struct {
-	start func() error
+	// start runs on the spawner thread. t is the thread's own descriptor
+	// table, or nil on a thread that shares the process's.
+	start func(t *fdTable) error
 	res   chan error
 }
 
-// Acquire returns a handle on the process-wide spawner threads, starting
-// them if needed. Every Acquire needs one Release; the threads exit
-// (unlocked) after the last Release. Release only when every process started through
+// Acquire returns a handle on the process-wide spawner threads (started
+// at their first use). Every Acquire needs one Release; the threads exit
+// after the last Release. Release only when every process started through
 // the handle is gone.
 func Acquire() *Spawner {
 	spawner.mu.Lock()
 	defer spawner.mu.Unlock()
-	if spawner.refs == 0 {
-		spawner.reqs = make(chan spawnReq)
-		spawner.done = make(chan struct{})
-		var wg sync.WaitGroup
-		for range SpawnThreads {
-			wg.Go(func() { spawnLoop(spawner.reqs) })
-		}
-		go func(done chan struct{}) { wg.Wait(); close(done) }(spawner.done)
-	}
 	spawner.refs++
 	return &Spawner{}
 }
 
-func spawnLoop(reqs <-chan spawnReq) {
+// startPool starts a pool's threads and returns once each is set up.
+func startPool(private bool) *spawnPool {
+	p := &spawnPool{reqs: make(chan spawnReq), done: make(chan struct{})}
+	ready := make(chan []int, SpawnThreads)
+	var wg sync.WaitGroup
+	for range SpawnThreads {
+		wg.Go(func() { spawnLoop(&wg, p.reqs, private, ready) })
+	}
+	go func() { wg.Wait(); close(p.done) }()
+	for range SpawnThreads {
+		for _, fd := range <-ready { // left in the process's table by ownTable
+			_ = unix.Close(fd)
+		}
+	}
+	return p
+}
+
+// onMainThread reports whether the calling (locked) goroutine runs on the
+// process's main thread (a test overrides it).
+var onMainThread = func() bool { return unix.Gettid() == unix.Getpid() }
+
+func spawnLoop(wg *sync.WaitGroup, reqs <-chan spawnReq, private bool, ready chan<- []int) {
 	runtime.LockOSThread()
-	// Unlock before exiting: exiting locked would kill the thread, and
-	// with it (through Pdeathsig) any child still alive.
-	defer runtime.UnlockOSThread()
+	if private && privateTables && onMainThread() {
+		// The main thread's table is the one every other thread shares
+		// and the one pidfd_getfd copies from: it must never become
+		// private. Keep the main thread locked (so that the goroutine
+		// below cannot start on it) until another goroutine has locked
+		// another thread for this loop, then let it go.
+		moved := make(chan struct{})
+		wg.Go(func() {
+			runtime.LockOSThread()
+			close(moved)
+			serveSpawns(reqs, private, ready)
+		})
+		<-moved
+		runtime.UnlockOSThread()
+		return
+	}
+	serveSpawns(reqs, private, ready)
+}
+
+// serveSpawns runs a spawner thread's loop; the goroutine is locked to the
+// thread once.
+func serveSpawns(reqs <-chan spawnReq, private bool, ready chan<- []int) {
+	var t *fdTable
+	var shared []int
+	if private && privateTables {
+		t, shared = ownTable()
+	}
+	ready <- shared
+	if t == nil {
+		// Unlock before exiting: exiting locked would kill the thread,
+		// and with it (through Pdeathsig) any child still alive.
+		defer runtime.UnlockOSThread()
+	} // else never unlocked: the thread, whose table is its own, must
+	// never run another goroutine; it exits with this one.
 	for r := range reqs {
 		c0 := threadCPU()
-		err := r.start()
+		err := r.start(t)
 		spawnStats.cpu.Add(int64(threadCPU() - c0))
 		spawnStats.starts.Add(1)
 		r.res <- err
+	}
+	if t != nil {
+		t.close()
 	}
 }
 
@@ -420,57 +483,88 @@ func (s *Spawner) Release() {
 		defer spawner.mu.Unlock()
 		spawner.refs--
 		if spawner.refs == 0 {
-			close(spawner.reqs)
-			<-spawner.done
-			spawner.reqs, spawner.done = nil, nil
+			for _, p := range []*spawnPool{spawner.shared, spawner.private} {
+				if p != nil {
+					close(p.reqs)
+					<-p.done
+				}
+			}
+			spawner.shared, spawner.private = nil, nil
 		}
 	})
 }
 
-// Start runs cmd.Start on the spawner thread. Set cmd.SysProcAttr
+// Start runs cmd.Start on a spawner thread. Set cmd.SysProcAttr
 // (Setpgid, Pdeathsig) before. Stdin, Stdout and Stderr should be nil or
 // *os.File: other kinds make cmd.Start start copying goroutines, which is
 // allowed but ties cmd.Wait to the pipes' end.
-func (s *Spawner) Start(cmd *exec.Cmd) error { return s.run(cmd.Start) }
+func (s *Spawner) Start(cmd *exec.Cmd) error {
+	return s.run(false, func(*fdTable) error { return cmd.Start() })
+}
 
-// run runs start on a spawner thread.
-func (s *Spawner) run(start func() error) error {
+// run runs start on a spawner thread of the kind asked for.
+func (s *Spawner) run(private bool, start func(*fdTable) error) error {
 	if s.released.Load() {
 		return errors.New("proc: Start on a released spawner")
 	}
 	spawner.mu.Lock()
-	reqs := spawner.reqs
-	spawner.mu.Unlock()
-	if reqs == nil {
+	if spawner.refs == 0 {
+		spawner.mu.Unlock()
 		return errors.New("proc: Start on a released spawner")
 	}
+	pp := &spawner.shared
+	if private {
+		pp = &spawner.private
+	}
+	if *pp == nil {
+		*pp = startPool(private)
+	}
+	reqs := (*pp).reqs
+	spawner.mu.Unlock()
 	res := make(chan error, 1)
 	reqs <- spawnReq{start: start, res: res}
 	return <-res
 }
 
 // StartProcess starts argv0 with syscall.StartProcess on a spawner thread
-// (set attr.Sys: Setpgid, Pdeathsig) and returns the child with the pidfd
-// the clone made for it (CLONE_PIDFD). It is os/exec without its extra
-// handle: exec.Cmd keeps a pidfd of its own in os.Process, and a waiter
-// needs another one, two descriptors per child that every later fork
-// copies and every exec closes again (a thousand programs started at
-// once, issue 15). Errors are *os.PathError with Op "fork/exec", as from
-// exec.Cmd.Start. attr.Sys.PidFD is overwritten.
+// (set attr.Sys: Setpgid, Pdeathsig) and returns the child with a pidfd:
+// os/exec without its extra handle. exec.Cmd keeps a pidfd of its own in
+// os.Process, and a waiter needs another, two descriptors per child that
+// every later fork copies and every exec closes again (a thousand
+// programs started at once, issue 15). Errors are *os.PathError with Op
+// "fork/exec", as from exec.Cmd.Start. attr.Sys.PidFD is overwritten.
+//
+// It runs on a thread with a descriptor table of its own: the descriptors
+// attr names (Files, Sys.CgroupFD) are copied into it for the start, and
+// the child's pidfd is opened afterwards (pidfd_open: the child is
+// unreaped, so its pid cannot name another process). Where the kernel or a
+// seccomp filter refuses that (Linux before 5.6), the thread shares the
+// process's table and the clone makes the pidfd (CLONE_PIDFD).
 func (s *Spawner) StartProcess(argv0 string, argv []string, attr *syscall.ProcAttr) (*Child, error) {
 	if attr.Sys == nil {
 		attr.Sys = &syscall.SysProcAttr{}
 	}
 	pidfd := -1
-	attr.Sys.PidFD = &pidfd
 	var pid int
-	err := s.run(func() error {
+	own := false
+	err := s.run(true, func(t *fdTable) error {
 		var err error
+		if t != nil {
+			own = true
+			pid, err = t.startProcess(argv0, argv, attr)
+			return err
+		}
+		attr.Sys.PidFD = &pidfd
 		pid, _, err = syscall.StartProcess(argv0, argv, attr)
 		return err
 	})
 	if err != nil {
 		return nil, &os.PathError{Op: "fork/exec", Path: argv0, Err: err}
+	}
+	if own {
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			pidfd = fd
+		}
 	}
 	c := &Child{Pid: pid, fd: -1}
 	if pidfd >= 0 {

@@ -434,6 +434,17 @@ func (b *bench) online(n, g int) error {
 		return err
 	}
 	used, fork := c1-c0, f1-f0
+	if s1-s0 != int64(n) { // restarts: say why
+		last := ""
+		for _, g := range e.m.Status().Groups {
+			for _, r := range g.Resources {
+				if r.LastFailure != "" && last == "" {
+					last = g.Name + "/" + r.Name + ": " + r.LastFailure
+				}
+			}
+		}
+		fmt.Printf("online: %d starts for %d apps: %s; a last failure: %s\n", s1-s0, n, summary(e.m.Status()), last)
+	}
 	fmt.Printf("online: %d apps in %d group(s), wall %.0f ms, load %s: CPU host+plugin %.0f ms (%.0f us per app), of which the fork and exec system calls on the spawner threads (%d starts) %.0f ms (%.0f us per app), sft's own %.0f ms (%.0f us per app); bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU (%.0f us per app), sft beyond them %.0f us per app; the apps' own CPU (the child side of the fork, exec, start: their cgroups, not counted above): %s\n",
 		n, g, ms(wall), loadavg(), ms(used), us(used)/float64(n), s1-s0, ms(fork), us(fork)/float64(n), ms(used-fork), us(used-fork)/float64(n),
 		n, ms(base), us(base)/float64(n), us(used-base)/float64(n), appsDelta(a0, a1, n))
