@@ -137,7 +137,10 @@ func (n *Node) lead() {
 // while no majority calls it dead (an asymmetric cut).
 func (n *Node) nodeStates(st *state.State) []state.Command {
 	var out []state.Command
-	dead := n.det.Dead()
+	// The evidence with the verdict, in one read: the detector's
+	// NodeDead event reaches onDetector on another goroutine and may come
+	// after this (a new leader's first round: "silent: " with no reason).
+	dead := n.det.DeadEvidence()
 	now := time.Now()
 	for _, name := range slices.Sorted(mapsKeys(st.Nodes)) {
 		nd := st.Nodes[name]
@@ -151,13 +154,11 @@ func (n *Node) nodeStates(st *state.State) []state.Command {
 			continue
 		}
 		since := n.det.HeardSince(name)
+		why, isDead := dead[name]
 		switch {
-		case slices.Contains(dead, name) && nd.State != policy.NodeDown:
-			n.mu.Lock()
-			ev := n.evidence[name]
-			n.mu.Unlock()
-			out = append(out, state.SetNodeState{Node: name, State: policy.NodeDown, Reason: "silent: " + ev})
-		case !slices.Contains(dead, name) && !since.IsZero() && now.Sub(since) >= n.holdoff && nd.State == policy.NodeDown:
+		case isDead && nd.State != policy.NodeDown:
+			out = append(out, state.SetNodeState{Node: name, State: policy.NodeDown, Reason: "silent: " + why})
+		case !isDead && !since.IsZero() && now.Sub(since) >= n.holdoff && nd.State == policy.NodeDown:
 			out = append(out, state.SetNodeState{Node: name, State: policy.NodeUp,
 				Reason: fmt.Sprintf("heard by %s without a break for %s", n.cfg.Name, now.Sub(since).Round(time.Millisecond))})
 		}

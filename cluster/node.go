@@ -234,7 +234,6 @@ type Node struct {
 	mu         sync.Mutex
 	changed    chan struct{} // closed and replaced when the state changes
 	prev       *state.State  // for the events derived from the state
-	evidence   map[string]string
 	leaderName string
 	lastOwner  map[string]string // the owner before the current one, per group
 	leading    time.Time         // when this node last became leader (zero: not leader)
@@ -254,7 +253,7 @@ func Start(cfg Config) (*Node, error) {
 	self, _ := cfg.self()
 	n := &Node{cfg: cfg, self: self, timing: cfg.Timing.WithDefaults(), log: cfg.Logger,
 		fsm: state.NewFSM(), lkick: make(chan struct{}, 1), okick: make(chan struct{}, 1), ready: make(chan struct{}),
-		changed: make(chan struct{}), evidence: map[string]string{}, lastOwner: map[string]string{}, prev: state.New()}
+		changed: make(chan struct{}), lastOwner: map[string]string{}, prev: state.New()}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -628,9 +627,6 @@ func (n *Node) onDetector(e detector.Event) {
 		}
 		n.emit(Event{Kind: kind, Node: e.Node, Detail: fmt.Sprintf("path %d: %s", e.Path, e.Detail)})
 	case detector.NodeDead:
-		n.mu.Lock()
-		n.evidence[e.Node] = e.Detail
-		n.mu.Unlock()
 		n.log.Info("cluster detector", "event", e.Kind, "node", e.Node, "detail", e.Detail)
 	case detector.PeerSilent, detector.PeerHeard, detector.NodeAlive:
 		n.log.Info("cluster detector", "event", e.Kind, "node", e.Node, "detail", e.Detail)

@@ -168,6 +168,7 @@ type peer struct {
 	silent    bool
 	dead      bool
 	deadSince time.Time
+	deadWhy   string // the NodeDead event's evidence, while dead
 }
 
 // Detector is the pure failure detector of one node. It is not safe for
@@ -357,6 +358,20 @@ func (d *Detector) Dead() []string {
 	return out
 }
 
+// DeadEvidence maps each node declared dead at the last Check to the
+// evidence its NodeDead event carried ("suspected by b, c (2 of 2
+// others; 2 needed)"). It is the same state as Dead, read at once, so a
+// caller never sees a node dead without the reason.
+func (d *Detector) DeadEvidence() map[string]string {
+	out := map[string]string{}
+	for _, name := range d.names {
+		if p := d.peers[name]; p.dead {
+			out[name] = p.deadWhy
+		}
+	}
+	return out
+}
+
 // Check updates paths, silence, agreement and the lease at now, and
 // returns what changed, the lease first. Call it after every Tick and
 // Receive, or at least every Interval. A node that has been frozen must
@@ -441,9 +456,10 @@ func (d *Detector) agree(now time.Time) []Event {
 		p.dead = dead
 		if dead {
 			p.deadSince = now
-			evs = append(evs, Event{Kind: NodeDead, Node: name, At: now,
-				Detail: fmt.Sprintf("suspected by %s (%d of %d others; %d needed)", strings.Join(by, ", "), len(by), n-1, need)})
+			p.deadWhy = fmt.Sprintf("suspected by %s (%d of %d others; %d needed)", strings.Join(by, ", "), len(by), n-1, need)
+			evs = append(evs, Event{Kind: NodeDead, Node: name, At: now, Detail: p.deadWhy})
 		} else {
+			p.deadWhy = ""
 			evs = append(evs, Event{Kind: NodeAlive, Node: name, At: now,
 				Detail: fmt.Sprintf("suspected by %d of %d others now (%d needed), dead for %s", len(by), n-1, need, now.Sub(p.deadSince))})
 		}

@@ -65,6 +65,8 @@ func TestNodeDies(t *testing.T) {
 		require.True(t, ok)
 		require.Contains(t, d.Detail, "2 of 2 others; 2 needed")
 		require.Equal(t, []string{"c"}, n.Node(x).D.Dead())
+		require.Equal(t, map[string]string{"c": d.Detail}, n.Node(x).D.DeadEvidence(),
+			"the verdict and its evidence read at once (a leader's first round used to find no reason)")
 		require.Zero(t, n.Node(x).Count(detector.LeaseLost), "the survivors keep their lease")
 	}
 	lost, ok := n.Node("c").First(detector.LeaseLost, "")
@@ -88,6 +90,7 @@ func TestNodeDies(t *testing.T) {
 		al, ok := n.Node(x).First(detector.NodeAlive, "c")
 		require.True(t, ok)
 		require.Contains(t, al.Detail, "dead for")
+		require.Empty(t, n.Node(x).D.DeadEvidence())
 	}
 	_, ok = n.Node("c").D.Lease(n.Now)
 	require.True(t, ok)

@@ -181,6 +181,14 @@ func (u *UDP) Dead() []string {
 	return u.d.Dead()
 }
 
+// DeadEvidence maps the nodes declared dead at the last check to their
+// evidence (see Detector.DeadEvidence).
+func (u *UDP) DeadEvidence() map[string]string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.d.DeadEvidence()
+}
+
 // HeardSince is when this node began to hear peer without a break (zero
 // while silent).
 func (u *UDP) HeardSince(peer string) time.Time {
