@@ -21,19 +21,21 @@ import (
 // do_close_on_exec was the largest kernel item of the starts).
 //
 // The thread therefore unshares its table (unshare(CLONE_FILES)) and
-// closes its copies of everything but stdio and anonymous kernel objects
-// (see runtimeKind). Descriptors created later by other threads are not in its
-// table; the few a start names are copied in for the start (pidfd_getfd on
-// this process's pidfd, which reads the table of the thread group leader,
-// the one every other thread shares) and closed after it.
+// closes its copies of everything but stdio and the epoll sets and
+// eventfds (see runtimeKind; without /proc to tell them apart, every
+// anonymous kernel object stays). Descriptors created later by other
+// threads are not in its table; the few a start names are copied in for
+// the start (pidfd_getfd on this process's pidfd, which reads the table of
+// the thread group leader, the one every other thread shares) and closed
+// after it.
 //
-// Why the anonymous objects stay: the goroutine locked to this thread can
-// end up running runtime code that uses the runtime's own descriptors by
-// number (netpoll's epoll descriptor when a GC it triggered restarts the
-// world, the eventfd that wakes the poller). They keep their numbers in
-// the copy. Anything with a peer or a path (sockets, pipes, files, locked
-// files) is closed, so that this thread never keeps a connection or a pipe
-// open, or a lock held, after the rest of the process closed it.
+// Why epoll sets and eventfds stay: the goroutine locked to this thread
+// can end up running runtime code that uses the runtime's own descriptors
+// by number (netpoll's epoll descriptor when a GC it triggered restarts
+// the world, the eventfd that wakes the poller). They keep their numbers
+// in the copy. Anything with a peer or a path (sockets, pipes, files,
+// locked files) is closed, so that this thread never keeps a connection or
+// a pipe open, or a lock held, after the rest of the process closed it.
 //
 // The thread must never run another goroutine: it stays locked until its
 // goroutine exits, and the runtime then ends it. (The runtime starts new

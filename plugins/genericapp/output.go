@@ -80,12 +80,7 @@ func (p *outPipe) readable() {
 	if p.closed {
 		return
 	}
-	bp := readBufs.Get().(*[]byte)
-	n, err := unix.Read(p.fd, *bp)
-	if n > 0 {
-		p.consume((*bp)[:n])
-	}
-	readBufs.Put(bp)
+	n, err := p.readOnce()
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
 		return
 	}
@@ -168,17 +163,25 @@ func (p *outPipe) close() {
 		return
 	}
 	if p.f == nil { // the fallback reader's goroutine reads its own file
-		bp := readBufs.Get().(*[]byte)
 		for range 16 { // at most 1 MiB: a writer that keeps writing is cut off
-			n, _ := unix.Read(p.fd, *bp)
-			if n <= 0 {
+			if n, _ := p.readOnce(); n <= 0 {
 				break
 			}
-			p.consume((*bp)[:n])
 		}
-		readBufs.Put(bp)
 	}
 	p.closeLocked()
+}
+
+// readOnce reads what is there, up to maxLine, and logs its complete lines
+// (p.mu held, p.fd non-blocking).
+func (p *outPipe) readOnce() (int, error) {
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	n, err := unix.Read(p.fd, *bp)
+	if n > 0 {
+		p.consume((*bp)[:n])
+	}
+	return n, err
 }
 
 // closeLocked logs a last partial line, closes the read end and reports

@@ -435,15 +435,7 @@ func (b *bench) online(n, g int) error {
 	}
 	used, fork := c1-c0, f1-f0
 	if s1-s0 != int64(n) { // restarts: say why
-		last := ""
-		for _, g := range e.m.Status().Groups {
-			for _, r := range g.Resources {
-				if r.LastFailure != "" && last == "" {
-					last = g.Name + "/" + r.Name + ": " + r.LastFailure
-				}
-			}
-		}
-		fmt.Printf("online: %d starts for %d apps: %s; a last failure: %s\n", s1-s0, n, summary(e.m.Status()), last)
+		fmt.Printf("online: %d starts for %d apps: %s\n", s1-s0, n, summary(e.m.Status()))
 	}
 	fmt.Printf("online: %d apps in %d group(s), wall %.0f ms, load %s: CPU host+plugin %.0f ms (%.0f us per app), of which the fork and exec system calls on the spawner threads (%d starts) %.0f ms (%.0f us per app), sft's own %.0f ms (%.0f us per app); bare exec.Cmd starts of the same %d programs just before: %.0f ms CPU (%.0f us per app), sft beyond them %.0f us per app; the apps' own CPU (the child side of the fork, exec, start: their cgroups, not counted above): %s\n",
 		n, g, ms(wall), loadavg(), ms(used), us(used)/float64(n), s1-s0, ms(fork), us(fork)/float64(n), ms(used-fork), us(used-fork)/float64(n),
@@ -720,6 +712,7 @@ func summary(st monitor.Status) string {
 	res := map[string]int{}
 	why := map[string]string{}
 	var restarts uint64
+	last := "" // of a resource in any state (one back online after restarts, too)
 	for _, g := range st.Groups {
 		groups[g.State.String()]++
 		for _, r := range g.Resources {
@@ -729,12 +722,15 @@ func summary(st monitor.Status) string {
 			}
 			res[k]++
 			restarts += r.RestartsTotal
+			if last == "" && r.LastFailure != "" {
+				last = g.Name + "/" + r.Name + ": " + r.LastFailure
+			}
 			if r.State != resource.StateOnline && why[k] == "" {
 				why[k] = g.Name + "/" + r.Name + ": " + r.LastFailure
 			}
 		}
 	}
-	return fmt.Sprintf("groups by state %v, resources by state %v, %d restarts in all, examples %v", groups, res, restarts, why)
+	return fmt.Sprintf("groups by state %v, resources by state %v, %d restarts in all, examples %v; a last failure: %s", groups, res, restarts, why, last)
 }
 
 // children returns the child pids of pid.
