@@ -6,7 +6,7 @@
 // VmRSS, and PSS, which counts the pages the two share, the same
 // executable, once).
 //
-//	go run ./plugins/internal/scale/scalebench [-phases idle,online,stop,crash,restart] [-n 1000,5000] [-pprof DIR]
+//	go run ./plugins/internal/scale/scalebench [-phases idle,online,noop,stop,crash,restart] [-n 1000,5000] [-pprof DIR]
 //
 // Phases:
 //   - idle: N apps in -groups groups (LooksAlive 1 s, IsAlive 10 s),
@@ -21,6 +21,11 @@
 //     supervisor pays the kernel) and the apps' own CPU (the child side
 //     of the fork and the exec run in the app's cgroup: cpu.stat of
 //     <v2>/sft/<node>, not counted as sft's).
+//   - noop: CPU (host + plugin) to bring -apps resources of a type that
+//     does nothing online, in one group and in -groups groups, in this
+//     process (the monitor's own cost) and through the plugin (plus the
+//     plugin protocol's): what sft itself costs per resource, apart from
+//     the kernel's process start that the online phase includes.
 //   - stop: graceful shutdown (Offline of every group at once) of N apps
 //     that exit at SIGTERM: wall time, when the last app handled its
 //     SIGTERM, the CPU (total and per app), the apps' own CPU (their
@@ -37,7 +42,10 @@
 //     share); ratios of the p50 and the mean, and the p50 of each stage
 //     (kill to Failed, the Terminate before the restart, the Online) from
 //     the events' times, against the baseline's kill-to-reaped and Start.
-//     The variants follow the baseline in turn, each first as often.
+//     The variants follow the baseline in turn, each first as often, and
+//     each sample starts once the program the previous one started has
+//     settled (blocks in pause): its exec's own CPU would otherwise be
+//     shared by whatever sample came next.
 //
 // -pprof DIR writes CPU and heap profiles of the host and of the plugin
 // over the idle window, the online and the stop phases into DIR (the
@@ -54,6 +62,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sftkit/sft/internal/proc"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -93,8 +102,8 @@ func main() {
 	if plugins.IsPlugin() {
 		servePprof()
 	}
-	plugins.Main(genericapp.New())
-	phases := flag.String("phases", "idle,online,stop,crash,restart", "phases to run")
+	plugins.Main(genericapp.New(), noopType{})
+	phases := flag.String("phases", "idle,online,noop,stop,crash,restart", "phases to run")
 	ns := flag.String("n", "1000,5000", "numbers of applications for the idle phase")
 	groups := flag.Int("groups", 100, "groups")
 	window := flag.Duration("window", 30*time.Second, "idle measurement window")
@@ -192,6 +201,14 @@ func run(phases []string, ns string, groups int, window time.Duration, samples i
 			for _, g := range []int{1, groups} {
 				if err := b.online(apps, g); err != nil {
 					return err
+				}
+			}
+		case "noop":
+			for _, inproc := range []bool{true, false} {
+				for _, g := range []int{1, groups} {
+					if err := b.onlineNoop(apps, g, inproc); err != nil {
+						return err
+					}
 				}
 			}
 		case "stop":
@@ -823,6 +840,7 @@ func (b *bench) restart(samples int) error {
 		baseLat = append(baseLat, time.Since(t0))
 		baseStage[0] = append(baseStage[0], reaped.Sub(t0))
 		baseStage[1] = append(baseStage[1], time.Since(reaped))
+		settle(base.Process.Pid)
 		// The variants in turn, starting with a different one each sample:
 		// the one right after the baseline fares differently (0.96x last,
 		// 1.1-1.2x first, for the bare variant in one run at load 24).
@@ -858,6 +876,7 @@ func (b *bench) restart(samples int) error {
 				return err
 			}
 			v.pid = pid
+			settle(pid)
 		}
 	}
 	_ = base.Process.Kill()
@@ -875,6 +894,21 @@ func (b *bench) restart(samples int) error {
 		v.sub.Close()
 	}
 	return nil
+}
+
+// settle waits until the program just started as pid blocks in pause
+// (state S). Its exec and first page faults go on for about 2-3 ms of CPU
+// after its start returned (on this VM kind), and on two vCPUs the next
+// sample would share them: whichever variant came right after another one
+// paid for it. Every sample, the baseline's too, starts from that quiet
+// state.
+func settle(pid int) {
+	for range 10000 { // 1 s at most
+		if st, err := proc.ReadStat(pid); err != nil || st.State == 'S' {
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }
 
 func us(d time.Duration) float64 { return float64(d) / 1e3 }

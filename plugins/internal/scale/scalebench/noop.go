@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sftkit/sft/monitor"
+	"github.com/sftkit/sft/plugins"
+	"github.com/sftkit/sft/resource"
+)
+
+// noopType's resources do nothing: Online, Offline, the checks and
+// Terminate return nil at once. The noop phase brings a thousand of them
+// online to measure what sft itself costs per resource (the monitor, and
+// the plugin protocol), apart from what starting a real program costs the
+// kernel (the online phase).
+type noopType struct{}
+
+const noopTypeName = "scalebench-noop"
+
+func (noopType) Name() string                                        { return noopTypeName }
+func (noopType) Validate(context.Context, resource.Properties) error { return nil }
+func (noopType) Open(context.Context, resource.OpenRequest) (resource.Resource, error) {
+	return noopRes{}, nil
+}
+
+type noopRes struct{}
+
+func (noopRes) Online(context.Context) error     { return nil }
+func (noopRes) Offline(context.Context) error    { return nil }
+func (noopRes) LooksAlive(context.Context) error { return nil }
+func (noopRes) IsAlive(context.Context) error    { return nil }
+func (noopRes) Terminate(context.Context) error  { return nil }
+
+// onlineNoop brings n no-op resources in g groups online, in this process
+// or through the plugin, and prints the CPU of this process and of the
+// plugin over it.
+func (b *bench) onlineNoop(n, g int, inproc bool) error {
+	n = n / g * g
+	e := &env{b: b, g: g}
+	var typ resource.Type = noopType{}
+	where := "in-process"
+	if !inproc {
+		pool, err := plugins.Launch(context.Background(), plugins.Config{DisableAutoMTLS: false})
+		if err != nil {
+			return err
+		}
+		e.pool = pool
+		typ, _ = pool.Type(noopTypeName)
+		where = "plugin"
+	}
+	e.m = monitor.New(monitor.Config{})
+	defer e.close()
+	timing := resource.Timing{LooksAliveInterval: time.Second, IsAliveInterval: 10 * time.Second}
+	for gi := range g {
+		spec := monitor.GroupSpec{Name: "g" + strconv.Itoa(gi)}
+		for i := range n / g {
+			r, err := typ.Open(context.Background(), resource.OpenRequest{Name: fmt.Sprintf("g%d/r%d", gi, i)})
+			if err != nil {
+				return err
+			}
+			spec.Resources = append(spec.Resources, monitor.ResourceSpec{
+				Name: "r" + strconv.Itoa(i), Type: noopTypeName, Resource: r, Timing: timing,
+			})
+		}
+		if err := e.m.AddGroup(spec); err != nil {
+			return err
+		}
+	}
+	p := e.pids()
+	prof, err := startProfiles(fmt.Sprintf("noop-%s-%d-%d", where, n, g), e.pluginPid())
+	if err != nil {
+		return err
+	}
+	c0, t0 := cpu(p), time.Now()
+	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
+		return err
+	}
+	c1, wall := cpu(p), time.Since(t0)
+	if err := prof.stop(); err != nil {
+		return err
+	}
+	fmt.Printf("noop: %d no-op resources in %d group(s), %s: online in %.0f ms wall, CPU host+plugin %.0f ms (%.0f us per resource), load %s\n",
+		n, g, where, ms(wall), ms(c1-c0), us(c1-c0)/float64(n), loadavg())
+	return nil
+}
