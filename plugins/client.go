@@ -456,9 +456,38 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 	if online {
 		req.Cycle, req.Schedule = cycle, p.schedule(g)
 	}
+	if cs := g.callStream(); cs != nil {
+		m := pb.CallRequest_METHOD_OFFLINE
+		if online {
+			m = pb.CallRequest_METHOD_ONLINE
+		}
+		remote, err := cs.call(cctx, m, req)
+		if err != nil {
+			return callErr(ctx, g, op, p.name, err)
+		}
+		if remote != nil {
+			return remote
+		}
+	} else if err := p.pendingRPC(ctx, cctx, g, req, online, op); err != nil {
+		return err
+	}
+	if online {
+		p.mu.Lock()
+		if p.g == g && p.id == id {
+			p.online = p.starting
+		}
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// pendingRPC runs Online or Offline as a gRPC call of its own (a plugin
+// without the call stream).
+func (p *proxy) pendingRPC(ctx, cctx context.Context, g *gen, req *pb.InstanceRequest, online bool, op string) error {
 	var stream interface {
 		Recv() (*pb.Progress, error)
 	}
+	var err error
 	if online {
 		stream, err = g.rpc.Online(cctx, req)
 	} else {
@@ -470,21 +499,13 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
 			return callErr(ctx, g, op, p.name, err)
 		}
 		resource.ReportProgress(ctx, msg.GetMessage())
 	}
-	if online {
-		p.mu.Lock()
-		if p.g == g && p.id == id {
-			p.online = p.starting
-		}
-		p.mu.Unlock()
-	}
-	return nil
 }
 
 // Online (re)opens the instance in a live plugin process if needed and
@@ -561,10 +582,19 @@ func (p *proxy) check(ctx context.Context, g *gen, id uint64, thorough bool) err
 	cctx, done := joinCtx(ctx, g)
 	defer done()
 	req := &pb.InstanceRequest{Instance: id}
-	var err error
-	op := "LooksAlive"
+	op, m := "LooksAlive", pb.CallRequest_METHOD_LOOKS_ALIVE
 	if thorough {
-		op = "IsAlive"
+		op, m = "IsAlive", pb.CallRequest_METHOD_IS_ALIVE
+	}
+	if cs := g.callStream(); cs != nil {
+		remote, err := cs.call(cctx, m, req)
+		if err != nil {
+			return callErr(ctx, g, op, p.name, err)
+		}
+		return remote
+	}
+	var err error
+	if thorough {
 		_, err = g.rpc.IsAlive(cctx, req)
 	} else {
 		_, err = g.rpc.LooksAlive(cctx, req)
@@ -631,7 +661,15 @@ func (p *proxy) Terminate(ctx context.Context) error {
 	}
 	cctx, done := joinCtx(ctx, g)
 	defer done()
-	_, err = g.rpc.Terminate(cctx, &pb.InstanceRequest{Instance: id})
+	req := &pb.InstanceRequest{Instance: id}
+	if cs := g.callStream(); cs != nil {
+		remote, err := cs.call(cctx, pb.CallRequest_METHOD_TERMINATE, req)
+		if err != nil {
+			return callErr(ctx, g, "Terminate", p.name, err)
+		}
+		return remote
+	}
+	_, err = g.rpc.Terminate(cctx, req)
 	return callErr(ctx, g, "Terminate", p.name, err)
 }
 

@@ -73,6 +73,11 @@ type Config struct {
 	// the "looksalive-loop" capability is always polled this way.
 	RemoteChecks bool
 
+	// perCallRPCs makes every call an RPC of its own even with a plugin
+	// that has the call stream, as with a plugin built before it (tests,
+	// benchmarks).
+	perCallRPCs bool
+
 	// DeadlockGrace: a call of a resource in the plugin that has not
 	// returned this long after its context ended (the host's deadline, or
 	// Terminate) ignores its context; the plugin reports it and the host

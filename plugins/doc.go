@@ -33,7 +33,17 @@
 // without "events" it opens no event stream, and without "events" or
 // "looksalive-loop" every LooksAlive and IsAlive is a call (as with
 // [Config].RemoteChecks); "schedule" and "cycle" say that it honours the
-// poll schedule and tags events with the online cycle (below).
+// poll schedule and tags events with the online cycle (below). With
+// "calls" (every plugin built with this SDK) the host opens one more
+// stream per process, Calls, and Online, Offline, LooksAlive, IsAlive and
+// Terminate of all its instances travel on it as messages with an id
+// (progress reports and the end come back the same way; the caller's
+// deadline travels with the call, its cancellation as a CANCEL message),
+// instead of a gRPC call each: per call that saves each side a gRPC
+// stream, and on both sides the calls run on shallow goroutines instead
+// of ones whose stacks grow inside gRPC (a thousand Onlines at once:
+// about 40 % less CPU, scalebench -phases noop). A plugin without it gets
+// an RPC per call, as before.
 //
 // Every proxy implements resource.FailureReporter, resource.ProcessKiller,
 // resource.PollScheduler and resource.Closer:

@@ -37,6 +37,7 @@ func TestCapabilitiesNegotiated(t *testing.T) {
 		s.capabilities = caps
 		h, err := connectServer(t, s)
 		require.NoError(t, err)
+		require.Nil(t, h.shared.current().calls, "caps %v: no call stream, an RPC per call", caps)
 		typ, _ := h.Type("scripted")
 		file := filepath.Join(t.TempDir(), "fail")
 		r, err := typ.Open(t.Context(), resource.OpenRequest{Name: "a", Properties: resource.Properties{"fail_looks_file": file}})
@@ -54,6 +55,7 @@ func TestCapabilitiesNegotiated(t *testing.T) {
 	require.NoError(t, err)
 	h, err := connectServer(t, s)
 	require.NoError(t, err)
+	require.NotNil(t, h.shared.current().calls, "calls travel on the call stream")
 	typ, _ := h.Type("scripted")
 	r, err := typ.Open(t.Context(), resource.OpenRequest{Name: "b"})
 	require.NoError(t, err)

@@ -32,12 +32,15 @@ const protocolVersion = 1
 // newGen and the proto's InfoResponse). A plugin without "events" or
 // "looksalive-loop" is polled with calls; without "schedule" or "cycle" it
 // ignores the Online fields of those names, which only makes the host's
-// filtering of late events and the per-resource intervals unavailable.
+// filtering of late events and the per-resource intervals unavailable;
+// without "calls" every Online, Offline, LooksAlive, IsAlive and Terminate
+// is a gRPC call of its own instead of a message on the Calls stream.
 const (
 	capLooksAliveLoop = "looksalive-loop"
 	capEvents         = "events"
 	capSchedule       = "schedule"
 	capCycle          = "cycle"
+	capCalls          = "calls"
 )
 
 // pluginName is the key of the one plugin a process serves in go-plugin's

@@ -27,7 +27,8 @@ type gen struct {
 	started   time.Time
 	ctx       context.Context // canceled with the death error when the process is gone
 	cancel    context.CancelCauseFunc
-	evCancel  context.CancelFunc
+	evCancel  context.CancelFunc // ends the Events and Calls streams
+	calls     *callStream        // nil: the plugin has none (capability "calls")
 	// cleared is closed once die has started the kill of the cgroups of
 	// the instances it hosted (those that reported one, proxy.killTree).
 	cleared chan struct{}
@@ -36,6 +37,15 @@ type gen struct {
 	dead    bool
 	closing bool
 	members map[uint64]*proxy
+}
+
+// callStream returns the process's call stream while it carries calls;
+// nil: each call is an RPC of its own.
+func (g *gen) callStream() *callStream {
+	if g.calls == nil || !g.calls.usable() {
+		return nil
+	}
+	return g.calls
 }
 
 func (g *gen) isDead() bool {

@@ -64,19 +64,9 @@ func TestLifecycleThroughPluginProcess(t *testing.T) {
 	require.Equal(t, []string{"scripted"}, reg.Names())
 
 	r := open(t, h, "web/app", resource.Properties{"progress": 3, "print": "hello from stdout"})
-	var (
-		mu       sync.Mutex
-		progress []string
-	)
-	ctx := resource.WithProgress(t.Context(), func(msg string) {
-		mu.Lock()
-		progress = append(progress, msg)
-		mu.Unlock()
-	})
+	ctx, progress := recordProgress(t.Context())
 	require.NoError(t, r.Online(ctx))
-	mu.Lock()
-	require.Equal(t, []string{"step 1", "step 2", "step 3"}, progress, "progress reaches the host ctx")
-	mu.Unlock()
+	require.Equal(t, []string{"step 1", "step 2", "step 3"}, progress(), "progress reaches the host ctx")
 	require.NoError(t, r.LooksAlive(t.Context()))
 	require.NoError(t, r.IsAlive(t.Context()))
 	require.NoError(t, r.Offline(t.Context()))

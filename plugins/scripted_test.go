@@ -45,6 +45,12 @@ type scriptedProps struct {
 	FailTerminateFile string `json:"fail_terminate_file"`
 	// GCPercentFile: Online writes the process's GC percent here.
 	GCPercentFile string `json:"gc_percent_file"`
+	// FailOnline: Online fails with a configuration error naming
+	// fail_online and this value.
+	FailOnline string `json:"fail_online"`
+	// CtxFile: Online writes what its ctx carries here ("deadline in NS"
+	// or "no deadline") and, when a blocked Online ends, "ended: CAUSE".
+	CtxFile string `json:"ctx_file"`
 }
 
 func (scriptedType) Name() string { return "scripted" }
@@ -110,6 +116,18 @@ func (s *scripted) Online(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.p.CtxFile != "" {
+		what := "no deadline"
+		if dl, ok := ctx.Deadline(); ok {
+			what = fmt.Sprintf("deadline in %d", time.Until(dl))
+		}
+		if err := os.WriteFile(s.p.CtxFile, []byte(what+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	if s.p.FailOnline != "" {
+		return resource.ConfigError("fail_online", s.p.FailOnline, "asked to fail")
+	}
 	for i := range s.p.Progress {
 		resource.ReportProgress(ctx, fmt.Sprintf("step %d", i+1))
 	}
@@ -130,6 +148,13 @@ func (s *scripted) Online(ctx context.Context) error {
 	}
 	if s.p.BlockOnline {
 		<-ctx.Done()
+		if s.p.CtxFile != "" {
+			f, err := os.OpenFile(s.p.CtxFile, os.O_APPEND|os.O_WRONLY, 0o600)
+			if err == nil {
+				_, _ = fmt.Fprintf(f, "ended: %v\n", context.Cause(ctx))
+				_ = f.Close()
+			}
+		}
 		return fmt.Errorf("online blocked: %w", context.Cause(ctx))
 	}
 	s.mu.Lock()

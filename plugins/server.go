@@ -48,7 +48,7 @@ func newGRPCServer(types []resource.Type, logger *slog.Logger) (*grpcServer, err
 		insts:  make(map[uint64]*instance),
 		events: newEventQueue(),
 
-		capabilities: []string{capLooksAliveLoop, capEvents, capSchedule, capCycle},
+		capabilities: []string{capLooksAliveLoop, capEvents, capSchedule, capCycle, capCalls},
 	}
 	for _, t := range types {
 		if t == nil || t.Name() == "" {
@@ -212,11 +212,12 @@ type progressStream interface {
 	Context() context.Context
 }
 
-// pending runs Online or Offline, forwarding progress reports on the stream.
+// pending runs Online or Offline, forwarding progress reports on the
+// stream. Its error is the resource's (or the server's), not yet a status.
 func (s *grpcServer) pending(req *pb.InstanceRequest, stream progressStream, online bool) error {
 	inst, err := s.inst(req.GetInstance())
 	if err != nil {
-		return errorToStatus(err)
+		return err
 	}
 	// The new cycle is set before the call joins the instance's
 	// generation: a Terminate after a failure of the previous cycle
@@ -243,7 +244,7 @@ func (s *grpcServer) pending(req *pb.InstanceRequest, stream progressStream, onl
 		mu.Unlock()
 	}()
 	if err := inst.acquire(ctx); err != nil {
-		return errorToStatus(err)
+		return err
 	}
 	if online {
 		err = inst.watch(ctx, "Online", inst.res.Online)
@@ -255,54 +256,62 @@ func (s *grpcServer) pending(req *pb.InstanceRequest, stream progressStream, onl
 		inst.setOnline(gen, req.GetCycle())
 		inst.startLoop()
 	}
-	return errorToStatus(err)
+	return err
 }
 
 func (s *grpcServer) Online(req *pb.InstanceRequest, stream pb.ResourcePlugin_OnlineServer) error {
-	return s.pending(req, stream, true)
+	return errorToStatus(s.pending(req, stream, true))
 }
 
 func (s *grpcServer) Offline(req *pb.InstanceRequest, stream pb.ResourcePlugin_OfflineServer) error {
-	return s.pending(req, stream, false)
+	return errorToStatus(s.pending(req, stream, false))
 }
 
-func (s *grpcServer) check(ctx context.Context, req *pb.InstanceRequest, thorough bool) (*pb.Empty, error) {
+// check runs LooksAlive or IsAlive; its error is not yet a status.
+func (s *grpcServer) check(ctx context.Context, req *pb.InstanceRequest, thorough bool) error {
 	inst, err := s.inst(req.GetInstance())
 	if err != nil {
-		return nil, errorToStatus(err)
+		return err
 	}
 	ctx, done := inst.callCtx(ctx)
 	defer done()
 	if err := inst.acquire(ctx); err != nil {
-		return nil, errorToStatus(err)
+		return err
 	}
 	defer inst.release()
 	if thorough {
-		err = inst.watch(ctx, "IsAlive", inst.res.IsAlive)
-	} else {
-		err = inst.watch(ctx, "LooksAlive", inst.res.LooksAlive)
+		return inst.watch(ctx, "IsAlive", inst.res.IsAlive)
 	}
-	if err != nil {
+	return inst.watch(ctx, "LooksAlive", inst.res.LooksAlive)
+}
+
+func (s *grpcServer) LooksAlive(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
+	if err := s.check(ctx, req, false); err != nil {
 		return nil, errorToStatus(err)
 	}
 	return &pb.Empty{}, nil
 }
 
-func (s *grpcServer) LooksAlive(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
-	return s.check(ctx, req, false)
+func (s *grpcServer) IsAlive(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
+	if err := s.check(ctx, req, true); err != nil {
+		return nil, errorToStatus(err)
+	}
+	return &pb.Empty{}, nil
 }
 
-func (s *grpcServer) IsAlive(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
-	return s.check(ctx, req, true)
+// terminate cancels the instance's calls and runs its Terminate; the
+// error is not yet a status.
+func (s *grpcServer) terminate(ctx context.Context, req *pb.InstanceRequest) error {
+	inst, err := s.inst(req.GetInstance())
+	if err != nil {
+		return err
+	}
+	inst.terminateCalls()
+	return inst.watch(ctx, "Terminate", inst.res.Terminate)
 }
 
 func (s *grpcServer) Terminate(ctx context.Context, req *pb.InstanceRequest) (*pb.Empty, error) {
-	inst, err := s.inst(req.GetInstance())
-	if err != nil {
-		return nil, errorToStatus(err)
-	}
-	inst.terminateCalls()
-	return &pb.Empty{}, errorToStatus(inst.watch(ctx, "Terminate", inst.res.Terminate))
+	return &pb.Empty{}, errorToStatus(s.terminate(ctx, req))
 }
 
 // SetSchedule replaces the instance's poll schedule; an instance being

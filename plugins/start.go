@@ -174,6 +174,12 @@ func (h *Pool) newGen(ctx context.Context, l *lineage, rpc pb.ResourcePluginClie
 	} else {
 		h.logger.Warn("plugin does not push events: every health check is a call, and a process death is noticed by the heartbeat and the calls", "pid", pid)
 	}
+	if slices.Contains(caps, capCalls) && !h.cfg.perCallRPCs {
+		if g.calls, err = openCallStream(evCtx, rpc); err != nil {
+			evCancel()
+			return nil, fmt.Errorf("plugins: plugin %s: Calls: %w", h.cfg.Path, err)
+		}
+	}
 	h.logger.Debug("plugin started", "pid", pid, "capabilities", caps)
 	go g.heartbeat(h.cfg.HeartbeatInterval, h.cfg.HeartbeatTimeout, h.cfg.HeartbeatMisses)
 	return g, nil

@@ -153,6 +153,68 @@ func (ErrorDetail_Class) EnumDescriptor() ([]byte, []int) {
 	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{12, 0}
 }
 
+type CallRequest_Method int32
+
+const (
+	CallRequest_METHOD_UNSPECIFIED CallRequest_Method = 0
+	CallRequest_METHOD_ONLINE      CallRequest_Method = 1
+	CallRequest_METHOD_OFFLINE     CallRequest_Method = 2
+	CallRequest_METHOD_LOOKS_ALIVE CallRequest_Method = 3
+	CallRequest_METHOD_IS_ALIVE    CallRequest_Method = 4
+	CallRequest_METHOD_TERMINATE   CallRequest_Method = 5
+	// CANCEL cancels the call id names (no reply).
+	CallRequest_METHOD_CANCEL CallRequest_Method = 6
+)
+
+// Enum value maps for CallRequest_Method.
+var (
+	CallRequest_Method_name = map[int32]string{
+		0: "METHOD_UNSPECIFIED",
+		1: "METHOD_ONLINE",
+		2: "METHOD_OFFLINE",
+		3: "METHOD_LOOKS_ALIVE",
+		4: "METHOD_IS_ALIVE",
+		5: "METHOD_TERMINATE",
+		6: "METHOD_CANCEL",
+	}
+	CallRequest_Method_value = map[string]int32{
+		"METHOD_UNSPECIFIED": 0,
+		"METHOD_ONLINE":      1,
+		"METHOD_OFFLINE":     2,
+		"METHOD_LOOKS_ALIVE": 3,
+		"METHOD_IS_ALIVE":    4,
+		"METHOD_TERMINATE":   5,
+		"METHOD_CANCEL":      6,
+	}
+)
+
+func (x CallRequest_Method) Enum() *CallRequest_Method {
+	p := new(CallRequest_Method)
+	*p = x
+	return p
+}
+
+func (x CallRequest_Method) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CallRequest_Method) Descriptor() protoreflect.EnumDescriptor {
+	return file_sftresourcev1_resource_proto_enumTypes[2].Descriptor()
+}
+
+func (CallRequest_Method) Type() protoreflect.EnumType {
+	return &file_sftresourcev1_resource_proto_enumTypes[2]
+}
+
+func (x CallRequest_Method) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CallRequest_Method.Descriptor instead.
+func (CallRequest_Method) EnumDescriptor() ([]byte, []int) {
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{13, 0}
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1000,6 +1062,149 @@ func (x *ErrorDetail) GetDeadlineExceeded() bool {
 	return false
 }
 
+// CallRequest is one call on the Calls stream.
+type CallRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the call in its replies; unique on the stream.
+	Id      uint64             `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Method  CallRequest_Method `protobuf:"varint,2,opt,name=method,proto3,enum=sft.resource.v1.CallRequest_Method" json:"method,omitempty"`
+	Request *InstanceRequest   `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
+	// timeout_ns, when positive, is what was left of the caller's deadline
+	// when it sent the call: the call's context ends that much later with
+	// DeadlineExceeded, as a gRPC call's would.
+	TimeoutNs     int64 `protobuf:"varint,4,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallRequest) Reset() {
+	*x = CallRequest{}
+	mi := &file_sftresourcev1_resource_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallRequest) ProtoMessage() {}
+
+func (x *CallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sftresourcev1_resource_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
+func (*CallRequest) Descriptor() ([]byte, []int) {
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CallRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallRequest) GetMethod() CallRequest_Method {
+	if x != nil {
+		return x.Method
+	}
+	return CallRequest_METHOD_UNSPECIFIED
+}
+
+func (x *CallRequest) GetRequest() *InstanceRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *CallRequest) GetTimeoutNs() int64 {
+	if x != nil {
+		return x.TimeoutNs
+	}
+	return 0
+}
+
+// CallReply is a progress report of call id (done false) or its end
+// (done true; error set when it failed).
+type CallReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Done          bool                   `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	Progress      string                 `protobuf:"bytes,3,opt,name=progress,proto3" json:"progress,omitempty"`
+	Error         *ErrorDetail           `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallReply) Reset() {
+	*x = CallReply{}
+	mi := &file_sftresourcev1_resource_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallReply) ProtoMessage() {}
+
+func (x *CallReply) ProtoReflect() protoreflect.Message {
+	mi := &file_sftresourcev1_resource_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallReply.ProtoReflect.Descriptor instead.
+func (*CallReply) Descriptor() ([]byte, []int) {
+	return file_sftresourcev1_resource_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CallReply) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallReply) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *CallReply) GetProgress() string {
+	if x != nil {
+		return x.Progress
+	}
+	return ""
+}
+
+func (x *CallReply) GetError() *ErrorDetail {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_sftresourcev1_resource_proto protoreflect.FileDescriptor
 
 const file_sftresourcev1_resource_proto_rawDesc = "" +
@@ -1073,7 +1278,26 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x11CLASS_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fCLASS_TRANSIENT\x10\x01\x12\x14\n" +
 	"\x10CLASS_NODE_LOCAL\x10\x02\x12\x17\n" +
-	"\x13CLASS_CONFIGURATION\x10\x032\xcf\x06\n" +
+	"\x13CLASS_CONFIGURATION\x10\x03\"\xd5\x02\n" +
+	"\vCallRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12;\n" +
+	"\x06method\x18\x02 \x01(\x0e2#.sft.resource.v1.CallRequest.MethodR\x06method\x12:\n" +
+	"\arequest\x18\x03 \x01(\v2 .sft.resource.v1.InstanceRequestR\arequest\x12\x1d\n" +
+	"\n" +
+	"timeout_ns\x18\x04 \x01(\x03R\ttimeoutNs\"\x9d\x01\n" +
+	"\x06Method\x12\x16\n" +
+	"\x12METHOD_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rMETHOD_ONLINE\x10\x01\x12\x12\n" +
+	"\x0eMETHOD_OFFLINE\x10\x02\x12\x16\n" +
+	"\x12METHOD_LOOKS_ALIVE\x10\x03\x12\x13\n" +
+	"\x0fMETHOD_IS_ALIVE\x10\x04\x12\x14\n" +
+	"\x10METHOD_TERMINATE\x10\x05\x12\x11\n" +
+	"\rMETHOD_CANCEL\x10\x06\"\x7f\n" +
+	"\tCallReply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12\x1a\n" +
+	"\bprogress\x18\x03 \x01(\tR\bprogress\x122\n" +
+	"\x05error\x18\x04 \x01(\v2\x1c.sft.resource.v1.ErrorDetailR\x05error2\x96\a\n" +
 	"\x0eResourcePlugin\x12C\n" +
 	"\x04Info\x12\x1c.sft.resource.v1.InfoRequest\x1a\x1d.sft.resource.v1.InfoResponse\x12D\n" +
 	"\bValidate\x12 .sft.resource.v1.ValidateRequest\x1a\x16.sft.resource.v1.Empty\x12C\n" +
@@ -1087,7 +1311,8 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\tTerminate\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x12B\n" +
 	"\x06Events\x12\x1e.sft.resource.v1.EventsRequest\x1a\x16.sft.resource.v1.Event0\x01\x12G\n" +
 	"\vSetSchedule\x12 .sft.resource.v1.InstanceRequest\x1a\x16.sft.resource.v1.Empty\x126\n" +
-	"\x04Ping\x12\x16.sft.resource.v1.Empty\x1a\x16.sft.resource.v1.EmptyBJZHgithub.com/sftkit/sft/plugins/internal/proto/sftresourcev1;sftresourcev1b\x06proto3"
+	"\x04Ping\x12\x16.sft.resource.v1.Empty\x1a\x16.sft.resource.v1.Empty\x12E\n" +
+	"\x05Calls\x12\x1c.sft.resource.v1.CallRequest\x1a\x1a.sft.resource.v1.CallReply(\x010\x01BJZHgithub.com/sftkit/sft/plugins/internal/proto/sftresourcev1;sftresourcev1b\x06proto3"
 
 var (
 	file_sftresourcev1_resource_proto_rawDescOnce sync.Once
@@ -1101,60 +1326,68 @@ func file_sftresourcev1_resource_proto_rawDescGZIP() []byte {
 	return file_sftresourcev1_resource_proto_rawDescData
 }
 
-var file_sftresourcev1_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sftresourcev1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_sftresourcev1_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_sftresourcev1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_sftresourcev1_resource_proto_goTypes = []any{
 	(Event_Kind)(0),         // 0: sft.resource.v1.Event.Kind
 	(ErrorDetail_Class)(0),  // 1: sft.resource.v1.ErrorDetail.Class
-	(*Empty)(nil),           // 2: sft.resource.v1.Empty
-	(*InfoRequest)(nil),     // 3: sft.resource.v1.InfoRequest
-	(*InfoResponse)(nil),    // 4: sft.resource.v1.InfoResponse
-	(*TypeInfo)(nil),        // 5: sft.resource.v1.TypeInfo
-	(*ValidateRequest)(nil), // 6: sft.resource.v1.ValidateRequest
-	(*OpenRequest)(nil),     // 7: sft.resource.v1.OpenRequest
-	(*OpenResponse)(nil),    // 8: sft.resource.v1.OpenResponse
-	(*InstanceRequest)(nil), // 9: sft.resource.v1.InstanceRequest
-	(*Schedule)(nil),        // 10: sft.resource.v1.Schedule
-	(*Progress)(nil),        // 11: sft.resource.v1.Progress
-	(*EventsRequest)(nil),   // 12: sft.resource.v1.EventsRequest
-	(*Event)(nil),           // 13: sft.resource.v1.Event
-	(*ErrorDetail)(nil),     // 14: sft.resource.v1.ErrorDetail
+	(CallRequest_Method)(0), // 2: sft.resource.v1.CallRequest.Method
+	(*Empty)(nil),           // 3: sft.resource.v1.Empty
+	(*InfoRequest)(nil),     // 4: sft.resource.v1.InfoRequest
+	(*InfoResponse)(nil),    // 5: sft.resource.v1.InfoResponse
+	(*TypeInfo)(nil),        // 6: sft.resource.v1.TypeInfo
+	(*ValidateRequest)(nil), // 7: sft.resource.v1.ValidateRequest
+	(*OpenRequest)(nil),     // 8: sft.resource.v1.OpenRequest
+	(*OpenResponse)(nil),    // 9: sft.resource.v1.OpenResponse
+	(*InstanceRequest)(nil), // 10: sft.resource.v1.InstanceRequest
+	(*Schedule)(nil),        // 11: sft.resource.v1.Schedule
+	(*Progress)(nil),        // 12: sft.resource.v1.Progress
+	(*EventsRequest)(nil),   // 13: sft.resource.v1.EventsRequest
+	(*Event)(nil),           // 14: sft.resource.v1.Event
+	(*ErrorDetail)(nil),     // 15: sft.resource.v1.ErrorDetail
+	(*CallRequest)(nil),     // 16: sft.resource.v1.CallRequest
+	(*CallReply)(nil),       // 17: sft.resource.v1.CallReply
 }
 var file_sftresourcev1_resource_proto_depIdxs = []int32{
-	5,  // 0: sft.resource.v1.InfoResponse.types:type_name -> sft.resource.v1.TypeInfo
-	10, // 1: sft.resource.v1.InstanceRequest.schedule:type_name -> sft.resource.v1.Schedule
+	6,  // 0: sft.resource.v1.InfoResponse.types:type_name -> sft.resource.v1.TypeInfo
+	11, // 1: sft.resource.v1.InstanceRequest.schedule:type_name -> sft.resource.v1.Schedule
 	0,  // 2: sft.resource.v1.Event.kind:type_name -> sft.resource.v1.Event.Kind
-	14, // 3: sft.resource.v1.Event.error:type_name -> sft.resource.v1.ErrorDetail
+	15, // 3: sft.resource.v1.Event.error:type_name -> sft.resource.v1.ErrorDetail
 	1,  // 4: sft.resource.v1.ErrorDetail.class:type_name -> sft.resource.v1.ErrorDetail.Class
-	3,  // 5: sft.resource.v1.ResourcePlugin.Info:input_type -> sft.resource.v1.InfoRequest
-	6,  // 6: sft.resource.v1.ResourcePlugin.Validate:input_type -> sft.resource.v1.ValidateRequest
-	7,  // 7: sft.resource.v1.ResourcePlugin.Open:input_type -> sft.resource.v1.OpenRequest
-	9,  // 8: sft.resource.v1.ResourcePlugin.Close:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 9: sft.resource.v1.ResourcePlugin.Online:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 10: sft.resource.v1.ResourcePlugin.Offline:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 11: sft.resource.v1.ResourcePlugin.LooksAlive:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 12: sft.resource.v1.ResourcePlugin.IsAlive:input_type -> sft.resource.v1.InstanceRequest
-	9,  // 13: sft.resource.v1.ResourcePlugin.Terminate:input_type -> sft.resource.v1.InstanceRequest
-	12, // 14: sft.resource.v1.ResourcePlugin.Events:input_type -> sft.resource.v1.EventsRequest
-	9,  // 15: sft.resource.v1.ResourcePlugin.SetSchedule:input_type -> sft.resource.v1.InstanceRequest
-	2,  // 16: sft.resource.v1.ResourcePlugin.Ping:input_type -> sft.resource.v1.Empty
-	4,  // 17: sft.resource.v1.ResourcePlugin.Info:output_type -> sft.resource.v1.InfoResponse
-	2,  // 18: sft.resource.v1.ResourcePlugin.Validate:output_type -> sft.resource.v1.Empty
-	8,  // 19: sft.resource.v1.ResourcePlugin.Open:output_type -> sft.resource.v1.OpenResponse
-	2,  // 20: sft.resource.v1.ResourcePlugin.Close:output_type -> sft.resource.v1.Empty
-	11, // 21: sft.resource.v1.ResourcePlugin.Online:output_type -> sft.resource.v1.Progress
-	11, // 22: sft.resource.v1.ResourcePlugin.Offline:output_type -> sft.resource.v1.Progress
-	2,  // 23: sft.resource.v1.ResourcePlugin.LooksAlive:output_type -> sft.resource.v1.Empty
-	2,  // 24: sft.resource.v1.ResourcePlugin.IsAlive:output_type -> sft.resource.v1.Empty
-	2,  // 25: sft.resource.v1.ResourcePlugin.Terminate:output_type -> sft.resource.v1.Empty
-	13, // 26: sft.resource.v1.ResourcePlugin.Events:output_type -> sft.resource.v1.Event
-	2,  // 27: sft.resource.v1.ResourcePlugin.SetSchedule:output_type -> sft.resource.v1.Empty
-	2,  // 28: sft.resource.v1.ResourcePlugin.Ping:output_type -> sft.resource.v1.Empty
-	17, // [17:29] is the sub-list for method output_type
-	5,  // [5:17] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	2,  // 5: sft.resource.v1.CallRequest.method:type_name -> sft.resource.v1.CallRequest.Method
+	10, // 6: sft.resource.v1.CallRequest.request:type_name -> sft.resource.v1.InstanceRequest
+	15, // 7: sft.resource.v1.CallReply.error:type_name -> sft.resource.v1.ErrorDetail
+	4,  // 8: sft.resource.v1.ResourcePlugin.Info:input_type -> sft.resource.v1.InfoRequest
+	7,  // 9: sft.resource.v1.ResourcePlugin.Validate:input_type -> sft.resource.v1.ValidateRequest
+	8,  // 10: sft.resource.v1.ResourcePlugin.Open:input_type -> sft.resource.v1.OpenRequest
+	10, // 11: sft.resource.v1.ResourcePlugin.Close:input_type -> sft.resource.v1.InstanceRequest
+	10, // 12: sft.resource.v1.ResourcePlugin.Online:input_type -> sft.resource.v1.InstanceRequest
+	10, // 13: sft.resource.v1.ResourcePlugin.Offline:input_type -> sft.resource.v1.InstanceRequest
+	10, // 14: sft.resource.v1.ResourcePlugin.LooksAlive:input_type -> sft.resource.v1.InstanceRequest
+	10, // 15: sft.resource.v1.ResourcePlugin.IsAlive:input_type -> sft.resource.v1.InstanceRequest
+	10, // 16: sft.resource.v1.ResourcePlugin.Terminate:input_type -> sft.resource.v1.InstanceRequest
+	13, // 17: sft.resource.v1.ResourcePlugin.Events:input_type -> sft.resource.v1.EventsRequest
+	10, // 18: sft.resource.v1.ResourcePlugin.SetSchedule:input_type -> sft.resource.v1.InstanceRequest
+	3,  // 19: sft.resource.v1.ResourcePlugin.Ping:input_type -> sft.resource.v1.Empty
+	16, // 20: sft.resource.v1.ResourcePlugin.Calls:input_type -> sft.resource.v1.CallRequest
+	5,  // 21: sft.resource.v1.ResourcePlugin.Info:output_type -> sft.resource.v1.InfoResponse
+	3,  // 22: sft.resource.v1.ResourcePlugin.Validate:output_type -> sft.resource.v1.Empty
+	9,  // 23: sft.resource.v1.ResourcePlugin.Open:output_type -> sft.resource.v1.OpenResponse
+	3,  // 24: sft.resource.v1.ResourcePlugin.Close:output_type -> sft.resource.v1.Empty
+	12, // 25: sft.resource.v1.ResourcePlugin.Online:output_type -> sft.resource.v1.Progress
+	12, // 26: sft.resource.v1.ResourcePlugin.Offline:output_type -> sft.resource.v1.Progress
+	3,  // 27: sft.resource.v1.ResourcePlugin.LooksAlive:output_type -> sft.resource.v1.Empty
+	3,  // 28: sft.resource.v1.ResourcePlugin.IsAlive:output_type -> sft.resource.v1.Empty
+	3,  // 29: sft.resource.v1.ResourcePlugin.Terminate:output_type -> sft.resource.v1.Empty
+	14, // 30: sft.resource.v1.ResourcePlugin.Events:output_type -> sft.resource.v1.Event
+	3,  // 31: sft.resource.v1.ResourcePlugin.SetSchedule:output_type -> sft.resource.v1.Empty
+	3,  // 32: sft.resource.v1.ResourcePlugin.Ping:output_type -> sft.resource.v1.Empty
+	17, // 33: sft.resource.v1.ResourcePlugin.Calls:output_type -> sft.resource.v1.CallReply
+	21, // [21:34] is the sub-list for method output_type
+	8,  // [8:21] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_sftresourcev1_resource_proto_init() }
@@ -1167,8 +1400,8 @@ func file_sftresourcev1_resource_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sftresourcev1_resource_proto_rawDesc), len(file_sftresourcev1_resource_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   13,
+			NumEnums:      3,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,7 @@ const (
 	ResourcePlugin_Events_FullMethodName      = "/sft.resource.v1.ResourcePlugin/Events"
 	ResourcePlugin_SetSchedule_FullMethodName = "/sft.resource.v1.ResourcePlugin/SetSchedule"
 	ResourcePlugin_Ping_FullMethodName        = "/sft.resource.v1.ResourcePlugin/Ping"
+	ResourcePlugin_Calls_FullMethodName       = "/sft.resource.v1.ResourcePlugin/Calls"
 )
 
 // ResourcePluginClient is the client API for ResourcePlugin service.
@@ -70,6 +71,13 @@ type ResourcePluginClient interface {
 	// Ping is the host's heartbeat: a plugin process that stops answering
 	// (frozen, overloaded) is killed and relaunched.
 	Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	// Calls carries Online, Offline, LooksAlive, IsAlive and Terminate of
+	// every instance on one stream (capability "calls"), instead of a gRPC
+	// call each: a request per call, CallReply messages back with its id
+	// (progress reports, then the one final reply). A request of method
+	// CANCEL cancels the call with its id, as the end of a call's own RPC
+	// would. The stream's end cancels every call in flight.
+	Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallReply], error)
 }
 
 type resourcePluginClient struct {
@@ -227,6 +235,19 @@ func (c *resourcePluginClient) Ping(ctx context.Context, in *Empty, opts ...grpc
 	return out, nil
 }
 
+func (c *resourcePluginClient) Calls(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CallRequest, CallReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ResourcePlugin_ServiceDesc.Streams[3], ResourcePlugin_Calls_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CallRequest, CallReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ResourcePlugin_CallsClient = grpc.BidiStreamingClient[CallRequest, CallReply]
+
 // ResourcePluginServer is the server API for ResourcePlugin service.
 // All implementations must embed UnimplementedResourcePluginServer
 // for forward compatibility.
@@ -257,6 +278,13 @@ type ResourcePluginServer interface {
 	// Ping is the host's heartbeat: a plugin process that stops answering
 	// (frozen, overloaded) is killed and relaunched.
 	Ping(context.Context, *Empty) (*Empty, error)
+	// Calls carries Online, Offline, LooksAlive, IsAlive and Terminate of
+	// every instance on one stream (capability "calls"), instead of a gRPC
+	// call each: a request per call, CallReply messages back with its id
+	// (progress reports, then the one final reply). A request of method
+	// CANCEL cancels the call with its id, as the end of a call's own RPC
+	// would. The stream's end cancels every call in flight.
+	Calls(grpc.BidiStreamingServer[CallRequest, CallReply]) error
 	mustEmbedUnimplementedResourcePluginServer()
 }
 
@@ -302,6 +330,9 @@ func (UnimplementedResourcePluginServer) SetSchedule(context.Context, *InstanceR
 }
 func (UnimplementedResourcePluginServer) Ping(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Ping not implemented")
+}
+func (UnimplementedResourcePluginServer) Calls(grpc.BidiStreamingServer[CallRequest, CallReply]) error {
+	return status.Errorf(codes.Unimplemented, "method Calls not implemented")
 }
 func (UnimplementedResourcePluginServer) mustEmbedUnimplementedResourcePluginServer() {}
 func (UnimplementedResourcePluginServer) testEmbeddedByValue()                        {}
@@ -519,6 +550,13 @@ func _ResourcePlugin_Ping_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ResourcePlugin_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ResourcePluginServer).Calls(&grpc.GenericServerStream[CallRequest, CallReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ResourcePlugin_CallsServer = grpc.BidiStreamingServer[CallRequest, CallReply]
+
 // ResourcePlugin_ServiceDesc is the grpc.ServiceDesc for ResourcePlugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -578,6 +616,12 @@ var ResourcePlugin_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Events",
 			Handler:       _ResourcePlugin_Events_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Calls",
+			Handler:       _ResourcePlugin_Calls_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "sftresourcev1/resource.proto",
