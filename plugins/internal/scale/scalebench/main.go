@@ -67,6 +67,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -653,7 +654,7 @@ func (b *bench) crash(n, g int) error {
 	if err != nil {
 		return err
 	}
-	c0 := cpu([]int{os.Getpid()})
+	c0, a0 := cpu([]int{os.Getpid()}), appsCPU()
 	t0 := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return err
@@ -681,6 +682,7 @@ func (b *bench) crash(n, g int) error {
 		}
 	}
 	wall := time.Since(t0)
+	a1 := appsCPU()
 	newPid := e.pool.Pid()
 	hostCPU := cpu([]int{os.Getpid()}) - c0
 	pluginCPU := cpu([]int{newPid})
@@ -719,6 +721,12 @@ func (b *bench) crash(n, g int) error {
 	fails, backs := counts()
 	fmt.Printf("crash: kill -9 of the plugin with %d apps in %d groups, restart delay %s: all online again after %.0f ms (%.0f ms beyond the delay), CPU host %.0f ms + new plugin %.0f ms; subscriber (buffer 4096) got %d events, dropped %d, saw %d of %d resources fail and %d come back\n",
 		n, g, delay, float64(wall)/1e6, float64(wall-delay)/1e6, ms(hostCPU), ms(pluginCPU), events.Load(), sub.Dropped(), fails, n, backs)
+	if a0 >= 0 && a1 >= 0 {
+		// The floor: the apps' own exec and start, spread over every CPU
+		// as if nothing else ran, is time no supervisor can save.
+		fmt.Printf("crash: the apps' own CPU over it (their exit, the child side of the fork, exec, start; their cgroups): %.0f ms, %.0f ms of wall time on %d CPUs at the least\n",
+			ms(a1-a0), ms(a1-a0)/float64(runtime.NumCPU()), runtime.NumCPU())
+	}
 	return nil
 }
 
