@@ -12,7 +12,10 @@ import (
 )
 
 // noopType's resources do nothing: Online, Offline, the checks and
-// Terminate return nil at once. The noop phase brings a thousand of them
+// Terminate return nil at once, and the checks say they answer from
+// memory (resource.InstantChecker, InstantIsAliveChecker), as a plugin
+// proxy's do: like for like, in process and through the plugin, the
+// monitor polls both inline. The noop phase brings a thousand of them
 // online to measure what sft itself costs per resource (the monitor, and
 // the plugin protocol), apart from what starting a real program costs the
 // kernel (the online phase).
@@ -33,6 +36,8 @@ func (noopRes) Offline(context.Context) error    { return nil }
 func (noopRes) LooksAlive(context.Context) error { return nil }
 func (noopRes) IsAlive(context.Context) error    { return nil }
 func (noopRes) Terminate(context.Context) error  { return nil }
+func (noopRes) LooksAliveInstant() bool          { return true }
+func (noopRes) IsAliveInstant() bool             { return true }
 
 // onlineNoop brings n no-op resources in g groups online, in this process
 // or through the plugin, and prints the CPU of this process and of the
