@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -107,6 +108,11 @@ func (c *callStream) streamEnded() error {
 	return fmt.Errorf("%w: the call stream ended: %v", ErrPluginExited, c.err)
 }
 
+// deadlineMargin is how long before the deadline the plugin has the host
+// checks whether the caller moved its own: the move must reach the plugin
+// before the old deadline passes there.
+const deadlineMargin = 100 * time.Millisecond
+
 // call runs one call on the stream and waits for its end, forwarding its
 // progress reports to ctx's progress function. remote is the plugin's
 // answer (the resource's error, from its ErrorDetail); err is the call's
@@ -124,14 +130,35 @@ func (c *callStream) call(ctx context.Context, m pb.CallRequest_Method, req *pb.
 	c.pending[id] = sc
 	c.mu.Unlock()
 	r := &pb.CallRequest{Id: id, Method: m, Request: req}
-	if dl, ok := ctx.Deadline(); ok {
-		r.TimeoutNs = max(int64(time.Until(dl)), 1)
+	// The deadline the plugin has; the caller may move its own (a monitor
+	// does with each progress report): the move is sent after a report,
+	// and before the old deadline would pass (near).
+	sent, hasDeadline := ctx.Deadline()
+	var near *time.Timer
+	if hasDeadline {
+		r.TimeoutNs = max(int64(time.Until(sent)), 1)
+		near = time.NewTimer(max(time.Until(sent)-deadlineMargin, 0))
+		defer near.Stop()
+	}
+	moved := func() {
+		if dl, ok := ctx.Deadline(); ok && hasDeadline && dl.After(sent) {
+			sent = dl
+			c.out.push(&pb.CallRequest{Id: id, Method: pb.CallRequest_METHOD_DEADLINE, TimeoutNs: max(int64(time.Until(dl)), 1)})
+			near.Reset(max(time.Until(dl)-deadlineMargin, 0))
+		}
 	}
 	c.out.push(r)
 	for {
+		var nearC <-chan time.Time
+		if near != nil {
+			nearC = near.C
+		}
 		select {
 		case msg := <-sc.progress:
 			resource.ReportProgress(ctx, msg)
+			moved()
+		case <-nearC:
+			moved()
 		case rep := <-sc.done:
 			for { // the reports sent before the end, in order
 				select {
@@ -147,7 +174,9 @@ func (c *callStream) call(ctx context.Context, m pb.CallRequest_Method, req *pb.
 			c.mu.Lock()
 			delete(c.pending, id)
 			c.mu.Unlock()
-			c.out.push(&pb.CallRequest{Id: id, Method: pb.CallRequest_METHOD_CANCEL})
+			dl, ok := ctx.Deadline()
+			c.out.push(&pb.CallRequest{Id: id, Method: pb.CallRequest_METHOD_CANCEL,
+				DeadlineExceeded: errors.Is(ctx.Err(), context.DeadlineExceeded) || (ok && !time.Now().Before(dl))})
 			return nil, ctx.Err()
 		case <-c.ended:
 			select {

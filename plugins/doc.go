@@ -38,12 +38,16 @@
 // stream per process, Calls, and Online, Offline, LooksAlive, IsAlive and
 // Terminate of all its instances travel on it as messages with an id
 // (progress reports and the end come back the same way; the caller's
-// deadline travels with the call, its cancellation as a CANCEL message),
+// deadline travels with the call and follows it when the caller moves it,
+// as the monitor does with each progress report of a pending call; its
+// cancellation travels as a CANCEL message),
 // instead of a gRPC call each: per call that saves each side a gRPC
 // stream, and on both sides the calls run on shallow goroutines instead
 // of ones whose stacks grow inside gRPC (a thousand Onlines at once:
 // about 40 % less CPU, scalebench -phases noop). A plugin without it gets
-// an RPC per call, as before.
+// an RPC per call, as before, whose deadline is fixed when the call
+// starts: there an Online that reports progress past its first deadline
+// is still cut at it.
 //
 // Every proxy implements resource.FailureReporter, resource.ProcessKiller,
 // resource.PollScheduler and resource.Closer:

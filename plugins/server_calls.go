@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -11,8 +12,9 @@ import (
 
 // Calls serves the call stream (capability "calls"): every request runs on
 // a goroutine of its own, exactly as the handler of its per-call RPC would
-// (the same pending, check and terminate), under a context that ends with
-// the stream, at the request's timeout, or at a CANCEL request for it.
+// (the same pending, check and terminate), under a context that carries
+// the host's deadline (moved by DEADLINE requests) and ends at a CANCEL
+// request for it or with the stream (streamCallCtx).
 // Replies leave through one sender goroutine, in the order they were
 // queued, so a call's progress reports precede its end.
 //
@@ -29,7 +31,7 @@ func (s *grpcServer) Calls(stream pb.ResourcePlugin_CallsServer) error {
 	go out.run(ctx, stream.Send)
 	var (
 		mu    sync.Mutex
-		calls = make(map[uint64]context.CancelCauseFunc)
+		calls = make(map[uint64]*streamCallCtx)
 	)
 	for {
 		req, err := stream.Recv()
@@ -37,30 +39,33 @@ func (s *grpcServer) Calls(stream pb.ResourcePlugin_CallsServer) error {
 			return nil // the host closed the stream or went away: ctx ends every call
 		}
 		id := req.GetId()
-		if req.GetMethod() == pb.CallRequest_METHOD_CANCEL {
+		switch req.GetMethod() {
+		case pb.CallRequest_METHOD_CANCEL, pb.CallRequest_METHOD_DEADLINE:
 			mu.Lock()
-			cancel := calls[id]
+			c := calls[id]
 			mu.Unlock()
-			if cancel != nil {
-				cancel(context.Canceled)
+			switch {
+			case c == nil: // it has ended
+			case req.GetMethod() == pb.CallRequest_METHOD_DEADLINE:
+				c.setTimeout(time.Duration(req.GetTimeoutNs()))
+			case req.GetDeadlineExceeded():
+				c.cancel(context.DeadlineExceeded)
+			default:
+				c.cancel(context.Canceled)
 			}
 			continue
 		}
-		cctx, cancel := context.WithCancelCause(ctx)
-		var stop context.CancelFunc = func() {}
-		if t := time.Duration(req.GetTimeoutNs()); t > 0 {
-			cctx, stop = context.WithTimeout(cctx, t)
-		}
+		c := newStreamCallCtx(ctx)
+		c.setTimeout(time.Duration(req.GetTimeoutNs()))
 		mu.Lock()
-		calls[id] = cancel
+		calls[id] = c
 		mu.Unlock()
 		go func() {
-			err := s.serveCall(cctx, req, callProgress{ctx: cctx, id: id, out: out})
+			err := s.serveCall(c, req, callProgress{ctx: c, id: id, out: out})
 			mu.Lock()
 			delete(calls, id)
 			mu.Unlock()
-			stop()
-			cancel(nil)
+			c.end()
 			rep := &pb.CallReply{Id: id, Done: true}
 			if err != nil {
 				rep.Error = errorToDetail(err)
@@ -68,6 +73,77 @@ func (s *grpcServer) Calls(stream pb.ResourcePlugin_CallsServer) error {
 			out.push(rep)
 		}()
 	}
+}
+
+// streamCallCtx is the context of a call on the call stream. Its deadline
+// is the host's, and moves with it (DEADLINE: a monitor moves a pending
+// call's deadline with each progress report, which a gRPC call's fixed
+// deadline could not follow). It ends when the host says so (CANCEL, with
+// DeadlineExceeded at the host's deadline), with the stream, or, should
+// the host stop answering, deadlineBackstop after its deadline: a move of
+// the deadline that is still on its way must not end the call.
+type streamCallCtx struct {
+	context.Context // cancelled with the cause
+	cancel          context.CancelCauseFunc
+
+	mu       sync.Mutex
+	deadline time.Time // zero: none
+	timer    *time.Timer
+}
+
+func newStreamCallCtx(parent context.Context) *streamCallCtx {
+	ctx, cancel := context.WithCancelCause(parent)
+	return &streamCallCtx{Context: ctx, cancel: cancel}
+}
+
+func (c *streamCallCtx) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline, !c.deadline.IsZero()
+}
+
+// Err is DeadlineExceeded once the deadline passed, as a gRPC call's
+// context's would be.
+func (c *streamCallCtx) Err() error {
+	err := c.Context.Err()
+	if err != nil && errors.Is(context.Cause(c.Context), context.DeadlineExceeded) {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// setTimeout sets the deadline d from now; d <= 0: none.
+func (c *streamCallCtx) setTimeout(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d <= 0 {
+		c.deadline = time.Time{}
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		return
+	}
+	c.deadline = time.Now().Add(d)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d+deadlineBackstop, func() { c.cancel(context.DeadlineExceeded) })
+		return
+	}
+	c.timer.Reset(d + deadlineBackstop)
+}
+
+// deadlineBackstop: how long after its deadline a call on the call stream
+// ends by itself when the host has not cancelled it (the host cancels at
+// its deadline, and its deadline may have moved on).
+const deadlineBackstop = time.Second
+
+// end releases the context once the call returned.
+func (c *streamCallCtx) end() {
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	c.cancel(nil)
 }
 
 // serveCall runs one request of the call stream.

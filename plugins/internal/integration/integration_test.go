@@ -54,7 +54,7 @@ func (r *hangRes) LooksAlive(context.Context) error {
 }
 func (r *hangRes) IsAlive(ctx context.Context) error { return r.LooksAlive(ctx) }
 
-func TestMain(m *testing.M) { plugintest.Main(m, hangType{}) }
+func TestMain(m *testing.M) { plugintest.Main(m, hangType{}, slowType{}) }
 
 // waitStatus polls the monitor's status until cond holds: a liveness bound
 // on asynchronous work, not a speed requirement.

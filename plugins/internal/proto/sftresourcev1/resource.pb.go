@@ -164,6 +164,10 @@ const (
 	CallRequest_METHOD_TERMINATE   CallRequest_Method = 5
 	// CANCEL cancels the call id names (no reply).
 	CallRequest_METHOD_CANCEL CallRequest_Method = 6
+	// DEADLINE moves the deadline of the call id names to timeout_ns from
+	// now (no reply): the host's moved (a monitor moves a pending call's
+	// deadline with each progress report).
+	CallRequest_METHOD_DEADLINE CallRequest_Method = 7
 )
 
 // Enum value maps for CallRequest_Method.
@@ -176,6 +180,7 @@ var (
 		4: "METHOD_IS_ALIVE",
 		5: "METHOD_TERMINATE",
 		6: "METHOD_CANCEL",
+		7: "METHOD_DEADLINE",
 	}
 	CallRequest_Method_value = map[string]int32{
 		"METHOD_UNSPECIFIED": 0,
@@ -185,6 +190,7 @@ var (
 		"METHOD_IS_ALIVE":    4,
 		"METHOD_TERMINATE":   5,
 		"METHOD_CANCEL":      6,
+		"METHOD_DEADLINE":    7,
 	}
 )
 
@@ -1070,11 +1076,14 @@ type CallRequest struct {
 	Method  CallRequest_Method `protobuf:"varint,2,opt,name=method,proto3,enum=sft.resource.v1.CallRequest_Method" json:"method,omitempty"`
 	Request *InstanceRequest   `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
 	// timeout_ns, when positive, is what was left of the caller's deadline
-	// when it sent the call: the call's context ends that much later with
-	// DeadlineExceeded, as a gRPC call's would.
-	TimeoutNs     int64 `protobuf:"varint,4,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// when it sent the call (or the DEADLINE): the call's context ends that
+	// much later with DeadlineExceeded, as a gRPC call's would.
+	TimeoutNs int64 `protobuf:"varint,4,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
+	// deadline_exceeded: a CANCEL because the caller's deadline passed (the
+	// call's context ends with DeadlineExceeded, not Canceled).
+	DeadlineExceeded bool `protobuf:"varint,5,opt,name=deadline_exceeded,json=deadlineExceeded,proto3" json:"deadline_exceeded,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CallRequest) Reset() {
@@ -1133,6 +1142,13 @@ func (x *CallRequest) GetTimeoutNs() int64 {
 		return x.TimeoutNs
 	}
 	return 0
+}
+
+func (x *CallRequest) GetDeadlineExceeded() bool {
+	if x != nil {
+		return x.DeadlineExceeded
+	}
+	return false
 }
 
 // CallReply is a progress report of call id (done false) or its end
@@ -1278,13 +1294,14 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x11CLASS_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fCLASS_TRANSIENT\x10\x01\x12\x14\n" +
 	"\x10CLASS_NODE_LOCAL\x10\x02\x12\x17\n" +
-	"\x13CLASS_CONFIGURATION\x10\x03\"\xd5\x02\n" +
+	"\x13CLASS_CONFIGURATION\x10\x03\"\x97\x03\n" +
 	"\vCallRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12;\n" +
 	"\x06method\x18\x02 \x01(\x0e2#.sft.resource.v1.CallRequest.MethodR\x06method\x12:\n" +
 	"\arequest\x18\x03 \x01(\v2 .sft.resource.v1.InstanceRequestR\arequest\x12\x1d\n" +
 	"\n" +
-	"timeout_ns\x18\x04 \x01(\x03R\ttimeoutNs\"\x9d\x01\n" +
+	"timeout_ns\x18\x04 \x01(\x03R\ttimeoutNs\x12+\n" +
+	"\x11deadline_exceeded\x18\x05 \x01(\bR\x10deadlineExceeded\"\xb2\x01\n" +
 	"\x06Method\x12\x16\n" +
 	"\x12METHOD_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rMETHOD_ONLINE\x10\x01\x12\x12\n" +
@@ -1292,7 +1309,8 @@ const file_sftresourcev1_resource_proto_rawDesc = "" +
 	"\x12METHOD_LOOKS_ALIVE\x10\x03\x12\x13\n" +
 	"\x0fMETHOD_IS_ALIVE\x10\x04\x12\x14\n" +
 	"\x10METHOD_TERMINATE\x10\x05\x12\x11\n" +
-	"\rMETHOD_CANCEL\x10\x06\"\x7f\n" +
+	"\rMETHOD_CANCEL\x10\x06\x12\x13\n" +
+	"\x0fMETHOD_DEADLINE\x10\a\"\x7f\n" +
 	"\tCallReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12\x1a\n" +
