@@ -450,8 +450,6 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 	if err != nil {
 		return err
 	}
-	cctx, done := joinCtx(ctx, g)
-	defer done()
 	req := &pb.InstanceRequest{Instance: id}
 	if online {
 		req.Cycle, req.Schedule = cycle, p.schedule(g)
@@ -461,14 +459,16 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 		if online {
 			m = pb.CallRequest_METHOD_ONLINE
 		}
-		remote, err := cs.call(cctx, m, req)
+		// No joinCtx: the stream ends with the process, and so does
+		// the call.
+		remote, err := cs.call(ctx, m, req)
 		if err != nil {
 			return callErr(ctx, g, op, p.name, err)
 		}
 		if remote != nil {
 			return remote
 		}
-	} else if err := p.pendingRPC(ctx, cctx, g, req, online, op); err != nil {
+	} else if err := p.pendingRPC(ctx, g, req, online, op); err != nil {
 		return err
 	}
 	if online {
@@ -483,7 +483,9 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 
 // pendingRPC runs Online or Offline as a gRPC call of its own (a plugin
 // without the call stream).
-func (p *proxy) pendingRPC(ctx, cctx context.Context, g *gen, req *pb.InstanceRequest, online bool, op string) error {
+func (p *proxy) pendingRPC(ctx context.Context, g *gen, req *pb.InstanceRequest, online bool, op string) error {
+	cctx, done := joinCtx(ctx, g)
+	defer done()
 	var stream interface {
 		Recv() (*pb.Progress, error)
 	}
@@ -579,20 +581,20 @@ func (p *proxy) exited(op string, g *gen) error {
 }
 
 func (p *proxy) check(ctx context.Context, g *gen, id uint64, thorough bool) error {
-	cctx, done := joinCtx(ctx, g)
-	defer done()
 	req := &pb.InstanceRequest{Instance: id}
 	op, m := "LooksAlive", pb.CallRequest_METHOD_LOOKS_ALIVE
 	if thorough {
 		op, m = "IsAlive", pb.CallRequest_METHOD_IS_ALIVE
 	}
 	if cs := g.callStream(); cs != nil {
-		remote, err := cs.call(cctx, m, req)
+		remote, err := cs.call(ctx, m, req)
 		if err != nil {
 			return callErr(ctx, g, op, p.name, err)
 		}
 		return remote
 	}
+	cctx, done := joinCtx(ctx, g)
+	defer done()
 	var err error
 	if thorough {
 		_, err = g.rpc.IsAlive(cctx, req)
@@ -659,16 +661,16 @@ func (p *proxy) Terminate(ctx context.Context) error {
 		}
 		return err
 	}
-	cctx, done := joinCtx(ctx, g)
-	defer done()
 	req := &pb.InstanceRequest{Instance: id}
 	if cs := g.callStream(); cs != nil {
-		remote, err := cs.call(cctx, pb.CallRequest_METHOD_TERMINATE, req)
+		remote, err := cs.call(ctx, pb.CallRequest_METHOD_TERMINATE, req)
 		if err != nil {
 			return callErr(ctx, g, "Terminate", p.name, err)
 		}
 		return remote
 	}
+	cctx, done := joinCtx(ctx, g)
+	defer done()
 	_, err = g.rpc.Terminate(cctx, req)
 	return callErr(ctx, g, "Terminate", p.name, err)
 }
