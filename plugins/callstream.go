@@ -135,10 +135,12 @@ func (c *callStream) call(ctx context.Context, m pb.CallRequest_Method, req *pb.
 	// and before the old deadline would pass (near).
 	sent, hasDeadline := ctx.Deadline()
 	var near *time.Timer
+	var nearC <-chan time.Time // nil without a deadline
 	if hasDeadline {
 		r.TimeoutNs = max(int64(time.Until(sent)), 1)
 		near = time.NewTimer(max(time.Until(sent)-deadlineMargin, 0))
 		defer near.Stop()
+		nearC = near.C
 	}
 	moved := func() {
 		if dl, ok := ctx.Deadline(); ok && hasDeadline && dl.After(sent) {
@@ -149,10 +151,6 @@ func (c *callStream) call(ctx context.Context, m pb.CallRequest_Method, req *pb.
 	}
 	c.out.push(r)
 	for {
-		var nearC <-chan time.Time
-		if near != nil {
-			nearC = near.C
-		}
 		select {
 		case msg := <-sc.progress:
 			resource.ReportProgress(ctx, msg)
@@ -160,14 +158,10 @@ func (c *callStream) call(ctx context.Context, m pb.CallRequest_Method, req *pb.
 		case <-nearC:
 			moved()
 		case rep := <-sc.done:
-			for { // the reports sent before the end, in order
-				select {
-				case msg := <-sc.progress:
-					resource.ReportProgress(ctx, msg)
-					continue
-				default:
-				}
-				break
+			// The reports the receiver sent before the end, in order
+			// (it sends no more for this call).
+			for len(sc.progress) > 0 {
+				resource.ReportProgress(ctx, <-sc.progress)
 			}
 			return errorFromDetail(rep.GetError()), nil
 		case <-ctx.Done():

@@ -459,14 +459,8 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 		if online {
 			m = pb.CallRequest_METHOD_ONLINE
 		}
-		// No joinCtx: the stream ends with the process, and so does
-		// the call.
-		remote, err := cs.call(ctx, m, req)
-		if err != nil {
-			return callErr(ctx, g, op, p.name, err)
-		}
-		if remote != nil {
-			return remote
+		if err := p.onStream(ctx, g, cs, m, req, op); err != nil {
+			return err
 		}
 	} else if err := p.pendingRPC(ctx, g, req, online, op); err != nil {
 		return err
@@ -479,6 +473,18 @@ func (p *proxy) pending(ctx context.Context, online bool) error {
 		p.mu.Unlock()
 	}
 	return nil
+}
+
+// onStream runs a call on g's call stream: the resource's error as the
+// plugin returned it, or the call's own failure mapped as callErr maps a
+// failed RPC's. No joinCtx: the stream ends with the process, and the
+// call with it.
+func (p *proxy) onStream(ctx context.Context, g *gen, cs *callStream, m pb.CallRequest_Method, req *pb.InstanceRequest, op string) error {
+	remote, err := cs.call(ctx, m, req)
+	if err != nil {
+		return callErr(ctx, g, op, p.name, err)
+	}
+	return remote
 }
 
 // pendingRPC runs Online or Offline as a gRPC call of its own (a plugin
@@ -587,11 +593,7 @@ func (p *proxy) check(ctx context.Context, g *gen, id uint64, thorough bool) err
 		op, m = "IsAlive", pb.CallRequest_METHOD_IS_ALIVE
 	}
 	if cs := g.callStream(); cs != nil {
-		remote, err := cs.call(ctx, m, req)
-		if err != nil {
-			return callErr(ctx, g, op, p.name, err)
-		}
-		return remote
+		return p.onStream(ctx, g, cs, m, req, op)
 	}
 	cctx, done := joinCtx(ctx, g)
 	defer done()
@@ -663,11 +665,7 @@ func (p *proxy) Terminate(ctx context.Context) error {
 	}
 	req := &pb.InstanceRequest{Instance: id}
 	if cs := g.callStream(); cs != nil {
-		remote, err := cs.call(ctx, pb.CallRequest_METHOD_TERMINATE, req)
-		if err != nil {
-			return callErr(ctx, g, "Terminate", p.name, err)
-		}
-		return remote
+		return p.onStream(ctx, g, cs, pb.CallRequest_METHOD_TERMINATE, req, "Terminate")
 	}
 	cctx, done := joinCtx(ctx, g)
 	defer done()
