@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sftkit/sft/internal/callhint"
 	"github.com/sftkit/sft/policy"
 	"github.com/sftkit/sft/resource"
 )
@@ -92,28 +93,50 @@ func (c *callCtx) expire() {
 // not returned DeadlockGrace after that is abandoned: the hosting process
 // is killed if possible, and ErrDeadlocked is returned. The call's
 // goroutine keeps the serialization slot until the call really returns, so
-// no second call overlaps it.
+// no second call overlaps it. A resource whose calls return at their
+// ctx's end (callhint.ReturnsAtContextEnd: a plugin proxy) has its call run
+// on this goroutine instead (invokeInline): the same outcomes, without the
+// call's own goroutine.
 func (g *group) invoke(parent context.Context, x *res, method string, fn func(context.Context) error) error {
 	tm := x.tm()
 	pending := method == MethodOnline || method == MethodOffline
 	timeout := tm.CallTimeout
+	slack := timeoutSlack // a health check is late only past its deadline
 	if pending {
-		timeout = tm.PendingTimeout
+		timeout, slack = tm.PendingTimeout, 0
 	}
 	start := time.Now()
 	// The previous call either returns or is abandoned within its
 	// deadlock timeout: wait for the slot that long at least, so that a
 	// check that is slow but on time does not fail the next one.
-	slotWait := max(timeout, tm.DeadlockTimeout)
-	timer := time.NewTimer(slotWait)
-	defer timer.Stop()
+	if err := acquireSlot(parent, x, method, max(timeout, tm.DeadlockTimeout)); err != nil {
+		return err
+	}
+	// Two small frames rather than one large: a call through a plugin
+	// proxy then runs on a 4 KB stack (fresh stack memory is what a
+	// thousand calls in flight cost most).
+	if _, ok := x.r.(callhint.ReturnsAtContextEnd); ok {
+		return g.invokeInline(parent, x, method, fn, timeout, slack, start)
+	}
+	return g.invokeAbandonable(parent, x, method, fn, tm, timeout, slack, start)
+}
+
+// acquireSlot takes x's call slot, waiting for the previous call at most
+// slotWait, and checks that the call may still run.
+func acquireSlot(parent context.Context, x *res, method string, slotWait time.Duration) error {
 	select {
 	case x.sem <- struct{}{}:
-	case <-parent.Done():
-		return fmt.Errorf("%s: waiting for the previous call to return: %w", method, context.Cause(parent))
-	case <-timer.C:
-		// An abandoned (deadlocked) call still holds the slot.
-		return fmt.Errorf("%s: the previous call has not returned within %s: %w", method, slotWait, ErrCallTimeout)
+	default:
+		timer := time.NewTimer(slotWait)
+		defer timer.Stop()
+		select {
+		case x.sem <- struct{}{}:
+		case <-parent.Done():
+			return fmt.Errorf("%s: waiting for the previous call to return: %w", method, context.Cause(parent))
+		case <-timer.C:
+			// An abandoned (deadlocked) call still holds the slot.
+			return fmt.Errorf("%s: the previous call has not returned within %s: %w", method, slotWait, ErrCallTimeout)
+		}
 	}
 	if err := parent.Err(); err != nil {
 		<-x.sem
@@ -123,14 +146,18 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 		<-x.sem
 		return fmt.Errorf("%s: %w", method, ErrGroupStopping)
 	}
+	return nil
+}
+
+// invokeAbandonable runs fn on a goroutine of its own, x's slot held, and
+// abandons it if it outlives its deadline by the deadlock grace.
+func (g *group) invokeAbandonable(parent context.Context, x *res, method string, fn func(context.Context) error, tm resource.Timing, timeout, slack time.Duration, start time.Time) error {
+	pending := method == MethodOnline || method == MethodOffline
 	base, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	cctx := &callCtx{Context: base, deadline: time.Now().Add(timeout)}
-	slack := timeoutSlack // a health check is late only past its deadline
-	if pending {
-		slack = 0
-	}
-	timer.Reset(timeout + slack)
+	timer := time.NewTimer(timeout + slack)
+	defer timer.Stop()
 	var ctx context.Context = cctx
 	progress := make(chan string, 1)
 	if pending {
@@ -147,12 +174,7 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 		<-x.sem
 		done <- err
 	})
-	observe := func(err error) error {
-		if o := g.m.cfg.Observer; o != nil {
-			o(CallInfo{Group: g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: method, Duration: time.Since(start), Err: err})
-		}
-		return err
-	}
+	observe := func(err error) error { return g.observe(x, method, start, err) }
 	var cut error
 	for cut == nil {
 		select {
@@ -192,6 +214,86 @@ func (g *group) invoke(parent context.Context, x *res, method string, fn func(co
 		g.deadlocked(x, method, derr)
 		return observe(derr)
 	}
+}
+
+// observe reports a finished call to the Observer and returns its error.
+func (g *group) observe(x *res, method string, start time.Time, err error) error {
+	if o := g.m.cfg.Observer; o != nil {
+		o(CallInfo{Group: g.name, Resource: x.spec.Name, Type: x.spec.Type, Method: method, Duration: time.Since(start), Err: err})
+	}
+	return err
+}
+
+// invokeInline is invoke for a resource whose calls return as soon as their
+// ctx ends (callhint.ReturnsAtContextEnd, a plugin proxy): the call runs on
+// this goroutine, x's slot held, and a timer and parent's end cancel its
+// ctx as invoke's loop would. The outcomes are invoke's, in the same words
+// and classes; only the abandoning of a call that does not return is left
+// out, as it cannot happen.
+func (g *group) invokeInline(parent context.Context, x *res, method string, fn func(context.Context) error, timeout, slack time.Duration, start time.Time) error {
+	pending := method == MethodOnline || method == MethodOffline
+	base, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	cctx := &callCtx{Context: base, deadline: time.Now().Add(timeout)}
+	var (
+		mu       sync.Mutex
+		cut      error
+		timedOut bool
+	)
+	end := func(err error, expired bool) {
+		mu.Lock()
+		if cut != nil {
+			mu.Unlock()
+			return
+		}
+		cut, timedOut = err, expired
+		mu.Unlock()
+		if expired {
+			cctx.expire()
+		}
+		cancel(err)
+	}
+	timer := time.AfterFunc(timeout+slack, func() {
+		end(fmt.Errorf("%s: no answer within %s: %w", method, timeout, ErrCallTimeout), true)
+	})
+	defer timer.Stop()
+	stopParent := context.AfterFunc(parent, func() {
+		end(fmt.Errorf("%s: %w", method, context.Cause(parent)), false)
+	})
+	defer stopParent()
+	var ctx context.Context = cctx
+	if pending {
+		ctx = resource.WithProgress(ctx, func(msg string) {
+			g.m.log.Debug("progress", "group", g.name, "resource", x.spec.Name, "method", method, "message", msg)
+			mu.Lock()
+			if cut == nil {
+				cctx.setDeadline(time.Now().Add(timeout))
+				timer.Reset(timeout)
+			}
+			mu.Unlock()
+		})
+	}
+	err := fn(ctx)
+	<-x.sem
+	mu.Lock()
+	c, expired := cut, timedOut
+	mu.Unlock()
+	if c == nil {
+		if err != nil {
+			err = fmt.Errorf("%s: %w", method, err)
+		}
+		return g.observe(x, method, start, err)
+	}
+	if expired {
+		g.emitResource(x, Event{Kind: EventCallTimedOut, Method: method, Reason: c.Error(), Class: resource.ClassTransient.String()})
+	}
+	if pending {
+		g.terminate(x, "terminating: "+c.Error())
+	}
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrCallTimeout) {
+		return g.observe(x, method, start, fmt.Errorf("%w (returned after: %w)", c, err))
+	}
+	return g.observe(x, method, start, c)
 }
 
 // deadlocked reports an abandoned call and kills the hosting process if the

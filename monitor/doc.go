@@ -45,7 +45,12 @@
 // Offline is terminated while it still hangs, to cut it short). A call
 // still running past the deadlock timeout is abandoned; if the resource is
 // a resource.ProcessKiller (a plugin-backed resource) its hosting process is
-// killed, which makes the call return. Then the restart policy
+// killed, which makes the call return. (A plugin proxy's calls return at
+// their deadline whatever the plugin does: the monitor runs them on the
+// operation's own goroutine, ends them through their context, and leaves
+// the watch for a hung call to the plugin side, which reports it and gets
+// its process killed. A thousand Onlines in flight then hold a thousand
+// goroutines, not two thousand.) Then the restart policy
 // (policy.Restart) decides: restart after the delay, or fail the group. A
 // failure marked resource.Collateral (the shared host was killed for
 // another resource) is restarted without counting against the threshold.

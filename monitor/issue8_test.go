@@ -254,25 +254,27 @@ func TestBug06_GroupFailedOnlyWhenStopped(t *testing.T) {
 // issue 8 bug 7: Offline during OnlinePending cancels the pending Online;
 // the Online caller learns it was superseded.
 func TestBug07_OfflineCancelsPendingOnline(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		x := newRig(t, "g", r("a", timing(policy.Timing{PendingTimeout: time.Minute})))
-		a := x.fakes["a"]
-		a.Block(rt.MethodOnline, 1, rt.Cancelable)
-		onlineErr := make(chan error, 1)
-		go func() { onlineErr <- x.m.Online(context.Background(), "g") }()
-		require.NoError(t, a.WaitBlocked(context.Background(), rt.MethodOnline))
-		start := time.Now()
-		require.NoError(t, x.m.Offline(context.Background(), "g"))
-		require.Less(t, time.Since(start), time.Second, "Offline waited for the pending Online")
-		err := <-onlineErr
-		require.ErrorIs(t, err, monitor.ErrSuperseded)
-		require.NotErrorIs(t, err, monitor.ErrGroupFailed)
-		st, _ := x.m.GroupStatus("g")
-		require.False(t, st.Failed)
-		require.Equal(t, resource.StateOffline, st.State)
-		require.Zero(t, st.Resources[0].Restarts)
-		require.False(t, a.Up())
-	})
+	for _, def := range []func(string, ...resOpt) resDef{r, boundRes} { // boundRes: the call runs inline (bound_test.go)
+		synctest.Test(t, func(t *testing.T) {
+			x := newRig(t, "g", def("a", timing(policy.Timing{PendingTimeout: time.Minute})))
+			a := x.fakes["a"]
+			a.Block(rt.MethodOnline, 1, rt.Cancelable)
+			onlineErr := make(chan error, 1)
+			go func() { onlineErr <- x.m.Online(context.Background(), "g") }()
+			require.NoError(t, a.WaitBlocked(context.Background(), rt.MethodOnline))
+			start := time.Now()
+			require.NoError(t, x.m.Offline(context.Background(), "g"))
+			require.Less(t, time.Since(start), time.Second, "Offline waited for the pending Online")
+			err := <-onlineErr
+			require.ErrorIs(t, err, monitor.ErrSuperseded)
+			require.NotErrorIs(t, err, monitor.ErrGroupFailed)
+			st, _ := x.m.GroupStatus("g")
+			require.False(t, st.Failed)
+			require.Equal(t, resource.StateOffline, st.State)
+			require.Zero(t, st.Resources[0].Restarts)
+			require.False(t, a.Up())
+		})
+	}
 }
 
 // issue 8 bug 8: an instant LooksAlive that hangs is bounded by the call
@@ -340,21 +342,31 @@ func (d *deadlineRes) LooksAlive(ctx context.Context) error {
 // timeout for Online (moved by a progress report), the call timeout for
 // health checks.
 func TestBug09_CtxCarriesDeadline(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var d *deadlineRes
-		x := newRig(t, "g", resDef{name: "a", wrap: func(f *rt.Fake) resource.Resource { d = &deadlineRes{Fake: f}; return d },
-			opts: []resOpt{timing(policy.Timing{PendingTimeout: 40 * time.Second, CallTimeout: 3 * time.Second})}})
-		x.online("g")
-		time.Sleep(3 * time.Second)
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		require.Equal(t, []time.Duration{40 * time.Second}, d.online)
-		require.Equal(t, 40*time.Second-time.Millisecond, d.onlineAfterProgress, "progress moves the deadline")
-		require.NotEmpty(t, d.looks)
-		for _, l := range d.looks {
-			require.Equal(t, 3*time.Second, l)
-		}
-	})
+	for _, bound := range []bool{false, true} { // bound: the call runs inline (bound_test.go)
+		synctest.Test(t, func(t *testing.T) {
+			var d *deadlineRes
+			x := newRig(t, "g", resDef{name: "a", wrap: func(f *rt.Fake) resource.Resource {
+				d = &deadlineRes{Fake: f}
+				if bound {
+					return struct {
+						*deadlineRes
+						returnsAtEnd
+					}{d, returnsAtEnd{}}
+				}
+				return d
+			}, opts: []resOpt{timing(policy.Timing{PendingTimeout: 40 * time.Second, CallTimeout: 3 * time.Second})}})
+			x.online("g")
+			time.Sleep(3 * time.Second)
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			require.Equal(t, []time.Duration{40 * time.Second}, d.online)
+			require.Equal(t, 40*time.Second-time.Millisecond, d.onlineAfterProgress, "progress moves the deadline")
+			require.NotEmpty(t, d.looks)
+			for _, l := range d.looks {
+				require.Equal(t, 3*time.Second, l)
+			}
+		})
+	}
 }
 
 // issue 8 bug 10: Clear on a healthy online group leaves it online.
@@ -399,20 +411,29 @@ func (c classRes) Online(ctx context.Context) error {
 // kept, and EventGroupFailed and GroupStatus carry the failure class; the
 // monitor's errors agree with errors.Is.
 func TestBug12_FailureClassKept(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		x := newRig(t, "g", resDef{name: "vip", wrap: func(f *rt.Fake) resource.Resource { return classRes{f} },
-			opts: []resOpt{timing(policy.Timing{PendingTimeout: 5 * time.Second})}})
-		err := x.m.Online(context.Background(), "g")
-		require.ErrorIs(t, err, monitor.ErrGroupFailed)
-		require.ErrorIs(t, err, resource.ErrNodeLocal)
-		require.Equal(t, resource.ClassNodeLocal, resource.ClassOf(err))
-		ev := kinds(x.drain(), monitor.EventGroupFailed)
-		require.Len(t, ev, 1)
-		require.Equal(t, "node-local", ev[0].Class)
-		st, _ := x.m.GroupStatus("g")
-		require.Equal(t, "node-local", st.Class)
-		require.Equal(t, 0, st.Resources[0].Restarts, "node-local: no restart here")
-	})
+	for _, bound := range []bool{false, true} { // bound: the call runs inline (bound_test.go)
+		synctest.Test(t, func(t *testing.T) {
+			x := newRig(t, "g", resDef{name: "vip", wrap: func(f *rt.Fake) resource.Resource {
+				if bound {
+					return struct {
+						classRes
+						returnsAtEnd
+					}{classRes{f}, returnsAtEnd{}}
+				}
+				return classRes{f}
+			}, opts: []resOpt{timing(policy.Timing{PendingTimeout: 5 * time.Second})}})
+			err := x.m.Online(context.Background(), "g")
+			require.ErrorIs(t, err, monitor.ErrGroupFailed)
+			require.ErrorIs(t, err, resource.ErrNodeLocal)
+			require.Equal(t, resource.ClassNodeLocal, resource.ClassOf(err))
+			ev := kinds(x.drain(), monitor.EventGroupFailed)
+			require.Len(t, ev, 1)
+			require.Equal(t, "node-local", ev[0].Class)
+			st, _ := x.m.GroupStatus("g")
+			require.Equal(t, "node-local", st.Class)
+			require.Equal(t, 0, st.Resources[0].Restarts, "node-local: no restart here")
+		})
+	}
 	synctest.Test(t, func(t *testing.T) {
 		x := newRig(t, "g", r("a", restart(policy.Restart{Action: policy.NoRestart})))
 		x.fakes["a"].SetError(rt.MethodOnline, errors.New("plain"))

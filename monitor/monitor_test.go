@@ -352,15 +352,17 @@ func TestPendingTimeoutCancelableOnline(t *testing.T) {
 }
 
 func TestProgressExtendsPendingTimeout(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		x := newRig(t, "g", r("a", timing(policy.Timing{PendingTimeout: 5 * time.Second})))
-		a := x.fakes["a"]
-		a.SetProgress(rt.MethodOnline, 3, 4*time.Second) // 12 s in all, never 5 s without progress
-		start := time.Now()
-		x.online("g")
-		require.Equal(t, 12*time.Second, time.Since(start))
-		require.Empty(t, kinds(x.drain(), monitor.EventCallTimedOut))
-	})
+	for _, def := range []func(string, ...resOpt) resDef{r, boundRes} { // boundRes: the call runs inline (bound_test.go)
+		synctest.Test(t, func(t *testing.T) {
+			x := newRig(t, "g", def("a", timing(policy.Timing{PendingTimeout: 5 * time.Second})))
+			a := x.fakes["a"]
+			a.SetProgress(rt.MethodOnline, 3, 4*time.Second) // 12 s in all, never 5 s without progress
+			start := time.Now()
+			x.online("g")
+			require.Equal(t, 12*time.Second, time.Since(start))
+			require.Empty(t, kinds(x.drain(), monitor.EventCallTimedOut))
+		})
+	}
 }
 
 func TestDeadlockKillsHost(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sftkit/sft/internal/callhint"
 	pb "github.com/sftkit/sft/plugins/internal/proto/sftresourcev1"
 	"github.com/sftkit/sft/resource"
 )
@@ -681,6 +682,15 @@ func (p *proxy) SetFailureHandler(fn func(err error)) {
 	p.handler = fn
 	p.mu.Unlock()
 }
+
+// ReturnsAtContextEnd implements callhint.ReturnsAtContextEnd: every call
+// is a message to the plugin process (or a wait for its opening) that
+// selects on its ctx, so it returns at its deadline whatever the resource
+// in the plugin does (the plugin itself reports a call that outlives it).
+// The monitor runs the calls on the operation's goroutine.
+func (p *proxy) ReturnsAtContextEnd() {}
+
+var _ callhint.ReturnsAtContextEnd = (*proxy)(nil)
 
 // KillProcess kills the plugin process hosting the instance (its whole
 // process group) without waiting for the hung call; every instance it
