@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 )
 
@@ -120,6 +122,13 @@ func (q *qmpConn) command(ctx context.Context, name string, args any) (json.RawM
 		_ = q.conn.SetWriteDeadline(dl)
 	}
 	if _, err := q.conn.Write(append(b, '\n')); err != nil {
+		// A partial line may have gone out: nothing after it would parse.
+		q.conn.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The write deadline is ctx's: say so as ctx would (its own
+			// timer may not have fired yet).
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
 		return nil, fmt.Errorf("qmp %s: %w", name, err)
 	}
 	select {
