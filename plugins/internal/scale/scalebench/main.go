@@ -25,7 +25,9 @@
 //     does nothing online, in one group and in -groups groups, in this
 //     process (the monitor's own cost) and through the plugin (plus the
 //     plugin protocol's): what sft itself costs per resource, apart from
-//     the kernel's process start that the online phase includes.
+//     the kernel's process start that the online phase includes. First it
+//     prints what the first touch of a fresh 4 KB page costs here (the
+//     floor of a thousand calls in flight, each on a stack of its own).
 //   - stop: graceful shutdown (Offline of every group at once) of N apps
 //     that exit at SIGTERM: wall time, when the last app handled its
 //     SIGTERM, the CPU (total and per app), the apps' own CPU (their
@@ -205,6 +207,9 @@ func run(phases []string, ns string, groups int, window time.Duration, samples i
 				}
 			}
 		case "noop":
+			if err := printPageCost(); err != nil {
+				return err
+			}
 			for _, inproc := range []bool{true, false} {
 				for _, g := range []int{1, groups} {
 					if err := b.onlineNoop(apps, g, inproc); err != nil {
