@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -174,4 +175,91 @@ func onlineOne(t *testing.T, r resource.Resource) (*Monitor, *Subscription) {
 	require.NoError(t, m.AddGroup(GroupSpec{Name: "g", Resources: []ResourceSpec{{Name: "r", Type: "t", Resource: r}}}))
 	require.NoError(t, m.Online(t.Context(), "g"))
 	return m, sub
+}
+
+// gated is counting whose Online waits for its gate.
+type gated struct {
+	counting
+	gate chan struct{}
+}
+
+func (g gated) Online(ctx context.Context) error {
+	select {
+	case <-g.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// holdLog is a slog handler that holds the goroutine logging a record that
+// hold matches, once, until release is closed.
+type holdLog struct {
+	hold    func(slog.Record) bool
+	armed   *atomic.Bool
+	release chan struct{}
+}
+
+func (h holdLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h holdLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h holdLog) WithGroup(string) slog.Handler            { return h }
+func (h holdLog) Handle(_ context.Context, r slog.Record) error {
+	if h.hold(r) && h.armed.CompareAndSwap(true, false) {
+		<-h.release
+	}
+	return nil
+}
+
+// Issue 15: a group's event queue holds a completion from every resource.
+// With the actor held (logging the first resource online), the other
+// Onlines end at once: each op goroutine queues its result and exits,
+// rather than sixteen queueing and the rest blocking in send with their
+// stacks (fresh stack memory is what a large group's burst cost most).
+func TestEventQueueHoldsEveryCompletion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := holdLog{armed: new(atomic.Bool), release: make(chan struct{})}
+		h.hold = func(r slog.Record) bool {
+			online := false
+			r.Attrs(func(a slog.Attr) bool {
+				online = online || (a.Key == "to" && a.Value.String() == resource.StateOnline.String())
+				return true
+			})
+			return r.Message == "resource state" && online
+		}
+		m := New(Config{Logger: slog.New(h)})
+		defer func() { _ = m.Close(context.Background()) }()
+		const n = 200
+		first, rest := make(chan struct{}), make(chan struct{})
+		spec := GroupSpec{Name: "g"}
+		for i := range n {
+			r := gated{newCounting(), rest}
+			if i == 0 {
+				r.gate = first
+			}
+			spec.Resources = append(spec.Resources, ResourceSpec{Name: "r" + strconv.Itoa(i), Type: "t", Resource: r})
+		}
+		require.NoError(t, m.AddGroup(spec))
+		m.mu.Lock()
+		g := m.groups["g"]
+		m.mu.Unlock()
+		done := make(chan error, 1)
+		go func() { done <- m.Online(context.Background(), "g") }()
+		synctest.Wait() // every Online started and waiting
+		h.armed.Store(true)
+		released := false
+		defer func() { // on a failed require too: let the actor go
+			if !released {
+				close(h.release)
+			}
+		}()
+		close(first)
+		synctest.Wait() // the actor, logging r0 online, is held
+		require.False(t, h.armed.Load(), "the actor took r0's completion")
+		close(rest)
+		synctest.Wait()
+		require.Equal(t, n-1, len(g.evs), "every other Online's completion is queued, none blocked in send")
+		close(h.release)
+		released = true
+		require.NoError(t, <-done)
+	})
 }
