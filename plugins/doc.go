@@ -98,9 +98,10 @@
 //     its children) without waiting for the hung call; the monitor calls it
 //     at the deadlock timeout.
 //   - The host's calls return at their deadline even when the resource in
-//     the plugin ignores its ctx (gRPC honours deadlines), so the monitor's
-//     own deadlock timeout rarely fires for a plugin resource. The plugin
-//     watches instead: a call still running the deadlock grace after its
+//     the plugin ignores its ctx (the call stream and gRPC honour it), so
+//     the monitor runs them on the operation's own goroutine and never
+//     abandons one (internal/callhint); its deadlock timeout does not
+//     apply to a plugin resource's calls. The plugin watches instead: a call still running the deadlock grace after its
 //     ctx ended (the deadline, or Terminate) is reported, and the host
 //     kills the plugin's process group, failing its resources, as the
 //     cluster service restarts a deadlocked resource host.
