@@ -99,9 +99,10 @@
 //     at the deadlock timeout.
 //   - The host's calls return at their deadline even when the resource in
 //     the plugin ignores its ctx (the call stream and gRPC honour it), so
-//     the monitor runs them on the operation's own goroutine and never
-//     abandons one (internal/callhint); its deadlock timeout does not
-//     apply to a plugin resource's calls. The plugin watches instead: a call still running the deadlock grace after its
+//     the monitor runs Online and Offline on the operation's own
+//     goroutine and never abandons them (internal/callhint), and its
+//     deadlock timeout rarely fires for a plugin resource's checks. The
+//     plugin watches instead: a call still running the deadlock grace after its
 //     ctx ended (the deadline, or Terminate) is reported, and the host
 //     kills the plugin's process group, failing its resources, as the
 //     cluster service restarts a deadlocked resource host.
