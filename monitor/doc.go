@@ -46,8 +46,9 @@
 // still running past the deadlock timeout is abandoned; if the resource is
 // a resource.ProcessKiller (a plugin-backed resource) its hosting process is
 // killed, which makes the call return. (A plugin proxy's calls return at
-// their deadline whatever the plugin does: the monitor runs them on the
-// operation's own goroutine, ends them through their context, and leaves
+// their deadline whatever the plugin does: the monitor runs its Online and
+// Offline on the operation's own goroutine, ends them through their
+// context, and leaves
 // the watch for a hung call to the plugin side, which reports it and gets
 // its process killed. A thousand Onlines in flight then hold a thousand
 // goroutines, not two thousand.) Then the restart policy
