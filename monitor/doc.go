@@ -48,10 +48,9 @@
 // killed, which makes the call return. (A plugin proxy's calls return at
 // their deadline whatever the plugin does: the monitor runs its Online and
 // Offline on the operation's own goroutine, ends them through their
-// context, and leaves
-// the watch for a hung call to the plugin side, which reports it and gets
-// its process killed. A thousand Onlines in flight then hold a thousand
-// goroutines, not two thousand.) Then the restart policy
+// context, and leaves the watch for a hung call to the plugin side, which
+// reports it and gets its process killed. A thousand Onlines in flight
+// then hold a thousand goroutines, not two thousand.) Then the restart policy
 // (policy.Restart) decides: restart after the delay, or fail the group. A
 // failure marked resource.Collateral (the shared host was killed for
 // another resource) is restarted without counting against the threshold.
