@@ -38,11 +38,17 @@ func boundRes(name string, opts ...resOpt) resDef {
 	return resDef{name: name, opts: opts, wrap: func(f *rt.Fake) resource.Resource { return bound{Fake: f} }}
 }
 
+// boundNoRestart is bound resource "a" with a 5 s pending timeout and no
+// restart.
+func boundNoRestart() resDef {
+	return boundRes("a",
+		timing(policy.Timing{PendingTimeout: 5 * time.Second}),
+		restart(policy.Restart{Action: policy.NoRestart, RetryPeriod: -1}))
+}
+
 func TestBoundPendingTimeoutTerminatesAndFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		x := newRig(t, "g", boundRes("a",
-			timing(policy.Timing{PendingTimeout: 5 * time.Second}),
-			restart(policy.Restart{Action: policy.NoRestart, RetryPeriod: -1})))
+		x := newRig(t, "g", boundNoRestart())
 		a := x.fakes["a"]
 		a.Block(rt.MethodOnline, 1, rt.Cancelable)
 		start := time.Now()
@@ -75,9 +81,7 @@ func TestBoundPendingTimeoutTerminatesAndFails(t *testing.T) {
 // returns. This is what tells the two paths apart.
 func TestBoundCallIsNotAbandoned(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		x := newRig(t, "g", boundRes("a",
-			timing(policy.Timing{PendingTimeout: 5 * time.Second}),
-			restart(policy.Restart{Action: policy.NoRestart, RetryPeriod: -1})))
+		x := newRig(t, "g", boundNoRestart())
 		a := x.fakes["a"]
 		a.Block(rt.MethodOnline, 1, rt.Deadlock)
 		done := make(chan error, 1)

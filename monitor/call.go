@@ -99,7 +99,7 @@ func (c *callCtx) expire() {
 // call's own goroutine.
 func (g *group) invoke(parent context.Context, x *res, method string, fn func(context.Context) error) error {
 	tm := x.tm()
-	pending := method == MethodOnline || method == MethodOffline
+	pending := isPending(method)
 	timeout := tm.CallTimeout
 	slack := timeoutSlack // a health check is late only past its deadline
 	if pending {
@@ -152,7 +152,7 @@ func acquireSlot(parent context.Context, x *res, method string, slotWait time.Du
 // invokeAbandonable runs fn on a goroutine of its own, x's slot held, and
 // abandons it if it outlives its deadline by the deadlock grace.
 func (g *group) invokeAbandonable(parent context.Context, x *res, method string, fn func(context.Context) error, tm resource.Timing, timeout, slack time.Duration, start time.Time) error {
-	pending := method == MethodOnline || method == MethodOffline
+	pending := isPending(method)
 	base, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	cctx := &callCtx{Context: base, deadline: time.Now().Add(timeout)}
@@ -179,22 +179,19 @@ func (g *group) invokeAbandonable(parent context.Context, x *res, method string,
 	for cut == nil {
 		select {
 		case err := <-done:
-			if err != nil {
-				err = fmt.Errorf("%s: %w", method, err)
-			}
-			return observe(err)
+			return observe(returned(method, err))
 		case msg := <-progress:
-			g.m.log.Debug("progress", "group", g.name, "resource", x.spec.Name, "method", method, "message", msg)
+			g.logProgress(x, method, msg)
 			cctx.setDeadline(time.Now().Add(timeout))
 			timer.Reset(timeout)
 		case <-parent.Done():
 			cut = fmt.Errorf("%s: %w", method, context.Cause(parent))
 			cancel(cut)
 		case <-timer.C:
-			cut = fmt.Errorf("%s: no answer within %s: %w", method, timeout, ErrCallTimeout)
+			cut = noAnswer(method, timeout)
 			cctx.expire()
 			cancel(cut)
-			g.emitResource(x, Event{Kind: EventCallTimedOut, Method: method, Reason: cut.Error(), Class: resource.ClassTransient.String()})
+			g.emitTimedOut(x, method, cut)
 		}
 	}
 	if pending {
@@ -204,11 +201,7 @@ func (g *group) invokeAbandonable(parent context.Context, x *res, method string,
 	defer grace.Stop()
 	select {
 	case err := <-done:
-		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrCallTimeout) {
-			// Keep the class of what the call returned (bug 12).
-			return observe(fmt.Errorf("%w (returned after: %w)", cut, err))
-		}
-		return observe(cut)
+		return observe(returnedAfter(cut, err))
 	case <-grace.C:
 		derr := fmt.Errorf("%s: still running %s after its deadline: %w", method, policy.DeadlockGrace(tm), ErrDeadlocked)
 		g.deadlocked(x, method, derr)
@@ -231,7 +224,7 @@ func (g *group) observe(x *res, method string, start time.Time, err error) error
 // and classes; only the abandoning of a call that does not return is left
 // out, as it cannot happen.
 func (g *group) invokeInline(parent context.Context, x *res, method string, fn func(context.Context) error, timeout, slack time.Duration, start time.Time) error {
-	pending := method == MethodOnline || method == MethodOffline
+	pending := isPending(method)
 	base, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	cctx := &callCtx{Context: base, deadline: time.Now().Add(timeout)}
@@ -253,9 +246,7 @@ func (g *group) invokeInline(parent context.Context, x *res, method string, fn f
 		}
 		cancel(err)
 	}
-	timer := time.AfterFunc(timeout+slack, func() {
-		end(fmt.Errorf("%s: no answer within %s: %w", method, timeout, ErrCallTimeout), true)
-	})
+	timer := time.AfterFunc(timeout+slack, func() { end(noAnswer(method, timeout), true) })
 	defer timer.Stop()
 	stopParent := context.AfterFunc(parent, func() {
 		end(fmt.Errorf("%s: %w", method, context.Cause(parent)), false)
@@ -264,7 +255,7 @@ func (g *group) invokeInline(parent context.Context, x *res, method string, fn f
 	var ctx context.Context = cctx
 	if pending {
 		ctx = resource.WithProgress(ctx, func(msg string) {
-			g.m.log.Debug("progress", "group", g.name, "resource", x.spec.Name, "method", method, "message", msg)
+			g.logProgress(x, method, msg)
 			mu.Lock()
 			if cut == nil {
 				cctx.setDeadline(time.Now().Add(timeout))
@@ -279,21 +270,50 @@ func (g *group) invokeInline(parent context.Context, x *res, method string, fn f
 	c, expired := cut, timedOut
 	mu.Unlock()
 	if c == nil {
-		if err != nil {
-			err = fmt.Errorf("%s: %w", method, err)
-		}
-		return g.observe(x, method, start, err)
+		return g.observe(x, method, start, returned(method, err))
 	}
 	if expired {
-		g.emitResource(x, Event{Kind: EventCallTimedOut, Method: method, Reason: c.Error(), Class: resource.ClassTransient.String()})
+		g.emitTimedOut(x, method, c)
 	}
 	if pending {
 		g.terminate(x, "terminating: "+c.Error())
 	}
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrCallTimeout) {
-		return g.observe(x, method, start, fmt.Errorf("%w (returned after: %w)", c, err))
+	return g.observe(x, method, start, returnedAfter(c, err))
+}
+
+// The outcomes both invoke paths share.
+
+func isPending(method string) bool { return method == MethodOnline || method == MethodOffline }
+
+// returned is the error of a call that returned on time.
+func returned(method string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
 	}
-	return g.observe(x, method, start, c)
+	return nil
+}
+
+// noAnswer is the error of a call cut at its timeout.
+func noAnswer(method string, timeout time.Duration) error {
+	return fmt.Errorf("%s: no answer within %s: %w", method, timeout, ErrCallTimeout)
+}
+
+// returnedAfter is the error of a call cut (cut) that returned err since:
+// the cut, keeping the class of what the call returned (bug 12) unless
+// that was only the cut seen from inside.
+func returnedAfter(cut, err error) error {
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrCallTimeout) {
+		return fmt.Errorf("%w (returned after: %w)", cut, err)
+	}
+	return cut
+}
+
+func (g *group) emitTimedOut(x *res, method string, cut error) {
+	g.emitResource(x, Event{Kind: EventCallTimedOut, Method: method, Reason: cut.Error(), Class: resource.ClassTransient.String()})
+}
+
+func (g *group) logProgress(x *res, method, msg string) {
+	g.m.log.Debug("progress", "group", g.name, "resource", x.spec.Name, "method", method, "message", msg)
 }
 
 // deadlocked reports an abandoned call and kills the hosting process if the

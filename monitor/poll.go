@@ -342,7 +342,7 @@ func (w *watchdog) run(parent context.Context, method string, fn func(context.Co
 	switch stage {
 	case 1:
 		if err != nil || time.Since(start) > tm.CallTimeout {
-			err = fmt.Errorf("%s: no answer within %s: %w", method, tm.CallTimeout, ErrCallTimeout)
+			err = noAnswer(method, tm.CallTimeout)
 		}
 	case 2:
 		return nil, true
@@ -369,7 +369,7 @@ func (w *watchdog) fire() {
 	switch w.stage {
 	case 0:
 		w.stage = 1
-		terr := fmt.Errorf("%s: no answer within %s: %w", method, tm.CallTimeout, ErrCallTimeout)
+		terr := noAnswer(method, tm.CallTimeout)
 		w.cctx.expire()
 		w.cancel(terr)
 		// Deadlocked DeadlockTimeout after the call started.
