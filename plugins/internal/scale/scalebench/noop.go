@@ -80,16 +80,16 @@ func (b *bench) onlineNoop(n, g int, inproc bool) error {
 	if err != nil {
 		return err
 	}
-	c0, t0 := cpu(p), time.Now()
+	f0, c0, t0 := faults(p), cpu(p), time.Now()
 	if err := e.all(func(name string) error { return e.m.Online(context.Background(), name) }); err != nil {
 		return err
 	}
-	c1, wall := cpu(p), time.Since(t0)
+	c1, wall, f1 := cpu(p), time.Since(t0), faults(p)
 	if err := prof.stop(); err != nil {
 		return err
 	}
-	fmt.Printf("noop: %d no-op resources in %d group(s), %s: online in %.0f ms wall, CPU host+plugin %.0f ms (%.0f us per resource), load %s\n",
-		n, g, where, ms(wall), ms(c1-c0), us(c1-c0)/float64(n), loadavg())
+	fmt.Printf("noop: %d no-op resources in %d group(s), %s: online in %.0f ms wall, CPU host+plugin %.0f ms (%.0f us per resource), %d page faults, load %s\n",
+		n, g, where, ms(wall), ms(c1-c0), us(c1-c0)/float64(n), f1-f0, loadavg())
 	return nil
 }
 
