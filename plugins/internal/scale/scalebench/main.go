@@ -188,7 +188,7 @@ func run(phases []string, ns string, groups int, window time.Duration, samples i
 		return err
 	}
 	if out, err := exec.Command("cc", "-static", "-Os", "-o", b.app, b.app+".c").CombinedOutput(); err != nil {
-		return fmt.Errorf("building the application: %v: %s", err, out)
+		return fmt.Errorf("building the application (a static C program: scalebench needs cc and a static libc, on Debian `apt-get install gcc libc6-dev`): %v: %s", err, out)
 	}
 	fmt.Printf("scalebench: %s, GOMAXPROCS default, app %s (static C, blocks in pause), outputs %q (restart: discard)\n", time.Now().Format(time.RFC3339), b.app, output)
 	for _, p := range phases {
