@@ -96,11 +96,11 @@ func BenchmarkRoundTrip(b *testing.B) {
 // for 1 and 100 instances. Each iteration relaunches the plugin.
 //
 // Paired with it, in the same samples: exit-p50-us, the time from the
-// SIGKILL until the process is gone (its pidfd turns readable). That is
-// the kernel's share: a killed process's sockets close only after its
-// memory has been torn down, which on the reference VM costs about 1.6 ms
-// for a bare Go process and 0.2 ms more per MB of RSS, so the host cannot
-// learn of the death sooner than about that.
+// SIGKILL until the process is gone (its pidfd turns readable): about the
+// kernel's share. A killed process's sockets close only after its memory
+// has been torn down (and a little before the pidfd turns readable),
+// which on the reference VM costs about 1.6 ms for a bare Go process and
+// 0.2 ms more per MB of RSS, so the host cannot learn of the death sooner.
 func BenchmarkCrashToFailed(b *testing.B) {
 	for _, n := range []int{1, 100} {
 		b.Run("instances="+strconv.Itoa(n), func(b *testing.B) {
