@@ -356,15 +356,8 @@ func cpu(pids []int) time.Duration {
 			sum += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		sum += time.Duration(u+st) * 10 * time.Millisecond // USER_HZ 100
+		f := statFields(pid)
+		sum += time.Duration(f[11]+f[12]) * 10 * time.Millisecond // utime + stime, USER_HZ 100
 	}
 	return sum
 }
@@ -374,16 +367,26 @@ func cpu(pids []int) time.Duration {
 func faults(pids []int) int64 {
 	var sum int64
 	for _, pid := range pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		n, _ := strconv.ParseInt(f[7], 10, 64)
-		sum += n
+		sum += statFields(pid)[7] // minflt
 	}
 	return sum
+}
+
+// statFields returns the numeric fields of /proc/PID/stat after the
+// state (index 0 is the state's slot, left 0): index 7 is minflt, 11 and
+// 12 utime and stime. All zero when the process is gone.
+func statFields(pid int) [13]int64 {
+	var v [13]int64
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return v
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	for i := 1; i < len(v) && i < len(f); i++ {
+		v[i], _ = strconv.ParseInt(f[i], 10, 64)
+	}
+	return v
 }
 
 func rssMB(pids []int) float64 { return memMB(pids, "/status", "VmRSS:") }
